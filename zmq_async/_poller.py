@@ -1,0 +1,198 @@
+"""One ``Poller.poll(timeout)`` in progress, framework-free.
+
+A poller mixes three kinds of items: our sockets (each has a :class:`~zmq_async._reactor.Reactor`,
+which owns its edge-triggered FD), plain ``zmq.Socket``s (we watch their FD) and raw file
+descriptors or objects with ``fileno()`` (we watch them for read or write). Whatever wakes us
+first, the answer always comes from one non-blocking ``zmq_poll`` over all items, so it is
+exactly what ``zmq.Poller.poll(0)`` would say; a wake with nothing ready just waits again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+from zmq.backend import Socket as _BackendSocket
+
+from zmq_async._reactor import Completion, Driver, Reactor, TimerHandle, Waiter
+
+__all__ = ["PollWait", "item_fd"]
+
+Items = Sequence[tuple[Any, int]]
+
+
+def item_fd(item: Any) -> int:
+    """The file descriptor to watch for a poller item that has no reactor.
+
+    Raises TypeError for an object that is neither a ``zmq.Socket``, an int, nor has ``fileno()``.
+    """
+    if isinstance(item, zmq.Socket):
+        return int(_BackendSocket.get(item, zmq.FD))
+    if isinstance(item, int):
+        return item
+    try:
+        return int(item.fileno())
+    except AttributeError:
+        raise TypeError(
+            f"cannot poll {item!r}: not a zmq.Socket, fd or object with fileno()"
+        ) from None
+
+
+class PollWait:
+    """Waits until ``sync_poll()`` has something, then completes ``completion`` with it.
+
+    It is the completion of the poll waiters it queues in our sockets' reactors: a reactor
+    completing or cancelling one of them (a socket closed) means "look again".
+    """
+
+    __slots__ = (
+        "_driver",
+        "_fds",
+        "_items",
+        "_reactor_of",
+        "_recheck_pending",
+        "_sync_poll",
+        "_timer",
+        "_waiters",
+        "_wake_cb",
+        "completion",
+    )
+
+    def __init__(
+        self,
+        driver: Driver,
+        items: Items,
+        sync_poll: Callable[[], list[tuple[Any, int]]],
+        reactor_of: Callable[[Any], Reactor | None],
+        completion: Completion,
+    ) -> None:
+        self._driver = driver
+        self._items = list(items)
+        self._sync_poll = sync_poll
+        self._reactor_of = reactor_of
+        self.completion = completion
+        self._waiters: list[tuple[Reactor, Waiter]] = []
+        self._fds: list[tuple[int, bool]] = []
+        self._timer: TimerHandle | None = None
+        self._recheck_pending = False
+        self._wake_cb = self._wake
+
+    def begin(self, timeout: float | None) -> bool:
+        """Poll once: complete now if something is ready or ``timeout`` is 0, else wait.
+
+        ``timeout`` is in seconds, None for no deadline. Returns whether it is waiting; the
+        caller must then call :meth:`teardown` if ``completion`` is cancelled from outside.
+        """
+        result = self._poll_now()
+        if result is None:
+            return False
+        if result or timeout == 0:
+            self._finish(result, None)
+            return False
+        self._watch()
+        if timeout is not None:
+            self._timer = self._driver.call_later(timeout, self._timed_out)
+        return True
+
+    # The Completion protocol, as seen by the reactors we queue waiters in.
+    def done(self) -> bool:
+        return self.completion.done()
+
+    def set_result(self, result: Any, /) -> None:
+        self._wake()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._finish(None, exception)
+
+    def cancel(self) -> bool:
+        self._wake()
+        return True
+
+    def teardown(self) -> None:
+        """Stop watching everything, deadline included (safe to call more than once)."""
+        self._unwatch()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _unwatch(self) -> None:
+        for reactor, waiter in self._waiters:
+            reactor.discard(waiter)
+        self._waiters.clear()
+        for fd, writable in self._fds:
+            self._driver.unwatch(fd, self._wake_cb, writable)
+        self._fds.clear()
+
+    def _watch(self) -> None:
+        for item, mask in self._items:
+            reactor = self._reactor_of(item)
+            if reactor is not None:
+                waiter = Waiter(self, None, mask=mask)
+                reactor.wait_poll(waiter, None)
+                self._waiters.append((reactor, waiter))
+                continue
+            fd = item_fd(item)
+            if isinstance(item, zmq.Socket):
+                # A zmq FD signals both directions through readability.
+                self._fds.append((fd, False))
+            else:
+                if mask & zmq.POLLIN:
+                    self._fds.append((fd, False))
+                if mask & zmq.POLLOUT:
+                    self._fds.append((fd, True))
+        for fd, writable in self._fds:
+            self._driver.watch(fd, self._wake_cb, writable)
+
+    def _wake(self) -> None:
+        # Called from inside a reactor's dispatch, or an FD callback: look again from the
+        # loop, once, rather than re-entering the reactors we would tear down.
+        if not self._recheck_pending and not self.completion.done():
+            self._recheck_pending = True
+            self._driver.call_soon(self._recheck)
+
+    def _recheck(self) -> None:
+        self._recheck_pending = False
+        if self.completion.done():
+            self.teardown()
+            return
+        self._unwatch()
+        result = self._poll_now()
+        if result is None:
+            return
+        if result:
+            self._finish(result, None)
+        else:
+            self._watch()
+
+    def _timed_out(self) -> None:
+        # Like zmq.Poller: the answer at the deadline is one last look, usually [].
+        self._timer = None
+        self._unwatch()
+        result = self._poll_now()
+        if result is not None:
+            self._finish(result, None)
+
+    def _poll_now(self) -> list[tuple[Any, int]] | None:
+        """One non-blocking poll over every item; None if it failed (and we finished with it)."""
+        try:
+            return self._sync_poll()
+        except Exception as exc:
+            self._finish(None, exc)
+            return None
+        finally:
+            # zmq_poll read EVENTS of our sockets, which may have consumed edges their own
+            # waiters were counting on (rule 1 of the reactor).
+            for item, _mask in self._items:
+                reactor = self._reactor_of(item)
+                if reactor is not None:
+                    reactor.after_op()
+
+    def _finish(self, result: list[tuple[Any, int]] | None, error: BaseException | None) -> None:
+        self.teardown()
+        if self.completion.done():
+            return
+        if error is not None:
+            self.completion.set_exception(error)
+        else:
+            self.completion.set_result(result)

@@ -1,0 +1,436 @@
+"""The edge-triggered reactor: per-socket wait queues and the dispatch that serves them.
+
+Theory of operation
+-------------------
+A ZeroMQ socket has no readiness an event loop can watch. It offers ``zmq.FD``, a file
+descriptor that turns readable when the socket's state *may have changed*, and
+``zmq.EVENTS``, the state itself (POLLIN: a whole message can be received; POLLOUT: a
+message can be sent). The FD is edge-triggered in a treacherous way: any call into libzmq
+on the socket (send, recv, ``getsockopt(EVENTS)``, by us, by the user, or through a shadow
+socket) may process the pending state changes and so *consume* the edge, leaving the FD
+quiet while EVENTS says an operation could proceed.
+
+A :class:`Reactor` serves one socket. Callers try their operation at once with NOBLOCK and
+queue a :class:`Waiter` only on ``zmq.Again``; the reactor completes waiters when EVENTS
+allows. It knows no framework: an adapter gives it a :class:`Driver` (watch an FD, call
+soon, call later) and waiters whose completion follows the :class:`Completion` protocol
+(an ``asyncio.Future`` does). The rules, each with a test in ``tests/test_reactor.py``:
+
+1. No lost wakeup. After any touch of the socket outside dispatch, if waiters are queued,
+   EVENTS is re-read soon (:meth:`Reactor.after_op` / :meth:`Reactor.kick`); dispatch always
+   ends on an EVENTS read showing that no queued waiter can proceed. Touches we cannot see
+   (a shadow socket, a plain ``zmq.Poller``) are caught by a slow re-check timer that runs
+   only while waiters are queued.
+2. No lost message. An operation runs only for a live waiter (completion not done). A
+   cancelled or timed-out waiter is skipped, so it never consumes a message. Decoding
+   (``recv_json`` ...) runs inside the same waiter: a message is never received on behalf
+   of a caller who has gone.
+3. FIFO, bounded batches. Receivers, and senders, are served in arrival order. One dispatch
+   serves at most :data:`BATCH` operations, then reschedules itself, so a busy socket
+   cannot starve the loop or other sockets.
+4. Atomic multipart. A waiter's operation moves a whole message: once POLLIN is set every
+   frame of the next message is there, and libzmq accepts every frame of a message once it
+   accepted the first.
+5. Timeouts. A waiter with a deadline fails with ``zmq.Again`` (a poll: result 0) when the
+   time is up, and is removed; nothing is consumed.
+6. Close. :meth:`Reactor.close` completes every waiter (cancelled, or failed with a given
+   error), cancels its timers and stops watching the FD, before the socket is closed.
+7. Loop/thread discipline is the adapter's: it moves a reactor to another loop with
+   :meth:`Reactor.rebind`, which releases the waiters that belonged to the old one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import zmq
+from zmq.backend import Socket as _BackendSocket
+
+__all__ = ["BATCH", "Completion", "Driver", "Reactor", "TimerHandle", "Waiter"]
+
+#: Operations one dispatch may serve before it yields to the loop (rule 3).
+BATCH = 64
+#: First and longest interval of the re-check timer that guards against edges consumed
+#: where we cannot see (rule 1). It runs only while waiters are queued.
+RECHECK_FIRST = 0.05
+RECHECK_MAX = 1.0
+#: A queue is swept of dead waiters when it grows past this, or twice its live size.
+SWEEP_MIN = 64
+
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
+_RCVTIMEO = int(zmq.RCVTIMEO)
+_SNDTIMEO = int(zmq.SNDTIMEO)
+_get: Callable[[Any, int], Any] = _BackendSocket.get
+_Again = zmq.Again
+
+
+class TimerHandle(Protocol):
+    """A scheduled call that can be cancelled (``asyncio.TimerHandle`` is one)."""
+
+    def cancel(self) -> None: ...
+
+
+class Driver(Protocol):
+    """What an adapter gives the reactor: its framework's way to watch FDs and keep time.
+
+    Callback-style frameworks (asyncio, Tornado, gevent, eventlet) implement ``watch`` by
+    registering the callback with their loop. Several callbacks may watch one FD (a socket's
+    reactor and a poller, say): the driver calls each of them.
+    """
+
+    def watch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
+        """Call ``callback()`` whenever ``fd`` is readable (or writable)."""
+
+    def unwatch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
+        """Undo one :meth:`watch`; a no-op if it is not registered (or the loop is closed)."""
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Call ``callback()`` from the loop, soon, before it next sleeps."""
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
+        """Call ``callback(*args)`` from the loop after ``delay`` seconds."""
+
+
+class Completion(Protocol):
+    """How a waiter is completed: the subset of ``asyncio.Future`` the reactor uses."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: Any, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+
+Op = Callable[..., Any]
+
+
+class Waiter:
+    """One queued operation: ``op(socket, *args)``, then ``post(result)``, into ``completion``.
+
+    A poll waiter has no ``op``; it completes with ``EVENTS & mask`` once that is non-zero.
+    """
+
+    __slots__ = ("args", "completion", "mask", "op", "post", "timer")
+
+    def __init__(
+        self,
+        completion: Completion,
+        op: Op | None,
+        args: tuple[Any, ...] = (),
+        post: Callable[[Any], Any] | None = None,
+        mask: int = 0,
+    ) -> None:
+        self.completion = completion
+        self.op = op
+        self.args = args
+        self.post = post
+        self.mask = mask
+        self.timer: TimerHandle | None = None
+
+
+class Reactor:
+    """Wait queues and dispatch for one zmq socket; see the module docstring for the rules."""
+
+    __slots__ = (
+        "_dispatch_cb",
+        "_kick_pending",
+        "_kicked_cb",
+        "_rcvtimeo",
+        "_recheck",
+        "_recheck_cb",
+        "_recheck_delay",
+        "_sndtimeo",
+        "_sweep_at",
+        "_watching",
+        "closed",
+        "driver",
+        "fd",
+        "pollq",
+        "recvq",
+        "sendq",
+        "socket",
+    )
+
+    def __init__(self, socket: zmq.Socket[Any], driver: Driver | None = None) -> None:
+        self.socket = socket
+        self.fd: int = _get(socket, zmq.FD)
+        self.driver = driver
+        self.recvq: deque[Waiter] = deque()
+        self.sendq: deque[Waiter] = deque()
+        self.pollq: list[Waiter] = []
+        self.closed = False
+        self._watching = False
+        self._kick_pending = False
+        self._recheck: TimerHandle | None = None
+        self._recheck_delay = RECHECK_FIRST
+        self._sweep_at = SWEEP_MIN
+        self._rcvtimeo: float | bool | None = False  # False: not read yet
+        self._sndtimeo: float | bool | None = False
+        # Bound once: no per-wakeup allocation of bound methods.
+        self._dispatch_cb = self.dispatch
+        self._kicked_cb = self._kicked
+        self._recheck_cb = self._rechecked
+
+    # -- queueing ---------------------------------------------------------------------------
+
+    def wait_recv(self, waiter: Waiter) -> None:
+        """Queue a receiving waiter, with the socket's RCVTIMEO as its deadline."""
+        timeout: float | bool | None = self._rcvtimeo
+        if timeout is False:
+            timeout = self._rcvtimeo = _timeout(_get(self.socket, _RCVTIMEO))
+        self._enqueue(self.recvq, waiter, timeout)
+
+    def wait_send(self, waiter: Waiter) -> None:
+        """Queue a sending waiter, with the socket's SNDTIMEO as its deadline."""
+        timeout = self._sndtimeo
+        if timeout is False:
+            timeout = self._sndtimeo = _timeout(_get(self.socket, _SNDTIMEO))
+        self._enqueue(self.sendq, waiter, timeout)
+
+    def wait_poll(self, waiter: Waiter, timeout: float | None) -> None:
+        """Queue a poll waiter for ``waiter.mask``; after ``timeout`` s it completes with 0."""
+        self._enqueue(self.pollq, waiter, timeout)
+
+    def invalidate_timeouts(self) -> None:
+        """Forget the cached RCVTIMEO/SNDTIMEO (call when either option is set)."""
+        self._rcvtimeo = self._sndtimeo = False
+
+    def _enqueue(
+        self, queue: deque[Waiter] | list[Waiter], waiter: Waiter, timeout: float | None
+    ) -> None:
+        driver = self.driver
+        if self.closed or driver is None:
+            raise zmq.ZMQError(zmq.ENOTSOCK, "socket is closed" if self.closed else "no driver")
+        # The caller touched the socket just before (its NOBLOCK attempt, or an EVENTS read),
+        # which may have consumed an edge that other waiters were counting on (rule 1).
+        others = self.recvq or self.sendq or self.pollq
+        if len(queue) >= self._sweep_at:
+            self._sweep(queue)
+        queue.append(waiter)
+        if timeout is not None:
+            waiter.timer = driver.call_later(timeout, self._expire, waiter, queue)
+        if not self._watching:
+            driver.watch(self.fd, self._dispatch_cb)
+            self._watching = True
+        if self._recheck is None:
+            self._recheck = driver.call_later(self._recheck_delay, self._recheck_cb)
+        if others:
+            self.kick()
+
+    def busy(self, queue: deque[Waiter]) -> bool:
+        """Whether a live waiter is queued in ``queue`` (dropping dead ones at its head).
+
+        Callers skip their NOBLOCK fast path when this is true, to keep FIFO order.
+        """
+        while queue:
+            head = queue[0]
+            if not head.completion.done():
+                return True
+            queue.popleft()
+            _cancel_timer(head)
+        return False
+
+    def discard(self, waiter: Waiter) -> None:
+        """Drop a waiter whose completion was cancelled from outside, and its timer."""
+        _cancel_timer(waiter)
+        for queue in (self.recvq, self.sendq, self.pollq):
+            try:
+                queue.remove(waiter)
+            except ValueError:
+                continue
+            return
+
+    def _expire(self, waiter: Waiter, queue: deque[Waiter] | list[Waiter]) -> None:
+        waiter.timer = None
+        completion = waiter.completion
+        if completion.done():
+            return
+        with contextlib.suppress(ValueError):
+            queue.remove(waiter)
+        if waiter.op is None:
+            completion.set_result(0)
+        else:
+            completion.set_exception(_Again())
+
+    def _sweep(self, queue: deque[Waiter] | list[Waiter]) -> None:
+        live = [waiter for waiter in queue if not waiter.completion.done()]
+        for waiter in queue:
+            if waiter.timer is not None and waiter.completion.done():
+                _cancel_timer(waiter)
+        queue.clear()
+        queue.extend(live)
+        self._sweep_at = max(SWEEP_MIN, 2 * len(live))
+
+    # -- waking -----------------------------------------------------------------------------
+
+    def after_op(self) -> None:
+        """Call after touching the socket outside dispatch: re-checks EVENTS if anyone waits."""
+        if self.recvq or self.sendq or self.pollq:
+            self.kick()
+
+    def kick(self) -> None:
+        """Schedule one dispatch soon (coalesced: at most one is pending)."""
+        if not self._kick_pending and self.driver is not None and not self.closed:
+            self._kick_pending = True
+            self.driver.call_soon(self._kicked_cb)
+
+    def _kicked(self) -> None:
+        self._kick_pending = False
+        self.dispatch()
+
+    def _rechecked(self) -> None:
+        self._recheck = None
+        if self.closed or self.driver is None:
+            return
+        for queue in (self.recvq, self.sendq, self.pollq):
+            self._sweep(queue)
+        if self.recvq or self.sendq or self.pollq:
+            self.dispatch()
+        if self.recvq or self.sendq or self.pollq:
+            self._recheck_delay = min(self._recheck_delay * 2, RECHECK_MAX)
+            self._recheck = self.driver.call_later(self._recheck_delay, self._recheck_cb)
+        else:
+            self._recheck_delay = RECHECK_FIRST
+
+    # -- dispatch ---------------------------------------------------------------------------
+
+    def dispatch(self) -> None:
+        """Serve the waiters EVENTS says can proceed: the FD callback and every re-check.
+
+        Always reads EVENTS (which also re-arms the edge-triggered FD), and returns only after
+        an EVENTS read showed that no queued waiter can proceed, or after :data:`BATCH`
+        operations, having scheduled its continuation.
+        """
+        if self.closed:
+            return
+        socket = self.socket
+        recvq = self.recvq
+        sendq = self.sendq
+        try:
+            for _ in range(BATCH):
+                events = _get(socket, _EVENTS)
+                served = False
+                if events & _POLLIN and recvq:
+                    served = self._serve(recvq)
+                if events & _POLLOUT and sendq:
+                    served = self._serve(sendq) or served
+                if not served:
+                    if events and self.pollq:
+                        self._serve_polls(events)
+                    return
+            self.kick()
+        except zmq.ZMQError as exc:
+            # EVENTS itself failed: the socket was closed under us (ENOTSOCK) or its context
+            # terminated (ETERM). Nothing can proceed again; tell every waiter why.
+            self.close(exc)
+
+    def _serve(self, queue: deque[Waiter]) -> bool:
+        """Run the operation of the first live waiter; False if none could run."""
+        while queue:
+            waiter = queue.popleft()
+            completion = waiter.completion
+            if completion.done():
+                _cancel_timer(waiter)
+                continue
+            try:
+                result = waiter.op(self.socket, *waiter.args)  # type: ignore[misc]
+            except _Again:
+                # EVENTS promised more than the socket holds (someone else took it): keep
+                # this waiter's place and wait for the next edge.
+                queue.appendleft(waiter)
+                return False
+            except Exception as exc:
+                _cancel_timer(waiter)
+                completion.set_exception(exc)
+                return True
+            _cancel_timer(waiter)
+            post = waiter.post
+            if post is None:
+                completion.set_result(result)
+            else:
+                try:
+                    completion.set_result(post(result))
+                except Exception as exc:
+                    completion.set_exception(exc)
+            return True
+        return False
+
+    def _serve_polls(self, events: int) -> None:
+        waiting = []
+        for waiter in self.pollq:
+            completion = waiter.completion
+            if completion.done():
+                _cancel_timer(waiter)
+                continue
+            ready = events & waiter.mask
+            if ready:
+                _cancel_timer(waiter)
+                completion.set_result(ready)
+            else:
+                waiting.append(waiter)
+        self.pollq[:] = waiting
+
+    # -- teardown ---------------------------------------------------------------------------
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Complete every waiter (cancel, or fail with ``error``) and stop watching the FD.
+
+        Call before the socket is closed, so the FD is unregistered while it is still valid.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        self._release(error)
+        self._stop_watching()
+
+    def rebind(self, driver: Driver) -> None:
+        """Move to another loop's driver, cancelling the waiters of the old one."""
+        self._release(None)
+        self._stop_watching()
+        self._kick_pending = False
+        self.driver = driver
+
+    def _release(self, error: BaseException | None) -> None:
+        waiters = [*self.recvq, *self.sendq, *self.pollq]
+        self.recvq.clear()
+        self.sendq.clear()
+        self.pollq.clear()
+        if self._recheck is not None:
+            self._recheck.cancel()
+            self._recheck = None
+        for waiter in waiters:
+            _cancel_timer(waiter)
+            completion = waiter.completion
+            if completion.done():
+                continue
+            try:
+                if error is None:
+                    completion.cancel()
+                else:
+                    completion.set_exception(error)
+            except RuntimeError:
+                pass  # its loop is closed: no one can be waiting for it any more
+
+    def _stop_watching(self) -> None:
+        if self._watching and self.driver is not None:
+            self._watching = False
+            self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+def _timeout(milliseconds: int) -> float | None:
+    """A RCVTIMEO/SNDTIMEO value in seconds; None for -1 (wait forever)."""
+    return None if milliseconds < 0 else milliseconds / 1000
+
+
+def _cancel_timer(waiter: Waiter) -> None:
+    timer = waiter.timer
+    if timer is not None:
+        waiter.timer = None
+        timer.cancel()

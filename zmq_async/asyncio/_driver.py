@@ -1,0 +1,101 @@
+"""The reactor's Driver on an asyncio loop (the default loop, uvloop, any loop with add_reader)."""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from zmq_async._reactor import TimerHandle
+
+__all__ = ["AsyncioDriver", "current_loop", "driver_for"]
+
+Callback = Callable[[], object]
+
+
+class AsyncioDriver:
+    """Watches FDs and keeps time for every zmq_async socket and poller on one loop.
+
+    asyncio allows one reader callback per FD; several of ours may want the same FD (a
+    socket's reactor and a poller holding a shadow of it), so extra ones share a fan-out.
+    """
+
+    __slots__ = ("__weakref__", "_callbacks", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._callbacks: dict[tuple[int, bool], list[Callback]] = {}
+
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        callbacks = self._callbacks.get(key)
+        if callbacks is None:
+            self._callbacks[key] = [callback]
+            self._register(key, callback)
+        else:
+            callbacks.append(callback)
+            if len(callbacks) == 2:
+                self._register(key, self._fan_out, key)
+
+    def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        callbacks = self._callbacks.get(key)
+        if not callbacks or callback not in callbacks:
+            return
+        callbacks.remove(callback)
+        if not callbacks:
+            del self._callbacks[key]
+        if self.loop.is_closed():
+            return
+        if not callbacks:
+            if writable:
+                self.loop.remove_writer(fd)
+            else:
+                self.loop.remove_reader(fd)
+        elif len(callbacks) == 1:
+            self._register(key, callbacks[0])
+
+    def call_soon(self, callback: Callback) -> None:
+        self.loop.call_soon(callback)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
+        return self.loop.call_later(delay, callback, *args)
+
+    def _register(self, key: tuple[int, bool], callback: Callable[..., object], *args: Any) -> None:
+        fd, writable = key
+        if writable:
+            self.loop.add_writer(fd, callback, *args)
+        else:
+            self.loop.add_reader(fd, callback, *args)
+
+    def _fan_out(self, key: tuple[int, bool]) -> None:
+        for callback in tuple(self._callbacks.get(key, ())):
+            callback()
+
+
+_drivers: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioDriver] = WeakKeyDictionary()
+
+
+def driver_for(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
+    """The one driver of ``loop``."""
+    driver = _drivers.get(loop)
+    if driver is None:
+        driver = _drivers[loop] = AsyncioDriver(loop)
+    return driver
+
+
+def current_loop() -> asyncio.AbstractEventLoop:
+    """The running loop; outside one, the thread's current loop, with the peer's warning."""
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        return loop
+    warnings.warn(
+        "No running event loop. zmq_async.asyncio should be used from within an asyncio loop.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return asyncio.get_event_loop()
