@@ -310,14 +310,15 @@ class Socket(zmq.Socket["Future[Any]"]):
 
     # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
 
-    def get(self, option: int) -> Any:
-        result = _get(self, option)
-        if option == _EVENTS:
+    def get(self, key: int) -> Any:
+        result = _get(self, key)
+        if key == _EVENTS:
             # Reading EVENTS may have consumed the edge a queued waiter needs.
             self._reactor.after_op()
         return result
 
-    getsockopt = get
+    def getsockopt(self, option: int) -> Any:
+        return self.get(option)
 
     def set(self, option: int, optval: Any) -> None:
         _set(self, option, optval)

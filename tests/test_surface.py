@@ -1,0 +1,69 @@
+"""The public surface: lazy imports, exports, and drop-in signatures against zmq.asyncio."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+
+import pytest
+import zmq
+import zmq.asyncio as peer
+
+import zmq_async
+import zmq_async.asyncio as ours
+
+FRAMEWORKS = ["tornado", "gevent", "eventlet", "anyio", "trio", "uvloop", "sniffio"]
+PEER_LAYERS = ["zmq.asyncio", "zmq._future", "zmq.eventloop", "zmq.green", "zmq_anyio"]
+
+
+@pytest.mark.parametrize("module", ["zmq_async", "zmq_async.asyncio"])
+def test_importing_imports_no_other_framework_nor_a_peer_layer(module):
+    code = (
+        f"import sys, {module}\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r} "
+        f"or any(m == p or m.startswith(p + '.') for p in {PEER_LAYERS!r})]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_exports():
+    assert zmq_async.__all__ == ["__version__"]
+    assert sorted(ours.__all__) == ["Context", "Poller", "Socket"]
+    assert issubclass(ours.Socket, zmq.Socket)
+    assert issubclass(ours.Context, zmq.Context)
+    assert issubclass(ours.Poller, zmq.Poller)
+    assert ours.Context._socket_class is ours.Socket
+
+
+def _public_methods(cls: type) -> set[str]:
+    return {name for name in dir(cls) if not name.startswith("_") and callable(getattr(cls, name))}
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [(ours.Socket, peer.Socket), (ours.Poller, peer.Poller), (ours.Context, peer.Context)],
+)
+def test_same_methods_and_parameters_as_the_peer(mine, theirs):
+    missing = _public_methods(theirs) - _public_methods(mine)
+    assert not missing
+    for name in sorted(_public_methods(theirs)):
+        try:
+            expected = inspect.signature(getattr(theirs, name))
+        except (TypeError, ValueError):  # Cython methods without signatures
+            continue
+        actual = inspect.signature(getattr(mine, name))
+        expected_names = [
+            p.name for p in expected.parameters.values() if p.kind is not p.VAR_KEYWORD
+        ]
+        actual_names = [p.name for p in actual.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        # every parameter the peer names is accepted, in the same position
+        assert actual_names[: len(expected_names)] == expected_names or set(expected_names) <= set(
+            actual_names
+        ), name
+        for param in expected.parameters.values():
+            if param.name in actual.parameters and param.default is not param.empty:
+                assert actual.parameters[param.name].default == param.default, (name, param.name)

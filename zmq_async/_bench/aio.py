@@ -1,0 +1,241 @@
+"""asyncio workloads, written once for any module with ``zmq.asyncio``'s API.
+
+The same code drives ``zmq.asyncio`` (the peer) and ``zmq_async.asyncio`` (ours): only the module
+handed to :func:`run` differs. Sender and receiver (client and server) are separate tasks on one
+loop in one process, as an application would write them: ``await sock.send(...)`` in a loop on one
+side, ``await sock.recv()`` in a loop on the other, with no explicit yields.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
+from time import perf_counter, perf_counter_ns
+from typing import Any, Protocol
+
+import zmq
+
+from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+
+#: A PUSH sends this after its last measured message; the PULL stops when it sees it.
+_END = b""
+
+
+class AsyncSocket(Protocol):
+    """The slice of ``zmq.asyncio.Socket`` the workloads use."""
+
+    def setsockopt(self, option: int, value: int, /) -> None: ...
+    def bind_to_random_port(self, addr: str) -> int: ...
+    def connect(self, addr: str) -> Any: ...
+    def send(self, data: bytes, /) -> Awaitable[Any]: ...
+    def recv(self) -> Awaitable[bytes]: ...
+    def send_multipart(self, msg_parts: Sequence[bytes], /) -> Awaitable[Any]: ...
+    def recv_multipart(self) -> Awaitable[list[bytes]]: ...
+
+
+class AsyncContext(Protocol):
+    """The slice of ``zmq.asyncio.Context`` the workloads use."""
+
+    def socket(self, socket_type: int, /) -> AsyncSocket: ...
+    def destroy(self, linger: int | None = None) -> None: ...
+
+
+Workload = Callable[[AsyncContext, Params], Coroutine[Any, Any, Sample]]
+
+
+def probe(target: str, loop: str) -> None:
+    """Raise if the loop or ``target`` (with a ``Context`` class) does not import."""
+    _loop_factory(loop)
+    importlib.import_module(target).Context  # noqa: B018 - a half-written module fails here
+
+
+def run(params: Params, target: str, loop: str) -> Sample:
+    """Run ``params.workload`` on a fresh loop of kind ``loop`` with ``target``'s ``Context``."""
+    mod = importlib.import_module(target)
+    new_loop = _loop_factory(loop)()
+    asyncio.set_event_loop(new_loop)
+    try:
+        return new_loop.run_until_complete(
+            _in_context(mod.Context, _WORKLOADS[params.workload], params)
+        )
+    finally:
+        new_loop.run_until_complete(new_loop.shutdown_asyncgens())
+        asyncio.set_event_loop(None)
+        new_loop.close()
+
+
+def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    if kind == "asyncio":
+        return asyncio.new_event_loop
+    if kind == "uvloop":
+        import uvloop  # imported here only: the parent process never needs it
+
+        return uvloop.new_event_loop
+    raise ValueError(f"unknown loop kind {kind!r}")
+
+
+async def _in_context(
+    context_class: Callable[[], AsyncContext], workload: Workload, params: Params
+) -> Sample:
+    """Create the context inside the loop and always destroy it (linger=0) on the way out."""
+    ctx = context_class()
+    try:
+        return await workload(ctx, params)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _socket(ctx: AsyncContext, socket_type: int, hwm: int | None) -> AsyncSocket:
+    """A socket with SNDHWM and RCVHWM set to ``hwm`` (``None``: libzmq's default)."""
+    sock = ctx.socket(socket_type)
+    if hwm is not None:
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+    return sock
+
+
+def _bound(ctx: AsyncContext, socket_type: int, hwm: int | None) -> tuple[AsyncSocket, str]:
+    """A socket bound to a free tcp port on loopback, and its endpoint."""
+    sock = _socket(ctx, socket_type, hwm)
+    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+
+
+def _connected(ctx: AsyncContext, socket_type: int, hwm: int | None, endpoint: str) -> AsyncSocket:
+    sock = _socket(ctx, socket_type, hwm)
+    sock.connect(endpoint)
+    return sock
+
+
+async def _tasks(
+    main: Iterable[Coroutine[Any, Any, Any]], background: Iterable[Coroutine[Any, Any, Any]] = ()
+) -> list[Any]:
+    """Run ``main`` to completion with ``background`` alongside; return ``main``'s results.
+
+    Unlike ``gather``, the first failure anywhere (or a background task returning) ends the run
+    and cancels everything else, so a broken peer task fails the measurement instead of hanging it.
+    """
+    fg = [asyncio.ensure_future(c) for c in main]
+    bg = [asyncio.ensure_future(c) for c in background]
+    try:
+        waiting = set(fg)
+        while waiting:
+            done, _ = await asyncio.wait(waiting | set(bg), return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+                if task in bg:
+                    raise RuntimeError("a background task returned early")
+            waiting -= done
+        return [task.result() for task in fg]
+    finally:
+        for task in fg + bg:
+            task.cancel()
+        await asyncio.gather(*fg, *bg, return_exceptions=True)
+
+
+async def _push_pull(ctx: AsyncContext, p: Params) -> Sample:
+    """Sender task sends ``batch``-sized runs until the deadline or cap, then ``_END``."""
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
+    multipart = p.frames > 1
+    payload: Any = [b"x" * p.size] * p.frames if multipart else b"x" * p.size
+    send: Callable[[Any], Awaitable[Any]] = push.send_multipart if multipart else push.send
+    recv: Callable[[], Awaitable[Any]] = pull.recv_multipart if multipart else pull.recv
+    for _ in range(p.warmup):
+        await send(payload)
+        await recv()
+    batch = min(p.batch, p.cap)
+    start = perf_counter()
+    deadline = start + p.duration
+
+    async def sender() -> int:
+        sent = 0
+        while True:
+            for _ in range(batch):
+                await send(payload)
+            sent += batch
+            if sent >= p.cap or perf_counter() >= deadline:
+                break
+        await push.send(_END)
+        return sent
+
+    async def receiver() -> tuple[int, float]:
+        received = 0
+        if multipart:
+            while len(await recv()) != 1:
+                received += 1
+        else:
+            while await recv():
+                received += 1
+        return received, perf_counter()
+
+    sent, (received, end) = await _tasks([sender(), receiver()])
+    if sent != received:
+        raise RuntimeError(f"sent {sent} messages but received {received}")
+    return rate_sample(sent, end - start)
+
+
+async def _reqrep(ctx: AsyncContext, p: Params) -> Sample:
+    """A client task timing each round trip against an echo-server task."""
+    rep, endpoint = _bound(ctx, zmq.REP, p.hwm)
+    req = _connected(ctx, zmq.REQ, p.hwm, endpoint)
+    payload = b"x" * p.size
+
+    async def server() -> None:
+        while True:
+            await rep.send(await rep.recv())
+
+    async def client() -> Sample:
+        for _ in range(p.warmup):
+            await req.send(payload)
+            await req.recv()
+        times: list[int] = []
+        start = perf_counter()
+        deadline = start + p.duration
+        while len(times) < p.cap and perf_counter() < deadline:
+            t0 = perf_counter_ns()
+            await req.send(payload)
+            await req.recv()
+            times.append(perf_counter_ns() - t0)
+        return latency_sample(times, perf_counter() - start)
+
+    samples: list[Sample] = await _tasks([client()], [server()])
+    return samples[0]
+
+
+async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
+    """``p.dealers`` client tasks, one request in flight each, against one ROUTER echo task."""
+    router, endpoint = _bound(ctx, zmq.ROUTER, p.hwm)
+    dealers = [_connected(ctx, zmq.DEALER, p.hwm, endpoint) for _ in range(p.dealers)]
+    payload = b"x" * p.size
+    for dealer in dealers:  # connect every dealer before the clock starts
+        await dealer.send(payload)
+        await router.send_multipart(await router.recv_multipart())
+        await dealer.recv()
+    per_dealer = max(1, p.cap // len(dealers))
+    start = perf_counter()
+    deadline = start + p.duration
+
+    async def server() -> None:
+        while True:
+            await router.send_multipart(await router.recv_multipart())
+
+    async def client(dealer: AsyncSocket) -> tuple[int, float]:
+        done = 0
+        while done < per_dealer and perf_counter() < deadline:
+            await dealer.send(payload)
+            await dealer.recv()
+            done += 1
+        return done, perf_counter()
+
+    results: list[tuple[int, float]] = await _tasks([client(d) for d in dealers], [server()])
+    return rate_sample(sum(n for n, _ in results), max(t for _, t in results) - start)
+
+
+_WORKLOADS: dict[str, Workload] = {
+    "push_pull": _push_pull,
+    "push_pull_hwm": _push_pull,
+    "multipart": _push_pull,
+    "reqrep": _reqrep,
+    "fanin": _fanin,
+}

@@ -1,0 +1,140 @@
+"""Blocking pyzmq in one thread with no event loop: the physical limit the other layers chase.
+
+Each workload interleaves sender and receiver by hand in a single thread, the cheapest schedule
+that respects the HWM: with an unlimited HWM send everything then receive everything; with an HWM
+alternate chunks of ``params.batch`` (< HWM) sends and receives; REQ/REP and fan-in go round-robin.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from time import perf_counter, perf_counter_ns
+from typing import Any
+
+import zmq
+
+from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+
+Socket = zmq.Socket[bytes]
+
+
+def probe(target: str, loop: str) -> None:
+    """Check the target imports; blocking layers take no loop."""
+    if loop:
+        raise ValueError(f"blocking layer takes no loop, got {loop!r}")
+    importlib.import_module(target)
+
+
+def run(params: Params, target: str, loop: str) -> Sample:
+    """Run ``params.workload`` with ``target``'s blocking ``Context``."""
+    mod = importlib.import_module(target)
+    workload = _WORKLOADS[params.workload]
+    ctx: zmq.Context[Socket] = mod.Context()
+    try:
+        return workload(ctx, params)
+    finally:
+        ctx.destroy(linger=0)
+
+
+def _socket(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> Socket:
+    """A socket with SNDHWM and RCVHWM set to ``hwm`` (``None``: libzmq's default)."""
+    sock = ctx.socket(socket_type)
+    if hwm is not None:
+        sock.setsockopt(zmq.SNDHWM, hwm)
+        sock.setsockopt(zmq.RCVHWM, hwm)
+    return sock
+
+
+def _bound(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> tuple[Socket, str]:
+    """A socket bound to a free tcp port on loopback, and its endpoint."""
+    sock = _socket(ctx, socket_type, hwm)
+    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+
+
+def _connected(
+    ctx: zmq.Context[Socket], socket_type: int, hwm: int | None, endpoint: str
+) -> Socket:
+    sock = _socket(ctx, socket_type, hwm)
+    sock.connect(endpoint)
+    return sock
+
+
+def _push_pull(ctx: zmq.Context[Socket], p: Params) -> Sample:
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
+    payload: Any = b"x" * p.size if p.frames == 1 else [b"x" * p.size] * p.frames
+    send: Callable[[Any], Any] = push.send if p.frames == 1 else push.send_multipart
+    recv: Callable[[], Any] = pull.recv if p.frames == 1 else pull.recv_multipart
+    for _ in range(p.warmup):
+        send(payload)
+        recv()
+    batch = min(p.batch, p.cap)
+    chunked = p.hwm != 0  # a bounded queue: never have more than ``batch`` in flight
+    count = 0
+    start = perf_counter()
+    deadline = start + p.duration
+    while True:
+        for _ in range(batch):
+            send(payload)
+        if chunked:
+            for _ in range(batch):
+                recv()
+        count += batch
+        if count >= p.cap or perf_counter() >= deadline:
+            break
+    if not chunked:
+        for _ in range(count):
+            recv()
+    return rate_sample(count, perf_counter() - start)
+
+
+def _reqrep(ctx: zmq.Context[Socket], p: Params) -> Sample:
+    rep, endpoint = _bound(ctx, zmq.REP, p.hwm)
+    req = _connected(ctx, zmq.REQ, p.hwm, endpoint)
+    payload = b"x" * p.size
+    for _ in range(p.warmup):
+        req.send(payload)
+        rep.send(rep.recv())
+        req.recv()
+    times: list[int] = []
+    start = perf_counter()
+    deadline = start + p.duration
+    while len(times) < p.cap and perf_counter() < deadline:
+        t0 = perf_counter_ns()
+        req.send(payload)
+        rep.send(rep.recv())
+        req.recv()
+        times.append(perf_counter_ns() - t0)
+    return latency_sample(times, perf_counter() - start)
+
+
+def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
+    router, endpoint = _bound(ctx, zmq.ROUTER, p.hwm)
+    dealers = [_connected(ctx, zmq.DEALER, p.hwm, endpoint) for _ in range(p.dealers)]
+    payload = b"x" * p.size
+    for dealer in dealers:  # connect every dealer before the clock starts
+        dealer.send(payload)
+        router.send_multipart(router.recv_multipart())
+        dealer.recv()
+    count = 0
+    start = perf_counter()
+    deadline = start + p.duration
+    while count < p.cap and perf_counter() < deadline:
+        for dealer in dealers:
+            dealer.send(payload)
+        for _ in dealers:
+            router.send_multipart(router.recv_multipart())
+        for dealer in dealers:
+            dealer.recv()
+        count += len(dealers)
+    return rate_sample(count, perf_counter() - start)
+
+
+_WORKLOADS: dict[str, Callable[[zmq.Context[Socket], Params], Sample]] = {
+    "push_pull": _push_pull,
+    "push_pull_hwm": _push_pull,
+    "multipart": _push_pull,
+    "reqrep": _reqrep,
+    "fanin": _fanin,
+}

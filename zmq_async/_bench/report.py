@@ -1,0 +1,225 @@
+"""The human-readable output: one table per workload, then PASS/MISS against the issue's targets.
+
+Plain ASCII, at most :data:`WIDTH` columns, so it pastes into issues and terminals alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from zmq_async._bench.layers import LAYERS, LIMIT, Variant
+from zmq_async._bench.results import Row, ratio
+from zmq_async._bench.spec import UNITS, Workload
+
+WIDTH = 100
+
+#: Statuses that get no line in a workload's block (skipped ones are listed once, at the top).
+_NO_ROW = ("skipped", "not_run")
+
+
+@dataclass(frozen=True)
+class Target:
+    """A goal for our layer against its peer on each loop: ``vs peer`` at least ``threshold``."""
+
+    workload: str
+    what: str
+    threshold: float
+    #: ``True``: the ratio must exceed the threshold (e.g. "lower latency" is > 1.0x).
+    strict: bool = False
+
+    def met(self, value: float) -> bool:
+        return value > self.threshold if self.strict else value >= self.threshold
+
+
+#: The layer the targets are about; its ``peer`` is the baseline.
+TARGET_LAYER = "zmq_async.asyncio"
+
+TARGETS = (
+    Target("push_pull", "64 B msgs/s, HWM 0", 5.0),
+    Target("push_pull_hwm", "64 B msgs/s, HWM 1000", 3.0),
+    Target("reqrep", "lower median latency", 1.0, strict=True),
+    Target("fanin", "fan-in requests/s", 1.5),
+)
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    target: Target
+    loop: str
+    ratio: float | None
+    #: The margin to the threshold is smaller than the two rows' spreads combined: a rerun with
+    #: more repeats could flip the verdict.
+    within_spread: bool = False
+
+    @property
+    def verdict(self) -> str:
+        if self.ratio is None:
+            return "n/a"
+        return "PASS" if self.target.met(self.ratio) else "MISS"
+
+    def to_json(self) -> dict[str, Any]:
+        t = self.target
+        return {
+            "workload": t.workload,
+            "what": t.what,
+            "layer": TARGET_LAYER,
+            "peer": LAYERS[TARGET_LAYER].peer,
+            "loop": self.loop,
+            "threshold": t.threshold,
+            "strict": t.strict,
+            "ratio": self.ratio,
+            "verdict": self.verdict,
+            "within_spread": self.within_spread,
+        }
+
+
+class Table:
+    """Rows looked up by (workload, label), with the peer and limit rows each is compared with."""
+
+    def __init__(self, rows: Iterable[Row]) -> None:
+        self.rows = list(rows)
+        self._index = {(r.workload.name, r.variant.label): r for r in self.rows}
+
+    def get(self, workload: str, layer: str | None, loop: str) -> Row | None:
+        if layer is None or layer not in LAYERS:
+            return None
+        loop = loop if loop in LAYERS[layer].loops else ""
+        return self._index.get((workload, Variant(LAYERS[layer], loop).label))
+
+    def vs_peer(self, row: Row) -> float | None:
+        peer = self.get(row.workload.name, row.variant.layer.peer, row.variant.loop)
+        return ratio(row, peer)
+
+    def vs_limit(self, row: Row) -> float | None:
+        return ratio(row, self.get(row.workload.name, LIMIT, row.variant.loop))
+
+
+def evaluate_targets(rows: Iterable[Row]) -> list[TargetResult]:
+    """A verdict per target and loop, for the targets whose workload and our row were selected."""
+    table = Table(rows)
+    return [
+        _verdict(table, t, loop)
+        for t in TARGETS
+        for loop in LAYERS[TARGET_LAYER].loops
+        if table.get(t.workload, TARGET_LAYER, loop) is not None
+    ]
+
+
+def _verdict(table: Table, target: Target, loop: str) -> TargetResult:
+    ours = table.get(target.workload, TARGET_LAYER, loop)
+    if ours is None:
+        return TargetResult(target, loop, None)
+    value = table.vs_peer(ours)
+    peer = table.get(target.workload, LAYERS[TARGET_LAYER].peer, loop)
+    spreads = [ours.spread(), None if peer is None else peer.spread()]
+    noise = sum(s for s in spreads if s is not None)
+    close = value is not None and abs(value - target.threshold) < noise * target.threshold
+    return TargetResult(target, loop, value, within_spread=close)
+
+
+def format_report(rows: list[Row], header: list[str], repeat: int) -> str:
+    """The whole report: header, skipped contenders, a block per workload, the targets."""
+    table = Table(rows)
+    lines = [_clip(h) for h in header]
+    skipped: dict[str, list[str]] = {}
+    for row in rows:
+        if row.skipped is not None and row.variant.label not in skipped.get(row.skipped, []):
+            skipped.setdefault(row.skipped, []).append(row.variant.label)
+    for reason, labels in skipped.items():
+        lines.append(_clip(f"skipped {', '.join(labels)}: {reason}"))
+    workloads: list[Workload] = []
+    for row in rows:
+        if row.workload not in workloads:
+            workloads.append(row.workload)
+    for workload in workloads:
+        lines.append("")
+        lines.extend(_block(table, workload, repeat))
+    verdicts = evaluate_targets(rows)
+    if verdicts:
+        lines.append("")
+        lines.extend(_targets(verdicts))
+    return "\n".join(lines) + "\n"
+
+
+def _block(table: Table, workload: Workload, repeat: int) -> list[str]:
+    rows = [r for r in table.rows if r.workload is workload and r.status not in _NO_ROW]
+    if not rows:
+        return [f"{workload.name}: not run"]
+    label_w = max([24, *(len(r.variant.label) for r in rows)])
+    latency = workload.metric == "latency"
+    heads = ["median us", "p99 us"] if latency else [UNITS[workload.metric]]
+    heads += ["spread", "vs peer", "vs limit"]
+    out = [
+        _clip(f"{workload.name}: {workload.title} (median of {repeat})"),
+        "  " + "contender".ljust(label_w) + "".join(h.rjust(12) for h in heads),
+    ]
+    notes: list[str] = []
+    for row in rows:
+        name = "  " + row.variant.label.ljust(label_w)
+        if row.status == "failed":
+            out.append(_clip(f"{name}  FAILED: {row.errors[0]}"))
+            continue
+        if latency:
+            cells = [_num(row.value("median_us"), 1), _num(row.value("p99_us"), 1)]
+        else:
+            cells = [_num(row.value(), 0)]
+        spread = row.spread()
+        cells += [
+            "-" if spread is None else f"{spread * 100:.1f}%",
+            _times(table.vs_peer(row)),
+            _times(table.vs_limit(row)),
+        ]
+        out.append(name + "".join(c.rjust(12) for c in cells))
+        if row.status == "partial":
+            notes.append(
+                f"  ! {row.variant.label}: {len(row.errors)} of "
+                f"{len(row.errors) + len(row.runs)} runs failed: {row.errors[0]}"
+            )
+    return out + [_clip(n) for n in notes]
+
+
+def _targets(verdicts: list[TargetResult]) -> list[str]:
+    loops = list(dict.fromkeys(v.loop for v in verdicts))
+    peer = LAYERS[TARGET_LAYER].peer
+    out = [
+        _clip(f"targets: {TARGET_LAYER} vs {peer} on the same loop ('vs peer' column)"),
+        "  "
+        + "workload".ljust(15)
+        + "goal".ljust(23)
+        + "need".rjust(8)
+        + "".join(loop.rjust(15) for loop in loops),
+    ]
+    for target in dict.fromkeys(v.target for v in verdicts):
+        need = (">" if target.strict else ">=") + f" {target.threshold:.1f}x"
+        cells = []
+        for loop in loops:
+            found = [v for v in verdicts if v.target is target and v.loop == loop]
+            mark = "~" if found and found[0].within_spread else ""
+            if not found or found[0].ratio is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{_times(found[0].ratio)} {found[0].verdict}{mark}")
+        out.append(
+            "  "
+            + target.workload.ljust(15)
+            + target.what.ljust(23)
+            + need.rjust(8)
+            + "".join(c.rjust(15) for c in cells)
+        )
+    if any(v.within_spread for v in verdicts):
+        out.append("  ~ margin smaller than the run-to-run spread: rerun with a higher --repeat")
+    return out
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _clip(line: str) -> str:
+    return line if len(line) <= WIDTH else line[: WIDTH - 3] + "..."

@@ -1,0 +1,121 @@
+"""What a measurement is: the workloads, the parameters a worker gets, the sample it returns.
+
+Shared by the parent (which builds :class:`Params`) and the workers (which run them), so both sides
+agree on field names without importing anything heavier than the standard library.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+Metric = Literal["throughput", "latency", "requests"]
+
+#: One measurement's numbers, JSON-ready: ``count`` and ``seconds`` always; ``rate`` for throughput
+#: and requests; ``median_us``, ``p99_us`` and friends for latency.
+Sample = dict[str, float]
+
+#: Requests/s in ``fanin`` come from this many DEALERs, each with exactly one request in flight.
+FANIN_DEALERS = 8
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A named scenario: the socket pattern, message shape and what is reported."""
+
+    name: str
+    metric: Metric
+    title: str
+    size: int = 64
+    frames: int = 1
+    #: SNDHWM/RCVHWM to set on both sockets; ``None`` keeps libzmq's default (1000).
+    hwm: int | None = 0
+    #: Seconds of sending (or of round trips). With an unlimited HWM a sender that never yields
+    #: queues everything before the receiver runs, and draining then takes several times longer,
+    #: hence the shorter budget there.
+    duration: float = 1.0
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "push_pull", "throughput", "64 B PUSH->PULL over tcp, SNDHWM=RCVHWM=0", duration=0.3
+        ),
+        Workload(
+            "push_pull_hwm", "throughput", "64 B PUSH->PULL over tcp, default HWM 1000", hwm=None
+        ),
+        Workload(
+            "multipart",
+            "throughput",
+            "3 x 64 B multipart PUSH->PULL over tcp, SNDHWM=RCVHWM=0",
+            frames=3,
+            duration=0.3,
+        ),
+        Workload("reqrep", "latency", "64 B REQ/REP round trip over tcp", hwm=None),
+        Workload(
+            "fanin",
+            "requests",
+            f"{FANIN_DEALERS} DEALERs -> 1 ROUTER echo over tcp, 1 request in flight per DEALER",
+            hwm=None,
+        ),
+    )
+}
+
+UNITS: dict[Metric, str] = {"throughput": "msgs/s", "latency": "us", "requests": "req/s"}
+
+
+@dataclass(frozen=True)
+class Params:
+    """Everything a driver needs for one measurement (sent to the worker as JSON)."""
+
+    workload: str
+    size: int
+    frames: int
+    hwm: int | None
+    #: Seconds of sending (or of round trips): the measurement stops after this or ``cap``.
+    duration: float
+    #: Upper bound on messages / round trips / requests, whichever the workload counts.
+    cap: int
+    #: Messages sent between two clock reads; also the send/recv chunk for blocking pyzmq with an
+    #: HWM, so it must stay below 1000.
+    batch: int = 500
+    #: Untimed round trips first, so connection setup is not measured.
+    warmup: int = 200
+    dealers: int = FANIN_DEALERS
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Params:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def rate_sample(count: int, seconds: float) -> Sample:
+    """A throughput / requests sample: ``count`` items in ``seconds``."""
+    return {"count": count, "seconds": seconds, "rate": count / seconds if seconds > 0 else 0.0}
+
+
+def latency_sample(samples_ns: list[int], seconds: float) -> Sample:
+    """Summarise round-trip times (nanoseconds) as nearest-rank percentiles in microseconds."""
+    if not samples_ns:
+        raise ValueError("no round trips completed")
+    ordered = sorted(samples_ns)
+    n = len(ordered)
+
+    def pct(q: float) -> float:
+        return ordered[max(0, math.ceil(q * n) - 1)] / 1000.0
+
+    return {
+        "count": n,
+        "seconds": seconds,
+        "min_us": ordered[0] / 1000.0,
+        "median_us": pct(0.5),
+        "p90_us": pct(0.9),
+        "p99_us": pct(0.99),
+        "max_us": ordered[-1] / 1000.0,
+        "mean_us": sum(ordered) / n / 1000.0,
+    }
