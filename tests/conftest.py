@@ -62,10 +62,71 @@ def ctx() -> Iterator[zmq_async.asyncio.Context]:
 
 
 @pytest.fixture
-def pair(ctx: zmq_async.asyncio.Context) -> tuple[zmq_async.asyncio.Socket, zmq_async.asyncio.Socket]:
+def pair(
+    ctx: zmq_async.asyncio.Context,
+) -> tuple[zmq_async.asyncio.Socket, zmq_async.asyncio.Socket]:
     """A connected PUSH -> PULL pair over tcp on loopback: (push, pull)."""
     pull = ctx.socket(zmq.PULL)
     port = pull.bind_to_random_port("tcp://127.0.0.1")
     push = ctx.socket(zmq.PUSH)
     push.connect(f"tcp://127.0.0.1:{port}")
     return push, pull
+
+
+# -- added for the behavioural suites (test_asyncio_api.py, test_asyncio_faults.py) ----------
+
+
+@pytest.fixture
+def sync_ctx() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
+    """A plain, blocking ``zmq.Context`` (for shadows and plain sockets), destroyed after."""
+    context: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def inproc_addr() -> Callable[[], str]:
+    """A factory of unique ``inproc://`` addresses."""
+    import itertools
+    import uuid
+
+    prefix = uuid.uuid4().hex
+    counter = itertools.count()
+    return lambda: f"inproc://zmq-async-test-{prefix}-{next(counter)}"
+
+
+SocketPairFactory = Callable[..., tuple[Any, Any]]
+
+
+@pytest.fixture
+def socket_pair(
+    ctx: zmq_async.asyncio.Context, inproc_addr: Callable[[], str]
+) -> SocketPairFactory:
+    """Factory of connected sockets of ``ctx``: ``(bound, connected)``.
+
+    ``socket_pair(bind_type, connect_type, transport="tcp", bind_opts={}, connect_opts={})``;
+    options (e.g. HWMs) are set before bind/connect.
+    """
+
+    def factory(
+        bind_type: int,
+        connect_type: int,
+        transport: str = "tcp",
+        bind_opts: dict[int, Any] | None = None,
+        connect_opts: dict[int, Any] | None = None,
+    ) -> tuple[Any, Any]:
+        bound = ctx.socket(bind_type)
+        connected = ctx.socket(connect_type)
+        for sock, opts in ((bound, bind_opts), (connected, connect_opts)):
+            for option, value in (opts or {}).items():
+                sock.setsockopt(option, value)
+        if transport == "tcp":
+            port = bound.bind_to_random_port("tcp://127.0.0.1")
+            connected.connect(f"tcp://127.0.0.1:{port}")
+        else:
+            addr = inproc_addr()
+            bound.bind(addr)
+            connected.connect(addr)
+        return bound, connected
+
+    return factory

@@ -43,7 +43,7 @@ class PollWait:
     """Waits until ``sync_poll()`` has something, then completes ``completion`` with it.
 
     It is the completion of the poll waiters it queues in our sockets' reactors: a reactor
-    completing or cancelling one of them (a socket closed) means "look again".
+    completing one of them means "look again"; cancelling one (its socket closed) cancels it.
     """
 
     __slots__ = (
@@ -106,8 +106,10 @@ class PollWait:
         self._finish(None, exception)
 
     def cancel(self) -> bool:
-        self._wake()
-        return True
+        # A reactor releases its waiters this way when its socket closes: the poll is
+        # cancelled too, as zmq.asyncio does.
+        self.teardown()
+        return self.completion.cancel()
 
     def teardown(self) -> None:
         """Stop watching everything, deadline included (safe to call more than once)."""
@@ -176,6 +178,10 @@ class PollWait:
     def _poll_now(self) -> list[tuple[Any, int]] | None:
         """One non-blocking poll over every item; None if it failed (and we finished with it)."""
         try:
+            for item, _mask in self._items:
+                # zmq_poll reports a closed socket as a readable fd 0: refuse it instead.
+                if isinstance(item, zmq.Socket) and item.closed:
+                    raise zmq.ZMQError(zmq.ENOTSOCK, f"cannot poll closed socket {item!r}")
             return self._sync_poll()
         except Exception as exc:
             self._finish(None, exc)

@@ -1,0 +1,1306 @@
+"""Behaviour of ``zmq_async.asyncio`` as a drop-in for ``zmq.asyncio``: the public API.
+
+Every test runs on the default asyncio loop and on uvloop (the ``run`` fixture). Waits are
+bounded with ``asyncio.wait_for``; sleeps only let a real deadline pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import threading
+import time
+from typing import Any
+
+import pytest
+import zmq
+from zmq.utils.monitor import parse_monitor_message
+
+import zmq_async.asyncio
+
+WAIT = 5.0  # bound for anything that should happen "soon"
+
+LOOPBACK = "tcp://127.0.0.1"
+
+
+async def roundtrip(push: Any, pull: Any, payload: bytes = b"ping") -> bytes:
+    """Send ``payload`` PUSH -> PULL and return what arrived (bounded)."""
+    await asyncio.wait_for(push.send(payload), WAIT)
+    return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
+
+
+# =============================================================================================
+# Drop-in surface: types, repr, contexts, construction
+# =============================================================================================
+
+
+class TestDropInSurface:
+    def test_socket_is_a_zmq_socket_of_our_class(self, ctx: Any) -> None:
+        sock = ctx.socket(zmq.PUSH)
+        assert isinstance(sock, zmq_async.asyncio.Socket)
+        assert isinstance(sock, zmq.Socket)
+        assert sock.context is ctx
+        assert sock.type == zmq.PUSH
+
+    def test_context_is_a_zmq_context(self, ctx: Any) -> None:
+        assert isinstance(ctx, zmq.Context)
+        assert isinstance(ctx, zmq_async.asyncio.Context)
+
+    def test_repr_names_the_asyncio_socket(self, ctx: Any) -> None:
+        sock = ctx.socket(zmq.PUSH)
+        assert re.fullmatch(r"<zmq_async\.asyncio\.Socket\(zmq\.PUSH\) at 0x[0-9a-f]+>", repr(sock))
+        sock.close()
+        assert repr(sock).endswith(" closed>")
+
+    def test_every_io_method_returns_an_asyncio_future(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            sends = [
+                push.send(b"a"),
+                push.send_multipart([b"b", b"c"]),
+                push.send_string("d"),
+                push.send_json({"e": 1}),
+                push.send_pyobj(("f",)),
+                push.send_serialized(["g"], lambda m: [m[0].encode()]),
+                push.poll(0, zmq.POLLOUT),
+            ]
+            recvs = [
+                pull.recv(),
+                pull.recv_multipart(),
+                pull.recv_string(),
+                pull.recv_json(),
+                pull.recv_pyobj(),
+                pull.recv_serialized(lambda frames: frames[0].decode()),
+                pull.poll(0),
+            ]
+            for fut in sends + recvs:
+                assert isinstance(fut, asyncio.Future), fut
+                assert fut.get_loop() is asyncio.get_running_loop()
+            results = await asyncio.wait_for(asyncio.gather(*recvs[:-1]), WAIT)
+            assert results == [b"a", [b"b", b"c"], "d", {"e": 1}, ("f",), "g"]
+            assert await asyncio.wait_for(asyncio.gather(*sends[:-1]), WAIT) == [None] * 6
+
+        run(main())
+
+    def test_context_instance_is_our_own_singleton(self) -> None:
+        first = zmq_async.asyncio.Context.instance()
+        assert isinstance(first, zmq_async.asyncio.Context)
+        assert zmq_async.asyncio.Context.instance() is first
+        assert first is not zmq.Context.instance()
+        assert not isinstance(zmq.Context.instance(), zmq_async.asyncio.Context)
+
+    def test_socket_class_argument_is_honoured(self, run: Any, ctx: Any) -> None:
+        class Traced(zmq_async.asyncio.Socket):
+            pass
+
+        async def main() -> None:
+            pull = ctx.socket(zmq.PULL, socket_class=Traced)
+            assert type(pull) is Traced
+            plain = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+            assert not isinstance(plain, zmq_async.asyncio.Socket)
+            port = pull.bind_to_random_port(LOOPBACK)
+            plain.connect(f"{LOOPBACK}:{port}")
+            fut = pull.recv()
+            assert isinstance(fut, asyncio.Future)
+            plain.send(b"from a blocking socket")  # plain zmq.Socket: a blocking call
+            assert await asyncio.wait_for(fut, WAIT) == b"from a blocking socket"
+
+        run(main())
+
+    def test_direct_socket_construction(self, run: Any, ctx: Any) -> None:
+        async def main() -> None:
+            pull = zmq_async.asyncio.Socket(ctx, zmq.PULL)
+            push = zmq_async.asyncio.Socket(ctx, zmq.PUSH)
+            try:
+                port = pull.bind_to_random_port(LOOPBACK)
+                push.connect(f"{LOOPBACK}:{port}")
+                assert await roundtrip(push, pull) == b"ping"
+            finally:
+                push.close(linger=0)
+                pull.close(linger=0)
+
+        run(main())
+
+    @pytest.mark.parametrize("how", ["shadow_kwarg", "positional_context"])
+    def test_context_shadowing_a_sync_context(self, run: Any, sync_ctx: Any, how: str) -> None:
+        """A shadow shares the libzmq context: inproc works between the two worlds."""
+        if how == "shadow_kwarg":
+            actx = zmq_async.asyncio.Context(shadow=sync_ctx.underlying)
+        else:
+            actx = zmq_async.asyncio.Context(sync_ctx)
+        assert actx.underlying == sync_ctx.underlying
+        addr = f"inproc://shadow-{how}-{id(actx)}"
+        sync_push = sync_ctx.socket(zmq.PUSH)
+        sync_push.bind(addr)
+        pull = actx.socket(zmq.PULL)
+        pull.connect(addr)
+
+        async def main() -> None:
+            fut = pull.recv()
+            sync_push.send(b"across")
+            assert await asyncio.wait_for(fut, WAIT) == b"across"
+
+        try:
+            run(main())
+        finally:
+            pull.close(linger=0)
+
+    def test_from_socket_wraps_a_blocking_socket(self, run: Any, sync_ctx: Any) -> None:
+        sync_pull = sync_ctx.socket(zmq.PULL)
+        port = sync_pull.bind_to_random_port(LOOPBACK)
+        sync_push = sync_ctx.socket(zmq.PUSH)
+        sync_push.connect(f"{LOOPBACK}:{port}")
+        pull = zmq_async.asyncio.Socket.from_socket(sync_pull)
+        push = zmq_async.asyncio.Socket.from_socket(sync_push)
+        assert isinstance(pull, zmq_async.asyncio.Socket)
+        assert pull.underlying == sync_pull.underlying
+
+        async def main() -> None:
+            fut = pull.recv_multipart()
+            await asyncio.wait_for(push.send_multipart([b"wrapped", b"twice"]), WAIT)
+            assert await asyncio.wait_for(fut, WAIT) == [b"wrapped", b"twice"]
+
+        run(main())
+        pull.close(linger=0)
+        push.close(linger=0)
+
+    def test_option_attributes(self, ctx: Any) -> None:
+        sock = ctx.socket(zmq.PULL)
+        sock.rcvtimeo = 100
+        sock.linger = 0
+        sock.sndhwm = 7
+        assert sock.rcvtimeo == 100
+        assert sock.get(zmq.RCVTIMEO) == 100
+        assert sock.getsockopt(zmq.LINGER) == 0
+        assert sock.sndhwm == 7
+        sock.setsockopt(zmq.RCVTIMEO, -1)
+        assert sock.rcvtimeo == -1
+
+    def test_bind_to_random_port(self, run: Any, ctx: Any) -> None:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK, min_port=20000, max_port=60000)
+        assert 20000 <= port < 60000
+        assert pull.last_endpoint == f"{LOOPBACK}:{port}".encode()
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"{LOOPBACK}:{port}")
+        assert run(roundtrip(push, pull)) == b"ping"
+
+
+# =============================================================================================
+# Messaging: copy/track, recv_into, serialization, patterns
+# =============================================================================================
+
+
+class TestMessaging:
+    def test_copy_false_gives_frames(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send(b"one")
+            await push.send_multipart([b"two", b"three"])
+            frame = await asyncio.wait_for(pull.recv(copy=False), WAIT)
+            assert isinstance(frame, zmq.Frame)
+            assert frame.bytes == b"one"
+            frames = await asyncio.wait_for(pull.recv_multipart(copy=False), WAIT)
+            assert all(isinstance(f, zmq.Frame) for f in frames)
+            assert [f.bytes for f in frames] == [b"two", b"three"]
+
+        run(main())
+
+    def test_track_true_gives_a_message_tracker(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            tracker = await asyncio.wait_for(push.send(b"x" * 1000, copy=False, track=True), WAIT)
+            assert isinstance(tracker, zmq.MessageTracker)
+            multi = await asyncio.wait_for(
+                push.send_multipart([b"y" * 1000, b"z"], copy=False, track=True), WAIT
+            )
+            assert isinstance(multi, zmq.MessageTracker)
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x" * 1000
+            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"y" * 1000, b"z"]
+            tracker.wait(WAIT)  # raises zmq.NotDone if libzmq never released the message
+            assert tracker.done
+
+        run(main())
+
+    def test_send_without_track_resolves_to_none(self, run: Any, pair: Any) -> None:
+        push, _pull = pair
+
+        async def main() -> None:
+            assert await asyncio.wait_for(push.send(b"x"), WAIT) is None
+            assert await asyncio.wait_for(push.send_multipart([b"x", b"y"]), WAIT) is None
+
+        run(main())
+
+    def test_buffer_protocol_payloads(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send(bytearray(b"ba"))
+            await push.send(memoryview(b"mv"))
+            await push.send_multipart([bytearray(b"1"), memoryview(b"2"), zmq.Frame(b"3")])
+            await push.send_multipart((b"a", b"tuple"))
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"ba"
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"mv"
+            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"1", b"2", b"3"]
+            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"a", b"tuple"]
+
+        run(main())
+
+    def test_recv_into_fills_the_buffer(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            buf = bytearray(16)
+            fut = pull.recv_into(buf)  # pending: nothing sent yet
+            await push.send(b"hello")
+            assert await asyncio.wait_for(fut, WAIT) == 5
+            assert bytes(buf[:5]) == b"hello"
+
+            # nbytes limits the copy; the return value is the full frame size (truncated)
+            await push.send(b"0123456789")
+            small = bytearray(16)
+            assert await asyncio.wait_for(pull.recv_into(small, nbytes=4), WAIT) == 10
+            assert bytes(small[:4]) == b"0123"
+            assert bytes(small[4:]) == bytes(12)
+
+        run(main())
+
+    def test_recv_part_by_part_with_rcvmore(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send_multipart([b"head", b"tail"])
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"head"
+            assert pull.rcvmore
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"tail"
+            assert not pull.rcvmore
+
+        run(main())
+
+    def test_serialization_helpers_roundtrip(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        def serialize(obj: Any) -> list[bytes]:
+            return [b"v1", json.dumps(obj).encode()]
+
+        def deserialize(frames: list[bytes]) -> Any:
+            assert frames[0] == b"v1"
+            return json.loads(frames[1])
+
+        async def main() -> None:
+            await push.send_string("héllo")
+            await push.send_string("latin-1 é", encoding="latin-1")
+            await push.send_json({"a": [1, 2, None]})
+            await push.send_pyobj({"set": {1, 2}})
+            await push.send_serialized({"x": 1}, serialize)
+            assert await asyncio.wait_for(pull.recv_string(), WAIT) == "héllo"
+            assert await asyncio.wait_for(pull.recv_string(encoding="latin-1"), WAIT) == (
+                "latin-1 é"
+            )
+            assert await asyncio.wait_for(pull.recv_json(), WAIT) == {"a": [1, 2, None]}
+            assert await asyncio.wait_for(pull.recv_pyobj(), WAIT) == {"set": {1, 2}}
+            assert await asyncio.wait_for(pull.recv_serialized(deserialize), WAIT) == {"x": 1}
+
+        run(main())
+
+    def test_undecodable_json_fails_that_recv_only(self, run: Any, pair: Any) -> None:
+        """A bad payload raises in its own future and does not poison the next message."""
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send(b"{not json")
+            await push.send_json([1])
+            with pytest.raises(ValueError):
+                await asyncio.wait_for(pull.recv_json(), WAIT)
+            assert await asyncio.wait_for(pull.recv_json(), WAIT) == [1]
+
+        run(main())
+
+    def test_router_dealer_without_routing_ids(self, run: Any, socket_pair: Any) -> None:
+        router, dealer = socket_pair(zmq.ROUTER, zmq.DEALER)
+
+        async def main() -> None:
+            await dealer.send_multipart([b"", b"request"])
+            envelope = await asyncio.wait_for(router.recv_multipart(), WAIT)
+            assert len(envelope) == 3
+            peer_id, empty, body = envelope
+            assert peer_id and empty == b"" and body == b"request"
+            await router.send_multipart([peer_id, b"", b"reply"])
+            assert await asyncio.wait_for(dealer.recv_multipart(), WAIT) == [b"", b"reply"]
+
+        run(main())
+
+    def test_req_rep_lockstep(self, run: Any, socket_pair: Any) -> None:
+        rep, req = socket_pair(zmq.REP, zmq.REQ)
+
+        async def server() -> None:
+            for _ in range(5):
+                request = await rep.recv()
+                await rep.send(request.upper())
+
+        async def client() -> list[bytes]:
+            replies = []
+            for i in range(5):
+                await req.send(b"hi %d" % i)
+                replies.append(await req.recv())
+            return replies
+
+        async def main() -> None:
+            _, replies = await asyncio.wait_for(asyncio.gather(server(), client()), WAIT)
+            assert replies == [b"HI %d" % i for i in range(5)]
+
+        run(main())
+
+    def test_req_enforces_lockstep(self, run: Any, socket_pair: Any) -> None:
+        """The state machine errors of REQ come through as in pyzmq."""
+        _rep, req = socket_pair(zmq.REP, zmq.REQ)
+
+        async def main() -> None:
+            await req.send(b"first")
+            with pytest.raises(zmq.ZMQError) as info:
+                await asyncio.wait_for(req.send(b"second"), WAIT)
+            assert info.value.errno == zmq.EFSM
+
+        run(main())
+
+    def test_pub_sub_subscribe_all(self, run: Any, socket_pair: Any) -> None:
+        pub, sub = socket_pair(zmq.PUB, zmq.SUB)
+        sub.subscribe(b"")
+
+        async def main() -> None:
+            # PUB drops until the subscription arrives: publish until the first one lands.
+            async def warm_up() -> None:
+                while not await sub.poll(10):
+                    await pub.send(b"warm-up")
+
+            await asyncio.wait_for(warm_up(), WAIT)
+            await pub.send(b"last")
+            while (msg := await asyncio.wait_for(sub.recv(), WAIT)) == b"warm-up":
+                pass
+            assert msg == b"last"
+
+        run(main())
+
+    def test_pub_sub_topic_filter(self, run: Any, socket_pair: Any) -> None:
+        pub, sub = socket_pair(zmq.PUB, zmq.SUB)
+        sub.subscribe(b"a")
+
+        async def main() -> None:
+            async def warm_up() -> None:
+                while not await sub.poll(10):
+                    await pub.send(b"a-warm-up")
+
+            await asyncio.wait_for(warm_up(), WAIT)
+            await pub.send_multipart([b"b", b"filtered out"])
+            await pub.send_multipart([b"a", b"wanted"])
+            while (msg := await asyncio.wait_for(sub.recv_multipart(), WAIT)) == [b"a-warm-up"]:
+                pass
+            assert msg == [b"a", b"wanted"]
+
+        run(main())
+
+    def test_monitor_socket_is_async_too(self, run: Any, ctx: Any) -> None:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = ctx.socket(zmq.PUSH)
+        monitor = push.get_monitor_socket(zmq.EVENT_CONNECTED)
+        assert isinstance(monitor, zmq_async.asyncio.Socket)
+
+        async def main() -> None:
+            fut = monitor.recv_multipart()
+            push.connect(f"{LOOPBACK}:{port}")
+            event = parse_monitor_message(await asyncio.wait_for(fut, WAIT))
+            assert event["event"] == zmq.EVENT_CONNECTED
+
+        try:
+            run(main())
+        finally:
+            push.disable_monitor()
+            monitor.close(linger=0)
+
+
+# =============================================================================================
+# Iteration and context managers
+# =============================================================================================
+
+
+class TestProtocols:
+    def test_async_for_yields_multipart_messages(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            for i in range(3):
+                await push.send_multipart([b"msg", b"%d" % i])
+            got = []
+
+            async def consume() -> None:
+                async for msg in pull:
+                    got.append(msg)
+                    if len(got) == 3:
+                        break
+
+            await asyncio.wait_for(consume(), WAIT)
+            assert got == [[b"msg", b"0"], [b"msg", b"1"], [b"msg", b"2"]]
+
+        run(main())
+
+    def test_async_with_closes_the_socket(self, run: Any, ctx: Any) -> None:
+        async def main() -> None:
+            async with ctx.socket(zmq.PUSH) as sock:
+                assert isinstance(sock, zmq_async.asyncio.Socket)
+                assert not sock.closed
+            assert sock.closed
+
+        run(main())
+
+    def test_sync_with_closes_the_socket(self, ctx: Any) -> None:
+        with ctx.socket(zmq.PUSH) as sock:
+            assert not sock.closed
+        assert sock.closed
+
+
+# =============================================================================================
+# DONTWAIT: completes at once
+# =============================================================================================
+
+
+async def wait_readable(sock: Any) -> None:
+    """Wait (bounded) until ``sock`` has a message, without taking it."""
+    assert await asyncio.wait_for(sock.poll(), WAIT) & zmq.POLLIN
+
+
+class TestDontwait:
+    def test_dontwait_is_noblock(self) -> None:
+        assert zmq.DONTWAIT == zmq.NOBLOCK
+
+    @pytest.mark.parametrize(
+        "method", ["recv", "recv_multipart", "recv_string", "recv_json", "recv_pyobj"]
+    )
+    def test_dontwait_recv_with_nothing_there_is_already_failed(
+        self, run: Any, pair: Any, method: str
+    ) -> None:
+        _push, pull = pair
+
+        async def main() -> None:
+            fut = getattr(pull, method)(flags=zmq.DONTWAIT)
+            assert fut.done()
+            assert isinstance(fut.exception(), zmq.Again)
+
+        run(main())
+
+    @pytest.mark.parametrize(
+        ("method", "payload", "expected"),
+        [
+            ("recv", b"x", b"x"),
+            ("recv_multipart", b"x", [b"x"]),
+            ("recv_string", b"x", "x"),
+            ("recv_json", b"[1]", [1]),
+        ],
+    )
+    def test_dontwait_recv_with_a_message_is_already_resolved(
+        self, run: Any, pair: Any, method: str, payload: bytes, expected: Any
+    ) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send(payload)
+            await wait_readable(pull)
+            fut = getattr(pull, method)(flags=zmq.NOBLOCK)
+            assert fut.done()
+            assert fut.result() == expected
+
+        run(main())
+
+    def test_dontwait_recv_while_another_recv_is_pending(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            pending = pull.recv()
+            fut = pull.recv(zmq.DONTWAIT)
+            assert fut.done()
+            assert isinstance(fut.exception(), zmq.Again)
+            assert not pending.done()
+            await push.send(b"for the pending one")
+            assert await asyncio.wait_for(pending, WAIT) == b"for the pending one"
+
+        run(main())
+
+    @pytest.mark.parametrize("method", ["send", "send_multipart"])
+    def test_dontwait_send_without_peer_is_already_failed(
+        self, run: Any, ctx: Any, method: str
+    ) -> None:
+        push = ctx.socket(zmq.PUSH)  # no peer: nowhere to queue
+
+        async def main() -> None:
+            payload = b"x" if method == "send" else [b"x", b"y"]
+            fut = getattr(push, method)(payload, flags=zmq.DONTWAIT)
+            assert fut.done()
+            assert isinstance(fut.exception(), zmq.Again)
+
+        run(main())
+
+    def test_dontwait_send_with_room_is_already_resolved(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            assert await asyncio.wait_for(push.poll(WAIT * 1000, zmq.POLLOUT), WAIT)
+            fut = push.send(b"now", zmq.DONTWAIT)
+            assert fut.done()
+            assert fut.result() is None
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"now"
+
+        run(main())
+
+    def test_dontwait_send_is_not_queued_behind_a_pending_send(self, run: Any, ctx: Any) -> None:
+        """Now-or-never even if a blocking send waits (the peer queues it behind: a bug)."""
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = ctx.socket(zmq.PUSH)
+
+        async def main() -> None:
+            blocked = push.send(b"blocked")  # no peer yet: pending
+            assert not blocked.done()
+            fut = push.send(b"never", zmq.DONTWAIT)
+            assert fut.done()
+            assert isinstance(fut.exception(), zmq.Again)
+            push.connect(f"{LOOPBACK}:{port}")
+            await asyncio.wait_for(blocked, WAIT)
+            await push.send(b"after")
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"blocked"
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
+
+        run(main())
+
+
+# =============================================================================================
+# RCVTIMEO / SNDTIMEO
+# =============================================================================================
+
+
+class TestTimeouts:
+    def test_rcvtimeo_fails_with_again_and_consumes_nothing(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+        pull.rcvtimeo = 100
+
+        async def main() -> None:
+            start = time.monotonic()
+            with pytest.raises(zmq.Again):
+                await asyncio.wait_for(pull.recv(), WAIT)
+            assert 0.05 <= time.monotonic() - start < 2.0
+            pull.rcvtimeo = -1
+            fut = pull.recv()
+            await push.send(b"afterwards")
+            assert await asyncio.wait_for(fut, WAIT) == b"afterwards"
+
+        run(main())
+
+    @pytest.mark.parametrize("method", ["recv_multipart", "recv_json", "recv_string"])
+    def test_rcvtimeo_applies_to_every_recv_form(self, run: Any, pair: Any, method: str) -> None:
+        _push, pull = pair
+        pull.rcvtimeo = 50
+
+        async def main() -> None:
+            start = time.monotonic()
+            with pytest.raises(zmq.Again):
+                await asyncio.wait_for(getattr(pull, method)(), WAIT)
+            assert 0.025 <= time.monotonic() - start < 2.0
+
+        run(main())
+
+    def test_rcvtimeo_does_not_fire_after_success(self, run: Any, pair: Any) -> None:
+        """A recv that completed must not be failed later by its (stale) deadline."""
+        push, pull = pair
+        pull.rcvtimeo = 100
+
+        async def main() -> None:
+            fut = pull.recv()
+            await push.send(b"quick")
+            assert await asyncio.wait_for(fut, WAIT) == b"quick"
+            await asyncio.sleep(0.2)  # let the 100 ms deadline pass
+            assert fut.result() == b"quick"
+            await push.send(b"next")
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"next"
+
+        run(main())
+
+    def test_rcvtimeo_change_applies_to_the_next_recv(self, run: Any, pair: Any) -> None:
+        _push, pull = pair
+
+        async def main() -> None:
+            pull.rcvtimeo = 30
+            with pytest.raises(zmq.Again):
+                await asyncio.wait_for(pull.recv(), WAIT)
+            pull.rcvtimeo = -1
+            fut = pull.recv()
+            await asyncio.sleep(0.1)  # longer than the old timeout
+            assert not fut.done()
+            fut.cancel()
+
+        run(main())
+
+    def test_sndtimeo_fails_with_again_and_the_message_is_never_sent(
+        self, run: Any, ctx: Any
+    ) -> None:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = ctx.socket(zmq.PUSH)  # not connected yet: no peer
+        push.sndtimeo = 100
+
+        async def main() -> None:
+            start = time.monotonic()
+            with pytest.raises(zmq.Again):
+                await asyncio.wait_for(push.send(b"lost"), WAIT)
+            assert 0.05 <= time.monotonic() - start < 2.0
+            push.sndtimeo = -1
+            push.connect(f"{LOOPBACK}:{port}")
+            await asyncio.wait_for(push.send(b"second"), WAIT)
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"second"
+            assert await pull.poll(100) == 0  # and nothing else ever shows up
+
+        run(main())
+
+
+# =============================================================================================
+# Poller and sock.poll
+# =============================================================================================
+
+
+class TestPoller:
+    def test_poll_returns_socket_event_tuples(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            fut = poller.poll(WAIT * 1000)
+            assert isinstance(fut, asyncio.Future)
+            await push.send(b"x")
+            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"  # poll consumed nothing
+
+        run(main())
+
+    def test_poll_pollout(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(push, zmq.POLLOUT)
+            poller.register(pull, zmq.POLLIN)
+            assert await asyncio.wait_for(poller.poll(WAIT * 1000), WAIT) == [(push, zmq.POLLOUT)]
+
+        run(main())
+
+    def test_poll_in_and_out_on_one_socket(self, run: Any, socket_pair: Any) -> None:
+        a, b = socket_pair(zmq.PAIR, zmq.PAIR)
+
+        async def main() -> None:
+            await b.send(b"x")
+            await wait_readable(a)
+            poller = zmq_async.asyncio.Poller()
+            poller.register(a, zmq.POLLIN | zmq.POLLOUT)
+            assert await asyncio.wait_for(poller.poll(0), WAIT) == [(a, zmq.POLLIN | zmq.POLLOUT)]
+            assert await asyncio.wait_for(a.poll(0, zmq.POLLIN | zmq.POLLOUT), WAIT) == (
+                zmq.POLLIN | zmq.POLLOUT
+            )
+
+        run(main())
+
+    def test_pollout_waits_for_room(self, run: Any, socket_pair: Any) -> None:
+        opts = {zmq.SNDHWM: 1, zmq.RCVHWM: 1}
+        pull, push = socket_pair(
+            zmq.PULL, zmq.PUSH, transport="inproc", bind_opts=opts, connect_opts=opts
+        )
+
+        async def main() -> None:
+            sent = 0
+            while push.send(b"%d" % sent, zmq.DONTWAIT).exception() is None:
+                sent += 1
+                assert sent < 100, "the HWM never pushed back"
+            fut = push.poll(WAIT * 1000, zmq.POLLOUT)
+            assert not fut.done()
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"0"
+            assert await asyncio.wait_for(fut, WAIT) == zmq.POLLOUT
+
+        run(main())
+
+    def test_pending_poller_poll_and_recv_on_one_socket_both_complete(
+        self, run: Any, pair: Any
+    ) -> None:
+        """The recv gets the message; the poll ends (reporting it or, once taken, timing out)."""
+        push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            polled = poller.poll(200)
+            received = pull.recv()
+            await push.send(b"shared")
+            assert await asyncio.wait_for(received, WAIT) == b"shared"
+            assert await asyncio.wait_for(polled, WAIT) in ([], [(pull, zmq.POLLIN)])
+
+        run(main())
+
+    def test_poll_plain_zmq_sockets(self, run: Any, sync_ctx: Any) -> None:
+        pull = sync_ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = sync_ctx.socket(zmq.PUSH)
+        push.connect(f"{LOOPBACK}:{port}")
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            fut = poller.poll(WAIT * 1000)
+            push.send(b"plain")
+            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+            assert pull.recv(zmq.NOBLOCK) == b"plain"
+
+        run(main())
+
+    def test_poll_raw_pipe_fd(self, run: Any) -> None:
+        r, w = os.pipe()
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(r, zmq.POLLIN)
+            assert await asyncio.wait_for(poller.poll(0), WAIT) == []
+            fut = poller.poll(WAIT * 1000)
+            os.write(w, b"x")
+            assert await asyncio.wait_for(fut, WAIT) == [(r, zmq.POLLIN)]
+
+        try:
+            run(main())
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def test_poll_raw_socket_object(self, run: Any) -> None:
+        """As with ``zmq.Poller``, an object with ``fileno()`` is reported by its fd."""
+        a, b = socket.socketpair()
+        fd = a.fileno()
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(a, zmq.POLLIN)
+            fut = poller.poll(WAIT * 1000)
+            b.send(b"x")
+            assert await asyncio.wait_for(fut, WAIT) == [(fd, zmq.POLLIN)]
+            poller.modify(a, zmq.POLLOUT)
+            assert await asyncio.wait_for(poller.poll(WAIT * 1000), WAIT) == [(fd, zmq.POLLOUT)]
+
+        try:
+            run(main())
+        finally:
+            a.close()
+            b.close()
+
+    def test_poll_mixed_zmq_and_raw(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+        r, w = os.pipe()
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            poller.register(r, zmq.POLLIN)
+            fut = poller.poll(WAIT * 1000)
+            os.write(w, b"x")
+            assert await asyncio.wait_for(fut, WAIT) == [(r, zmq.POLLIN)]
+            os.read(r, 1)
+            fut = poller.poll(WAIT * 1000)
+            await push.send(b"y")
+            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+
+        try:
+            run(main())
+        finally:
+            os.close(r)
+            os.close(w)
+
+    def test_poll_timeout_zero_returns_at_once(self, run: Any, pair: Any) -> None:
+        _push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            fut = poller.poll(0)
+            assert fut.done()
+            assert fut.result() == []
+
+        run(main())
+
+    def test_poll_timeout_returns_empty_list(self, run: Any, pair: Any) -> None:
+        _push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            start = time.monotonic()
+            assert await asyncio.wait_for(poller.poll(50), WAIT) == []
+            assert 0.025 <= time.monotonic() - start < 2.0
+
+        run(main())
+
+    def test_poll_without_timeout_waits_for_the_event(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            fut = poller.poll()
+            await asyncio.sleep(0.05)  # longer than "at once"
+            assert not fut.done()
+            await push.send(b"x")
+            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+
+        run(main())
+
+    def test_unregistered_socket_is_not_reported(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            poller.unregister(pull)
+            await push.send(b"x")
+            await wait_readable(pull)
+            assert await asyncio.wait_for(poller.poll(50), WAIT) == []
+
+        run(main())
+
+    def test_socket_poll_returns_mask_or_zero(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            assert await asyncio.wait_for(pull.poll(timeout=50), WAIT) == 0
+            assert await asyncio.wait_for(pull.poll(timeout=0), WAIT) == 0
+            fut = pull.poll(timeout=WAIT * 1000)
+            await push.send(b"x")
+            assert await asyncio.wait_for(fut, WAIT) == zmq.POLLIN
+            assert await asyncio.wait_for(push.poll(1000, zmq.POLLOUT), WAIT) == zmq.POLLOUT
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"
+
+        run(main())
+
+
+# =============================================================================================
+# Loops and threads
+# =============================================================================================
+
+
+class TestLoopsAndThreads:
+    def test_socket_created_before_the_loop_works_inside_it(self, run: Any, ctx: Any) -> None:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"{LOOPBACK}:{port}")
+
+        async def main() -> bytes:
+            fut = pull.recv()
+            await push.send(b"made before")
+            return await asyncio.wait_for(fut, WAIT)  # type: ignore[no-any-return]
+
+        assert run(main()) == b"made before"
+
+    def test_same_sockets_work_in_successive_loops(self, new_loop: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def once(i: int) -> bytes:
+            fut = pull.recv()  # pending: must be woken through the new loop's registration
+            assert not fut.done()
+            await push.send(b"loop %d" % i)
+            return await asyncio.wait_for(fut, WAIT)  # type: ignore[no-any-return]
+
+        for i in range(3):
+            loop = new_loop()
+            try:
+                assert loop.run_until_complete(asyncio.wait_for(once(i), WAIT)) == b"loop %d" % i
+            finally:
+                loop.close()
+
+    def test_timed_out_recv_in_a_closed_loop_does_not_break_the_next_loop(
+        self, new_loop: Any, pair: Any
+    ) -> None:
+        push, pull = pair
+
+        async def time_out() -> None:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(pull.recv(), 0.02)
+
+        async def deliver() -> bytes:
+            fut = pull.recv()
+            await push.send(b"second loop")
+            return await asyncio.wait_for(fut, WAIT)  # type: ignore[no-any-return]
+
+        first = new_loop()
+        try:
+            first.run_until_complete(time_out())
+        finally:
+            first.close()
+        second = new_loop()
+        try:
+            assert second.run_until_complete(deliver()) == b"second loop"
+        finally:
+            second.close()
+
+    @pytest.mark.parametrize("op", ["recv", "send"])
+    def test_use_from_another_thread_raises_runtime_error(
+        self, run: Any, pair: Any, op: str
+    ) -> None:
+        """While the socket's loop runs, another thread gets a RuntimeError, not a hang."""
+        push, pull = pair
+        sock = pull if op == "recv" else push
+        outcome: dict[str, Any] = {}
+
+        def worker() -> None:
+            try:
+                fut = sock.recv() if op == "recv" else sock.send(b"from thread")
+            except BaseException as exc:  # recorded, asserted on below
+                outcome["raised"] = exc
+            else:
+                outcome["future"] = fut
+
+        async def main() -> None:
+            await push.send(b"waiting")
+            await wait_readable(pull)  # binds both sockets to this loop
+            thread = threading.Thread(target=worker)
+            thread.start()
+            thread.join(WAIT)
+            assert not thread.is_alive()
+            error = outcome.get("raised")
+            if error is None:
+                fut = outcome["future"]
+                assert fut.done(), "a pending future from the wrong thread would hang"
+                error = fut.exception()
+            assert isinstance(error, RuntimeError), error
+            assert re.search("thread|loop", str(error), re.IGNORECASE)
+            # the socket is intact for its own loop; the thread took nothing
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"waiting"
+            assert await roundtrip(push, pull, b"still fine") == b"still fine"
+
+        run(main())
+
+    def test_use_from_a_loop_in_another_thread_raises_runtime_error(
+        self, run: Any, new_loop: Any, pair: Any
+    ) -> None:
+        push, pull = pair
+        outcome: dict[str, Any] = {}
+
+        def worker() -> None:
+            loop = new_loop()
+            try:
+                outcome["result"] = loop.run_until_complete(asyncio.wait_for(pull.recv(), 2))
+            except BaseException as exc:  # recorded, asserted on below
+                outcome["raised"] = exc
+            finally:
+                loop.close()
+
+        async def main() -> None:
+            pending = pull.recv()  # pull now belongs to this (running) loop
+            thread = threading.Thread(target=worker)
+            thread.start()
+            thread.join(WAIT)
+            assert not thread.is_alive()
+            error = outcome.get("raised")
+            assert isinstance(error, RuntimeError), outcome
+            assert re.search("thread|loop", str(error), re.IGNORECASE)
+            await push.send(b"mine")
+            assert await asyncio.wait_for(pending, WAIT) == b"mine"
+
+        run(main())
+
+    def test_independent_loops_in_two_threads(self, run: Any, new_loop: Any, ctx: Any) -> None:
+        """Each thread with its own sockets and loop: both run concurrently, unaffected."""
+        results: dict[str, Any] = {}
+
+        async def exchange(tag: bytes) -> list[bytes]:
+            pull = ctx.socket(zmq.PULL)
+            push = ctx.socket(zmq.PUSH)
+            try:
+                port = pull.bind_to_random_port(LOOPBACK)
+                push.connect(f"{LOOPBACK}:{port}")
+                got = []
+                for i in range(200):
+                    fut = pull.recv()
+                    await push.send(tag + b"%d" % i)
+                    got.append(await asyncio.wait_for(fut, WAIT))
+                return got
+            finally:
+                push.close(linger=0)
+                pull.close(linger=0)
+
+        def worker() -> None:
+            loop = new_loop()
+            try:
+                results["thread"] = loop.run_until_complete(exchange(b"t"))
+            except BaseException as exc:  # recorded, asserted on below
+                results["thread"] = exc
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=worker)
+        thread.start()
+        try:
+            assert run(exchange(b"m")) == [b"m%d" % i for i in range(200)]
+        finally:
+            thread.join(WAIT * 2)
+        assert not thread.is_alive()
+        assert results["thread"] == [b"t%d" % i for i in range(200)]
+
+
+# =============================================================================================
+# Ordering and atomicity
+# =============================================================================================
+
+
+class TestOrdering:
+    def test_concurrent_recv_waiters_are_served_fifo(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            async def waiter(started: asyncio.Event) -> bytes:
+                fut = pull.recv()
+                started.set()
+                return await fut  # type: ignore[no-any-return]
+
+            tasks = []
+            for _ in range(10):
+                started = asyncio.Event()
+                tasks.append(asyncio.create_task(waiter(started)))
+                await asyncio.wait_for(started.wait(), WAIT)
+            for i in range(10):
+                await push.send(b"%d" % i)
+            results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+            assert results == [b"%d" % i for i in range(10)]
+
+        run(main())
+
+    def test_mixed_recv_kinds_are_served_fifo(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            futs = [pull.recv_multipart(), pull.recv_string(), pull.recv_json(), pull.recv()]
+            await push.send_multipart([b"m", b"p"])
+            await push.send_string("s")
+            await push.send_json({"j": 1})
+            await push.send(b"r")
+            assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [
+                [b"m", b"p"],
+                "s",
+                {"j": 1},
+                b"r",
+            ]
+
+        run(main())
+
+    def test_queued_sends_go_out_in_call_order(self, run: Any, ctx: Any) -> None:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port(LOOPBACK)
+        push = ctx.socket(zmq.PUSH)  # no peer yet: every send queues
+
+        async def main() -> None:
+            futs = [push.send(b"%d" % i) for i in range(5)]
+            futs.append(push.send_multipart([b"5", b"part"]))
+            assert not any(f.done() for f in futs)
+            push.connect(f"{LOOPBACK}:{port}")
+            received = [await asyncio.wait_for(pull.recv_multipart(), WAIT) for _ in range(6)]
+            assert received == [[b"%d" % i] for i in range(5)] + [[b"5", b"part"]]
+            assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [None] * 6
+
+        run(main())
+
+    def test_concurrent_send_multipart_never_interleaves(self, run: Any, socket_pair: Any) -> None:
+        """Many senders, a slow consumer and small HWMs: every message arrives whole."""
+        opts = {zmq.SNDHWM: 5, zmq.RCVHWM: 5}
+        pull, push = socket_pair(zmq.PULL, zmq.PUSH, bind_opts=opts, connect_opts=opts)
+        senders, per_sender, parts = 20, 20, 5
+        blob = os.urandom(2000)
+
+        async def sender(s: int) -> None:
+            for seq in range(per_sender):
+                await push.send_multipart(
+                    [b"%d" % s, b"%d" % seq] + [blob + b"%d:%d:%d" % (s, seq, k) for k in range(3)]
+                )
+
+        async def consumer() -> dict[int, list[int]]:
+            seen: dict[int, list[int]] = {}
+            for n in range(senders * per_sender):
+                msg = await pull.recv_multipart()
+                assert len(msg) == parts, msg[:2]
+                s, seq = int(msg[0]), int(msg[1])
+                assert msg[2:] == [blob + b"%d:%d:%d" % (s, seq, k) for k in range(3)]
+                seen.setdefault(s, []).append(seq)
+                if n % 50 == 0:
+                    await asyncio.sleep(0.001)  # be slow: let the HWMs fill
+            return seen
+
+        async def main() -> None:
+            consuming = asyncio.create_task(consumer())
+            await asyncio.wait_for(asyncio.gather(*(sender(s) for s in range(senders))), WAIT)
+            seen = await asyncio.wait_for(consuming, WAIT)
+            assert seen == {s: list(range(per_sender)) for s in range(senders)}
+
+        run(main())
+
+
+# =============================================================================================
+# Argument errors
+# =============================================================================================
+
+
+class TestArgumentErrors:
+    @pytest.mark.parametrize("payload", ["str", 123, None, 1.5])
+    def test_send_non_buffer_raises_type_error(self, run: Any, pair: Any, payload: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send(payload), WAIT)
+            assert await roundtrip(push, pull, b"ok") == b"ok"
+
+        run(main())
+
+    def test_bad_multipart_sends_nothing_at_all(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send_multipart([b"a", 1]), WAIT)
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send_multipart([b"a", "text"]), WAIT)
+            await push.send_multipart([b"ok"])
+            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"ok"]
+
+        run(main())
+
+    def test_bad_multipart_fails_even_when_queued(self, run: Any, ctx: Any) -> None:
+        """Type errors surface at once, not when the socket becomes writable (if ever)."""
+        push = ctx.socket(zmq.PUSH)  # no peer: sends queue
+
+        async def main() -> None:
+            blocked = push.send(b"first")
+            assert not blocked.done()
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send_multipart([b"a", 1]), 1)
+            blocked.cancel()
+
+        run(main())
+
+    def test_send_string_rejects_bytes(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send_string(b"bytes"), WAIT)
+            assert await roundtrip(push, pull, b"ok") == b"ok"
+
+        run(main())
+
+    def test_send_json_unserializable_raises_type_error(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            with pytest.raises(TypeError):
+                await asyncio.wait_for(push.send_json({"x": object()}), WAIT)
+            assert await roundtrip(push, pull, b"ok") == b"ok"
+
+        run(main())
+
+    def test_recv_into_readonly_buffer_fails_and_consumes_nothing(
+        self, run: Any, pair: Any
+    ) -> None:
+        push, pull = pair
+
+        async def main() -> None:
+            await push.send(b"keep me")
+            await wait_readable(pull)
+            with pytest.raises((TypeError, BufferError)):
+                await asyncio.wait_for(pull.recv_into(b"read-only"), WAIT)
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"keep me"
+
+        run(main())
+
+
+# =============================================================================================
+# Volume: HWM back-pressure, large messages, many sockets
+# =============================================================================================
+
+
+class TestVolume:
+    @pytest.mark.parametrize("transport", ["inproc", "tcp"])
+    def test_hwm_back_pressure_delivers_everything_in_order(
+        self, run: Any, socket_pair: Any, transport: str
+    ) -> None:
+        pull, push = socket_pair(
+            zmq.PULL,
+            zmq.PUSH,
+            transport=transport,
+            bind_opts={zmq.RCVHWM: 10},
+            connect_opts={zmq.SNDHWM: 10},
+        )
+        total = 2000
+
+        async def sender() -> int:
+            blocked = 0
+            for i in range(total):
+                fut = push.send(b"%d" % i)
+                if not fut.done():
+                    blocked += 1
+                await fut
+            return blocked
+
+        async def consumer() -> list[bytes]:
+            got = []
+            for i in range(total):
+                got.append(await pull.recv())
+                if i % 200 == 0:
+                    await asyncio.sleep(0.001)  # a slow consumer
+            return got
+
+        async def main() -> None:
+            blocked, got = await asyncio.wait_for(asyncio.gather(sender(), consumer()), WAIT)
+            assert got == [b"%d" % i for i in range(total)]
+            if transport == "inproc":  # no kernel buffers: the HWM must have pushed back
+                assert blocked > 0
+
+        run(main())
+
+    def test_large_message_roundtrip(self, run: Any, pair: Any) -> None:
+        push, pull = pair
+        big = os.urandom(10 * 1024 * 1024)
+
+        async def main() -> None:
+            fut = pull.recv_multipart(copy=False)
+            await asyncio.wait_for(push.send_multipart([big, b"small", big[::-1]]), WAIT)
+            frames = await asyncio.wait_for(fut, WAIT)
+            assert len(frames) == 3
+            assert frames[0].bytes == big
+            assert frames[1].bytes == b"small"
+            assert frames[2].bytes == big[::-1]
+            await push.send(big)
+            assert await asyncio.wait_for(pull.recv(), WAIT) == big
+
+        run(main())
+
+    def test_many_socket_pairs_all_deliver(self, run: Any, socket_pair: Any) -> None:
+        pairs = [socket_pair(zmq.PAIR, zmq.PAIR, transport="inproc") for _ in range(200)]
+
+        async def main() -> None:
+            pending = [b.recv() for _a, b in pairs]  # 200 registered waiters
+            for i, (a, _b) in enumerate(pairs):
+                await a.send(b"%d" % i)
+            got = await asyncio.wait_for(asyncio.gather(*pending), WAIT)
+            assert got == [b"%d" % i for i in range(200)]
+            # and back the other way, all concurrently
+            replies = [a.recv() for a, _b in pairs]
+            await asyncio.gather(*(b.send(b"r%d" % i) for i, (_a, b) in enumerate(pairs)))
+            assert await asyncio.wait_for(asyncio.gather(*replies), WAIT) == [
+                b"r%d" % i for i in range(200)
+            ]
+
+        run(main())
