@@ -651,6 +651,20 @@ class MemoryGrowth:
         return after - self.before
 
 
+async def assert_rounds_leave_nothing(batch: Callable[[], Awaitable[None]], loop_kind: str) -> None:
+    """Run ``batch`` once to warm caches, then ROUNDS times: memory must not grow."""
+    await batch()
+    memory = MemoryGrowth()
+    memory.start()
+    try:
+        for _ in range(ROUNDS):
+            await batch()
+        await settle_timers(loop_kind)
+    finally:
+        growth = memory.stop()
+    assert growth < MEMORY_SLACK, f"memory grew by {growth} bytes"
+
+
 class TestResourceHygiene:
     @pytest.mark.parametrize("style", ["rcvtimeo", "wait_for"])
     def test_timed_out_receives_leave_nothing_behind(
@@ -670,16 +684,7 @@ class TestResourceHygiene:
         async def main() -> None:
             if style == "rcvtimeo":
                 pull.rcvtimeo = 1
-            await batch()  # warm up caches before measuring
-            memory = MemoryGrowth()
-            memory.start()
-            try:
-                for _ in range(ROUNDS):
-                    await batch()
-                await settle_timers(loop_kind)
-            finally:
-                growth = memory.stop()
-            assert growth < MEMORY_SLACK, f"memory grew by {growth} bytes"
+            await assert_rounds_leave_nothing(batch, loop_kind)
             pull.rcvtimeo = -1
             fut = pull.recv()
             await push.send(b"still works")
@@ -700,16 +705,7 @@ class TestResourceHygiene:
             assert all(isinstance(r, asyncio.CancelledError) for r in results)
 
         async def main() -> None:
-            await batch()
-            memory = MemoryGrowth()
-            memory.start()
-            try:
-                for _ in range(ROUNDS):
-                    await batch()
-                await settle_timers(loop_kind)
-            finally:
-                growth = memory.stop()
-            assert growth < MEMORY_SLACK, f"memory grew by {growth} bytes"
+            await assert_rounds_leave_nothing(batch, loop_kind)
             poll = pull.poll(WAIT * 1000)
             await push.send(b"still works")
             assert await asyncio.wait_for(poll, WAIT) == zmq.POLLIN
@@ -731,16 +727,7 @@ class TestResourceHygiene:
             assert results == [[]] * BATCH
 
         async def main() -> None:
-            await batch()
-            memory = MemoryGrowth()
-            memory.start()
-            try:
-                for _ in range(ROUNDS):
-                    await batch()
-                await settle_timers(loop_kind)
-            finally:
-                growth = memory.stop()
-            assert growth < MEMORY_SLACK, f"memory grew by {growth} bytes"
+            await assert_rounds_leave_nothing(batch, loop_kind)
             fut = poller.poll(WAIT * 1000)
             await push.send(b"still works")
             assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
