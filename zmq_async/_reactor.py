@@ -37,6 +37,15 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
    error), cancels its timers and stops watching the FD, before the socket is closed.
 7. Loop/thread discipline is the adapter's: it moves a reactor to another loop with
    :meth:`Reactor.rebind`, which releases the waiters that belonged to the old one.
+
+Two ways to drive it
+--------------------
+Callback-style frameworks register :meth:`Reactor.dispatch` as the FD's reader callback
+(``Driver.watch``). Wait-style ones (trio, anyio) only offer ``await wait_readable(fd)``,
+and trio lets one task wait on an FD: there, ``Driver.watch`` records that the FD needs
+watching, one waiting task at a time does ``wait_readable`` then :meth:`Reactor.dispatch`
+on behalf of all, and hands that role on when it is cancelled or served. Dispatch is
+synchronous and idempotent, so either style calls it the same way.
 """
 
 from __future__ import annotations
