@@ -200,19 +200,23 @@ class TestRule1NoLostWakeup:
         # queueing the poll waiter behind a recv waiter re-checks EVENTS for it
         assert driver.soon == [reactor._kicked]
 
-    def test_dispatch_leaves_the_fd_quiet(self, sockets, driver):
+    def test_dispatch_rearms_the_fd_while_waiters_remain(self, sockets, driver):
         push, pull, _ = sockets
         reactor = Reactor(pull, driver)
-        reactor.wait_recv(recv_waiter()[0])
+        first, first_result = recv_waiter()
+        second, second_result = recv_waiter()
+        reactor.wait_recv(first)
+        reactor.wait_recv(second)
+        driver.run_soon()
         push.send(b"a")
-        push.send(b"b")
         reactor.dispatch()
-        # the FD is re-armed: a new message makes it readable again
+        assert first_result.value == b"a" and not second_result.done()
+        # dispatch ended on an EVENTS read: the FD is quiet and the next change signals it
         assert not driver.fd_readable(reactor.fd)
-        reactor.wait_recv(recv_waiter()[0])
-        assert reactor.recvq  # second waiter ... gets b"b" on next dispatch
-        reactor.dispatch()
-        assert not reactor.recvq
+        push.send(b"b")
+        assert driver.fd_readable(reactor.fd)
+        driver.fire_fd(reactor.fd)
+        assert second_result.value == b"b"
 
 
 class TestRule2NoLostMessage:

@@ -17,10 +17,10 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
 (an ``asyncio.Future`` does). The rules, each with a test in ``tests/test_reactor.py``:
 
 1. No lost wakeup. After any touch of the socket outside dispatch, if waiters are queued,
-   EVENTS is re-read soon (:meth:`Reactor.after_op` / :meth:`Reactor.kick`); dispatch always
-   ends on an EVENTS read showing that no queued waiter can proceed. Touches we cannot see
-   (a shadow socket, a plain ``zmq.Poller``) are caught by a slow re-check timer that runs
-   only while waiters are queued.
+   EVENTS is re-read soon (:meth:`Reactor.after_op` / :meth:`Reactor.kick`); while waiters
+   are queued, dispatch ends only on an EVENTS read showing that none of them can proceed.
+   Touches we cannot see (a shadow socket, a plain ``zmq.Poller``) are caught by a slow
+   re-check timer that runs only while waiters are queued.
 2. No lost message. An operation runs only for a live waiter (completion not done). A
    cancelled or timed-out waiter is skipped, so it never consumes a message. Decoding
    (``recv_json`` ...) runs inside the same waiter: a message is never received on behalf
@@ -313,17 +313,22 @@ class Reactor:
     def dispatch(self) -> None:
         """Serve the waiters EVENTS says can proceed: the FD callback and every re-check.
 
-        Always reads EVENTS (which also re-arms the edge-triggered FD), and returns only after
-        an EVENTS read showed that no queued waiter can proceed, or after :data:`BATCH`
-        operations, having scheduled its continuation.
+        Reads EVENTS first (which also re-arms the edge-triggered FD). Returns when no waiter
+        is left, or when an EVENTS read showed that none of those left can proceed, or after
+        :data:`BATCH` operations, having scheduled its continuation.
         """
         if self.closed:
             return
         socket = self.socket
         recvq = self.recvq
         sendq = self.sendq
+        pollq = self.pollq
         try:
-            for _ in range(BATCH):
+            for served_rounds in range(BATCH):
+                if served_rounds and not (recvq or sendq or pollq):
+                    # Everyone was served: no wakeup left to lose, so skip the EVENTS read
+                    # (a syscall in libzmq). If the FD still signals, we are called again.
+                    return
                 events = _get(socket, _EVENTS)
                 served = False
                 if events & _POLLIN and recvq:
@@ -331,7 +336,7 @@ class Reactor:
                 if events & _POLLOUT and sendq:
                     served = self._serve(sendq) or served
                 if not served:
-                    if events and self.pollq:
+                    if events and pollq:
                         self._serve_polls(events)
                     return
             self.kick()
