@@ -764,3 +764,25 @@ class TestResourceHygiene:
             assert await asyncio.wait_for(fut, WAIT) == b"live"
 
         run(main(), timeout=20)
+
+
+def test_a_loop_without_add_reader_gets_a_clear_error(ctx: Any) -> None:
+    """Like Windows' proactor loop: no FD watching. The error says what to do."""
+
+    class NoReaderLoop(asyncio.SelectorEventLoop):
+        def add_reader(self, *args: Any, **kwargs: Any) -> None:
+            raise NotImplementedError
+
+    pull = ctx.socket(zmq.PULL)
+    pull.bind_to_random_port("tcp://127.0.0.1")
+
+    async def main() -> None:
+        with pytest.raises(RuntimeError, match="add_reader"):
+            await asyncio.wait_for(pull.recv(), 5)
+        assert not pull._reactor.recvq  # nothing left queued that could never complete
+
+    loop = NoReaderLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

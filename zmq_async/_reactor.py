@@ -220,14 +220,14 @@ class Reactor:
         # The caller touched the socket just before (its NOBLOCK attempt, or an EVENTS read),
         # which may have consumed an edge that other waiters were counting on (rule 1).
         others = self.recvq or self.sendq or self.pollq
+        if not self._watching:
+            driver.watch(self.fd, self._dispatch_cb)  # first: if it fails, nothing is queued
+            self._watching = True
         if len(queue) >= self._sweep_at:
             self._sweep(queue)
         queue.append(waiter)
         if timeout is not None:
             waiter.timer = driver.call_later(timeout, self._expire, waiter, queue)
-        if not self._watching:
-            driver.watch(self.fd, self._dispatch_cb)
-            self._watching = True
         if self._recheck is None:
             self._recheck = driver.call_later(self._recheck_delay, self._recheck_cb)
         if others:

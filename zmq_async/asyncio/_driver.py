@@ -65,10 +65,16 @@ class AsyncioDriver:
 
     def _register(self, key: tuple[int, bool], callback: Callable[..., object], *args: Any) -> None:
         fd, writable = key
-        if writable:
-            self.loop.add_writer(fd, callback, *args)
-        else:
-            self.loop.add_reader(fd, callback, *args)
+        try:
+            if writable:
+                self.loop.add_writer(fd, callback, *args)
+            else:
+                self.loop.add_reader(fd, callback, *args)
+        except NotImplementedError:
+            raise RuntimeError(
+                f"{self.loop!r} cannot watch file descriptors (no add_reader), which zmq "
+                "sockets need; on Windows use asyncio.WindowsSelectorEventLoopPolicy()"
+            ) from None
 
     def _fan_out(self, key: tuple[int, bool]) -> None:
         for callback in tuple(self._callbacks.get(key, ())):
