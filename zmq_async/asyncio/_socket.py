@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from itertools import chain
 from typing import Any, TypeVar
 
 import zmq
@@ -34,6 +35,8 @@ _send = _ops.send
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 
@@ -326,6 +329,22 @@ class Socket(zmq.Socket["Future[Any]"]):
             self._reactor.invalidate_timeouts()
 
     setsockopt = set
+
+    # -- introspection, as zmq.asyncio exposes it ---------------------------------------------
+
+    @property
+    def _recv_futures(self) -> list[Future[Any]]:
+        """The pending receive-side futures (receives, and polls for POLLIN), oldest first."""
+        return self._pending(self._reactor.recvq, _POLLIN)
+
+    @property
+    def _send_futures(self) -> list[Future[Any]]:
+        """The pending send-side futures (sends, and polls for POLLOUT), oldest first."""
+        return self._pending(self._reactor.sendq, _POLLOUT)
+
+    def _pending(self, queue: Iterable[Waiter], poll_mask: int) -> list[Any]:
+        polls = (w for w in self._reactor.pollq if w.mask & poll_mask)
+        return [w.completion for w in chain(queue, polls) if not w.completion.done()]
 
     # -- closing ----------------------------------------------------------------------------
 
