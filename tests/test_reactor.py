@@ -218,6 +218,29 @@ class TestRule1NoLostWakeup:
         driver.fire_fd(reactor.fd)
         assert second_result.value == b"b"
 
+    def test_a_wakeup_with_no_one_waiting_rearms_the_fd(self, sockets, driver):
+        """Else a level-triggered loop would call dispatch again and again (busy loop)."""
+        push, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        push.send(b"unclaimed")
+        assert driver.fd_readable(reactor.fd)
+        reactor.dispatch()
+        assert not driver.fd_readable(reactor.fd)
+        assert pull.recv() == b"unclaimed"
+
+    def test_a_wakeup_with_only_cancelled_receivers_rearms_the_fd(self, sockets, driver):
+        push, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        waiter, result = recv_waiter()
+        reactor.wait_recv(waiter)
+        result.cancel()
+        push.send(b"unclaimed")
+        assert driver.fd_readable(reactor.fd)
+        reactor.dispatch()
+        assert not driver.fd_readable(reactor.fd)
+        assert not reactor.recvq
+        assert pull.recv() == b"unclaimed"
+
 
 class TestRule2NoLostMessage:
     def test_cancelled_waiter_never_consumes(self, sockets, driver):

@@ -18,7 +18,8 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
 
 1. No lost wakeup. After any touch of the socket outside dispatch, if waiters are queued,
    EVENTS is re-read soon (:meth:`Reactor.after_op` / :meth:`Reactor.kick`); while waiters
-   are queued, dispatch ends only on an EVENTS read showing that none of them can proceed.
+   are queued, dispatch ends only on an EVENTS read showing that none of them can proceed
+   (or, when only receivers wait, on a failed receive, which re-arms the FD the same way).
    Touches we cannot see (a shadow socket, a plain ``zmq.Poller``) are caught by a slow
    re-check timer that runs only while waiters are queued.
 2. No lost message. An operation runs only for a live waiter (completion not done). A
@@ -76,6 +77,8 @@ _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _Again = zmq.Again
+#: Errors after which the socket can never proceed: it was closed, or its context terminated.
+_FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 
 
 class TimerHandle(Protocol):
@@ -313,9 +316,9 @@ class Reactor:
     def dispatch(self) -> None:
         """Serve the waiters EVENTS says can proceed: the FD callback and every re-check.
 
-        Reads EVENTS first (which also re-arms the edge-triggered FD). Returns when no waiter
-        is left, or when an EVENTS read showed that none of those left can proceed, or after
-        :data:`BATCH` operations, having scheduled its continuation.
+        Returns when no waiter is left, or when an EVENTS read (or a failed receive) showed
+        that none of those left can proceed, either of which re-arms the edge-triggered FD;
+        or after :data:`BATCH` operations, having scheduled its continuation.
         """
         if self.closed:
             return
@@ -325,9 +328,20 @@ class Reactor:
         pollq = self.pollq
         try:
             for served_rounds in range(BATCH):
-                if served_rounds and not (recvq or sendq or pollq):
-                    # Everyone was served: no wakeup left to lose, so skip the EVENTS read
-                    # (a syscall in libzmq). If the FD still signals, we are called again.
+                if not (recvq or sendq or pollq):
+                    if not served_rounds:
+                        _get(socket, _EVENTS)  # woken with no one waiting: re-arm the FD
+                    # Everyone was served: no wakeup left to lose, so no EVENTS read (a
+                    # syscall in libzmq). If the FD still signals, we are called again.
+                    return
+                if recvq and not (sendq or pollq):
+                    # Only receivers wait: the attempt is the check. A failed NOBLOCK recv
+                    # processes libzmq's commands (re-arming the FD) just as an EVENTS read
+                    # does. A failed send may not (libzmq throttles it): receivers only.
+                    if self._serve(recvq):
+                        continue
+                    if not recvq:
+                        _get(socket, _EVENTS)  # only dead waiters: the socket was not touched
                     return
                 events = _get(socket, _EVENTS)
                 served = False
@@ -341,8 +355,8 @@ class Reactor:
                     return
             self.kick()
         except zmq.ZMQError as exc:
-            # EVENTS itself failed: the socket was closed under us (ENOTSOCK) or its context
-            # terminated (ETERM). Nothing can proceed again; tell every waiter why.
+            # EVENTS or a receive failed fatally: the socket was closed under us (ENOTSOCK) or
+            # its context terminated (ETERM). Nothing can proceed again; tell every waiter why.
             self.close(exc)
 
     def _serve(self, queue: deque[Waiter]) -> bool:
@@ -356,10 +370,17 @@ class Reactor:
             try:
                 result = waiter.op(self.socket, *waiter.args)  # type: ignore[misc]
             except _Again:
-                # EVENTS promised more than the socket holds (someone else took it): keep
-                # this waiter's place and wait for the next edge.
+                # EVENTS promised more than the socket holds (someone else took it), or no
+                # EVENTS was read: keep this waiter's place and wait for the next edge.
                 queue.appendleft(waiter)
                 return False
+            except zmq.ZMQError as exc:
+                if exc.errno in _FATAL:
+                    queue.appendleft(waiter)
+                    raise  # dispatch closes the reactor: every waiter learns why
+                _cancel_timer(waiter)
+                completion.set_exception(exc)
+                return True
             except Exception as exc:
                 _cancel_timer(waiter)
                 completion.set_exception(exc)
