@@ -12,6 +12,7 @@ import asyncio
 import gc
 import itertools
 import json
+import threading
 import time
 import tracemalloc
 from collections.abc import Awaitable, Callable
@@ -786,3 +787,21 @@ def test_a_loop_without_add_reader_gets_a_clear_error(ctx: Any) -> None:
         loop.run_until_complete(main())
     finally:
         loop.close()
+
+
+def test_close_from_another_thread_cancels_pending_operations_on_the_loop(
+    run: Any, pair: Any
+) -> None:
+    """The waiters belong to the loop's thread: they are released there, promptly."""
+    _push, pull = pair
+
+    async def main() -> None:
+        pending = pull.recv()
+        closer = threading.Thread(target=pull.close, kwargs={"linger": 0})
+        closer.start()
+        closer.join(WAIT)
+        assert pull.closed
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(pending, WAIT)
+
+    run(main())
