@@ -349,14 +349,22 @@ class Socket(zmq.Socket["Future[Any]"]):
     # -- closing ----------------------------------------------------------------------------
 
     def close(self, linger: int | None = None) -> None:
-        """Cancel pending operations, stop watching the FD, then close the socket."""
+        """Cancel pending operations, stop watching the FD, then close the socket.
+
+        Called from another thread while the socket's loop runs, the close is handed to that
+        loop and happens there shortly: the FD must be unregistered before it is closed, and
+        only the loop's thread may do that (libuv aborts on a watched FD closed under it).
+        """
         if not self.closed and "_reactor" in self.__dict__:
             loop = self._loop
             if loop is not _UNBOUND and loop.is_running() and loop is not _get_running_loop():
-                # Closed from another thread: the waiters belong to the loop's thread.
-                loop.call_soon_threadsafe(self._reactor.close)
-            else:
-                self._reactor.close()
+                try:
+                    loop.call_soon_threadsafe(self.close, linger)
+                except RuntimeError:
+                    pass  # the loop closed meanwhile: no one watches the FD any more
+                else:
+                    return
+            self._reactor.close()
         super().close(linger)
 
     # -- beyond the peer: async iteration and async with --------------------------------------
