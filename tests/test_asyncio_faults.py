@@ -807,3 +807,31 @@ def test_close_from_another_thread_cancels_pending_operations_on_the_loop(
         assert pull.closed
 
     run(main())
+
+
+def test_idle_waiting_sockets_cost_no_cpu(run: Any, ctx: Any) -> None:
+    """50 SUBs each with a pending recv on an idle PUB: the process stays asleep.
+
+    Measures a real second of idleness (the sleep is the measurement, not synchronization).
+    """
+    pub = ctx.socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    subs = []
+    for _ in range(50):
+        sub = ctx.socket(zmq.SUB)
+        sub.subscribe(b"")
+        sub.connect(f"tcp://127.0.0.1:{port}")
+        subs.append(sub)
+
+    async def main() -> None:
+        pending = [sub.recv() for sub in subs]
+        await asyncio.sleep(0.2)  # let the connections settle
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.sleep(1.0)
+        used = (time.process_time() - cpu) / (time.perf_counter() - wall)
+        assert used < 0.05, f"{used:.3f} s of CPU per idle second"
+        assert not any(fut.done() for fut in pending)
+        await pub.send(b"wake")
+        assert await asyncio.wait_for(asyncio.gather(*pending), WAIT) == [b"wake"] * 50
+
+    run(main())
