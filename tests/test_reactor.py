@@ -211,7 +211,8 @@ class TestRule1NoLostWakeup:
         push.send(b"a")
         reactor.dispatch()
         assert first_result.value == b"a" and not second_result.done()
-        # dispatch ended on an EVENTS read: the FD is quiet and the next change signals it
+        # dispatch ended on a failed receive (only receivers wait), which re-arms the FD
+        # like an EVENTS read: it is quiet, and the next change signals it
         assert not driver.fd_readable(reactor.fd)
         push.send(b"b")
         assert driver.fd_readable(reactor.fd)

@@ -122,8 +122,9 @@ class Socket(zmq.Socket["Future[Any]"]):
     ) -> Future[Any]:
         """Run ``op(self, *args)`` now if no one is queued ahead, else queue it (FIFO).
 
-        ``args`` carry NOBLOCK; ``flags`` are the caller's (with DONTWAIT it is "now or
-        never", even with others queued, as in pyzmq). ``recv`` and ``send`` inline this.
+        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT it is "now or
+        never", even with others queued (zmq.asyncio would queue it). ``recv`` and ``send``
+        inline this.
         """
         loop = _get_running_loop()
         if loop is not self._loop:
@@ -168,9 +169,7 @@ class Socket(zmq.Socket["Future[Any]"]):
             reactor.wait_send(waiter)
         else:
             reactor.wait_recv(waiter)
-        if waiter.timer is not None:
-            # A cancelled caller must not leave its deadline armed.
-            future.add_done_callback(lambda _: reactor.discard(waiter))
+        _disarm_on_cancel(reactor, waiter, future)
         return future
 
     # -- receiving --------------------------------------------------------------------------
@@ -307,8 +306,7 @@ class Socket(zmq.Socket["Future[Any]"]):
             return future
         waiter = Waiter(future, None, mask=flags)
         reactor.wait_poll(waiter, None if timeout is None or timeout < 0 else timeout / 1000)
-        if waiter.timer is not None:
-            future.add_done_callback(lambda _: reactor.discard(waiter))
+        _disarm_on_cancel(reactor, waiter, future)
         return future
 
     # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
@@ -392,6 +390,12 @@ class Socket(zmq.Socket["Future[Any]"]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _disarm_on_cancel(reactor: Reactor, waiter: Waiter, future: Future[Any]) -> None:
+    """A caller cancelling a waiter that has a deadline must not leave the timer armed."""
+    if waiter.timer is not None:
+        future.add_done_callback(lambda _: reactor.discard(waiter))
 
 
 def _cancelling() -> bool:
