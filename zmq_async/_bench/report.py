@@ -21,8 +21,9 @@ _NO_ROW = ("skipped", "not_run")
 
 @dataclass(frozen=True)
 class Target:
-    """A goal for our layer against its peer on each loop: ``vs peer`` at least ``threshold``."""
+    """A goal for one of our layers against its peer on each loop: ``vs peer`` >= ``threshold``."""
 
+    layer: str
     workload: str
     what: str
     threshold: float
@@ -33,14 +34,12 @@ class Target:
         return value > self.threshold if self.strict else value >= self.threshold
 
 
-#: The layer the targets are about; its ``peer`` is the baseline.
-TARGET_LAYER = "zmq_async.asyncio"
-
+#: Each issue's performance goals; a layer's ``peer`` is the baseline.
 TARGETS = (
-    Target("push_pull", "64 B msgs/s, HWM 0", 5.0),
-    Target("push_pull_hwm", "64 B msgs/s, HWM 1000", 3.0),
-    Target("reqrep", "lower median latency", 1.0, strict=True),
-    Target("fanin", "fan-in requests/s", 1.5),
+    Target("zmq_async.asyncio", "push_pull", "64 B msgs/s, HWM 0", 5.0),
+    Target("zmq_async.asyncio", "push_pull_hwm", "64 B msgs/s, HWM 1000", 3.0),
+    Target("zmq_async.asyncio", "reqrep", "lower median latency", 1.0, strict=True),
+    Target("zmq_async.asyncio", "fanin", "fan-in requests/s", 1.5),
 )
 
 
@@ -64,8 +63,8 @@ class TargetResult:
         return {
             "workload": t.workload,
             "what": t.what,
-            "layer": TARGET_LAYER,
-            "peer": LAYERS[TARGET_LAYER].peer,
+            "layer": t.layer,
+            "peer": LAYERS[t.layer].peer,
             "loop": self.loop,
             "threshold": t.threshold,
             "strict": t.strict,
@@ -102,17 +101,17 @@ def evaluate_targets(rows: Iterable[Row]) -> list[TargetResult]:
     return [
         _verdict(table, t, loop)
         for t in TARGETS
-        for loop in LAYERS[TARGET_LAYER].loops
-        if table.get(t.workload, TARGET_LAYER, loop) is not None
+        for loop in LAYERS[t.layer].loops
+        if table.get(t.workload, t.layer, loop) is not None
     ]
 
 
 def _verdict(table: Table, target: Target, loop: str) -> TargetResult:
-    ours = table.get(target.workload, TARGET_LAYER, loop)
+    ours = table.get(target.workload, target.layer, loop)
     if ours is None:
         return TargetResult(target, loop, None)
     value = table.vs_peer(ours)
-    peer = table.get(target.workload, LAYERS[TARGET_LAYER].peer, loop)
+    peer = table.get(target.workload, LAYERS[target.layer].peer, loop)
     spreads = [ours.spread(), None if peer is None else peer.spread()]
     noise = sum(s for s in spreads if s is not None)
     close = value is not None and abs(value - target.threshold) < noise * target.threshold
@@ -137,9 +136,9 @@ def format_report(rows: list[Row], header: list[str], repeat: int) -> str:
         lines.append("")
         lines.extend(_block(table, workload, repeat))
     verdicts = evaluate_targets(rows)
-    if verdicts:
+    for layer in dict.fromkeys(v.target.layer for v in verdicts):
         lines.append("")
-        lines.extend(_targets(verdicts))
+        lines.extend(_targets(layer, [v for v in verdicts if v.target.layer == layer]))
     return "\n".join(lines) + "\n"
 
 
@@ -180,11 +179,11 @@ def _block(table: Table, workload: Workload, repeat: int) -> list[str]:
     return out + [_clip(n) for n in notes]
 
 
-def _targets(verdicts: list[TargetResult]) -> list[str]:
+def _targets(layer: str, verdicts: list[TargetResult]) -> list[str]:
+    """The verdicts for one of our layers: a line per target, a column per loop."""
     loops = list(dict.fromkeys(v.loop for v in verdicts))
-    peer = LAYERS[TARGET_LAYER].peer
     out = [
-        _clip(f"targets: {TARGET_LAYER} vs {peer} on the same loop ('vs peer' column)"),
+        _clip(f"targets: {layer} vs {LAYERS[layer].peer} on the same loop ('vs peer' column)"),
         "  "
         + "workload".ljust(15)
         + "goal".ljust(23)
