@@ -1,0 +1,689 @@
+"""``ZMQStream``: callbacks on a zmq socket, served by the core reactor.
+
+Receiving is one standing waiter in the socket's :class:`~zmq_async._reactor.Reactor`: its
+completion (:class:`_Receiver`) hands each message to the callback and queues itself again,
+so one dispatch drains up to :data:`~zmq_async._reactor.BATCH` messages with NOBLOCK receives
+and no per-message Future. Sending is an ordered buffer: a message goes out at once when
+nothing is queued ahead and no ``on_send`` callback waits for it, otherwise a standing send
+waiter (:class:`_Sender`) sends the buffer's head each time EVENTS allows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import pickle
+import sys
+import warnings
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import zmq
+from zmq.utils import jsonapi
+
+from zmq_async import _ops
+from zmq_async._reactor import Reactor, Waiter
+from zmq_async.asyncio._driver import driver_for
+from zmq_async.asyncio._socket import Socket as _AsyncioSocket
+
+__all__ = ["SendQueueFull", "ZMQStream"]
+
+#: Where callback failures and send errors are logged (zmq.eventloop.zmqstream uses Tornado's
+#: ``tornado.general``; the messages are the same).
+log = logging.getLogger("zmq_async.stream")
+
+_NOBLOCK = int(zmq.NOBLOCK)
+_POLLIN = int(zmq.POLLIN)
+_POLLOUT = int(zmq.POLLOUT)
+_FATAL = (zmq.ENOTSOCK, zmq.ETERM)
+_Again = zmq.Again
+_recv_multipart = _ops.recv_multipart
+_send_multipart = _ops.send_multipart
+_isawaitable = inspect.isawaitable
+
+#: A queued message: (as given, frames to send, flags, copy, track, extra send options).
+_Item = tuple[Any, Sequence[Any], int, bool, bool, "dict[str, Any] | None"]
+
+
+class SendQueueFull(zmq.Again):
+    """A send was refused: ``max_send_queue`` messages already wait to go out.
+
+    A subclass of ``zmq.Again`` (errno EAGAIN): "try again later". Nothing was queued; wait
+    for the drain callback (:meth:`ZMQStream.set_drain_callback`) before sending more.
+    """
+
+    def __init__(self, limit: int) -> None:
+        zmq.ZMQError.__init__(self, zmq.EAGAIN, f"ZMQStream send queue is full ({limit} messages)")
+        self.limit = limit
+
+
+class _NotCallable(TypeError, AssertionError):
+    """A callback that is not callable; an AssertionError too, as the peer raises that."""
+
+
+class _Receiver:
+    """The standing receive: a Completion the reactor sees as live until receiving stops.
+
+    Each message the reactor receives for it goes to the stream's callback; then it queues
+    itself again, at the back, so other receivers of a shared socket keep their turn.
+    """
+
+    __slots__ = ("active", "reactor", "stream", "waiter")
+
+    def __init__(self, stream: ZMQStream, reactor: Reactor, copy: bool) -> None:
+        self.stream = stream
+        self.reactor = reactor
+        self.active = True
+        self.waiter = Waiter(self, _recv_multipart, (_NOBLOCK, copy, False))
+
+    def done(self) -> bool:
+        return not self.active
+
+    def set_result(self, msg: list[Any], /) -> None:
+        # The hot path: one call per message received.
+        callback = self.stream._recv_callback
+        if callback is not None:
+            try:
+                result = callback(msg)
+            except Exception:
+                log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+            else:
+                if result is not None:
+                    self.stream._spawn(result)
+        if self.active and not self.reactor.closed:
+            # Popped by the dispatch that is calling us, which is watching the FD: no need
+            # for wait_recv's bookkeeping (or its RCVTIMEO deadline; a stream waits forever).
+            self.reactor.recvq.append(self.waiter)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        stream = self.stream
+        if self.reactor.closed:
+            self.active = False
+            stream._lost_socket(exception)
+            return
+        if not isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
+            log.error("ZMQStream receive error: %s", exception)
+        if self.active:
+            self.reactor.wait_recv(self.waiter)
+
+    def cancel(self) -> bool:
+        # The reactor released its waiters: the socket was closed (a zmq_async socket's own
+        # close()), or it was moved to another loop by a use there.
+        was_active, self.active = self.active, False
+        if was_active:
+            self.stream._released(self.reactor)
+        return was_active
+
+
+class _Sender:
+    """The standing send: queued in the reactor while the stream's send buffer is not empty."""
+
+    __slots__ = ("armed", "stream", "waiter")
+
+    def __init__(self, stream: ZMQStream) -> None:
+        self.stream = stream
+        self.armed = False
+        self.waiter = Waiter(self, stream._send_head)
+
+    def done(self) -> bool:
+        return self.stream._closed
+
+    def set_result(self, result: tuple[Any, Any] | None, /) -> None:
+        stream = self.stream
+        if result is not None:
+            stream._sent(result)
+        if stream._sendbuf and not stream._closed:
+            stream._reactor.sendq.append(self.waiter)  # as in _Receiver.set_result
+        else:
+            self.armed = False
+            stream._maybe_drained()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.armed = False
+        stream = self.stream
+        if stream._reactor.closed:
+            stream._lost_socket(exception)
+        elif stream._sendbuf and not stream._closed:
+            stream._arm_sender()  # SNDTIMEO ran out: a stream keeps trying
+
+    def cancel(self) -> bool:
+        self.armed = False
+        self.stream._released(self.stream._reactor)
+        return True
+
+
+class ZMQStream:
+    """Callbacks for a zmq socket's messages: a drop-in for ``zmq.eventloop.zmqstream.ZMQStream``.
+
+    Runs on Tornado's IOLoop or on any asyncio loop (``asyncio.run``, uvloop). ``io_loop`` is
+    a Tornado ``IOLoop`` or an asyncio loop; by default the running loop (or, with Tornado
+    imported, ``IOLoop.current()``).
+
+    ``socket`` may be a plain ``zmq.Socket`` or a :mod:`zmq_async.asyncio` /
+    :mod:`zmq_async.tornado` socket, whose futures keep working beside the stream. A
+    ``zmq.asyncio`` (peer) socket is replaced by a plain shadow of it, with a RuntimeWarning,
+    as the peer does.
+
+    Beyond the peer: ``max_send_queue`` bounds the messages waiting to be sent; a send beyond
+    it raises :class:`SendQueueFull` instead of growing the queue without limit.
+
+    Raises TypeError if ``socket`` is not a zmq socket, RuntimeError if there is no loop.
+    """
+
+    socket: zmq.Socket[Any]
+    io_loop: Any
+    bind: Callable[..., Any]
+    bind_to_random_port: Callable[..., int]
+    connect: Callable[..., Any]
+    setsockopt: Callable[..., None]
+    getsockopt: Callable[..., Any]
+    setsockopt_string: Callable[..., None]
+    getsockopt_string: Callable[..., str]
+    setsockopt_unicode: Callable[..., None]
+    getsockopt_unicode: Callable[..., str]
+
+    def __init__(
+        self,
+        socket: zmq.Socket[Any],
+        io_loop: Any = None,
+        *,
+        max_send_queue: int | None = None,
+    ) -> None:
+        if max_send_queue is not None and max_send_queue < 1:
+            raise ValueError(f"max_send_queue must be None or at least 1, not {max_send_queue}")
+        socket = _stream_socket(socket)
+        self.io_loop, loop = _resolve_loop(io_loop)
+        self._loop = loop
+        if isinstance(socket, _AsyncioSocket):
+            # One reactor per libzmq socket: its futures and this stream share the FD's edges.
+            if socket._loop is not loop:
+                socket._bind(loop)  # raises if its loop runs in another thread
+            self._reactor = socket._reactor
+            self._owns_reactor = False
+        else:
+            self._reactor = Reactor(socket, driver_for(loop))
+            self._owns_reactor = True
+        self.socket = socket
+        self.max_send_queue = max_send_queue
+        self._closed = False
+        self._recv_callback: Callable[[list[Any]], Any] | None = None
+        self._recv_copy = True
+        self._receiver: _Receiver | None = None
+        self._send_callback: Callable[[list[Any], Any], Any] | None = None
+        self._sendbuf: deque[_Item] = deque()
+        self._sender = _Sender(self)
+        self._close_callback: Callable[[], Any] | None = None
+        self._drain_callback: Callable[[], Any] | None = None
+        self._refused = False
+        # The peer links these straight to the socket's methods.
+        self.bind = socket.bind
+        self.bind_to_random_port = socket.bind_to_random_port
+        self.connect = socket.connect
+        self.setsockopt = socket.setsockopt
+        self.getsockopt = socket.getsockopt
+        self.setsockopt_string = socket.setsockopt_string
+        self.getsockopt_string = socket.getsockopt_string
+        self.setsockopt_unicode = socket.setsockopt_unicode
+        self.getsockopt_unicode = socket.getsockopt_unicode
+
+    def __getattr__(self, name: str) -> Any:
+        """The rest of the socket's interface (``subscribe``, ``unbind``, options ...).
+
+        Not its receive methods nor ``poll``: messages arrive through ``on_recv``.
+        """
+        if name.startswith(("_", "recv", "poll")):
+            raise AttributeError(name)
+        socket = self.__dict__.get("socket")
+        if socket is None:
+            raise AttributeError(name)
+        return getattr(socket, name)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"fd={self._reactor.fd}"
+        return f"<zmq_async.stream.ZMQStream({self.__dict__.get('socket')!r}) {state}>"
+
+    # -- receiving --------------------------------------------------------------------------
+
+    def on_recv(self, callback: Callable[[list[Any]], Any] | None, copy: bool = True) -> None:
+        """Call ``callback(msg)`` with each multipart message received (a list of frames).
+
+        Frames are bytes, or ``zmq.Frame`` objects with ``copy=False``. One callback at a
+        time: this replaces the previous one. ``None`` pauses receiving (messages wait in
+        the socket); registering a callback again resumes. The callback may be a coroutine
+        function; its coroutines run as tasks. Exceptions in it are logged.
+
+        Raises OSError if the stream is closed, TypeError (also an AssertionError, as the
+        peer raises) if ``callback`` is not callable.
+        """
+        self._check_closed()
+        if callback is not None and not callable(callback):
+            raise _NotCallable(f"callback must be callable or None, not {callback!r}")
+        self._recv_callback = callback
+        self._recv_copy = copy
+        receiver = self._receiver
+        if callback is None:
+            if receiver is not None:
+                receiver.active = False  # the reactor drops its waiter: done() is now True
+                self._receiver = None
+        elif receiver is None:
+            receiver = self._receiver = _Receiver(self, self._reactor, copy)
+            self._reactor.wait_recv(receiver.waiter)
+            # Messages may already be waiting, their edge consumed: look now, not on the FD.
+            self._reactor.kick()
+        else:
+            receiver.waiter.args = (_NOBLOCK, copy, False)
+
+    def on_recv_stream(
+        self, callback: Callable[[ZMQStream, list[Any]], Any] | None, copy: bool = True
+    ) -> None:
+        """Like :meth:`on_recv`, but ``callback(stream, msg)`` also gets this stream."""
+        if callback is None:
+            self.stop_on_recv()
+        else:
+            self.on_recv(lambda msg: callback(self, msg), copy=copy)
+
+    def stop_on_recv(self) -> None:
+        """Stop receiving (``on_recv(None)``); messages wait in the socket."""
+        self.on_recv(None)
+
+    def receiving(self) -> bool:
+        """Whether a receive callback is registered."""
+        return self._recv_callback is not None
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def on_send(self, callback: Callable[[list[Any], Any], Any] | None) -> None:
+        """Call ``callback(msg, status)`` after each message is sent.
+
+        ``msg`` is the list of frames as given to ``send_multipart`` (``[msg]`` for
+        ``send``); ``status`` is None, a ``zmq.MessageTracker`` (``track=True``), or the
+        ``zmq.ZMQError`` the send failed with. ``None`` removes the callback.
+
+        Raises OSError if the stream is closed, TypeError (also an AssertionError) if
+        ``callback`` is not callable.
+        """
+        self._check_closed()
+        if callback is not None and not callable(callback):
+            raise _NotCallable(f"callback must be callable or None, not {callback!r}")
+        self._send_callback = callback
+
+    def on_send_stream(self, callback: Callable[[ZMQStream, list[Any], Any], Any] | None) -> None:
+        """Like :meth:`on_send`, but ``callback(stream, msg, status)`` also gets this stream."""
+        if callback is None:
+            self.stop_on_send()
+        else:
+            self.on_send(lambda msg, status: callback(self, msg, status))
+
+    def stop_on_send(self) -> None:
+        """Remove the send callback (``on_send(None)``)."""
+        self.on_send(None)
+
+    def sending(self) -> bool:
+        """Whether messages are waiting to be sent."""
+        return bool(self._sendbuf)
+
+    @property
+    def send_queue_size(self) -> int:
+        """How many messages wait to be sent."""
+        return len(self._sendbuf)
+
+    def set_drain_callback(self, callback: Callable[[], Any] | None) -> None:
+        """Call ``callback()`` when the send queue is empty again after a refused send.
+
+        Pairs with ``max_send_queue``: on :class:`SendQueueFull`, stop sending until then.
+        """
+        self._drain_callback = callback
+
+    def send(
+        self,
+        msg: Any,
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        callback: Callable[[list[Any], Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send one frame, ``send_multipart([msg], ...)``."""
+        self.send_multipart([msg], flags, copy, track, callback, **kwargs)
+
+    def send_multipart(
+        self,
+        msg: Sequence[Any],
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        callback: Callable[[list[Any], Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Queue a multipart message; messages go out in order as soon as the socket allows.
+
+        ``callback``, if given, becomes the :meth:`on_send` callback (as with the peer).
+        Raises OSError if the stream is closed, :class:`SendQueueFull` if ``max_send_queue``
+        messages already wait, TypeError/IndexError for a frame without the buffer interface
+        or an empty message (nothing is queued then).
+        """
+        if self._closed:
+            raise OSError("Stream is closed")
+        if callback is not None:
+            self.on_send(callback)
+        parts = _ops.frames(msg)
+        buf = self._sendbuf
+        if not buf and self._send_callback is None:
+            # Nothing ahead of it and no one to tell: try it now, as a zmq_async socket does.
+            reactor = self._reactor
+            sendq = reactor.sendq
+            if not (sendq and reactor.busy(sendq)):
+                try:
+                    if kwargs:
+                        _send_with_options(
+                            self.socket, parts, flags | _NOBLOCK, copy, track, kwargs
+                        )
+                    else:
+                        _send_multipart(self.socket, parts, flags | _NOBLOCK, copy, track)
+                except _Again:
+                    pass  # queued below
+                except zmq.ZMQError as exc:
+                    if exc.errno in _FATAL:
+                        raise
+                    log.error("SEND Error: %s", exc)
+                    return
+                else:
+                    if reactor.recvq or sendq or reactor.pollq:
+                        reactor.kick()  # rule 1: our send may have consumed their edge
+                    return
+        limit = self.max_send_queue
+        if limit is not None and len(buf) >= limit:
+            self._refused = True
+            raise SendQueueFull(limit)
+        buf.append((msg, parts, flags | _NOBLOCK, copy, track, kwargs or None))
+        if not self._sender.armed:
+            self._arm_sender()
+
+    def send_string(
+        self,
+        u: str,
+        flags: int = 0,
+        encoding: str = "utf-8",
+        callback: Callable[[list[Any], Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send ``u`` encoded as ``encoding``. Raises TypeError if ``u`` is not a str."""
+        if not isinstance(u, str):
+            raise TypeError("unicode/str objects only")
+        self.send(u.encode(encoding), flags=flags, callback=callback, **kwargs)
+
+    send_unicode = send_string
+
+    def send_json(
+        self,
+        obj: Any,
+        flags: int = 0,
+        callback: Callable[[list[Any], Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send ``obj`` serialized as JSON."""
+        self.send(jsonapi.dumps(obj), flags=flags, callback=callback, **kwargs)
+
+    def send_pyobj(
+        self,
+        obj: Any,
+        flags: int = 0,
+        protocol: int = -1,
+        callback: Callable[[list[Any], Any], Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """Send ``obj`` pickled with ``protocol``."""
+        self.send(pickle.dumps(obj, protocol), flags, callback=callback, **kwargs)
+
+    def _arm_sender(self) -> None:
+        self._sender.armed = True
+        self._reactor.wait_send(self._sender.waiter)
+        # The socket may be writable with no edge to come: look now.
+        self._reactor.kick()
+
+    def _send_head(self, socket: zmq.Socket[Any]) -> tuple[Any, Any] | None:
+        """The send waiter's operation: send the oldest queued message, ``(msg, status)``.
+
+        Raises zmq.Again, with nothing consumed, if the socket cannot take it yet.
+        """
+        buf = self._sendbuf
+        if not buf:
+            return None  # flush() sent it
+        msg, parts, flags, copy, track, kwargs = buf[0]
+        try:
+            if kwargs:
+                status = _send_with_options(socket, parts, flags, copy, track, kwargs)
+            else:
+                status = _send_multipart(socket, parts, flags, copy, track)
+        except _Again:
+            raise
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL:
+                raise
+            buf.popleft()
+            log.error("SEND Error: %s", exc)
+            return msg, exc
+        buf.popleft()
+        return msg, status
+
+    def _sent(self, result: tuple[Any, Any]) -> None:
+        callback = self._send_callback
+        if callback is not None and not self._closed:
+            self._run_callback(callback, *result)
+
+    def _maybe_drained(self) -> None:
+        if self._refused and not self._sendbuf and not self._closed:
+            self._refused = False
+            callback = self._drain_callback
+            if callback is not None:
+                self._run_callback(callback)
+
+    # -- flush ------------------------------------------------------------------------------
+
+    def flush(self, flag: int = zmq.POLLIN | zmq.POLLOUT, limit: int | None = None) -> int:
+        """Handle pending messages now, without waiting for the loop; returns how many.
+
+        With POLLIN in ``flag``, receives every waiting message and passes it to the receive
+        callback (dropping it if there is none); with POLLOUT, sends the queued messages the
+        socket takes now. Stops when neither can proceed, or after ``limit`` messages.
+        Raises OSError if the stream is closed.
+        """
+        self._check_closed()
+        socket = self.socket
+        count = 0
+        try:
+            while not limit or count < limit:
+                progressed = False
+                if flag & _POLLIN:
+                    try:
+                        msg = _recv_multipart(socket, _NOBLOCK, self._recv_copy, False)
+                    except _Again:
+                        pass
+                    else:
+                        count += 1
+                        progressed = True
+                        callback = self._recv_callback
+                        if callback is not None:
+                            self._run_callback(callback, msg)
+                        if self._closed or (limit and count >= limit):
+                            break
+                if flag & _POLLOUT and self._sendbuf:
+                    try:
+                        result = self._send_head(socket)
+                    except _Again:
+                        pass
+                    else:
+                        if result is not None:
+                            count += 1
+                            progressed = True
+                            self._sent(result)
+                            if self._closed:
+                                break
+                if not progressed:
+                    break
+        finally:
+            if not self._closed:
+                self._reactor.after_op()  # rule 1: we touched the socket outside dispatch
+                self._maybe_drained()
+        return count
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def set_close_callback(self, callback: Callable[[], Any] | None) -> None:
+        """Call ``callback()`` once, when the stream is closed."""
+        self._close_callback = callback
+
+    def close(self, linger: int | None = None) -> None:
+        """Stop every callback, drop unsent messages, close the socket; then the close callback.
+
+        No receive or send callback runs after this. Idempotent.
+        """
+        if self._closed:
+            return
+        socket = self.socket
+        reactor = self._reactor
+        if socket.closed and not reactor.closed:
+            warnings.warn(
+                f"Unregistering FD {reactor.fd} after closing socket. This could result in "
+                "unregistering handlers for the wrong socket. "
+                "Please use stream.close() instead of closing the socket directly.",
+                stacklevel=2,
+            )
+        self._closed = True
+        self._recv_callback = self._send_callback = None
+        if self._receiver is not None:
+            self._receiver.active = False
+            self._receiver = None
+        self._sendbuf.clear()
+        if self._owns_reactor:
+            reactor.close()  # unwatch the FD while it is still valid
+        socket.close(linger)  # a zmq_async socket closes the shared reactor first
+        self.socket = None  # type: ignore[assignment]  # as the peer: closed() is "socket is None"
+        callback, self._close_callback = self._close_callback, None
+        if callback is not None:
+            self._run_callback(callback)
+
+    def closed(self) -> bool:
+        """Whether the stream is closed; closes it if its socket was closed under it."""
+        if self._closed:
+            return True
+        if self.socket.closed:
+            self.close()
+            return True
+        return False
+
+    def stop_on_err(self) -> None:
+        """Deprecated, does nothing (as in the peer)."""
+        log.warning("on_err does nothing, and will be removed")
+
+    def on_err(self, callback: Callable[..., Any]) -> None:
+        """Deprecated, does nothing (as in the peer)."""
+        log.warning("on_err does nothing, and will be removed")
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _check_closed(self) -> None:
+        if self._closed:
+            raise OSError("Stream is closed")
+
+    def _lost_socket(self, exception: BaseException) -> None:
+        """The reactor found the socket closed (ENOTSOCK) or its context terminated."""
+        if not self._closed:
+            log.warning("Got events for stream %r attached to closed socket: %s", self, exception)
+            self.close()
+
+    def _released(self, reactor: Reactor) -> None:
+        if self._closed:
+            return
+        if reactor.closed:
+            self._lost_socket(zmq.ZMQError(zmq.ENOTSOCK, "socket closed"))
+        else:
+            log.warning("%r stopped: its socket was used on another event loop", self)
+
+    def _run_callback(self, callback: Callable[..., Any], *args: Any) -> None:
+        try:
+            result = callback(*args)
+        except Exception:
+            log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+        else:
+            if result is not None:
+                self._spawn(result)
+
+    def _spawn(self, result: Any) -> None:
+        """Run a coroutine (or other awaitable) a callback returned, logging its failure."""
+        if _isawaitable(result):
+            asyncio.ensure_future(result, loop=self._loop).add_done_callback(_log_failure)
+
+
+def _log_failure(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("Uncaught exception in ZMQStream callback", exc_info=future.exception())
+
+
+def _send_with_options(
+    socket: zmq.Socket[Any],
+    parts: Sequence[Any],
+    flags: int,
+    copy: bool,
+    track: bool,
+    options: dict[str, Any],
+) -> Any:
+    """``send_multipart`` with pyzmq's extra per-frame options (``routing_id``, ``group``)."""
+    last = len(parts) - 1
+    for index in range(last):
+        _ops.send_with_options(socket, parts[index], flags | zmq.SNDMORE, copy, track, options)
+    return _ops.send_with_options(socket, parts[last], flags, copy, track, options)
+
+
+def _stream_socket(socket: Any) -> zmq.Socket[Any]:
+    """The socket a stream can drive: ours as is, a peer future socket as a plain shadow."""
+    if isinstance(socket, _AsyncioSocket):
+        return socket
+    if not isinstance(socket, zmq.Socket):
+        raise TypeError(f"ZMQStream needs a zmq.Socket, not {type(socket).__name__}")
+    module = type(socket).__module__
+    if module.startswith("zmq_async."):
+        raise TypeError(
+            f"ZMQStream runs on an asyncio loop; a {module} socket belongs to another "
+            "framework. Use a plain zmq.Socket or a zmq_async.asyncio / zmq_async.tornado one."
+        )
+    if any(cls.__module__ == "zmq._future" for cls in type(socket).__mro__):
+        # zmq.asyncio / zmq.eventloop.future: its methods return Futures and it watches the FD
+        # itself. Do as the peer's ZMQStream does: drive a plain shadow of it.
+        warnings.warn(
+            "ZMQStream only supports plain zmq.Socket objects and zmq_async's sockets; "
+            f"{type(socket).__module__}.{type(socket).__name__} is replaced by a plain shadow "
+            "(zmq.Socket(shadow=socket)). Do not await its futures while the stream runs.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return zmq.Socket(shadow=socket)
+    return socket
+
+
+def _resolve_loop(io_loop: Any) -> tuple[Any, asyncio.AbstractEventLoop]:
+    """``(io_loop, asyncio loop)``: what the stream reports as its loop, and what it runs on.
+
+    Tornado is used only if the caller already imported it: a Tornado IOLoop runs on its
+    ``asyncio_loop``.
+    """
+    if io_loop is None:
+        tornado_ioloop = sys.modules.get("tornado.ioloop")
+        if tornado_ioloop is not None:
+            io_loop = tornado_ioloop.IOLoop.current()
+        else:
+            loop = asyncio._get_running_loop()
+            if loop is None:
+                raise RuntimeError(
+                    "ZMQStream needs an event loop: create it while the loop runs, "
+                    "or pass io_loop (an asyncio loop or a Tornado IOLoop)"
+                )
+            return loop, loop
+    asyncio_loop = getattr(io_loop, "asyncio_loop", None)
+    if isinstance(asyncio_loop, asyncio.AbstractEventLoop):
+        return io_loop, asyncio_loop
+    if isinstance(io_loop, asyncio.AbstractEventLoop):
+        return io_loop, io_loop
+    raise TypeError(f"io_loop must be a Tornado IOLoop or an asyncio loop, not {io_loop!r}")

@@ -1,0 +1,26 @@
+"""ZeroMQ for Tornado coroutines: a drop-in for ``zmq.eventloop.future``.
+
+Change ``from zmq.eventloop import future`` to ``import zmq_async.tornado as future`` and keep
+the rest::
+
+    ctx = zmq_async.tornado.Context()
+    sock = ctx.socket(zmq.PULL)
+    msg = await sock.recv_multipart()        # or: msg = yield sock.recv_multipart()
+
+Tornado 6's ``Future`` is ``asyncio.Future`` and its IOLoop runs on an asyncio loop, so these
+are :mod:`zmq_async.asyncio`'s classes under Tornado's names, on ``IOLoop.current()``. The
+callback-style :class:`~zmq_async.stream.ZMQStream` is re-exported here.
+"""
+
+import asyncio
+
+from zmq_async.stream import SendQueueFull, ZMQStream
+from zmq_async.tornado._context import Context
+from zmq_async.tornado._poller import Poller
+from zmq_async.tornado._socket import Socket
+
+#: What a pending operation raises when its socket is closed. ``zmq.eventloop.future`` has its
+#: own class for this; ours are asyncio Futures, so it is asyncio's (which Tornado also uses).
+CancelledError = asyncio.CancelledError
+
+__all__ = ["CancelledError", "Context", "Poller", "SendQueueFull", "Socket", "ZMQStream"]
