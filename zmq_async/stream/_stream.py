@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import zmq
+from zmq.backend import Socket as _BackendSocket
 from zmq.utils import jsonapi
 
 from zmq_async import _ops
@@ -37,6 +38,8 @@ log = logging.getLogger("zmq_async.stream")
 _NOBLOCK = int(zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
+_EVENTS = int(zmq.EVENTS)
+_get: Callable[[Any, int], Any] = _BackendSocket.get
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 _Again = zmq.Again
 _recv_multipart = _ops.recv_multipart
@@ -495,21 +498,25 @@ class ZMQStream:
         count = 0
         try:
             while not limit or count < limit:
-                progressed = False
-                if flag & _POLLIN:
+                # As the peer: EVENTS says what can proceed (a PUSH is never asked to recv).
+                events = _get(socket, _EVENTS) & flag
+                if not self._sendbuf:
+                    events &= ~_POLLOUT
+                if not events:
+                    break
+                if events & _POLLIN:
                     try:
                         msg = _recv_multipart(socket, _NOBLOCK, self._recv_copy, False)
                     except _Again:
                         pass
                     else:
                         count += 1
-                        progressed = True
                         callback = self._recv_callback
                         if callback is not None:
                             self._run_callback(callback, msg)
                         if self._closed or (limit and count >= limit):
                             break
-                if flag & _POLLOUT and self._sendbuf:
+                if events & _POLLOUT and self._sendbuf:
                     try:
                         result = self._send_head(socket)
                     except _Again:
@@ -517,12 +524,9 @@ class ZMQStream:
                     else:
                         if result is not None:
                             count += 1
-                            progressed = True
                             self._sent(result)
                             if self._closed:
                                 break
-                if not progressed:
-                    break
         finally:
             if not self._closed:
                 self._reactor.after_op()  # rule 1: we touched the socket outside dispatch

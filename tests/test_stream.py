@@ -1,0 +1,634 @@
+"""zmq_async.stream.ZMQStream: every method, on Tornado's IOLoop and on a plain asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import pickle
+import sys
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import pytest
+import tornado.ioloop
+import zmq
+
+import zmq_async.asyncio
+import zmq_async.tornado
+from zmq_async._reactor import BATCH
+from zmq_async.stream import SendQueueFull, ZMQStream
+
+LOG = "zmq_async.stream"
+KINDS = ["tornado", "asyncio"]
+
+
+class Env:
+    """One test's loop kind, context and helpers; streams are closed at the end."""
+
+    def __init__(self, kind: str, ctx: zmq.Context[Any]) -> None:
+        self.kind = kind
+        self.ctx = ctx
+        self.streams: list[ZMQStream] = []
+
+    def stream(self, sock: zmq.Socket[Any], **kwargs: Any) -> ZMQStream:
+        """A stream on the running loop: by default on Tornado; on asyncio, given the loop."""
+        if self.kind == "asyncio":
+            kwargs.setdefault("io_loop", asyncio.get_running_loop())
+        stream = ZMQStream(sock, **kwargs)
+        self.streams.append(stream)
+        return stream
+
+    def socket(self, kind: int, **options: Any) -> zmq.Socket[Any]:
+        sock = self.ctx.socket(kind)
+        sock.linger = 0
+        for name, value in options.items():
+            sock.set(getattr(zmq, name), value)
+        return sock
+
+    def pair(self, a: int = zmq.PUSH, b: int = zmq.PULL, **options: Any) -> tuple[Any, Any]:
+        """Two connected streams over tcp: ``(a, b)``, ``b`` bound."""
+        sb = self.stream(self.socket(b, **options))
+        port = sb.bind_to_random_port("tcp://127.0.0.1")
+        sa = self.stream(self.socket(a, **options))
+        sa.connect(f"tcp://127.0.0.1:{port}")
+        return sa, sb
+
+    def run(self, main: Callable[[], Coroutine[Any, Any, Any]], timeout: float = 10.0) -> Any:
+        if self.kind == "tornado":
+            io_loop = tornado.ioloop.IOLoop(make_current=False)
+            try:
+                return io_loop.run_sync(main, timeout=timeout)
+            finally:
+                io_loop.close(all_fds=False)
+        loop = asyncio.new_event_loop()
+        try:
+            return loop.run_until_complete(asyncio.wait_for(main(), timeout))
+        finally:
+            loop.close()
+
+
+@pytest.fixture(params=KINDS)
+def env(request: pytest.FixtureRequest) -> Iterator[Env]:
+    ctx: zmq.Context[Any] = zmq.Context()
+    e = Env(str(request.param), ctx)
+    yield e
+    for stream in e.streams:
+        if not stream.closed():
+            stream.close(linger=0)
+    ctx.destroy(linger=0)
+
+
+async def until(condition: Callable[[], object], timeout: float = 5.0) -> None:
+    """Wait (bounded) until ``condition()`` is true, letting the loop run."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.002)
+
+
+async def settle(seconds: float = 0.05) -> None:
+    """Let the loop run a while: used only to show that something does NOT happen."""
+    await asyncio.sleep(seconds)
+
+
+# -- receiving -------------------------------------------------------------------------------
+
+
+def test_on_recv_gets_multipart_lists_of_bytes(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        push.send_multipart([b"a", b"b"])
+        push.send(b"c")
+        await until(lambda: len(got) == 2)
+        assert got == [[b"a", b"b"], [b"c"]]
+
+    env.run(main)
+
+
+def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        pull.on_recv(got.append, copy=False)
+        await settle(0.1)  # idle: the stream must wake on the FD
+        push.send(b"frame")
+        await until(lambda: got)
+        (msg,) = got
+        assert isinstance(msg[0], zmq.Frame) and msg[0].bytes == b"frame"
+        pull.on_recv(got.append, copy=True)  # re-registering switches copy in place
+        push.send(b"bytes")
+        await until(lambda: len(got) == 2)
+        assert got[1] == [b"bytes"]
+
+    env.run(main)
+
+
+def test_on_recv_none_pauses_and_nothing_is_lost_on_resume(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        push.send(b"0")
+        await until(lambda: got)
+        pull.on_recv(None)
+        assert not pull.receiving()
+        for i in range(1, 6):
+            push.send(b"%d" % i)
+        await settle()
+        assert got == [[b"0"]]
+        pull.on_recv(got.append)
+        assert pull.receiving()
+        await until(lambda: len(got) == 6)
+        assert [m[0] for m in got] == [b"%d" % i for i in range(6)]
+
+    env.run(main)
+
+
+def test_stop_on_recv_and_on_recv_stream(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        pull.on_recv_stream(lambda stream, msg: got.append((stream, msg)))
+        push.send(b"x")
+        await until(lambda: got)
+        assert got == [(pull, [b"x"])]
+        pull.stop_on_recv()
+        push.send(b"y")
+        await settle()
+        assert len(got) == 1
+        pull.on_recv_stream(None)
+        assert not pull.receiving()
+
+    env.run(main)
+
+
+def test_callbacks_must_be_callable(env: Env) -> None:
+    async def main() -> None:
+        _, pull = env.pair()
+        for register in (pull.on_recv, pull.on_send):
+            with pytest.raises(TypeError):
+                register(1)  # type: ignore[arg-type]
+            with pytest.raises(AssertionError):  # what the peer raises
+                register(zmq)  # type: ignore[arg-type]
+
+    env.run(main)
+
+
+def test_a_busy_stream_does_not_starve_the_loop(env: Env) -> None:
+    """One dispatch delivers at most BATCH messages, then other callbacks get their turn."""
+
+    async def main() -> None:
+        push, pull = env.pair()
+        n = 10 * BATCH
+        for _ in range(n):
+            push.send(b"m")
+        await until(lambda: pull.socket.get(zmq.EVENTS) & zmq.POLLIN)
+        await settle(0.1)  # let every message reach the PULL
+        got: list[Any] = []
+        seen_by_other: list[int] = []
+        loop = asyncio.get_running_loop()
+
+        def other() -> None:
+            seen_by_other.append(len(got))
+            if len(got) < n:
+                loop.call_soon(other)
+
+        pull.on_recv(got.append)
+        loop.call_soon(other)
+        await until(lambda: len(got) == n)
+        # Other callbacks ran between batches, not only after everything was delivered.
+        steps = sorted(set(seen_by_other))
+        assert len(steps) >= n // BATCH - 1
+        assert max(b - a for a, b in itertools.pairwise(steps)) <= 2 * BATCH
+
+    env.run(main)
+
+
+# -- sending ---------------------------------------------------------------------------------
+
+
+def test_send_variants_and_on_send(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        sent: list[Any] = []
+        pull.on_recv(got.append)
+        push.on_send(lambda msg, status: sent.append((msg, status)))
+        push.send(b"raw")
+        push.send_multipart([b"m1", b"m2"])
+        push.send_string("text")
+        push.send_unicode("uni", encoding="utf-16")
+        push.send_json({"a": 1})
+        push.send_pyobj((1, 2))
+        await until(lambda: len(got) == 6)
+        assert got[:4] == [[b"raw"], [b"m1", b"m2"], [b"text"], ["uni".encode("utf-16")]]
+        assert zmq.utils.jsonapi.loads(got[4][0]) == {"a": 1}
+        assert pickle.loads(got[5][0]) == (1, 2)
+        await until(lambda: len(sent) == 6)
+        assert sent[0] == ([b"raw"], None) and sent[1] == ([b"m1", b"m2"], None)
+        assert not push.sending()
+        with pytest.raises(TypeError):
+            push.send_string(b"not text")  # type: ignore[arg-type]
+
+    env.run(main)
+
+
+def test_send_callback_registers_on_send_and_on_send_stream(env: Env) -> None:
+    async def main() -> None:
+        push, _pull = env.pair()
+        first: list[Any] = []
+        push.send(b"a", callback=lambda msg, status: first.append(msg))
+        push.send(b"b")  # the callback given before stays registered, as with the peer
+        await until(lambda: len(first) == 2)
+        assert first == [[b"a"], [b"b"]]
+        streamed: list[Any] = []
+        push.on_send_stream(lambda stream, msg, status: streamed.append((stream, msg)))
+        push.send(b"c")
+        await until(lambda: streamed)
+        assert streamed == [(push, [b"c"])]
+        push.stop_on_send()
+        push.send(b"d")
+        push.on_send_stream(None)
+        await settle()
+        assert len(streamed) == 1 and len(first) == 2
+
+    env.run(main)
+
+
+def test_track_gives_a_message_tracker(env: Env) -> None:
+    async def main() -> None:
+        push, _pull = env.pair()
+        statuses: list[Any] = []
+        push.send(b"x" * 1000, copy=False, track=True, callback=lambda m, s: statuses.append(s))
+        await until(lambda: statuses)
+        assert isinstance(statuses[0], zmq.MessageTracker)
+
+    env.run(main)
+
+
+def test_sends_queue_while_the_socket_cannot_send_and_go_out_in_order(env: Env) -> None:
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH))  # no peer yet: every send would block
+        for i in range(20):
+            push.send(b"%d" % i)
+        assert push.sending() and push.send_queue_size == 20
+        await settle()
+        assert push.send_queue_size == 20
+        pull = env.stream(env.socket(zmq.PULL))
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        push.send(b"20")  # queued behind the others
+        await until(lambda: len(got) == 21)
+        assert [m[0] for m in got] == [b"%d" % i for i in range(21)]
+        assert not push.sending()
+
+    env.run(main)
+
+
+def test_bad_frames_are_refused_before_anything_is_queued(env: Env) -> None:
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH))
+        with pytest.raises(TypeError):
+            push.send_multipart([b"ok", object()])
+        with pytest.raises(IndexError):
+            push.send_multipart([])
+        assert push.send_queue_size == 0
+
+    env.run(main)
+
+
+def test_max_send_queue_refuses_with_send_queue_full_then_drains(env: Env) -> None:
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH), max_send_queue=3)
+        drained: list[int] = []
+        push.set_drain_callback(lambda: drained.append(push.send_queue_size))
+        for i in range(3):
+            push.send(b"%d" % i)
+        with pytest.raises(SendQueueFull) as info:
+            push.send(b"3")
+        assert isinstance(info.value, zmq.Again) and info.value.errno == zmq.EAGAIN
+        assert "full" in str(info.value)
+        assert push.send_queue_size == 3
+        pull = env.stream(env.socket(zmq.PULL))
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        await until(lambda: len(got) == 3)
+        await until(lambda: drained)
+        assert drained == [0]
+        push.send(b"4")  # room again; the drain callback is not called without a refusal
+        await until(lambda: len(got) == 4)
+        await settle()
+        assert drained == [0]
+        assert [m[0] for m in got] == [b"0", b"1", b"2", b"4"]
+        with pytest.raises(ValueError):
+            ZMQStream(env.socket(zmq.PUSH), io_loop=asyncio.get_running_loop(), max_send_queue=0)
+
+    env.run(main)
+
+
+# -- flush -----------------------------------------------------------------------------------
+
+
+def test_flush_sends_and_receives_now_and_counts(env: Env) -> None:
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH))
+        push.on_send(lambda msg, status: None)  # with a send callback, sends are queued
+        for i in range(3):
+            push.send(b"%d" % i)
+        assert push.flush() == 0  # no peer: nothing can go
+        pull = env.stream(env.socket(zmq.PULL))
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        await until(lambda: push.socket.get(zmq.EVENTS) & zmq.POLLOUT)
+        assert push.flush(zmq.POLLIN) == 0  # POLLIN only: a PUSH has nothing to receive
+        assert push.flush(zmq.POLLOUT, limit=2) == 2
+        assert push.send_queue_size == 1
+        assert push.flush() == 1
+        assert not push.sending()
+        await until(lambda: pull.socket.get(zmq.EVENTS) & zmq.POLLIN)
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        assert pull.flush(limit=1) == 1
+        assert got == [[b"0"]]  # delivered by flush itself, before the loop runs
+        pull.on_recv(None)
+        await until(lambda: pull.socket.get(zmq.EVENTS) & zmq.POLLIN)
+        assert pull.flush(zmq.POLLIN) == 2  # no callback: received and dropped
+        assert got == [[b"0"]]
+        assert pull.flush() == 0
+
+    env.run(main)
+
+
+# -- callback errors -------------------------------------------------------------------------
+
+
+def test_callback_exceptions_are_logged_and_the_stream_keeps_working(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg)
+            if msg == [b"boom"]:
+                raise ValueError("boom")
+
+        pull.on_recv(callback)
+        push.on_send(lambda msg, status: 1 / 0)
+        push.send(b"boom")
+        push.send(b"after")
+        await until(lambda: len(got) == 2)
+        assert got == [[b"boom"], [b"after"]]
+
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        env.run(main)
+    errors = [r for r in caplog.records if r.name == LOG]
+    assert any(r.exc_info and r.exc_info[0] is ValueError for r in errors)
+    assert any(r.exc_info and r.exc_info[0] is ZeroDivisionError for r in errors)
+    assert all("Uncaught exception in ZMQStream callback" in r.getMessage() for r in errors)
+
+
+def test_coroutine_callbacks_run_and_their_errors_are_logged(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+
+        async def callback(msg: list[bytes]) -> None:
+            await asyncio.sleep(0.01)
+            got.append(msg)
+            if msg == [b"boom"]:
+                raise KeyError("boom")
+
+        pull.on_recv(callback)
+        push.send(b"boom")
+        push.send(b"ok")
+        await until(lambda: len(got) == 2)
+        await until(lambda: any(r.name == LOG for r in caplog.records))
+
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        env.run(main)
+    (record,) = [r for r in caplog.records if r.name == LOG]
+    assert record.exc_info and record.exc_info[0] is KeyError
+
+
+def test_stop_on_err_is_a_logged_no_op(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        _, pull = env.pair()
+        pull.stop_on_err()
+        pull.on_err(print)
+
+    with caplog.at_level(logging.WARNING, logger=LOG):
+        env.run(main)
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == [
+        "on_err does nothing, and will be removed"
+    ] * 2
+
+
+# -- closing ---------------------------------------------------------------------------------
+
+
+def test_close_stops_every_callback_and_calls_the_close_callback_once(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        closes: list[int] = []
+        pull.set_close_callback(lambda: closes.append(1))
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg)
+            if len(got) == 3:
+                pull.close()  # from inside a callback, with more messages waiting
+
+        pull.on_recv(callback)
+        for i in range(10):
+            push.send(b"%d" % i)
+        await until(lambda: closes)
+        await settle()
+        assert len(got) == 3 and closes == [1]
+        assert pull.closed() and pull.socket is None
+        pull.close()
+        assert closes == [1]
+        with pytest.raises(OSError, match="closed"):
+            pull.on_recv(got.append)
+        with pytest.raises(OSError, match="closed"):
+            pull.send(b"x")
+        with pytest.raises(OSError, match="closed"):
+            pull.flush()
+
+    env.run(main)
+
+
+def test_close_drops_unsent_messages_and_their_callbacks(env: Env) -> None:
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH))
+        sent: list[Any] = []
+        push.on_send(lambda msg, status: sent.append(msg))
+        push.send(b"never")
+        push.close(linger=0)
+        assert not push.sending()
+        await settle()
+        assert sent == []
+
+    env.run(main)
+
+
+def test_socket_closed_under_the_stream_closes_it(env: Env) -> None:
+    async def main() -> None:
+        _push, pull = env.pair()
+        closes: list[int] = []
+        pull.set_close_callback(lambda: closes.append(1))
+        pull.on_recv(lambda msg: None)
+        with pytest.warns(UserWarning, match="after closing socket"):
+            pull.socket.close()
+            assert pull.closed()
+        assert closes == [1]
+
+    env.run(main)
+
+
+def test_context_terminated_under_the_stream_closes_it(env: Env) -> None:
+    """The reactor's re-check sees ENOTSOCK/ETERM and the stream closes itself, once."""
+
+    async def main() -> None:
+        ctx: zmq.Context[Any] = zmq.Context()
+        sock = ctx.socket(zmq.PULL)
+        sock.linger = 0
+        stream = env.stream(sock)
+        closes: list[int] = []
+        stream.set_close_callback(lambda: closes.append(1))
+        stream.on_recv(lambda msg: None)
+        ctx.destroy(linger=0)  # closes the socket without the stream's knowledge
+        await until(lambda: closes)
+        assert stream.closed() and closes == [1]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the FD is unregistered after libzmq closed it
+        env.run(main)
+
+
+# -- the socket, and which sockets a stream takes ----------------------------------------------
+
+
+def test_socket_methods_are_reachable_on_the_stream(env: Env) -> None:
+    async def main() -> None:
+        sub = env.stream(env.socket(zmq.SUB))
+        assert sub.bind == sub.socket.bind and sub.connect == sub.socket.connect
+        assert sub.getsockopt(zmq.TYPE) == zmq.SUB
+        sub.setsockopt(zmq.RCVHWM, 7)
+        assert sub.socket.get(zmq.RCVHWM) == 7
+        sub.setsockopt_string(zmq.SUBSCRIBE, "topic")
+        sub.subscribe(b"other")  # anything else the socket has
+        assert sub.getsockopt_string(zmq.LAST_ENDPOINT) == ""
+        with pytest.raises(AttributeError):
+            sub.recv  # noqa: B018 - receiving is on_recv's job
+        io_loop = sub.io_loop
+        if env.kind == "tornado":
+            assert isinstance(io_loop, tornado.ioloop.IOLoop)
+            assert io_loop.asyncio_loop is asyncio.get_running_loop()  # type: ignore[attr-defined]
+        else:
+            assert io_loop is asyncio.get_running_loop()
+        assert "ZMQStream" in repr(sub)
+
+    env.run(main)
+
+
+@pytest.mark.parametrize("module", [zmq_async.asyncio, zmq_async.tornado])
+def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, module: Any) -> None:
+    async def main() -> None:
+        ctx = module.Context.shadow(env.ctx)
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = env.stream(env.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{port}")
+        push.send(b"for the future")
+        assert await asyncio.wait_for(pull.recv(), 5) == b"for the future"
+        stream = env.stream(pull)
+        assert stream.socket is pull and stream._reactor is pull._reactor
+        got: list[Any] = []
+        stream.on_recv(got.append)
+        push.send_multipart([b"for", b"the stream"])
+        await until(lambda: got)
+        assert got == [[b"for", b"the stream"]]  # plain frames, not Futures
+        stream.on_recv(None)
+        push.send(b"future again")
+        assert await asyncio.wait_for(pull.recv(), 5) == b"future again"
+        stream.close()
+        assert pull.closed
+
+    env.run(main)
+
+
+def test_a_zmq_async_socket_closed_by_its_owner_closes_the_stream(env: Env) -> None:
+    async def main() -> None:
+        ctx = zmq_async.asyncio.Context.shadow(env.ctx)
+        pull = ctx.socket(zmq.PULL)
+        stream = env.stream(pull)
+        closes: list[int] = []
+        stream.set_close_callback(lambda: closes.append(1))
+        stream.on_recv(lambda msg: None)
+        pull.close(linger=0)
+        assert closes == [1] and stream.closed()
+
+    env.run(main)
+
+
+def test_a_peer_future_socket_becomes_a_plain_shadow_with_a_warning(env: Env) -> None:
+    import zmq.asyncio
+
+    async def main() -> None:
+        peer_ctx = zmq.asyncio.Context.shadow(env.ctx)
+        sock = peer_ctx.socket(zmq.PUSH)
+        sock.linger = 0
+        with pytest.warns(RuntimeWarning, match="shadow"):
+            stream = env.stream(sock)
+        assert type(stream.socket) is zmq.Socket
+        assert stream.socket.underlying == sock.underlying
+        stream.close()
+        sock.close()
+
+    env.run(main)
+
+
+def test_what_is_not_a_socket_or_loop_is_refused(env: Env, monkeypatch: Any) -> None:
+    with pytest.raises(TypeError, match=r"zmq\.Socket"):
+        ZMQStream(object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="io_loop"):
+        ZMQStream(env.socket(zmq.PUSH), io_loop=object())
+    monkeypatch.delitem(sys.modules, "tornado.ioloop")
+    with pytest.raises(RuntimeError, match="event loop"):
+        ZMQStream(env.socket(zmq.PUSH))
+
+
+# -- end to end ------------------------------------------------------------------------------
+
+
+def test_router_echo_server_with_many_dealers(env: Env) -> None:
+    async def main() -> None:
+        router = env.stream(env.socket(zmq.ROUTER))
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        router.on_recv(router.send_multipart)  # the one-line echo server
+        replies: dict[int, list[bytes]] = {}
+        for d in range(4):
+            dealer = env.stream(env.socket(zmq.DEALER))
+            dealer.connect(f"tcp://127.0.0.1:{port}")
+            replies[d] = []
+            dealer.on_recv(lambda msg, d=d: replies[d].extend(msg))
+            for i in range(50):
+                dealer.send(b"%d-%d" % (d, i))
+        await until(lambda: all(len(r) == 50 for r in replies.values()))
+        for d, r in replies.items():
+            assert r == [b"%d-%d" % (d, i) for i in range(50)]
+
+    env.run(main)
