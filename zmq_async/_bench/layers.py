@@ -52,6 +52,39 @@ LAYERS: dict[str, Layer] = {
         Layer(
             "zmq_async.asyncio", "aio", "zmq_async.asyncio", ASYNCIO_LOOPS, "ours", "zmq.asyncio"
         ),
+        # issue 4: callback streams and Tornado's future sockets, on Tornado's IOLoop (asyncio)
+        Layer(
+            "zmq.eventloop.zmqstream",
+            "stream",
+            "zmq.eventloop.zmqstream",
+            ("asyncio",),
+            "peer",
+            peer="zmq.eventloop.zmqstream",
+        ),
+        Layer(
+            "zmq_async.stream",
+            "stream",
+            "zmq_async.stream",
+            ("asyncio",),
+            "ours",
+            peer="zmq.eventloop.zmqstream",
+        ),
+        Layer(
+            "zmq.eventloop.future",
+            "aio",
+            "zmq.eventloop.future",
+            ("asyncio",),
+            "peer",
+            peer="zmq.eventloop.future",
+        ),
+        Layer(
+            "zmq_async.tornado",
+            "aio",
+            "zmq_async.tornado",
+            ("asyncio",),
+            "ours",
+            peer="zmq.eventloop.future",
+        ),
     )
 }
 

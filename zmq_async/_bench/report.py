@@ -40,6 +40,9 @@ TARGETS = (
     Target("zmq_async.asyncio", "push_pull_hwm", "64 B msgs/s, HWM 1000", 3.0),
     Target("zmq_async.asyncio", "reqrep", "lower median latency", 1.0, strict=True),
     Target("zmq_async.asyncio", "fanin", "fan-in requests/s", 1.5),
+    # issue 4
+    Target("zmq_async.stream", "push_pull", "64 B msgs/s, HWM 0", 5.0),
+    Target("zmq_async.stream", "fanin", "echo fan-in requests/s", 1.5),
 )
 
 
