@@ -84,3 +84,81 @@ def test_pending_futures_are_visible_like_the_peers(run, ctx):
         assert pull._recv_futures == [] and push._send_futures == []
 
     run(main())
+
+
+# -- issue 4: zmq_async.stream and zmq_async.tornado --------------------------------------------
+
+
+def _imported_by(module: str) -> list[str]:
+    code = (
+        f"import sys, {module}\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {FRAMEWORKS!r} "
+        f"or any(m == p or m.startswith(p + '.') for p in {PEER_LAYERS!r})]\n"
+        "print(','.join(sorted({m.split('.')[0] for m in bad})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return [name for name in out.stdout.strip().split(",") if name]
+
+
+def test_stream_imports_no_framework_and_tornado_at_most_tornado():
+    assert _imported_by("zmq_async.stream") == []
+    assert set(_imported_by("zmq_async.tornado")) <= {"tornado"}
+
+
+def test_stream_runs_under_asyncio_run_without_tornado():
+    code = """
+import asyncio, sys, zmq
+from zmq_async.stream import ZMQStream
+
+async def main():
+    ctx = zmq.Context()
+    pull = ZMQStream(ctx.socket(zmq.PULL))
+    push = ZMQStream(ctx.socket(zmq.PUSH))
+    push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+    assert pull.io_loop is asyncio.get_running_loop()
+    done = asyncio.get_running_loop().create_future()
+    pull.on_recv(done.set_result)
+    push.send(b"hi")
+    print(await asyncio.wait_for(done, 5))
+    pull.close(linger=0)
+    push.close(linger=0)
+    ctx.term()
+
+asyncio.run(main())
+print("tornado" in sys.modules)
+"""
+    out = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=30
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["[b'hi']", "False"]
+
+
+def test_stream_and_tornado_exports():
+    import zmq_async.stream
+    import zmq_async.tornado
+
+    assert sorted(zmq_async.stream.__all__) == ["SendQueueFull", "ZMQStream"]
+    assert zmq_async.tornado.ZMQStream is zmq_async.stream.ZMQStream
+    assert issubclass(zmq_async.stream.SendQueueFull, zmq.Again)
+
+
+def test_stream_has_the_peers_methods_and_parameters():
+    from zmq.eventloop.zmqstream import ZMQStream as Theirs
+
+    from zmq_async.stream import ZMQStream as Mine
+
+    for name in sorted(n for n in dir(Theirs) if not n.startswith("_")):
+        theirs = getattr(Theirs, name)
+        assert hasattr(Mine, name), name
+        if not callable(theirs):
+            continue
+        expected = inspect.signature(theirs)
+        actual = inspect.signature(getattr(Mine, name))
+        assert list(actual.parameters)[: len(expected.parameters)] == list(expected.parameters), (
+            name
+        )
+        for param in expected.parameters.values():
+            if param.default is not param.empty:
+                assert actual.parameters[param.name].default == param.default, (name, param.name)

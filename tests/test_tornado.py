@@ -1,0 +1,178 @@
+"""zmq_async.tornado: a drop-in for zmq.eventloop.future, with await and with gen.coroutine."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import tornado.concurrent
+import tornado.gen
+import tornado.ioloop
+import zmq
+import zmq.eventloop.future as peer
+
+import zmq_async.asyncio
+import zmq_async.stream
+import zmq_async.tornado as ours
+
+
+def run_sync(main: Callable[[], Any], timeout: float = 10.0) -> Any:
+    """Run ``main`` (a coroutine function or a gen.coroutine) on a fresh IOLoop."""
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    try:
+        return io_loop.run_sync(main, timeout=timeout)
+    finally:
+        io_loop.close(all_fds=False)
+
+
+@pytest.fixture
+def ctx() -> Iterator[ours.Context]:
+    context = ours.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+def connected(ctx: ours.Context, a: int, b: int) -> tuple[ours.Socket, ours.Socket]:
+    sb = ctx.socket(b)
+    port = sb.bind_to_random_port("tcp://127.0.0.1")
+    sa = ctx.socket(a)
+    sa.connect(f"tcp://127.0.0.1:{port}")
+    return sa, sb
+
+
+def test_exports_and_classes() -> None:
+    assert sorted(ours.__all__) == [
+        "CancelledError",
+        "Context",
+        "Poller",
+        "SendQueueFull",
+        "Socket",
+        "ZMQStream",
+    ]
+    assert ours.ZMQStream is zmq_async.stream.ZMQStream
+    assert issubclass(ours.Socket, zmq_async.asyncio.Socket)
+    assert issubclass(ours.Poller, zmq_async.asyncio.Poller)
+    assert issubclass(ours.Context, zmq.Context)
+    assert ours.Context._socket_class is ours.Socket
+
+
+def test_repr_names_and_context_instance(ctx: ours.Context) -> None:
+    sock = ctx.socket(zmq.PUSH)
+    assert repr(sock).startswith("<zmq_async.tornado.Socket(zmq.PUSH)")
+    assert repr(ctx).startswith("<zmq_async.tornado.Context(")
+    sock.close()
+    inst = ours.Context.instance()
+    try:
+        assert type(inst) is ours.Context and inst is ours.Context.instance()
+        assert inst is not zmq_async.asyncio.Context.instance()
+    finally:
+        inst.term()
+        zmq_async.asyncio.Context.instance().term()
+
+
+def test_io_loop_argument_is_deprecated_and_ignored() -> None:
+    with pytest.warns(DeprecationWarning, match="io_loop"):
+        context = ours.Context(io_loop=object())
+    context.term()
+
+
+@pytest.mark.parametrize(
+    ("mine", "theirs"),
+    [(ours.Socket, peer.Socket), (ours.Poller, peer.Poller), (ours.Context, peer.Context)],
+)
+def test_same_methods_and_parameters_as_the_peer(mine: type, theirs: type) -> None:
+    def public(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))}
+
+    assert not public(theirs) - public(mine)
+    for name in sorted(public(theirs)):
+        try:
+            expected = inspect.signature(getattr(theirs, name))
+        except (TypeError, ValueError):
+            continue
+        actual = inspect.signature(getattr(mine, name))
+        for param in expected.parameters.values():
+            if param.kind in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                continue
+            assert param.name in actual.parameters or any(
+                p.kind is p.VAR_KEYWORD for p in actual.parameters.values()
+            ), (name, param.name)
+
+
+def test_gen_coroutine_yields_futures(ctx: ours.Context) -> None:
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+
+    @tornado.gen.coroutine
+    def main() -> Any:
+        sent = push.send_multipart([b"a", b"b"])
+        assert isinstance(sent, tornado.concurrent.Future)
+        yield sent
+        events = yield pull.poll(timeout=5000)
+        assert events == zmq.POLLIN
+        msg = yield pull.recv_multipart()
+        yield push.send_json({"k": 1})
+        obj = yield pull.recv_json()
+        return msg, obj
+
+    assert run_sync(main) == ([b"a", b"b"], {"k": 1})
+
+
+def test_await_and_poller_on_the_ioloop(ctx: ours.Context) -> None:
+    req, rep = connected(ctx, zmq.REQ, zmq.REP)
+
+    async def server() -> None:
+        poller = ours.Poller()
+        poller.register(rep, zmq.POLLIN)
+        ready = await poller.poll(timeout=5000)
+        assert ready == [(rep, zmq.POLLIN)]
+        await rep.send(await rep.recv())
+
+    async def main() -> bytes:
+        task = asyncio.ensure_future(server())
+        await req.send(b"echo")
+        reply: bytes = await req.recv()
+        await task
+        return reply
+
+    assert run_sync(main) == b"echo"
+
+
+def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> None:
+    pull = ctx.socket(zmq.PULL)
+    pull.rcvtimeo = 50
+
+    @tornado.gen.coroutine
+    def main() -> Any:
+        with pytest.raises(zmq.Again):
+            yield pull.recv()
+        pull.rcvtimeo = -1
+        pending = pull.recv()
+        pull.close()
+        with pytest.raises(ours.CancelledError):
+            yield pending
+
+    run_sync(main)
+
+
+def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> None:
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+
+    async def main() -> list[Any]:
+        stream = ours.ZMQStream(pull)
+        got: list[Any] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_recv(msg: list[bytes]) -> None:
+            got.append(msg)
+            done.set_result(None)
+
+        stream.on_recv(on_recv)
+        await push.send(b"streamed")
+        await asyncio.wait_for(done, 5)
+        stream.close()
+        return got
+
+    assert run_sync(main) == [[b"streamed"]]
