@@ -68,3 +68,48 @@ def test_example_runs_and_prints_what_it_did(name: str) -> None:
     lines = proc.stdout.splitlines()
     for pattern in EXPECTED[name]:
         assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)
+
+
+# -- issue 4: examples/tornado ------------------------------------------------------------------
+
+TORNADO_EXAMPLES = ROOT / "examples" / "tornado"
+
+TORNADO_EXPECTED: dict[str, list[str]] = {
+    "echo_server.py": [
+        r"client sent 'hello', got 'hello'",
+        r"client sent 'ping', got 'ping'",
+        r"client sent 'bye', got 'bye'",
+        r"echo_server: done",
+    ],
+    "pub_sub.py": [
+        r"publisher sent \d+ updates on each of 'weather' and 'sports'",
+        r"subscriber got 3 updates, topics: \['weather'\]",
+        r"pub_sub: done",
+    ],
+}
+
+
+def test_every_tornado_example_is_checked_and_listed() -> None:
+    assert sorted(p.name for p in TORNADO_EXAMPLES.glob("*.py")) == sorted(TORNADO_EXPECTED)
+    readme = (ROOT / "examples" / "README.md").read_text()
+    for name in TORNADO_EXPECTED:
+        assert f"tornado/{name}" in readme, name
+
+
+@pytest.mark.parametrize("name", sorted(TORNADO_EXPECTED))
+def test_tornado_example_runs_and_prints_what_it_did(name: str) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(TORNADO_EXAMPLES / name)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    for pattern in TORNADO_EXPECTED[name]:
+        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)
