@@ -549,12 +549,7 @@ class ZMQStream:
         socket = self.socket
         reactor = self._reactor
         if socket.closed and not reactor.closed:
-            warnings.warn(
-                f"Unregistering FD {reactor.fd} after closing socket. This could result in "
-                "unregistering handlers for the wrong socket. "
-                "Please use stream.close() instead of closing the socket directly.",
-                stacklevel=2,
-            )
+            _warn_late_unregister(reactor.fd, stacklevel=3)
         self._closed = True
         self._recv_callback = self._send_callback = None
         if self._receiver is not None:
@@ -594,9 +589,15 @@ class ZMQStream:
 
     def _lost_socket(self, exception: BaseException) -> None:
         """The reactor found the socket closed (ENOTSOCK) or its context terminated."""
-        if not self._closed:
-            log.warning("Got events for stream %r attached to closed socket: %s", self, exception)
-            self.close()
+        if self._closed:
+            return
+        log.warning("Got events for stream %r attached to closed socket: %s", self, exception)
+        late = self._owns_reactor and self.socket.closed
+        self.close()
+        if late:
+            # The reactor unregistered the FD after libzmq closed it, as the peer warns. From
+            # the loop, not here: the reactor is still releasing its waiters.
+            self._loop.call_soon(_warn_late_unregister, self._reactor.fd)
 
     def _released(self, reactor: Reactor) -> None:
         if self._closed:
@@ -619,6 +620,15 @@ class ZMQStream:
         """Run a coroutine (or other awaitable) a callback returned, logging its failure."""
         if _isawaitable(result):
             asyncio.ensure_future(result, loop=self._loop).add_done_callback(_log_failure)
+
+
+def _warn_late_unregister(fd: int, stacklevel: int = 1) -> None:
+    warnings.warn(
+        f"Unregistering FD {fd} after closing socket. This could result in unregistering "
+        "handlers for the wrong socket. "
+        "Please use stream.close() instead of closing the socket directly.",
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _log_failure(future: asyncio.Future[Any]) -> None:
