@@ -15,6 +15,7 @@ import pytest
 import tornado.ioloop
 import zmq
 
+import zmq_async._reactor
 import zmq_async.asyncio
 import zmq_async.tornado
 from zmq_async._reactor import BATCH
@@ -630,5 +631,33 @@ def test_router_echo_server_with_many_dealers(env: Env) -> None:
         await until(lambda: all(len(r) == 50 for r in replies.values()))
         for d, r in replies.items():
             assert r == [b"%d-%d" % (d, i) for i in range(50)]
+
+    env.run(main)
+
+
+def test_no_wakeup_waits_for_the_slow_recheck(env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rule 1: resuming receives, and queueing a send, look at EVENTS at once.
+
+    With the reactor's safety-net re-check pushed beyond the test's timeout, a missing kick
+    (the edge was consumed while no one waited) would leave these waiting for ever.
+    """
+    monkeypatch.setattr(zmq_async._reactor, "RECHECK_FIRST", 60.0)
+
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        sent: list[Any] = []
+        pull.on_recv(got.append)
+        pull.on_recv(None)
+        push.send(b"while paused")
+        await until(lambda: pull.socket.get(zmq.EVENTS) & zmq.POLLIN)  # consumes the edge
+        pull.on_recv(got.append)
+        await until(lambda: got, timeout=2)
+        assert got == [[b"while paused"]]
+        await until(lambda: push.socket.get(zmq.EVENTS) & zmq.POLLOUT)
+        push.on_send(lambda msg, status: sent.append(msg))  # sends now go through the queue
+        push.send(b"queued")
+        await until(lambda: sent, timeout=2)
+        await until(lambda: len(got) == 2, timeout=2)
 
     env.run(main)
