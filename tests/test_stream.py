@@ -22,7 +22,12 @@ from zmq_async._reactor import BATCH
 from zmq_async.stream import SendQueueFull, ZMQStream
 
 LOG = "zmq_async.stream"
-KINDS = ["tornado", "asyncio"]
+try:
+    import uvloop
+except ImportError:  # optional, and absent on Windows
+    uvloop = None
+
+KINDS = ["tornado", "asyncio"] + (["uvloop"] if uvloop is not None else [])
 
 
 class Env:
@@ -35,7 +40,7 @@ class Env:
 
     def stream(self, sock: zmq.Socket[Any], **kwargs: Any) -> ZMQStream:
         """A stream on the running loop: by default on Tornado; on asyncio, given the loop."""
-        if self.kind == "asyncio":
+        if self.kind != "tornado":
             kwargs.setdefault("io_loop", asyncio.get_running_loop())
         stream = ZMQStream(sock, **kwargs)
         self.streams.append(stream)
@@ -63,7 +68,7 @@ class Env:
                 return io_loop.run_sync(main, timeout=timeout)
             finally:
                 io_loop.close(all_fds=False)
-        loop = asyncio.new_event_loop()
+        loop = uvloop.new_event_loop() if self.kind == "uvloop" else asyncio.new_event_loop()
         try:
             return loop.run_until_complete(asyncio.wait_for(main(), timeout))
         finally:
@@ -500,6 +505,8 @@ def test_socket_closed_under_the_stream_closes_it(env: Env) -> None:
 
 def test_context_terminated_under_the_stream_closes_it(env: Env) -> None:
     """The reactor's re-check sees ENOTSOCK/ETERM and the stream closes itself, once."""
+    if env.kind == "uvloop":
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
 
     async def main() -> None:
         ctx: zmq.Context[Any] = zmq.Context()
@@ -661,3 +668,41 @@ def test_no_wakeup_waits_for_the_slow_recheck(env: Env, monkeypatch: pytest.Monk
         await until(lambda: len(got) == 2, timeout=2)
 
     env.run(main)
+
+
+def test_hwm_back_pressure_with_a_slow_consumer_loses_nothing(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair(SNDHWM=5, RCVHWM=5)
+        n = 500
+        for i in range(n):
+            push.send_multipart([b"%d" % i, b"x" * 1000])
+        await until(lambda: 0 < push.send_queue_size < n)  # the HWMs filled up
+        got: list[bytes] = []
+
+        def slow(msg: list[bytes]) -> None:
+            got.append(msg[0])
+            if len(got) % 50 == 0:
+                pull.on_recv(None)  # pause, then resume a moment later
+                asyncio.get_running_loop().call_later(0.005, pull.on_recv, slow)
+
+        pull.on_recv(slow)
+        await until(lambda: len(got) == n)
+        assert got == [b"%d" % i for i in range(n)]
+        assert not push.sending()
+
+    env.run(main)
+
+
+def test_large_messages_and_many_streams(env: Env) -> None:
+    async def main() -> None:
+        big = b"y" * (4 * 1024 * 1024)
+        pairs = [env.pair() for _ in range(20)]
+        got: list[int] = []
+        for _, pull in pairs:
+            pull.on_recv(lambda msg: got.append(len(msg[0])))
+        for push, _ in pairs:
+            push.send(big, copy=False)
+        await until(lambda: len(got) == 20, timeout=10)
+        assert got == [len(big)] * 20
+
+    env.run(main, timeout=20)

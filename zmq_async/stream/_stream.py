@@ -270,7 +270,7 @@ class ZMQStream:
             if receiver is not None:
                 receiver.active = False  # the reactor drops its waiter: done() is now True
                 self._receiver = None
-        elif receiver is None:
+        elif receiver is None or not receiver.active:  # (inactive: released by the reactor)
             receiver = self._receiver = _Receiver(self, self._reactor, copy)
             self._reactor.wait_recv(receiver.waiter)
             # Messages may already be waiting, their edge consumed: look now, not on the FD.
