@@ -706,3 +706,29 @@ def test_large_messages_and_many_streams(env: Env) -> None:
         assert got == [len(big)] * 20
 
     env.run(main, timeout=20)
+
+
+def test_a_callback_closing_the_shared_socket_closes_the_stream(env: Env) -> None:
+    async def main() -> None:
+        ctx = zmq_async.asyncio.Context.shadow(env.ctx)
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        stream = env.stream(pull)
+        push = env.stream(env.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{port}")
+        closes: list[int] = []
+        got: list[Any] = []
+        stream.set_close_callback(lambda: closes.append(1))
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg)
+            pull.close()  # the socket, not the stream
+
+        stream.on_recv(callback)
+        push.send(b"1")
+        push.send(b"2")
+        await until(lambda: closes)
+        assert got == [[b"1"]] and stream.closed() and closes == [1]
+
+    env.run(main)

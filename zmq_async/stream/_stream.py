@@ -95,10 +95,15 @@ class _Receiver:
             else:
                 if result is not None:
                     self.stream._spawn(result)
-        if self.active and not self.reactor.closed:
-            # Popped by the dispatch that is calling us, which is watching the FD: no need
-            # for wait_recv's bookkeeping (or its RCVTIMEO deadline; a stream waits forever).
-            self.reactor.recvq.append(self.waiter)
+        if self.active:
+            reactor = self.reactor
+            if not reactor.closed:
+                # Popped by the dispatch that is calling us, which is watching the FD: no need
+                # for wait_recv's bookkeeping (or its RCVTIMEO deadline; a stream waits forever).
+                reactor.recvq.append(self.waiter)
+            else:  # the callback closed the (shared) socket itself
+                self.active = False
+                self.stream._released(reactor)
 
     def set_exception(self, exception: BaseException, /) -> None:
         stream = self.stream
@@ -137,7 +142,12 @@ class _Sender:
         stream = self.stream
         if result is not None:
             stream._sent(result)
-        if stream._sendbuf and not stream._closed:
+        if stream._closed:
+            self.armed = False
+        elif stream._reactor.closed:
+            self.armed = False
+            stream._released(stream._reactor)  # a callback closed the (shared) socket
+        elif stream._sendbuf:
             stream._reactor.sendq.append(self.waiter)  # as in _Receiver.set_result
         else:
             self.armed = False
