@@ -176,3 +176,19 @@ def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> 
         return got
 
     assert run_sync(main) == [[b"streamed"]]
+
+
+def test_a_task_awaiting_a_receive_can_be_cancelled(ctx: ours.Context) -> None:
+    """zmq.eventloop.future's Futures break this (``cancel()`` takes no ``msg``); ours do not."""
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+
+    async def main() -> bytes:
+        task = asyncio.ensure_future(pull.recv())
+        await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await push.send(b"not lost")  # the cancelled receive consumed nothing
+        return await asyncio.wait_for(pull.recv(), 5)  # type: ignore[no-any-return]
+
+    assert run_sync(main) == b"not lost"
