@@ -182,8 +182,11 @@ def test_a_task_awaiting_a_receive_can_be_cancelled(ctx: ours.Context) -> None:
     """zmq.eventloop.future's Futures break this (``cancel()`` takes no ``msg``); ours do not."""
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
 
+    async def receive() -> bytes:
+        return await pull.recv()  # type: ignore[no-any-return]
+
     async def main() -> bytes:
-        task = asyncio.ensure_future(pull.recv())
+        task = asyncio.ensure_future(receive())
         await asyncio.sleep(0.01)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
