@@ -732,3 +732,30 @@ def test_a_callback_closing_the_shared_socket_closes_the_stream(env: Env) -> Non
         assert got == [[b"1"]] and stream.closed() and closes == [1]
 
     env.run(main)
+
+
+def test_classic_tornado_setup_before_the_loop_runs() -> None:
+    """Streams made (and callbacks registered) before ``IOLoop.start``, as old code does."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    try:
+        pull = ZMQStream(ctx.socket(zmq.PULL), io_loop=io_loop)
+        push = ZMQStream(ctx.socket(zmq.PUSH), io_loop=io_loop)
+        assert pull.io_loop is io_loop
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        got: list[Any] = []
+
+        def on_recv(msg: list[bytes]) -> None:
+            got.append(msg)
+            io_loop.stop()
+
+        pull.on_recv(on_recv)
+        push.send(b"queued before start")
+        io_loop.call_later(5, io_loop.stop)  # a bound, should the message never come
+        io_loop.start()
+        assert got == [[b"queued before start"]]
+        pull.close(linger=0)
+        push.close(linger=0)
+    finally:
+        io_loop.close(all_fds=False)
+        ctx.term()
