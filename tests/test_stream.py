@@ -459,9 +459,11 @@ def test_close_stops_every_callback_and_calls_the_close_callback_once(env: Env) 
         pull.on_recv(callback)
         for i in range(10):
             push.send(b"%d" % i)
+        fd = pull.socket.FD
         await until(lambda: closes)
         await settle()
         assert len(got) == 3 and closes == [1]
+        assert not asyncio.get_running_loop().remove_reader(fd)  # unwatched before closing
         assert pull.closed() and pull.socket is None
         pull.close()
         assert closes == [1]
@@ -481,7 +483,9 @@ def test_close_drops_unsent_messages_and_their_callbacks(env: Env) -> None:
         sent: list[Any] = []
         push.on_send(lambda msg, status: sent.append(msg))
         push.send(b"never")
+        fd = push.socket.FD
         push.close(linger=0)
+        assert not asyncio.get_running_loop().remove_reader(fd)  # unwatched before closing
         assert not push.sending()
         await settle()
         assert sent == []
