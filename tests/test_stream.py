@@ -763,3 +763,66 @@ def test_classic_tornado_setup_before_the_loop_runs() -> None:
     finally:
         io_loop.close(all_fds=False)
         ctx.term()
+
+
+# -- the same observable behaviour as zmq.eventloop.zmqstream ----------------------------------
+
+
+@pytest.mark.parametrize("impl", ["peer", "ours"])
+def test_same_observable_behaviour_as_the_peer(impl: str) -> None:
+    """One scenario, run on the peer's ZMQStream and on ours: the same things are seen."""
+    if impl == "peer":
+        from zmq.eventloop.zmqstream import ZMQStream as Stream
+    else:
+        Stream = ZMQStream
+    ctx: zmq.Context[Any] = zmq.Context()
+
+    async def main() -> list[Any]:
+        seen: list[Any] = []
+        pull = Stream(ctx.socket(zmq.PULL))
+        push = Stream(ctx.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        seen.append(("fresh", pull.receiving(), push.sending(), pull.closed()))
+        got: list[Any] = []
+        sent: list[Any] = []
+        pull.on_recv(got.append)
+        push.send_multipart([b"a", b"b"], callback=lambda msg, status: sent.append((msg, status)))
+        push.send(b"c")
+        push.send_string("d")
+        await until(lambda: len(got) == 3 and len(sent) == 3)
+        seen.append(("got", list(got)))
+        seen.append(("sent", list(sent)))
+        pull.on_recv(None)
+        push.send(b"e")
+        await settle()
+        seen.append(("paused", len(got), pull.receiving()))
+        seen.append(("flush-drops", pull.flush(zmq.POLLIN)))
+        closes: list[int] = []
+        pull.set_close_callback(lambda: closes.append(1))
+        pull.close(linger=0)
+        pull.close(linger=0)
+        seen.append(("closed", pull.closed(), pull.socket, closes))
+        for call in (lambda: pull.on_recv(print), lambda: pull.flush()):
+            try:
+                call()
+            except Exception as exc:
+                seen.append(("after close", type(exc).__name__, str(exc)))
+        push.close(linger=0)
+        return seen
+
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    try:
+        seen = io_loop.run_sync(main, timeout=10)
+    finally:
+        io_loop.close(all_fds=False)
+        ctx.term()
+    assert seen == [
+        ("fresh", False, False, False),
+        ("got", [[b"a", b"b"], [b"c"], [b"d"]]),
+        ("sent", [([b"a", b"b"], None), ([b"c"], None), ([b"d"], None)]),
+        ("paused", 3, False),
+        ("flush-drops", 1),
+        ("closed", True, None, [1]),
+        ("after close", "OSError", "Stream is closed"),
+        ("after close", "OSError", "Stream is closed"),
+    ]
