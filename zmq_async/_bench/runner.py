@@ -198,6 +198,10 @@ def _progress_value(workload: Workload, sample: Sample) -> str:
     return f"{sample['rate']:,.0f} {UNITS[workload.metric]}"
 
 
+#: Distributions whose versions a report names, when installed (the loops and the peers).
+_FRAMEWORKS = ("uvloop", "tornado", "gevent", "eventlet", "anyio", "trio", "zmq-anyio")
+
+
 def _version(dist: str) -> str | None:
     try:
         return metadata.version(dist)
@@ -214,6 +218,7 @@ def _meta(opts: BenchOptions, elapsed: float) -> dict[str, Any]:
         "pyzmq": zmq.pyzmq_version(),
         "libzmq": zmq.zmq_version(),
         "uvloop": _version("uvloop"),
+        "frameworks": {d: v for d in _FRAMEWORKS if (v := _version(d)) is not None},
         "platform": f"{platform.system()} {platform.machine()}",
         "cpus": os.cpu_count(),
         "argv": sys.argv,
@@ -226,13 +231,13 @@ def _meta(opts: BenchOptions, elapsed: float) -> dict[str, Any]:
 
 
 def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
-    versions = f"pyzmq {meta['pyzmq']}, libzmq {meta['libzmq']}"
-    if meta["uvloop"]:
-        versions += f", uvloop {meta['uvloop']}"
+    versions = [f"pyzmq {meta['pyzmq']}", f"libzmq {meta['libzmq']}"]
+    versions += [f"{dist} {version}" for dist, version in meta["frameworks"].items()]
     mode = " --quick" if opts.quick else ""
     return [
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
-        f"{versions}; each row the median of {opts.repeats} run(s), each in a fresh process",
+        ", ".join(versions),
+        f"each row the median of {opts.repeats} run(s), each in a fresh process",
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
     ]
