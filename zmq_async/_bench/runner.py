@@ -231,12 +231,12 @@ def _meta(opts: BenchOptions, elapsed: float) -> dict[str, Any]:
 
 
 def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
-    versions = [f"pyzmq {meta['pyzmq']}", f"libzmq {meta['libzmq']}"]
-    versions += [f"{dist} {version}" for dist, version in meta["frameworks"].items()]
+    frameworks = ", ".join(f"{dist} {version}" for dist, version in meta["frameworks"].items())
     mode = " --quick" if opts.quick else ""
     return [
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
-        ", ".join(versions),
+        f"pyzmq {meta['pyzmq']}, libzmq {meta['libzmq']}",
+        f"frameworks: {frameworks or 'none'}",
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
