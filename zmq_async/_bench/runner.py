@@ -236,7 +236,7 @@ def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
     return [
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
         f"pyzmq {meta['pyzmq']}, libzmq {meta['libzmq']}",
-        f"frameworks: {frameworks or 'none'}",
+        frameworks or "no framework installed",
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
