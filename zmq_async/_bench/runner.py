@@ -12,6 +12,7 @@ import platform
 import site
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -20,7 +21,7 @@ from typing import Any, TextIO
 
 import zmq_async
 from zmq_async._bench.layers import LAYERS, Variant, variants
-from zmq_async._bench.report import evaluate_targets, format_report
+from zmq_async._bench.report import WIDTH, evaluate_targets, format_report
 from zmq_async._bench.results import Row
 from zmq_async._bench.spec import UNITS, WORKLOADS, Params, Sample, Workload
 
@@ -236,7 +237,7 @@ def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
     return [
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
         f"pyzmq {meta['pyzmq']}, libzmq {meta['libzmq']}",
-        frameworks or "no framework installed",
+        *textwrap.wrap(frameworks or "no framework installed", WIDTH),
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
