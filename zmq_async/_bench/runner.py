@@ -12,7 +12,6 @@ import platform
 import site
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import asdict, dataclass
 from importlib import metadata
@@ -232,13 +231,25 @@ def _meta(opts: BenchOptions, elapsed: float) -> dict[str, Any]:
 
 
 def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
-    frameworks = ", ".join(f"{dist} {version}" for dist, version in meta["frameworks"].items())
+    versions = [f"pyzmq {meta['pyzmq']}", f"libzmq {meta['libzmq']}"]
+    versions += [f"{dist} {version}" for dist, version in meta["frameworks"].items()]
     mode = " --quick" if opts.quick else ""
     return [
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
-        f"pyzmq {meta['pyzmq']}, libzmq {meta['libzmq']}",
-        *textwrap.wrap(frameworks or "no framework installed", WIDTH),
+        *_joined(versions, WIDTH),
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
     ]
+
+
+def _joined(items: list[str], width: int) -> list[str]:
+    """``items`` joined by commas into lines of at most ``width``, never splitting an item."""
+    lines = [items[0]]
+    for item in items[1:]:
+        if len(lines[-1]) + 2 + len(item) > width:
+            lines[-1] += ","
+            lines.append(item)
+        else:
+            lines[-1] += f", {item}"
+    return lines
