@@ -1,0 +1,574 @@
+"""What both green flavours share, framework-free: parking a greenlet, and the blocking socket.
+
+gevent and eventlet differ only in how a greenlet waits for its hub and how the hub watches
+an FD and keeps time. A flavour describes its hub with a :class:`GreenHub` (a reactor
+:class:`~zmq_async._reactor.Driver`, the hub greenlet, "switch to the hub", "call this from
+the hub soon", "run this blocking call in a thread") and subclasses :class:`GreenSocket`,
+:class:`GreenContext` and :class:`GreenPoller` naming its hub. Everything else is here.
+
+Blocking a greenlet
+-------------------
+A blocking call first tries its operation with NOBLOCK, unless others are queued ahead of it
+(FIFO). Only on ``zmq.Again`` does it queue a :class:`~zmq_async._reactor.Waiter` whose
+completion is a :class:`Wakeup`, and switch to the hub. The reactor runs the operation for
+the waiter from the hub, and the wakeup switches straight back into the greenlet with the
+result, so there is no moment at which a result is set but not yet delivered: a
+``Timeout`` or ``kill`` thrown into the parked greenlet always finds its operation not done,
+marks it abandoned (the reactor skips it) and propagates. Nothing was consumed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, ClassVar, TypeVar
+
+import zmq
+from zmq.backend import Socket as _BackendSocket
+
+from zmq_async import _ops
+from zmq_async._poller import PollWait
+from zmq_async._reactor import Driver, Reactor, Waiter
+
+__all__ = [
+    "GreenContext",
+    "GreenHub",
+    "GreenPoller",
+    "GreenSocket",
+    "Wakeup",
+    "green_device",
+    "green_proxy",
+    "green_select",
+]
+
+_SocketT = TypeVar("_SocketT", bound="GreenSocket")
+
+_get: Callable[[Any, int], Any] = _BackendSocket.get
+_set = _BackendSocket.set
+_recv = _ops.recv
+_send = _ops.send
+_Again = zmq.Again
+_NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_RCVTIMEO = int(zmq.RCVTIMEO)
+#: Marks "the NOBLOCK attempt raised Again" (no result of an operation is this object).
+_AGAIN: Any = object()
+_SNDTIMEO = int(zmq.SNDTIMEO)
+
+
+class GreenHub:
+    """One framework hub (one per thread) as the green sockets see it.
+
+    ``switch()`` parks the current greenlet until something switches back to it; ``defer(fn)``
+    calls ``fn()`` from the hub soon; ``run_blocking(fn)`` runs a call that may block the OS
+    thread in a worker thread, parking only the calling greenlet.
+    """
+
+    __slots__ = ("defer", "driver", "getcurrent", "greenlet", "run_blocking", "switch", "thread")
+
+    def __init__(
+        self,
+        driver: Driver,
+        greenlet: Any,
+        getcurrent: Callable[[], Any],
+        switch: Callable[[], Any],
+        defer: Callable[[Callable[[], object]], object],
+        run_blocking: Callable[[Callable[[], Any]], Any],
+    ) -> None:
+        self.driver = driver
+        self.greenlet = greenlet
+        self.getcurrent = getcurrent
+        self.switch = switch
+        self.defer = defer
+        self.run_blocking = run_blocking
+        self.thread = threading.get_ident()
+
+
+class Wakeup:
+    """The completion of one parked greenlet (the reactor's ``Completion`` protocol).
+
+    Completed from the hub, it switches into the greenlet at once (as gevent's own ``Waiter``
+    does); completed from another greenlet (a ``close()``), or with ``direct=False`` (polls,
+    whose completion may come from inside a loop over the poll queue), the switch is deferred
+    to the hub. ``cancel()`` from outside wakes the greenlet with ``ZMQError(ENOTSOCK)``.
+    """
+
+    __slots__ = ("_direct", "_done", "_error", "_greenlet", "_hub", "_parked", "_value")
+
+    def __init__(self, hub: GreenHub, direct: bool = True) -> None:
+        self._hub = hub
+        self._greenlet = hub.getcurrent()
+        self._direct = direct
+        self._done = False
+        self._parked = False
+        self._value: Any = None
+        self._error: BaseException | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any, /) -> None:
+        if not self._done:
+            self._done = True
+            self._value = result
+            if self._parked:
+                self._wake()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self._error = exception
+            if self._parked:
+                self._wake()
+
+    def cancel(self) -> bool:
+        if self._done:
+            return False
+        self.set_exception(zmq.ZMQError(zmq.ENOTSOCK))
+        return True
+
+    def abandon(self) -> None:
+        """The greenlet gave up (Timeout, kill): the reactor must skip this waiter."""
+        self._done = True
+
+    def wait(self) -> Any:
+        """Park the calling greenlet until completed; return the result or raise its error.
+
+        Raises RuntimeError when called from the hub itself, which cannot block.
+        """
+        if not self._done:
+            hub = self._hub
+            if hub.getcurrent() is hub.greenlet:
+                raise RuntimeError("cannot block in the hub (in a loop callback)")
+            self._parked = True
+            try:
+                while not self._done:  # any other switch back to us is spurious
+                    hub.switch()
+            finally:
+                self._parked = False
+        error = self._error
+        if error is not None:
+            raise _fresh(error)
+        return self._value
+
+    def _wake(self) -> None:
+        hub = self._hub
+        if self._direct and hub.getcurrent() is hub.greenlet:
+            self._parked = False
+            try:
+                self._greenlet.switch()
+            except BaseException as exc:
+                # The greenlet died with an error that went to its parent, the hub, here in
+                # the reactor's dispatch: raise it from a hub callback of its own instead,
+                # which the framework reports as it does any other.
+                hub.defer(partial(_reraise, exc))
+        else:
+            hub.defer(self._resume)
+
+    def _resume(self) -> None:
+        # Deferred: the greenlet may have left already (Timeout, kill); then do nothing.
+        if self._parked:
+            self._parked = False
+            self._greenlet.switch()
+
+
+def _reraise(error: BaseException) -> None:
+    raise error
+
+
+def _fresh(error: BaseException) -> BaseException:
+    """The error to raise: one close error is shared by every waiter, each raises its own."""
+    if type(error) is zmq.ZMQError:
+        return zmq.ZMQError(error.errno, error.strerror)
+    if type(error) is zmq.ContextTerminated:
+        return zmq.ContextTerminated()
+    return error
+
+
+class GreenSocket(zmq.Socket[Any]):
+    """A ``zmq.Socket`` whose blocking calls block only the calling greenlet.
+
+    ``send``/``recv`` (and multipart, ``recv_into``, the json/pyobj/string/serialized helpers
+    built on them) and ``poll`` park the greenlet instead of the thread; with ``NOBLOCK`` they
+    never switch. Any number of greenlets may wait on one socket: each direction is FIFO, and
+    multipart messages never interleave. ``RCVTIMEO``/``SNDTIMEO`` raise ``zmq.Again`` after
+    their time. Closing the socket wakes its waiters with ``ZMQError(ENOTSOCK)``; terminating
+    its context, with ``ContextTerminated`` (ETERM).
+    """
+
+    #: The flavour's hub of the calling thread; set by each flavour.
+    _current_hub: ClassVar[Callable[[], GreenHub]]
+    _reactor: Reactor
+    _hub: GreenHub | None = None
+    _close_error: BaseException | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._reactor = Reactor(self)
+
+    # -- the hub this socket waits in ----------------------------------------------------
+
+    def _here(self) -> GreenHub:
+        """The calling thread's hub, which the socket's reactor is moved to if need be.
+
+        Raises RuntimeError if the socket waits in the hub of another live thread.
+        """
+        hub = type(self)._current_hub()
+        if hub is not self._hub:
+            old = self._hub
+            if old is not None and old.thread != hub.thread and _thread_alive(old.thread):
+                raise RuntimeError(
+                    f"{self!r} is used by greenlets of another thread; "
+                    "a zmq socket may only be used from one thread"
+                )
+            self._reactor.rebind(hub.driver)
+            self._hub = hub
+        return hub
+
+    # -- the one path every send and receive takes ---------------------------------------
+
+    def _run(self, sending: bool, op: Callable[..., Any], args: tuple[Any, ...], flags: int) -> Any:
+        """``op(self, *args)`` now if no one is queued ahead, else park until its turn."""
+        reactor = self._reactor
+        queue = reactor.sendq if sending else reactor.recvq
+        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+            return self._park(sending, op, args)
+        try:
+            result = op(self, *args)
+        except _Again:
+            if flags & _NOBLOCK:
+                self._touched()
+                raise
+            result = _AGAIN  # park outside the except block: no chained Again
+        except BaseException:
+            self._touched()
+            raise
+        if result is _AGAIN:
+            return self._park(sending, op, args)
+        if reactor.recvq or reactor.sendq or reactor.pollq:
+            reactor.kick()  # rule 1: the operation may have consumed their edge
+        return result
+
+    def _touched(self) -> None:
+        reactor = self._reactor
+        if reactor.recvq or reactor.sendq or reactor.pollq:
+            reactor.kick()
+
+    def _park(self, sending: bool, op: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        """Queue a waiter for ``op`` and park until the reactor ran it (or gave up)."""
+        self._check_open()
+        hub = self._here()
+        reactor = self._reactor
+        completion = Wakeup(hub)
+        waiter = Waiter(completion, op, args)
+        if sending:
+            reactor.wait_send(waiter)
+        else:
+            reactor.wait_recv(waiter)
+        try:
+            return completion.wait()
+        except BaseException:
+            if not completion.done():
+                completion.abandon()
+                reactor.discard(waiter)
+            raise
+
+    def _check_open(self) -> None:
+        if self._reactor.closed:
+            error = self._close_error
+            raise _fresh(error) if error is not None else zmq.ZMQError(zmq.ENOTSOCK)
+
+    # -- receiving -------------------------------------------------------------------------
+
+    def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
+        """Receive one frame: bytes (``copy=False``: a ``zmq.Frame``)."""
+        # _run, inlined for the hottest path.
+        reactor = self._reactor
+        if reactor.recvq and not flags & _NOBLOCK and reactor.busy(reactor.recvq):
+            return self._park(False, _recv, (flags | _NOBLOCK, copy, track))
+        try:
+            result = _recv(self, flags | _NOBLOCK, copy, track)
+        except _Again:
+            if flags & _NOBLOCK:
+                self._touched()
+                raise
+            result = _AGAIN  # park outside the except block: no chained Again
+        except BaseException:
+            self._touched()
+            raise
+        if result is _AGAIN:
+            return self._park(False, _recv, (flags | _NOBLOCK, copy, track))
+        if reactor.recvq or reactor.sendq or reactor.pollq:
+            reactor.kick()
+        return result
+
+    def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> list[Any]:
+        """Receive a whole multipart message: a list of frames."""
+        return self._run(False, _ops.recv_multipart, (flags | _NOBLOCK, copy, track), flags)  # type: ignore[no-any-return]
+
+    def recv_into(self, buffer: Any, /, *, nbytes: int = 0, flags: int = 0) -> int:
+        """Receive one frame into ``buffer``; returns the frame's size."""
+        return self._run(False, _ops.recv_into, (buffer, nbytes, flags | _NOBLOCK), flags)  # type: ignore[no-any-return]
+
+    # -- sending (send_json, send_pyobj, send_string and send_serialized come from
+    #    zmq.Socket, which calls these two) -------------------------------------------------
+
+    def send(
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        routing_id: int | None = None,
+        group: str | None = None,
+    ) -> Any:
+        """Send one frame; returns None (or a MessageTracker with ``copy=False``)."""
+        if routing_id is not None or group is not None:
+            options = {"routing_id": routing_id, "group": group}
+            args: tuple[Any, ...] = (data, flags | _NOBLOCK, copy, track, options)
+            return self._run(True, _ops.send_with_options, args, flags)
+        # _run, inlined for the hottest path.
+        reactor = self._reactor
+        if reactor.sendq and not flags & _NOBLOCK and reactor.busy(reactor.sendq):
+            return self._park(True, _send, (data, flags | _NOBLOCK, copy, track))
+        try:
+            result = _send(self, data, flags | _NOBLOCK, copy, track)
+        except _Again:
+            if flags & _NOBLOCK:
+                self._touched()
+                raise
+            result = _AGAIN  # park outside the except block: no chained Again
+        except BaseException:
+            self._touched()
+            raise
+        if result is _AGAIN:
+            return self._park(True, _send, (data, flags | _NOBLOCK, copy, track))
+        if reactor.recvq or reactor.sendq or reactor.pollq:
+            reactor.kick()
+        return result
+
+    def send_multipart(
+        self, msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
+    ) -> Any:
+        """Send a whole multipart message; a bad frame fails it before any frame is sent."""
+        parts = _ops.frames(msg_parts)
+        return self._run(True, _ops.send_multipart, (parts, flags | _NOBLOCK, copy, track), flags)
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def poll(self, timeout: int | None = None, flags: int = zmq.POLLIN) -> int:
+        """The events in ``flags`` that are ready, waiting up to ``timeout`` ms (None: forever).
+
+        Returns 0 at the timeout. Raises ZMQError (ENOTSUP, as pyzmq) if the socket is closed.
+        """
+        if self.closed:
+            raise zmq.ZMQError(zmq.ENOTSUP)
+        reactor = self._reactor
+        ready = _get(self, _EVENTS) & flags
+        if ready or timeout == 0:
+            reactor.after_op()
+            return int(ready)
+        self._check_open()
+        hub = self._here()
+        completion = Wakeup(hub, direct=False)
+        waiter = Waiter(completion, None, mask=flags)
+        reactor.wait_poll(waiter, None if timeout is None or timeout < 0 else timeout / 1000)
+        try:
+            return int(completion.wait())
+        except BaseException:
+            if not completion.done():
+                completion.abandon()
+                reactor.discard(waiter)
+            raise
+
+    # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
+
+    def get(self, option: int) -> Any:
+        result = _get(self, option)
+        if option == _EVENTS:
+            self._reactor.after_op()
+        return result
+
+    def getsockopt(self, option: int) -> Any:
+        return self.get(option)
+
+    def set(self, option: int, optval: Any) -> None:
+        _set(self, option, optval)
+        if option in (_RCVTIMEO, _SNDTIMEO):
+            self._reactor.invalidate_timeouts()
+
+    setsockopt = set
+
+    # -- closing ---------------------------------------------------------------------------
+
+    def close(self, linger: int | None = None) -> None:
+        """Wake every waiting greenlet with ``ZMQError(ENOTSOCK)``, unwatch the FD, close."""
+        if not self.closed and "_reactor" in self.__dict__:
+            self._release(zmq.ZMQError(zmq.ENOTSOCK))
+        super().close(linger)
+
+    def _release(self, error: BaseException) -> None:
+        """Complete every waiter with ``error`` and stop watching the FD (before a close)."""
+        reactor = self._reactor
+        if not reactor.closed:
+            self._close_error = error
+            reactor.close(error)
+
+
+def _thread_alive(ident: int) -> bool:
+    return any(thread.ident == ident for thread in threading.enumerate())
+
+
+class GreenContext(zmq.Context[_SocketT]):
+    """A context of green sockets: ``term()`` and ``destroy()`` wake their waiters with ETERM."""
+
+    _current_hub: ClassVar[Callable[[], GreenHub]]
+
+    def term(self) -> None:
+        """Terminate the context, waking greenlets waiting on its sockets with ETERM.
+
+        While some of its sockets are still open, libzmq's term blocks until they are closed:
+        it then runs in a worker thread, so that the woken greenlets can close them.
+        """
+        self._release_sockets()
+        if any(not s.closed for s in list(self._sockets)):
+            hub = type(self)._current_hub()
+            if hub.getcurrent() is not hub.greenlet:
+                hub.run_blocking(partial(zmq.Context.term, self))
+                return
+        super().term()
+
+    def destroy(self, linger: int | None = None) -> None:
+        """Close every socket (their waiters get ETERM), then terminate the context."""
+        if not self.closed:
+            self._release_sockets()
+        super().destroy(linger)
+
+    def _release_sockets(self) -> None:
+        for sock in list(self._sockets):
+            if isinstance(sock, GreenSocket) and not sock.closed:
+                sock._release(zmq.ContextTerminated())
+
+
+class GreenPoller(zmq.Poller):
+    """A ``zmq.Poller`` whose ``poll`` blocks only the calling greenlet.
+
+    Polls green sockets, plain ``zmq.Socket`` objects, raw file descriptors and objects with
+    ``fileno()``.
+    """
+
+    _current_hub: ClassVar[Callable[[], GreenHub]]
+    _socket_class: ClassVar[type[GreenSocket]]
+
+    def poll(self, timeout: int | None = -1) -> list[tuple[Any, int]]:
+        """The ready ``(socket, event)`` pairs; ``[]`` after ``timeout`` ms.
+
+        ``timeout`` None or negative waits forever; 0 answers at once. Raises what
+        ``zmq.Poller.poll`` raises (e.g. ENOTSOCK for a closed socket).
+        """
+        hub = type(self)._current_hub()
+        completion = Wakeup(hub, direct=False)
+        wait = PollWait(
+            hub.driver,
+            self.sockets,
+            partial(zmq.Poller.poll, self, 0),
+            partial(_reactor_on, self._socket_class),
+            completion,
+        )
+        if wait.begin(None if timeout is None or timeout < 0 else timeout / 1000):
+            try:
+                completion.wait()
+            except BaseException:
+                completion.abandon()
+                raise
+            finally:
+                wait.teardown()
+        return completion.wait()  # type: ignore[no-any-return]
+
+
+def _reactor_on(socket_class: type[GreenSocket], item: Any) -> Reactor | None:
+    """The reactor of a green socket ``item``, in this thread's hub; None for anything else."""
+    if not isinstance(item, socket_class) or item.closed:
+        return None
+    item._here()
+    return item._reactor
+
+
+def green_select(
+    poller_class: type[GreenPoller],
+    rlist: Sequence[Any],
+    wlist: Sequence[Any],
+    xlist: Sequence[Any],
+    timeout: float | None = None,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """``zmq.select`` on a green poller: ``timeout`` in seconds, None to wait forever."""
+    poller = poller_class()
+    for item in {*rlist, *wlist, *xlist}:
+        flags = 0
+        if item in rlist:
+            flags |= zmq.POLLIN
+        if item in wlist:
+            flags |= zmq.POLLOUT
+        if item in xlist:
+            flags |= zmq.POLLERR
+        poller.register(item, flags)
+    ms = -1 if timeout is None or timeout < 0 else int(timeout * 1000)
+    ready = poller.poll(ms)
+    return (
+        [s for s, e in ready if e & zmq.POLLIN],
+        [s for s, e in ready if e & zmq.POLLOUT],
+        [s for s, e in ready if e & zmq.POLLERR],
+    )
+
+
+def green_proxy(
+    poller_class: type[GreenPoller],
+    frontend: Any,
+    backend: Any,
+    capture: Any = None,
+    control: Any = None,
+) -> int:
+    """Shuttle messages between ``frontend`` and ``backend`` (copies to ``capture``).
+
+    Like ``zmq.proxy`` it returns only by raising: ``ContextTerminated`` (ETERM) when the
+    context is terminated, ``ZMQError(ENOTSOCK)`` when a socket is closed. With a
+    ``control`` socket (``zmq.proxy_steerable``), the commands ``PAUSE``, ``RESUME`` and
+    ``TERMINATE`` (which returns 0) are obeyed.
+    """
+    poller = poller_class()
+    sides = [frontend] if backend is frontend else [frontend, backend]
+    for sock in sides:
+        poller.register(sock, zmq.POLLIN)
+    if control is not None:
+        poller.register(control, zmq.POLLIN)
+    while True:
+        for sock, _event in poller.poll():
+            if sock is control:
+                command = control.recv()
+                if command == b"TERMINATE":
+                    return 0
+                if command in (b"PAUSE", b"RESUME"):
+                    # Paused: stop polling both sides, or they would wake us for ever.
+                    for side in sides:
+                        poller.register(side, zmq.POLLIN if command == b"RESUME" else 0)
+                continue
+            # Move what is there now (bounded), then look again: a busy side cannot starve
+            # the other, and the hub gets its turn between rounds.
+            target = backend if sock is frontend else frontend
+            for _ in range(64):
+                try:
+                    msg = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                target.send_multipart(msg)
+                if capture is not None:
+                    capture.send_multipart(msg)
+
+
+def green_device(
+    poller_class: type[GreenPoller], device_type: int, frontend: Any, backend: Any
+) -> int:
+    """``zmq.device``: ``device_type`` (QUEUE, FORWARDER, STREAMER) is ignored, as in pyzmq."""
+    return green_proxy(poller_class, frontend, backend)

@@ -1,0 +1,93 @@
+"""The reactor's Driver on gevent's hub: libev/libuv io watchers, callbacks and timers."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import gevent  # type: ignore[import-untyped]
+from greenlet import getcurrent  # type: ignore[import-untyped]
+
+from zmq_async._reactor import TimerHandle
+from zmq_async.green._base import GreenHub
+
+__all__ = ["GeventDriver", "current_hub"]
+
+Callback = Callable[[], object]
+_READ = 1
+_WRITE = 2
+
+
+class _Timer:
+    """A started gevent timer watcher, as a :class:`~zmq_async._reactor.TimerHandle`."""
+
+    __slots__ = ("_watcher",)
+
+    def __init__(self, watcher: Any) -> None:
+        self._watcher = watcher
+
+    def cancel(self) -> None:
+        self._watcher.close()
+
+
+class GeventDriver:
+    """Watches FDs and keeps time for every green socket and poller of one gevent hub.
+
+    libev (and gevent on libuv) allow several watchers on one FD: each callback gets its own.
+    """
+
+    __slots__ = ("_watchers", "loop")
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        self._watchers: dict[tuple[int, bool], list[tuple[Callback, Any]]] = {}
+
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        watcher = self.loop.io(fd, _WRITE if writable else _READ)
+        watcher.start(callback)
+        self._watchers.setdefault((fd, writable), []).append((callback, watcher))
+
+    def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        entries = self._watchers.get(key)
+        if not entries:
+            return
+        for index, (registered, watcher) in enumerate(entries):
+            if registered == callback:
+                del entries[index]
+                if not entries:
+                    del self._watchers[key]
+                watcher.close()  # stops it and frees it: no watcher outlives its FD
+                return
+
+    def call_soon(self, callback: Callback) -> None:
+        self.loop.run_callback(callback)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
+        watcher = self.loop.timer(delay)
+        watcher.start(callback, *args)
+        return _Timer(watcher)
+
+
+def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
+    return hub.threadpool.apply(function)
+
+
+_local = threading.local()
+
+
+def current_hub() -> GreenHub:
+    """The :class:`GreenHub` of this thread's gevent hub (made on first use)."""
+    hub = gevent.get_hub()
+    ours: GreenHub | None = getattr(_local, "hub", None)
+    if ours is None or ours.greenlet is not hub:
+        ours = _local.hub = GreenHub(
+            GeventDriver(hub.loop),
+            hub,
+            getcurrent,
+            hub.switch,
+            hub.loop.run_callback,
+            lambda function: _run_blocking(hub, function),
+        )
+    return ours

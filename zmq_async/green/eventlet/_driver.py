@@ -1,0 +1,100 @@
+"""The reactor's Driver on eventlet's hub: hub listeners, and hub timers for soon and later."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import eventlet.hubs  # type: ignore[import-untyped]
+import eventlet.tpool  # type: ignore[import-untyped]
+from greenlet import getcurrent  # type: ignore[import-untyped]
+
+from zmq_async._reactor import TimerHandle
+from zmq_async.green._base import GreenHub
+
+__all__ = ["EventletDriver", "current_hub"]
+
+Callback = Callable[[], object]
+
+
+def _noop(*args: object) -> None:
+    pass
+
+
+class _FanOut:
+    """The one hub listener of an FD: eventlet allows one reader per FD, we may need several."""
+
+    __slots__ = ("callbacks", "listener")
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callback] = []
+        self.listener: Any = None
+
+    def __call__(self, fileno: int) -> None:
+        callbacks = self.callbacks
+        if len(callbacks) == 1:
+            callbacks[0]()
+            return
+        for callback in tuple(callbacks):
+            callback()
+
+
+class EventletDriver:
+    """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
+
+    __slots__ = ("_fan_outs", "hub")
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self._fan_outs: dict[tuple[int, bool], _FanOut] = {}
+
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        fan_out = self._fan_outs.get(key)
+        if fan_out is None:
+            fan_out = _FanOut()
+            hub = self.hub
+            fan_out.listener = hub.add(
+                hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop
+            )
+            self._fan_outs[key] = fan_out
+        fan_out.callbacks.append(callback)
+
+    def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        fan_out = self._fan_outs.get(key)
+        if fan_out is None or callback not in fan_out.callbacks:
+            return
+        fan_out.callbacks.remove(callback)
+        if not fan_out.callbacks:
+            del self._fan_outs[key]
+            self.hub.remove(fan_out.listener)
+
+    def call_soon(self, callback: Callback) -> None:
+        self.hub.schedule_call_global(0, callback)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
+        timer: TimerHandle = self.hub.schedule_call_global(delay, callback, *args)
+        return timer
+
+
+_local = threading.local()
+
+
+def current_hub() -> GreenHub:
+    """The :class:`GreenHub` of this thread's eventlet hub (made on first use)."""
+    hub = eventlet.hubs.get_hub()
+    ours: GreenHub | None = getattr(_local, "hub", None)
+    if ours is None or ours.driver.hub is not hub:  # type: ignore[attr-defined]
+        ours = _local.hub = GreenHub(
+            EventletDriver(hub),
+            hub.greenlet,
+            getcurrent,
+            hub.switch,
+            lambda callback: hub.schedule_call_global(0, callback),
+            eventlet.tpool.execute,
+        )
+    else:
+        ours.greenlet = hub.greenlet  # eventlet replaces a dead hub greenlet
+    return ours
