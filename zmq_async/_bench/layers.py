@@ -85,6 +85,25 @@ LAYERS: dict[str, Layer] = {
             "ours",
             peer="zmq.eventloop.future",
         ),
+        # -- issue 5: zmq_async.green on gevent, zmq_async.green.eventlet on eventlet
+        Layer("zmq.green", "green", "zmq.green", ("gevent",), "peer", peer="zmq.green"),
+        Layer("zmq_async.green", "green", "zmq_async.green", ("gevent",), "ours", "zmq.green"),
+        Layer(
+            "eventlet.green.zmq",
+            "green",
+            "eventlet.green.zmq",
+            ("eventlet",),
+            "peer",
+            peer="eventlet.green.zmq",
+        ),
+        Layer(
+            "zmq_async.green.eventlet",
+            "green",
+            "zmq_async.green.eventlet",
+            ("eventlet",),
+            "ours",
+            "eventlet.green.zmq",
+        ),
     )
 }
 

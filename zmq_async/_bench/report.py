@@ -43,6 +43,11 @@ TARGETS = (
     # issue 4
     Target("zmq_async.stream", "push_pull", "64 B msgs/s, HWM 0", 5.0),
     Target("zmq_async.stream", "fanin", "echo fan-in requests/s", 1.5),
+    # -- issue 5: zmq_async.green vs zmq.green, zmq_async.green.eventlet vs eventlet.green.zmq
+    Target("zmq_async.green", "push_pull", "64 B msgs/s, HWM 0", 3.0),
+    Target("zmq_async.green", "reqrep", "median latency no worse", 1.0),
+    Target("zmq_async.green.eventlet", "push_pull", "64 B msgs/s, HWM 0", 2.0),
+    Target("zmq_async.green.eventlet", "reqrep", "median latency no worse", 1.0),
 )
 
 
