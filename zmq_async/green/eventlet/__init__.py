@@ -20,3 +20,7 @@ from zmq_async.green.eventlet._poller import select as select
 from zmq_async.green.eventlet._socket import Socket as Socket
 
 __all__ = list(_zmq.__all__)
+
+
+class LockReleaseError(Exception):
+    """Never raised here: ``eventlet.green.zmq`` names it, so code that catches it still runs."""

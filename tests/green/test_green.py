@@ -1,0 +1,542 @@
+"""Behaviour shared by both green flavours, run once per flavour (see conftest.py)."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+import time
+from typing import Any
+
+import pytest
+import zmq as plain_zmq
+
+# -- the namespace and the classes --------------------------------------------------------
+
+
+def test_the_whole_zmq_namespace_is_there(green, zmq):
+    peer = green.peer
+    public = {
+        n for n in dir(peer) if not n.startswith("_") and not inspect.ismodule(getattr(peer, n))
+    }
+    # eventlet.green.zmq leaks two helpers it imported itself
+    missing = public - set(dir(zmq)) - {"deque", "slurp_properties"}
+    assert not missing
+    assert set(plain_zmq.__all__) <= set(zmq.__all__)
+    assert zmq.POLLIN == plain_zmq.POLLIN and zmq.Again is plain_zmq.Again
+    assert zmq.ZMQError is plain_zmq.ZMQError and zmq.has is plain_zmq.has
+
+
+def test_star_import_gives_the_green_classes(zmq):
+    namespace: dict[str, Any] = {}
+    exec(f"from {zmq.__name__} import *", namespace)
+    for name in ("Context", "Socket", "Poller", "select", "device", "proxy", "proxy_steerable"):
+        assert namespace[name] is getattr(zmq, name), name
+        assert namespace[name] is not getattr(plain_zmq, name), name
+    assert namespace["PUSH"] == plain_zmq.PUSH
+
+
+def test_classes_are_zmq_subclasses(zmq, ctx):
+    assert issubclass(zmq.Socket, plain_zmq.Socket)
+    assert issubclass(zmq.Context, plain_zmq.Context)
+    assert issubclass(zmq.Poller, plain_zmq.Poller)
+    sock = ctx.socket(zmq.PUSH)
+    assert type(sock) is zmq.Socket
+    assert repr(sock).startswith(f"<{zmq.__name__}.Socket(zmq.PUSH) at ")
+    assert repr(ctx).startswith(f"<{zmq.__name__}.Context(")
+    assert zmq.Context.instance() is zmq.Context.instance()
+    assert zmq.Context.instance() is not plain_zmq.Context.instance()
+
+
+def _public_methods(cls: type) -> set[str]:
+    return {n for n in dir(cls) if not n.startswith("_") and callable(getattr(cls, n))}
+
+
+@pytest.mark.parametrize("name", ["Socket", "Context", "Poller"])
+def test_same_methods_and_parameters_as_the_peer(green, zmq, name):
+    mine, theirs = getattr(zmq, name), getattr(green.peer, name)
+    assert not _public_methods(theirs) - _public_methods(mine)
+    for method in sorted(_public_methods(theirs)):
+        try:
+            expected = inspect.signature(getattr(theirs, method))
+        except (TypeError, ValueError):
+            continue
+        actual = inspect.signature(getattr(mine, method))
+        names = [p.name for p in expected.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        got = [p.name for p in actual.parameters.values() if p.kind is not p.VAR_KEYWORD]
+        if any(p.kind is p.VAR_POSITIONAL for p in expected.parameters.values()):
+            continue  # zmq.green's (*args, **kwargs) wrappers say nothing
+        if got[: len(names)] == names or set(names) <= set(got):
+            continue
+        # zmq.green renames a few of zmq.Socket's parameters (get(opt)): pyzmq's names do too
+        base = inspect.signature(getattr(getattr(plain_zmq, name), method))
+        assert got == [p.name for p in base.parameters.values()], method
+
+
+# -- sending and receiving ----------------------------------------------------------------
+
+
+def test_every_send_and_recv_form(green, zmq, pair):
+    push, pull = pair
+
+    def receiver() -> list[Any]:
+        out: list[Any] = [pull.recv()]
+        out.append(pull.recv_multipart())
+        out.append(pull.recv_string())
+        out.append(pull.recv_json())
+        out.append(pull.recv_pyobj())
+        out.append(pull.recv_serialized(lambda frames: [bytes(f) for f in frames]))
+        buf = bytearray(8)
+        out.append((pull.recv_into(buf), bytes(buf)))
+        out.append(pull.recv(copy=False).bytes)
+        return out
+
+    g = green.spawn(receiver)
+    green.sleep(0.01)  # the receiver parks first: every form takes the slow path once
+    push.send(b"one")
+    push.send_multipart([b"a", b"b"])
+    push.send_string("text")
+    push.send_json({"k": [1]})
+    push.send_pyobj((1, 2))
+    push.send_serialized("x", lambda obj: [obj.encode(), b"y"])
+    push.send(b"12345")
+    push.send(b"frame", copy=False)
+    assert green.get(g) == [
+        b"one",
+        [b"a", b"b"],
+        "text",
+        {"k": [1]},
+        (1, 2),
+        [b"x", b"y"],
+        (5, b"12345\0\0\0"),
+        b"frame",
+    ]
+
+
+def test_noblock_never_switches(green, zmq, pair):
+    push, pull = pair
+    ran = []
+    other = green.spawn(ran.append, 1)
+    with pytest.raises(zmq.Again):
+        pull.recv(zmq.NOBLOCK)
+    with pytest.raises(zmq.Again):
+        pull.recv_multipart(zmq.DONTWAIT)
+    push.send(b"x", zmq.NOBLOCK)
+    assert pull.poll(0) in (0, zmq.POLLIN)
+    assert ran == []  # no call above let the other greenlet run
+    green.get(other)
+    assert ran == [1]
+
+
+def test_a_ready_message_is_returned_without_switching(green, zmq, pair):
+    push, pull = pair
+    push.send(b"x")
+    assert pull.poll(2000) == zmq.POLLIN
+    ran = []
+    other = green.spawn(ran.append, 1)
+    assert pull.recv() == b"x"
+    assert ran == []
+    green.get(other)
+
+
+def test_bad_multipart_sends_nothing(zmq, pair):
+    push, pull = pair
+    with pytest.raises(TypeError):
+        push.send_multipart([b"a", object()])
+    push.send(b"only")
+    assert pull.recv_multipart() == [b"only"]
+
+
+def test_state_errors_are_raised_at_once(zmq, ctx):
+    req = ctx.socket(zmq.REQ)
+    req.connect("tcp://127.0.0.1:1")
+    with pytest.raises(zmq.ZMQError) as info:
+        req.recv()
+    assert info.value.errno == zmq.EFSM
+
+
+# -- many greenlets on one socket ----------------------------------------------------------
+
+
+def test_many_receivers_are_served_fifo(green, zmq, pair):
+    push, pull = pair
+    got: list[tuple[int, bytes]] = []
+    receivers = []
+    for i in range(20):
+        receivers.append(green.spawn(lambda i=i: got.append((i, pull.recv()))))
+        green.sleep(0)  # parks in order
+    for i in range(20):
+        push.send(b"%d" % i)
+    for g in receivers:
+        green.get(g)
+    assert got == [(i, b"%d" % i) for i in range(20)]
+
+
+def test_many_senders_are_served_fifo_and_multipart_never_interleaves(green, zmq, ctx):
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 1)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1)
+    push.connect(f"tcp://127.0.0.1:{port}")
+
+    def sender(i: int) -> None:
+        for j in range(20):
+            push.send_multipart([b"%d" % i, b"%d" % j, b"%d-%d" % (i, j)])
+
+    senders = [green.spawn(sender, i) for i in range(5)]
+    received = [pull.recv_multipart() for _ in range(100)]
+    for g in senders:
+        green.get(g)
+    for i, j, whole in received:
+        assert whole == i + b"-" + j  # each message whole
+    for i in range(5):  # each sender's messages in order
+        mine = [int(j) for s, j, _ in received if s == b"%d" % i]
+        assert mine == list(range(20))
+
+
+def test_many_multipart_receivers(green, zmq, pair):
+    push, pull = pair
+    results: list[list[bytes]] = []
+
+    def receiver() -> None:
+        for _ in range(10):
+            results.append(pull.recv_multipart())
+
+    receivers = [green.spawn(receiver) for _ in range(5)]
+    green.sleep(0)
+    for i in range(50):
+        push.send_multipart([b"%d" % i, b"x" * (i % 7), b"end-%d" % i])
+    for g in receivers:
+        green.get(g)
+    assert sorted(int(m[0]) for m in results) == list(range(50))
+    assert all(m[2] == b"end-" + m[0] and len(m) == 3 for m in results)
+
+
+# -- timeouts and interruption -------------------------------------------------------------
+
+
+def test_rcvtimeo_raises_again_and_consumes_nothing(green, zmq, pair):
+    push, pull = pair
+    pull.rcvtimeo = 100
+    t0 = time.monotonic()
+    with pytest.raises(zmq.Again):
+        pull.recv()
+    assert 0.08 <= time.monotonic() - t0 < 2.0
+    push.send(b"later")
+    assert pull.recv() == b"later"
+    pull.setsockopt(zmq.RCVTIMEO, -1)
+    g = green.spawn(pull.recv)
+    green.sleep(0.15)
+    assert not green.dead(g)  # -1 again: waits for ever
+    push.send(b"x")
+    assert green.get(g) == b"x"
+
+
+def test_sndtimeo_raises_again(zmq, ctx):
+    push = ctx.socket(zmq.PUSH)  # no peer: a send can never proceed
+    push.sndtimeo = 100
+    t0 = time.monotonic()
+    with pytest.raises(zmq.Again):
+        push.send(b"x")
+    with pytest.raises(zmq.Again):
+        push.send_multipart([b"a", b"b"])
+    assert 0.15 <= time.monotonic() - t0 < 3.0
+
+
+def test_a_timeout_interrupts_a_wait_without_consuming(green, zmq, pair):
+    push, pull = pair
+    with pytest.raises(green.Timeout):
+        with green.Timeout(0.05):
+            pull.recv()
+    assert not pull._reactor.recvq  # the waiter left the queue
+    push.send(b"kept")
+    assert pull.recv() == b"kept"
+
+
+def test_killing_a_waiting_greenlet_consumes_nothing(green, zmq, pair):
+    push, pull = pair
+    g = green.spawn(pull.recv)
+    green.sleep(0.01)
+    green.kill(g)
+    push.send(b"kept")
+    assert pull.recv() == b"kept"
+
+
+def test_timeout_and_kill_storm_loses_no_message(green, zmq, pair):
+    push, pull = pair
+    received: list[bytes] = []
+    rng = random.Random(5)
+
+    def receiver() -> None:
+        while True:
+            try:
+                with green.Timeout(rng.choice([0.0005, 0.001, 0.005])):
+                    received.append(pull.recv())
+            except green.Timeout:
+                pass
+
+    receivers = [green.spawn(receiver) for _ in range(8)]
+    sent = 0
+    for round_ in range(40):
+        for _ in range(rng.randint(0, 20)):
+            push.send(b"%d" % sent)
+            sent += 1
+        green.sleep(rng.choice([0, 0.001, 0.002]))
+        if round_ % 5 == 0:  # kill one, replace it
+            victim = receivers.pop(rng.randrange(len(receivers)))
+            green.kill(victim)
+            receivers.append(green.spawn(receiver))
+    deadline = time.monotonic() + 5
+    while len(received) < sent and time.monotonic() < deadline:
+        green.sleep(0.01)
+    for g in receivers:
+        green.kill(g)
+    assert sorted(int(m) for m in received) == list(range(sent))
+
+
+# -- close and term wake every waiter --------------------------------------------------------
+
+
+def test_close_wakes_every_waiter_with_enotsock(green, zmq, pair):
+    push, pull = pair
+    waiters = [green.spawn(pull.recv) for _ in range(5)]
+    poller = green.spawn(pull.poll, 5000)
+    green.sleep(0.01)
+    fd = pull.FD
+    t0 = time.monotonic()
+    pull.close()
+    for g in [*waiters, poller]:
+        with pytest.raises(zmq.ZMQError) as info:
+            green.get(g)
+        assert info.value.errno == zmq.ENOTSOCK
+    assert time.monotonic() - t0 < 1.0
+    with pytest.raises(zmq.ZMQError):
+        pull.recv()
+    _assert_fd_closed_or_reused(fd)
+
+
+def _assert_fd_closed_or_reused(fd: int) -> None:
+    # libzmq closed the socket's FD (or something reused the number): either way no watcher
+    # kept our hub on the old one, or the hub would have complained about a closed FD.
+    try:
+        os.fstat(fd)
+    except OSError:
+        return
+
+
+@pytest.mark.parametrize("how", ["term", "destroy"])
+def test_term_and_destroy_wake_waiters_with_eterm(green, zmq, how):
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    pull.bind("inproc://term")
+    push = context.socket(zmq.PUSH)  # no peer: the send waits
+    closed = []
+
+    def recv_then_close() -> None:
+        try:
+            pull.recv()
+        finally:
+            pull.close()
+            closed.append(pull)
+
+    def send_then_close() -> None:
+        try:
+            push.send(b"x")
+        finally:
+            push.close(linger=0)
+            closed.append(push)
+
+    waiters = [green.spawn(recv_then_close), green.spawn(send_then_close)]
+    green.sleep(0.01)
+    t0 = time.monotonic()
+    terminator = green.spawn(getattr(context, how))
+    for g in waiters:
+        with pytest.raises(zmq.ContextTerminated):
+            green.get(g)
+    green.get(terminator)
+    assert time.monotonic() - t0 < 2.0
+    assert context.closed and len(closed) == 2
+
+
+# -- idle costs nothing ----------------------------------------------------------------------
+
+
+def test_idle_waiting_sockets_cost_no_cpu(green, zmq, ctx):
+    pub = ctx.socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    router = ctx.socket(zmq.ROUTER)
+    rport = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(f"tcp://127.0.0.1:{rport}")
+    dealer.send(b"hello")
+    assert router.recv_multipart()[1] == b"hello"
+    dealer.close(linger=0)  # the ROUTER's peer goes away
+    waiters = [green.spawn(sub.recv), green.spawn(router.recv_multipart)]
+    green.sleep(0.2)  # settle: the disconnect is processed
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    green.sleep(1.5)
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    assert not any(green.dead(g) for g in waiters)
+    for g in waiters:
+        green.kill(g)
+    assert cpu / wall < 0.1, f"{cpu:.3f}s of CPU in {wall:.3f}s"
+
+
+# -- polling ---------------------------------------------------------------------------------
+
+
+def test_socket_poll(green, zmq, pair):
+    push, pull = pair
+    assert pull.poll(50) == 0
+    assert push.poll(1000, zmq.POLLOUT) == zmq.POLLOUT
+    g = green.spawn(pull.poll, 5000)
+    green.sleep(0.01)
+    push.send(b"x")
+    assert green.get(g) == zmq.POLLIN
+    assert pull.recv() == b"x"
+
+
+def test_poller_with_raw_fds_and_plain_sockets(green, zmq, ctx):
+    sync_ctx: plain_zmq.Context[Any] = plain_zmq.Context()
+    rfd, wfd = os.pipe()
+    try:
+        plain_pull = sync_ctx.socket(plain_zmq.PULL)
+        port = plain_pull.bind_to_random_port("tcp://127.0.0.1")
+        plain_push = sync_ctx.socket(plain_zmq.PUSH)
+        plain_push.connect(f"tcp://127.0.0.1:{port}")
+        green_pull = ctx.socket(zmq.PULL)
+        green_pull.bind("inproc://poller")
+        green_push = ctx.socket(zmq.PUSH)
+        green_push.connect("inproc://poller")
+
+        poller = zmq.Poller()
+        poller.register(rfd, zmq.POLLIN)
+        poller.register(plain_pull, zmq.POLLIN)
+        poller.register(green_pull, zmq.POLLIN)
+        assert poller.poll(20) == []
+
+        for wake, item in [
+            (lambda: os.write(wfd, b"x"), rfd),
+            (lambda: plain_push.send(b"x"), plain_pull),
+            (lambda: green_push.send(b"x"), green_pull),
+        ]:
+            g = green.spawn(poller.poll, 5000)
+            green.sleep(0.01)
+            assert not green.dead(g)
+            wake()
+            assert green.get(g) == [(item, zmq.POLLIN)]
+            if item == rfd:
+                os.read(rfd, 1)
+            else:
+                item.recv()
+        assert zmq.select([green_pull], [green_push], [], 0.01) == ([], [green_push], [])
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+        sync_ctx.destroy(linger=0)
+
+
+def test_a_heartbeat_keeps_ticking_while_others_wait(green, zmq, pair):
+    push, pull = pair
+    ticks = []
+
+    def heartbeat() -> None:
+        while True:
+            ticks.append(time.monotonic())
+            green.sleep(0.01)
+
+    hb = green.spawn(heartbeat)
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    assert poller.poll(300) == []
+    pull.rcvtimeo = 300
+    with pytest.raises(zmq.Again):
+        pull.recv()
+    green.kill(hb)
+    assert len(ticks) >= 20, len(ticks)
+
+
+# -- device and proxy ------------------------------------------------------------------------
+
+
+def test_green_proxy_and_device_forward_and_let_others_run(green, zmq, ctx):
+    for run in (
+        lambda f, b: zmq.proxy(f, b),
+        lambda f, b: zmq.device(zmq.QUEUE, f, b),
+    ):
+        frontend = ctx.socket(zmq.PULL)
+        fport = frontend.bind_to_random_port("tcp://127.0.0.1")
+        backend = ctx.socket(zmq.PUSH)
+        bport = backend.bind_to_random_port("tcp://127.0.0.1")
+        source = ctx.socket(zmq.PUSH)
+        source.connect(f"tcp://127.0.0.1:{fport}")
+        sink = ctx.socket(zmq.PULL)
+        sink.connect(f"tcp://127.0.0.1:{bport}")
+        proxy = green.spawn(run, frontend, backend)
+        for i in range(100):
+            source.send(b"%d" % i)
+        assert [sink.recv() for _ in range(100)] == [b"%d" % i for i in range(100)]
+        frontend.close()
+        with pytest.raises(zmq.ZMQError):
+            green.get(proxy)
+        for sock in (backend, source, sink):
+            sock.close(linger=0)
+
+
+def test_proxy_steerable_terminate(green, zmq, ctx):
+    frontend, backend = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    frontend.bind("inproc://f")
+    backend.bind("inproc://b")
+    control_in = ctx.socket(zmq.PAIR)
+    control_in.bind("inproc://control")
+    control_out = ctx.socket(zmq.PAIR)
+    control_out.connect("inproc://control")
+    capture_in = ctx.socket(zmq.PAIR)
+    capture_in.bind("inproc://capture")
+    capture_out = ctx.socket(zmq.PAIR)
+    capture_out.connect("inproc://capture")
+    source, sink = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+    source.connect("inproc://f")
+    sink.connect("inproc://b")
+    proxy = green.spawn(zmq.proxy_steerable, frontend, backend, capture_in, control_in)
+    source.send(b"one")
+    assert sink.recv() == b"one"
+    assert capture_out.recv() == b"one"
+    control_out.send(b"PAUSE")
+    green.sleep(0.01)
+    source.send(b"two")
+    assert sink.poll(50) == 0
+    control_out.send(b"RESUME")
+    assert sink.recv() == b"two"
+    control_out.send(b"TERMINATE")
+    assert green.get(proxy) == 0
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def test_a_socket_waiting_in_another_threads_hub_is_refused(green, zmq, pair):
+    import threading
+
+    push, pull = pair
+    g = green.spawn(pull.recv)
+    green.sleep(0.01)
+    errors: list[BaseException] = []
+
+    def other_thread() -> None:
+        try:
+            pull.rcvtimeo = 10
+            pull.recv()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=other_thread)
+    thread.start()
+    thread.join(5)
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+    push.send(b"x")
+    assert green.get(g) == b"x"  # the first waiter was not disturbed
