@@ -246,9 +246,8 @@ def test_sndtimeo_raises_again(zmq, ctx):
 
 def test_a_timeout_interrupts_a_wait_without_consuming(green, zmq, pair):
     push, pull = pair
-    with pytest.raises(green.Timeout):
-        with green.Timeout(0.05):
-            pull.recv()
+    with pytest.raises(green.Timeout), green.Timeout(0.05):
+        pull.recv()
     assert not pull._reactor.recvq  # the waiter left the queue
     push.send(b"kept")
     assert pull.recv() == b"kept"
@@ -299,7 +298,7 @@ def test_timeout_and_kill_storm_loses_no_message(green, zmq, pair):
 
 
 def test_close_wakes_every_waiter_with_enotsock(green, zmq, pair):
-    push, pull = pair
+    _push, pull = pair
     waiters = [green.spawn(pull.recv) for _ in range(5)]
     poller = green.spawn(pull.poll, 5000)
     green.sleep(0.01)
@@ -441,7 +440,7 @@ def test_poller_with_raw_fds_and_plain_sockets(green, zmq, ctx):
 
 
 def test_a_heartbeat_keeps_ticking_while_others_wait(green, zmq, pair):
-    push, pull = pair
+    _push, pull = pair
     ticks = []
 
     def heartbeat() -> None:
