@@ -162,3 +162,51 @@ def test_stream_has_the_peers_methods_and_parameters():
         for param in expected.parameters.values():
             if param.default is not param.empty:
                 assert actual.parameters[param.name].default == param.default, (name, param.name)
+
+
+# -- issue 5: zmq_async.green (gevent) and zmq_async.green.eventlet ----------------------------
+
+_GREEN_CHECK = (
+    "import sys, socket, threading, warnings\n"
+    "warnings.simplefilter('ignore')\n"  # eventlet's deprecation notice
+    "originals = (socket.socket, threading.Thread, __import__('time').sleep)\n"
+    "{setup}\n"
+    "imported = sorted({{m.split('.')[0] for m in sys.modules}} & {{'gevent', 'eventlet'}})\n"
+    "patched = originals != (socket.socket, threading.Thread, __import__('time').sleep)\n"
+    "print(','.join(imported), patched)\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("setup", "expected"),
+    [
+        ("import zmq_async.green as zmq; zmq.POLLIN; zmq.Again", ""),
+        ("from zmq_async.green import POLLIN, ZMQError", ""),
+        (
+            "import zmq_async.green as zmq\n"
+            "ctx = zmq.Context(); s = ctx.socket(zmq.PAIR); s.rcvtimeo = 10\n"
+            "try: s.recv()\nexcept zmq.Again: pass\n"
+            "p = zmq.Poller(); p.register(s, zmq.POLLIN); p.poll(1); ctx.destroy()",
+            "gevent",
+        ),
+        (
+            "import zmq_async.green.eventlet as zmq\n"
+            "ctx = zmq.Context(); s = ctx.socket(zmq.PAIR); s.rcvtimeo = 10\n"
+            "try: s.recv()\nexcept zmq.Again: pass\n"
+            "p = zmq.Poller(); p.register(s, zmq.POLLIN); p.poll(1); ctx.destroy()",
+            "eventlet",
+        ),
+    ],
+    ids=["green-constants", "green-from-import", "green-used", "eventlet-used"],
+)
+def test_green_imports_only_its_own_framework_and_patches_nothing(setup, expected):
+    code = _GREEN_CHECK.format(setup=setup)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ([expected, "False"] if expected else ["False"])
+
+
+def test_the_main_test_run_collects_no_green_test():
+    """tests/green runs in its own processes (scripts/test); here it must not even import."""
+    assert "gevent" not in sys.modules
+    assert "eventlet" not in sys.modules
