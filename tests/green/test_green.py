@@ -155,6 +155,21 @@ def test_state_errors_are_raised_at_once(zmq, ctx):
     assert info.value.errno == zmq.EFSM
 
 
+def test_a_waiter_is_served_after_others_touch_the_socket(green, zmq, pair):
+    """Rule 1: reading EVENTS (ours, or through a plain shadow) may eat the FD's edge."""
+    push, pull = pair
+    shadow = plain_zmq.Socket.shadow(pull.underlying)
+    for touch in (lambda: pull.getsockopt(zmq.EVENTS), lambda: shadow.get(zmq.EVENTS)):
+        g = green.spawn(pull.recv)
+        green.sleep(0.01)
+        push.send(b"x")
+        deadline = time.monotonic() + 2
+        while not shadow.get(zmq.EVENTS) & zmq.POLLIN and time.monotonic() < deadline:
+            time.sleep(0.001)  # no switch: the message is there, the waiter not yet told
+        touch()
+        assert green.get(g, timeout=3) == b"x"
+
+
 # -- many greenlets on one socket ----------------------------------------------------------
 
 

@@ -1,0 +1,59 @@
+"""PUSH/PULL pipeline: a ventilator fans tasks out to workers; a sink collects the results.
+
+Run: python examples/gevent/push_pull.py
+"""
+
+import gevent
+
+import zmq_async.green as zmq
+
+TASKS = 10
+WORKERS = 2
+
+
+def ventilator(push: zmq.Socket) -> None:
+    for n in range(TASKS):
+        push.send_json({"n": n})
+
+
+def worker(pull: zmq.Socket, push: zmq.Socket) -> None:
+    while True:  # until killed
+        n = pull.recv_json()["n"]
+        push.send_json({"n": n, "square": n * n})
+
+
+def sink(pull: zmq.Socket) -> list[dict[str, int]]:
+    return [pull.recv_json() for _ in range(TASKS)]
+
+
+def main() -> None:
+    ctx = zmq.Context()
+    try:
+        tasks_out = ctx.socket(zmq.PUSH)
+        tasks_port = tasks_out.bind_to_random_port("tcp://127.0.0.1")
+        results_in = ctx.socket(zmq.PULL)
+        results_port = results_in.bind_to_random_port("tcp://127.0.0.1")
+        workers = []
+        for _ in range(WORKERS):
+            pull = ctx.socket(zmq.PULL)
+            pull.connect(f"tcp://127.0.0.1:{tasks_port}")
+            push = ctx.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{results_port}")
+            workers.append(gevent.spawn(worker, pull, push))
+        try:
+            with gevent.Timeout(5):
+                vent, collect = gevent.spawn(ventilator, tasks_out), gevent.spawn(sink, results_in)
+                gevent.joinall([vent, collect], raise_error=True)
+        finally:
+            gevent.killall(workers)  # a worker blocked in recv just stops: nothing is lost
+        squares = sorted(r["square"] for r in collect.value)
+        print(f"ventilator sent {TASKS} tasks to {WORKERS} workers")
+        print(f"sink collected {len(collect.value)} results: {squares}")
+        print(f"sum of squares = {sum(squares)}")
+    finally:
+        ctx.destroy(linger=0)
+    print("push_pull: done")
+
+
+if __name__ == "__main__":
+    main()
