@@ -373,6 +373,32 @@ def test_term_and_destroy_wake_waiters_with_eterm(green, zmq, how):
     assert context.closed and len(closed) == 2
 
 
+def test_no_watcher_or_fd_outlives_its_socket(green, zmq, ctx):
+    def open_fds() -> int:
+        return len(os.listdir("/proc/self/fd"))
+
+    def round_trip() -> None:
+        socks = [ctx.socket(zmq.PULL) for _ in range(30)]
+        waiters = [green.spawn(s.recv) for s in socks]
+        poller = zmq.Poller()
+        for s in socks:
+            poller.register(s, zmq.POLLIN)
+        polling = green.spawn(poller.poll, 5000)
+        green.sleep(0.01)
+        for s in socks:
+            s.close()
+        for g in [*waiters, polling]:
+            with pytest.raises(zmq.ZMQError):
+                green.get(g)
+
+    round_trip()  # libzmq's own first-use FDs
+    before = open_fds()
+    round_trip()
+    assert open_fds() <= before
+    driver = zmq.Socket._current_hub().driver
+    assert not getattr(driver, "_watchers", None) and not getattr(driver, "_fan_outs", None)
+
+
 # -- idle costs nothing ----------------------------------------------------------------------
 
 
