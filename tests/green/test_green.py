@@ -187,6 +187,22 @@ def test_many_receivers_are_served_fifo(green, zmq, pair):
     assert got == [(i, b"%d" % i) for i in range(20)]
 
 
+def test_a_new_caller_waits_behind_those_queued_ahead(green, zmq, pair):
+    push, pull = pair
+    shadow = plain_zmq.Socket.shadow(pull.underlying)
+    got: list[tuple[str, bytes]] = []
+    first = green.spawn(lambda: got.append(("first", pull.recv())))
+    green.sleep(0.01)
+    push.send(b"1")
+    push.send(b"2")
+    deadline = time.monotonic() + 2
+    while not shadow.get(zmq.EVENTS) & zmq.POLLIN and time.monotonic() < deadline:
+        time.sleep(0.001)  # no switch: the messages are there, the waiter not yet served
+    got.append(("late", pull.recv()))  # must not overtake the waiter queued first
+    green.get(first)
+    assert got == [("first", b"1"), ("late", b"2")]
+
+
 def test_many_senders_are_served_fifo_and_multipart_never_interleaves(green, zmq, ctx):
     pull = ctx.socket(zmq.PULL)
     pull.setsockopt(zmq.RCVHWM, 1)
@@ -320,6 +336,8 @@ def test_close_wakes_every_waiter_with_enotsock(green, zmq, pair):
     fd = pull.FD
     t0 = time.monotonic()
     pull.close()
+    # at once, before the hub ran: the FD is no longer watched when libzmq closes it
+    assert fd not in _watched_fds(zmq)
     for g in [*waiters, poller]:
         with pytest.raises(zmq.ZMQError) as info:
             green.get(g)
@@ -328,6 +346,12 @@ def test_close_wakes_every_waiter_with_enotsock(green, zmq, pair):
     with pytest.raises(zmq.ZMQError):
         pull.recv()
     _assert_fd_closed_or_reused(fd)
+
+
+def _watched_fds(zmq: Any) -> set[int]:
+    driver = zmq.Socket._current_hub().driver
+    keys = getattr(driver, "_watchers", None) or getattr(driver, "_fan_outs", None) or {}
+    return {fd for fd, _writable in keys}
 
 
 def _assert_fd_closed_or_reused(fd: int) -> None:
