@@ -464,6 +464,28 @@ def test_socket_poll(green, zmq, pair):
     assert pull.recv() == b"x"
 
 
+def test_many_pollers_all_wake_and_poll_consumes_nothing(green, zmq, pair):
+    push, pull = pair
+    pollers = [green.spawn(pull.poll, 5000) for _ in range(5)]
+    green.sleep(0.01)
+    push.send(b"x")
+    assert [green.get(g) for g in pollers] == [zmq.POLLIN] * 5
+    assert pull.recv(zmq.NOBLOCK) == b"x"
+
+
+def test_polling_a_closed_socket_fails(zmq, ctx):
+    sock = ctx.socket(zmq.PULL)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    sock.close()
+    with pytest.raises(zmq.ZMQError) as info:
+        sock.poll(10)
+    assert info.value.errno == zmq.ENOTSUP  # as pyzmq's Socket.poll
+    with pytest.raises(zmq.ZMQError) as info:
+        poller.poll(10)
+    assert info.value.errno == zmq.ENOTSOCK
+
+
 def test_poller_with_raw_fds_and_plain_sockets(green, zmq, ctx):
     sync_ctx: plain_zmq.Context[Any] = plain_zmq.Context()
     rfd, wfd = os.pipe()
