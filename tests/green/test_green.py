@@ -325,6 +325,39 @@ def test_timeout_and_kill_storm_loses_no_message(green, zmq, pair):
     assert sorted(int(m) for m in received) == list(range(sent))
 
 
+def test_interrupted_senders_send_whole_messages_or_nothing(green, zmq, ctx):
+    pull = ctx.socket(zmq.PULL)
+    pull.setsockopt(zmq.RCVHWM, 1)
+    pull.bind("inproc://interrupted")  # inproc: no kernel buffers, the HWMs are the queue
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, 1)
+    push.connect("inproc://interrupted")
+    sent: list[bytes] = []
+    rng = random.Random(7)
+
+    def sender(i: int) -> None:
+        for j in range(30):
+            tag = b"%d-%d" % (i, j)
+            try:
+                with green.Timeout(rng.choice([0.0005, 0.002, 0.01])):
+                    push.send_multipart([tag, b"middle", tag])
+            except green.Timeout:
+                continue
+            sent.append(tag)
+
+    senders = [green.spawn(sender, i) for i in range(6)]
+    received: list[list[bytes]] = []
+    while not all(green.dead(g) for g in senders) or pull.poll(200):
+        if pull.poll(50):
+            received.append(pull.recv_multipart())
+            green.sleep(0.001)  # a slow consumer: senders block and time out
+    for g in senders:
+        green.get(g)
+    assert all(len(m) == 3 and m[0] == m[2] and m[1] == b"middle" for m in received)
+    assert sorted(m[0] for m in received) == sorted(sent)
+    assert 0 < len(sent) < 180  # some sends timed out, some went through
+
+
 # -- close and term wake every waiter --------------------------------------------------------
 
 

@@ -12,9 +12,11 @@ A blocking call first tries its operation with NOBLOCK, unless others are queued
 (FIFO). Only on ``zmq.Again`` does it queue a :class:`~zmq_async._reactor.Waiter` whose
 completion is a :class:`Wakeup`, and switch to the hub. The reactor runs the operation for
 the waiter from the hub, and the wakeup switches straight back into the greenlet with the
-result, so there is no moment at which a result is set but not yet delivered: a
+result, so there is no moment at which a message is taken but not yet delivered: a
 ``Timeout`` or ``kill`` thrown into the parked greenlet always finds its operation not done,
-marks it abandoned (the reactor skips it) and propagates. Nothing was consumed.
+marks it abandoned (the reactor skips it) and propagates. Nothing was consumed. (Only errors
+set from another greenlet, e.g. by ``close()``, and poll results reach the greenlet through a
+deferred switch; losing one of those to a ``Timeout`` loses nothing.)
 """
 
 from __future__ import annotations
@@ -51,11 +53,10 @@ _send = _ops.send
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _RCVTIMEO = int(zmq.RCVTIMEO)
+_SNDTIMEO = int(zmq.SNDTIMEO)
 #: Marks "the NOBLOCK attempt raised Again" (no result of an operation is this object).
 _AGAIN: Any = object()
-_SNDTIMEO = int(zmq.SNDTIMEO)
 
 
 class GreenHub:
