@@ -659,3 +659,32 @@ def test_a_socket_waiting_in_another_threads_hub_is_refused(green, zmq, pair):
     assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
     push.send(b"x")
     assert green.get(g) == b"x"  # the first waiter was not disturbed
+
+
+def test_each_thread_waits_in_its_own_hub(green, zmq, ctx):
+    import threading
+
+    results: list[Any] = []
+
+    def in_thread(n: int) -> None:
+        pull = ctx.socket(zmq.PULL)
+        pull.bind(f"inproc://thread-{n}")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"inproc://thread-{n}")
+        try:
+            g = green.spawn(pull.recv)
+            green.sleep(0.02)  # parked in this thread's hub
+            push.send(b"%d" % n)
+            results.append(green.get(g))
+        except BaseException as exc:
+            results.append(exc)
+        finally:
+            pull.close()
+            push.close()
+
+    threads = [threading.Thread(target=in_thread, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(results) == [b"0", b"1"]
