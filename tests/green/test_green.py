@@ -381,6 +381,26 @@ def test_close_wakes_every_waiter_with_enotsock(green, zmq, pair):
     _assert_fd_closed_or_reused(fd)
 
 
+def test_a_close_from_the_hub_finishes_before_its_waiters_run(green, zmq, pair):
+    _push, pull = pair
+    outcome: list[Any] = []
+
+    def waiter() -> None:
+        try:
+            pull.recv()
+        except zmq.ZMQError:
+            try:  # the socket must be closed by now (ENOTSOCK), not still open (EAGAIN)
+                outcome.append(pull.recv(zmq.NOBLOCK))
+            except zmq.ZMQError as exc:
+                outcome.append(exc.errno)
+
+    g = green.spawn(waiter)
+    green.sleep(0.01)
+    zmq.Socket._current_hub().driver.call_soon(pull.close)  # close() in a hub callback
+    green.get(g)
+    assert outcome == [zmq.ENOTSOCK]
+
+
 def _watched_fds(zmq: Any) -> set[int]:
     driver = zmq.Socket._current_hub().driver
     keys = getattr(driver, "_watchers", None) or getattr(driver, "_fan_outs", None) or {}

@@ -90,10 +90,12 @@ class GreenHub:
 class Wakeup:
     """The completion of one parked greenlet (the reactor's ``Completion`` protocol).
 
-    Completed from the hub, it switches into the greenlet at once (as gevent's own ``Waiter``
-    does); completed from another greenlet (a ``close()``), or with ``direct=False`` (polls,
-    whose completion may come from inside a loop over the poll queue), the switch is deferred
-    to the hub. ``cancel()`` from outside wakes the greenlet with ``ZMQError(ENOTSOCK)``.
+    A result set from the hub switches into the greenlet at once (as gevent's own ``Waiter``
+    does), so a received message is never left undelivered. Everything else is deferred to a
+    hub callback: results set from another greenlet, results with ``direct=False`` (polls,
+    completed from inside a loop over the poll queue) and every error, since errors come
+    from ``close()`` and teardown, which must finish before the woken greenlet runs.
+    ``cancel()`` from outside wakes the greenlet with ``ZMQError(ENOTSOCK)``.
     """
 
     __slots__ = ("_direct", "_done", "_error", "_greenlet", "_hub", "_parked", "_value")
@@ -122,7 +124,7 @@ class Wakeup:
             self._done = True
             self._error = exception
             if self._parked:
-                self._wake()
+                self._hub.defer(self._resume)
 
     def cancel(self) -> bool:
         if self._done:
