@@ -74,3 +74,42 @@ def test_bench_rejects_unknown_workload() -> None:
     from zmq_async._cli import main
 
     assert main(["bench", "--workloads", "nope"]) == 2
+
+
+def test_latency_runs_pinned_to_one_cpu_unless_asked_not_to() -> None:
+    from zmq_async._bench.runner import BenchOptions, pin_cpu
+    from zmq_async._bench.spec import WORKLOADS
+
+    cpu = pin_cpu()
+    if cpu is None:
+        pytest.skip("no CPU affinity on this OS")
+    assert BenchOptions().params(WORKLOADS["reqrep"]).cpu == cpu
+    assert BenchOptions().params(WORKLOADS["push_pull"]).cpu is None
+    assert BenchOptions(pin=False).params(WORKLOADS["reqrep"]).cpu is None
+
+
+@pytest.mark.timeout(30)
+def test_worker_pins_itself_before_measuring() -> None:
+    from zmq_async._bench.runner import pin_cpu
+
+    cpu = pin_cpu()
+    if cpu is None:
+        pytest.skip("no CPU affinity on this OS")
+    params = {"workload": "reqrep", "size": 64, "frames": 1, "hwm": None, "duration": 0.05}
+    params |= {"cap": 50, "warmup": 5, "cpu": cpu}
+    request = {"layer": "pyzmq", "loop": "", "params": params}
+    # The worker reports the affinity it ran with through a tiny wrapper around its handler.
+    code = (
+        "import json, os, sys; from zmq_async._bench import worker; "
+        "reply = worker.handle(json.loads(sys.argv[1])); "
+        "print(json.dumps([reply['ok'], sorted(os.sched_getaffinity(0))]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(request)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=25,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.splitlines()[-1]) == [True, [cpu]]

@@ -73,6 +73,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="S",
         help="kill a worker after this many seconds and report the run as failed (30)",
     )
+    bench.add_argument(
+        "--no-pin",
+        dest="pin",
+        action="store_false",
+        help="run the latency workload unpinned (default: on one CPU, see --list)",
+    )
     bench.add_argument("--list", action="store_true", help="list workloads and contenders")
     bench.set_defaults(handler=_bench)
 
@@ -85,7 +91,8 @@ def _bench(args: argparse.Namespace) -> int:
         from zmq_async._bench.spec import WORKLOADS
 
         for w in WORKLOADS.values():
-            print(f"workload  {w.name:<15} {w.title}")
+            pinned = " (pinned to one CPU)" if w.pin else ""
+            print(f"workload  {w.name:<15} {w.title}{pinned}")
         for v in variants():
             print(f"contender {v.label:<27} {v.layer.role}, drives {v.layer.target}")
         return 0
@@ -99,6 +106,7 @@ def _bench(args: argparse.Namespace) -> int:
             messages=args.messages,
             duration=args.duration,
             timeout=args.timeout,
+            pin=args.pin,
         )
     )
 

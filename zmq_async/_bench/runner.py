@@ -43,6 +43,8 @@ class BenchOptions:
     messages: int | None = None
     duration: float | None = None
     timeout: float = 30.0
+    #: Pin the workloads that ask for it (``Workload.pin``) to one CPU, where the OS allows.
+    pin: bool = True
 
     @property
     def repeats(self) -> int:
@@ -57,7 +59,15 @@ class BenchOptions:
             hwm=workload.hwm,
             duration=self.duration if self.duration is not None else workload.duration * scale,
             cap=self.messages if self.messages is not None else int(DEFAULT_CAP * scale),
+            cpu=pin_cpu() if self.pin and workload.pin else None,
         )
+
+
+def pin_cpu() -> int | None:
+    """The CPU pinned workloads run on (the highest one allowed), or None where unsupported."""
+    if not hasattr(os, "sched_getaffinity") or not hasattr(os, "sched_setaffinity"):
+        return None  # macOS, Windows
+    return max(os.sched_getaffinity(0))
 
 
 def run_bench(opts: BenchOptions, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -238,9 +248,18 @@ def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
         f"zmq-async bench{mode}: {meta['python']}, {meta['platform']}, {meta['cpus']} CPUs",
         *_joined(versions, WIDTH),
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
+        *_pinning(opts),
         "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
     ]
+
+
+def _pinning(opts: BenchOptions) -> list[str]:
+    pinned = [w.name for w in WORKLOADS.values() if w.pin]
+    cpu = pin_cpu() if opts.pin else None
+    if not pinned or cpu is None:
+        return []
+    return [f"{', '.join(pinned)}: on CPU {cpu} alone, libzmq's I/O thread too (--no-pin: not)"]
 
 
 def _joined(items: list[str], width: int) -> list[str]:

@@ -35,6 +35,11 @@ class Workload:
     #: queues everything before the receiver runs, and draining then takes several times longer,
     #: hence the shorter budget there.
     duration: float = 1.0
+    #: Run on one CPU, libzmq's I/O thread included. A round trip is a chain of thread
+    #: wake-ups; across CPUs their cost depends on where the scheduler puts the threads, which
+    #: on a VM varies from process to process (55 vs 150 us seen), drowning the differences
+    #: between layers. On one CPU the chain is repeatable and what remains is the layer's work.
+    pin: bool = False
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -53,7 +58,7 @@ WORKLOADS: dict[str, Workload] = {
             frames=3,
             duration=0.3,
         ),
-        Workload("reqrep", "latency", "64 B REQ/REP round trip over tcp", hwm=None),
+        Workload("reqrep", "latency", "64 B REQ/REP round trip over tcp", hwm=None, pin=True),
         Workload(
             "fanin",
             "requests",
@@ -84,6 +89,8 @@ class Params:
     #: Untimed round trips first, so connection setup is not measured.
     warmup: int = 200
     dealers: int = FANIN_DEALERS
+    #: The CPU the worker pins itself (and so libzmq's threads) to; ``None``: no pinning.
+    cpu: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

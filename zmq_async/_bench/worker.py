@@ -8,6 +8,7 @@ The request names a layer, a loop and either ``"probe": true`` (can this layer r
 from __future__ import annotations
 
 import json
+import os
 import sys
 import traceback
 from typing import Any
@@ -21,11 +22,15 @@ def handle(request: dict[str, Any]) -> dict[str, Any]:
     try:
         layer = LAYERS[request["layer"]]
         loop = str(request.get("loop", ""))
+        params = None if request.get("probe") else Params.from_json(request["params"])
+        if params is not None and params.cpu is not None:
+            # Before any zmq.Context exists: libzmq's I/O threads inherit this affinity.
+            os.sched_setaffinity(0, {params.cpu})
         driver = load_driver(layer)
-        if request.get("probe"):
+        if params is None:
             driver.probe(layer.target, loop)
             return {"ok": True}
-        sample = driver.run(Params.from_json(request["params"]), layer.target, loop)
+        sample = driver.run(params, layer.target, loop)
         return {"ok": True, "sample": sample}
     except Exception as exc:
         traceback.print_exc()
