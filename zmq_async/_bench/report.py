@@ -40,6 +40,9 @@ TARGETS = (
     Target("zmq_async.asyncio", "push_pull_hwm", "64 B msgs/s, HWM 1000", 3.0),
     Target("zmq_async.asyncio", "reqrep", "lower median latency", 1.0, strict=True),
     Target("zmq_async.asyncio", "fanin", "fan-in requests/s", 1.5),
+    # -- issue 3: zmq_async.anyio vs zmq-anyio, on each backend
+    Target("zmq_async.anyio", "push_pull", "64 B msgs/s, HWM 0", 5.0),
+    Target("zmq_async.anyio", "reqrep", "half the median latency", 2.0),
 )
 
 
