@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 import zmq
+from anyio.lowlevel import checkpoint_if_cancelled
 
 from zmq_async import _poller
 from zmq_async._poller import PollWait
@@ -37,9 +38,7 @@ class Poller(zmq.Poller):
         loop = asyncio._get_running_loop()
         sync_poll = partial(zmq.Poller.poll, self, 0)
         if loop is not None:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                await asyncio.sleep(0)
+            await checkpoint_if_cancelled()
             future: asyncio.Future[list[tuple[Any, int]]] = loop.create_future()
             wait = PollWait(driver_for(loop), self.sockets, sync_poll, _reactor_of, future)
             if not wait.begin(seconds):

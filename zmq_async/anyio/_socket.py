@@ -8,8 +8,8 @@ callback-style asyncio driver and asyncio Futures; otherwise trio gets the wait-
 :class:`~zmq_async.anyio._driver.TrioDriver`. The socket caches the loop or trio run it is bound
 to, so finding it costs one identity check.
 
-Checkpoints: every call checks for cancellation before it touches the socket (trio's
-``checkpoint_if_cancelled``; on asyncio, whether the task has a cancellation pending), and one
+Checkpoints: every call checks for cancellation before it touches the socket (anyio's
+``checkpoint_if_cancelled``: a cancelled scope raises there, having consumed nothing), and one
 call in :data:`YIELD_EVERY` that would complete at once yields to the loop first, so a task
 that always finds a message ready cannot starve the others. A call that waits is a full
 checkpoint. A cancelled call has consumed nothing; a call that has consumed a message returns it.
@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import zmq
+from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
@@ -39,7 +40,6 @@ _SocketT = TypeVar("_SocketT", bound="Socket")
 YIELD_EVERY = 64
 
 _get_running_loop = asyncio._get_running_loop
-_current_task = asyncio.current_task
 _sleep0 = asyncio.sleep
 _CancelledError = asyncio.CancelledError
 _get: Callable[[Any, int], Any] = _BackendSocket.get
@@ -186,9 +186,7 @@ class Socket(zmq.Socket[Any]):
         if loop is not None:
             if loop is not self._loop:
                 self._bind_asyncio(loop)
-            task = _current_task()
-            if task is not None and task.cancelling():
-                await _sleep0(0)  # delivers the pending cancellation, before any I/O
+            await _checkpoint_if_cancelled()
         else:
             driver = self._trio_driver
             if driver is None or _trio is None:
@@ -330,9 +328,7 @@ class Socket(zmq.Socket[Any]):
         if loop is not None:
             if loop is not self._loop:
                 self._bind_asyncio(loop)
-            task = _current_task()
-            if task is not None and task.cancelling():
-                await _sleep0(0)
+            await _checkpoint_if_cancelled()
         else:
             driver = self._trio()
             await _trio.lowlevel.checkpoint_if_cancelled()
