@@ -68,3 +68,35 @@ def test_example_runs_and_prints_what_it_did(name: str) -> None:
     lines = proc.stdout.splitlines()
     for pattern in EXPECTED[name]:
         assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)
+
+
+# -- examples/anyio (issue 3): the same scenarios, each run on both anyio backends --------------
+
+ANYIO_EXAMPLES = ROOT / "examples" / "anyio"
+
+
+def test_every_anyio_example_is_checked_and_listed() -> None:
+    assert sorted(p.name for p in ANYIO_EXAMPLES.glob("*.py")) == sorted(EXPECTED)
+    readme = (ROOT / "examples" / "README.md").read_text()
+    for name in EXPECTED:
+        assert f"anyio/{name}" in readme, name
+
+
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_anyio_example_runs_on_each_backend(name: str, backend: str) -> None:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", str(ANYIO_EXAMPLES / name), backend],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    for pattern in EXPECTED[name]:
+        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)
