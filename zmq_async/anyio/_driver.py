@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable, Sequence
 from math import inf
 from typing import TYPE_CHECKING, Any
-from weakref import WeakKeyDictionary
+from weakref import WeakValueDictionary
 
 if TYPE_CHECKING:
     import trio
@@ -336,7 +336,8 @@ def _noop() -> None:
     pass
 
 
-_drivers: WeakKeyDictionary[Any, TrioDriver] = WeakKeyDictionary()
+#: Drivers by trio token; an entry lives as long as a socket is bound to its driver.
+_drivers: WeakValueDictionary[Any, TrioDriver] = WeakValueDictionary()
 
 
 def trio_driver(trio_module: Any, token: trio.lowlevel.TrioToken) -> TrioDriver:
