@@ -343,6 +343,24 @@ async def test_trio_cancelled_watcher_hands_its_role_on(apair: Pair) -> None:
     assert sorted(got) == [b"0", b"1", b"2"]
 
 
+@pytest.mark.anyio
+async def test_a_short_timeout_behind_a_long_wait_fires_on_time(apair: Pair) -> None:
+    """A deadline added while another task already waits (trio: watches) is honoured."""
+    pull, push = apair()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(pull.recv)  # waits with no deadline
+            await anyio.sleep(0.8)  # the reactor's re-check timer has backed off by now
+            pull.rcvtimeo = 50
+            start = anyio.current_time()
+            with pytest.raises(zmq.Again):
+                await pull.recv()
+            assert anyio.current_time() - start < 0.3
+            pull.rcvtimeo = -1
+            await push.send(b"for the first")
+    assert await pull.poll(0) == 0
+
+
 async def _append(into: list[bytes], awaitable: Any) -> None:
     into.append(await awaitable)
 
