@@ -24,7 +24,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import zmq
-from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
@@ -52,6 +51,15 @@ _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
+
+try:
+    # The asyncio backend's own check: the public ``anyio.lowlevel.checkpoint_if_cancelled``
+    # first asks sniffio which backend runs (a third of the cost, per call).
+    from anyio._core._eventloop import get_async_backend
+
+    _checkpoint_if_cancelled = get_async_backend("asyncio").checkpoint_if_cancelled
+except Exception:  # pragma: no cover - another anyio layout: the public, slower function
+    from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
 
 #: trio, imported on first use from a trio run (never at import: trio is optional).
 _trio: Any = None
