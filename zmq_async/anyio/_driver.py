@@ -24,6 +24,7 @@ trio is imported only when a trio run first uses a zmq_async.anyio object.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import threading
@@ -216,6 +217,39 @@ class TrioDriver:
         if completion.error is not None:
             raise completion.error
         return completion.result
+
+    async def block_any(self, completion: TrioCompletion, keys: Sequence[Key]) -> Any:
+        """:meth:`block` on several FDs (a poll): one helper task per extra FD watches it.
+
+        A task can wait on one FD at a time, so each further FD gets a child task for the
+        duration of the call (no task outlives it). Raises what :meth:`block` raises.
+        """
+        keys = list(dict.fromkeys(keys))
+        if len(keys) <= 1:
+            return await self.block(completion, keys)
+        trio = self._trio
+        helpers = [TrioCompletion(self) for _ in keys[1:]]
+        error: BaseException | None = None
+        result: Any = None
+        async with trio.open_nursery() as nursery:
+            for helper, key in zip(helpers, keys[1:], strict=True):
+                nursery.start_soon(self._help, helper, key)
+            try:
+                result = await self.block(completion, keys[:1])
+            except BaseException as exc:
+                error = exc  # raised below, outside the nursery: not wrapped in a group
+            finally:
+                for helper in helpers:
+                    helper.cancel()  # wakes each helper, which returns
+        if error is not None:
+            raise error
+        return result
+
+    async def _help(self, helper: TrioCompletion, key: Key) -> None:
+        """Watch ``key`` (when it is our turn) until ``helper`` is cancelled by the poll."""
+        with contextlib.suppress(self._trio.Cancelled):
+            # A cancellation of the poll reaches its own task, which raises it.
+            await self.block(helper, (key,))
 
     def _free_key(self, keys: Sequence[Key]) -> Key | tuple[()] | None:
         """A key of ``keys`` nobody watches; ``()`` if none is registered at all; else None."""

@@ -56,7 +56,7 @@ class Poller(zmq.Poller):
                 raise completion.error
             return completion.result  # type: ignore[no-any-return]
         try:
-            return await driver.block(completion, _keys(self.sockets))  # type: ignore[no-any-return]
+            return await driver.block_any(completion, _keys(self.sockets))  # type: ignore[no-any-return]
         finally:
             wait.teardown()
 
