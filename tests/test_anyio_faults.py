@@ -168,7 +168,11 @@ async def test_close_fails_pending_receivers_senders_and_polls(actx: za.Context)
     push = actx.socket(zmq.PUSH)
     poller = za.Poller()
     poller.register(pull, zmq.POLLIN)
-    ops = [pull.recv, pull.recv_multipart, pull.poll, poller.poll, lambda: push.send(b"x")] * 3
+    both = za.Poller()  # on trio, a poll over two FDs has a helper task: it must end too
+    both.register(pull, zmq.POLLIN)
+    both.register(push, zmq.POLLOUT)
+    ops = [pull.recv, pull.recv_multipart, pull.poll, poller.poll, both.poll] * 3
+    ops += [lambda: push.send(b"x")] * 3
 
     def close_both() -> None:
         pull.close()
@@ -190,6 +194,32 @@ async def test_context_destroy_fails_pending_operations(actx: za.Context) -> Non
     assert all(exc is not None and _is_closed_error(exc) for exc in outcomes), outcomes
     with pytest.raises(zmq.ZMQError):
         await pull.recv()
+
+
+@pytest.mark.anyio
+async def test_context_term_from_another_thread_fails_pending_operations_with_eterm(
+    actx: za.Context,
+) -> None:
+    pull = actx.socket(zmq.PULL)
+    pull.bind("tcp://127.0.0.1:*")
+    errors: list[int] = []
+
+    async def receive() -> None:
+        try:
+            await pull.recv()
+        except zmq.ZMQError as exc:
+            errors.append(exc.errno)
+            pull.close()  # lets term() finish
+
+    term = threading.Thread(target=actx.term)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.wait_all_tasks_blocked()
+            term.start()
+        await anyio.to_thread.run_sync(term.join, 5)
+    assert errors == [zmq.ETERM]
+    assert not term.is_alive()
 
 
 @pytest.mark.anyio
