@@ -113,7 +113,9 @@ class Socket(zmq.Socket[Any]):
     _loop: Any = None
     #: The trio run's driver the socket is bound to, or None.
     _trio_driver: TrioDriver | None = None
-    _countdown: int = YIELD_EVERY
+    #: Calls left before one yields (a list: pyzmq's ``__setattr__`` makes attribute
+    #: assignment on a socket slow).
+    _countdown: list[int]
 
     def __init__(
         self,
@@ -129,6 +131,7 @@ class Socket(zmq.Socket[Any]):
         else:
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
         self._reactor = Reactor(self)
+        self._countdown = [YIELD_EVERY]
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:
@@ -202,9 +205,10 @@ class Socket(zmq.Socket[Any]):
             await _trio.lowlevel.checkpoint_if_cancelled()
             if driver.token is not _trio.lowlevel.current_trio_token():
                 driver = self._trio()
-        self._countdown -= 1
-        if not self._countdown:
-            self._countdown = YIELD_EVERY
+        countdown = self._countdown
+        countdown[0] -= 1
+        if not countdown[0]:
+            countdown[0] = YIELD_EVERY
             if driver is None:
                 await _sleep0(0)
             else:
