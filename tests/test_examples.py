@@ -1,4 +1,8 @@
-"""The examples run, exit 0 promptly, and print what they claim to do."""
+"""The examples run, exit 0 promptly, and print what they claim to do.
+
+Each runs in its own process, so the gevent and eventlet ones (which may monkeypatch) touch
+nothing else.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLES = ROOT / "examples" / "asyncio"
+EXAMPLES = ROOT / "examples"
 
-# example file -> regular expressions, each of which must match a whole line of its output
+# The four scenarios every framework has: file -> regular expressions, each of which must
+# match a whole line of its output.
 EXPECTED: dict[str, list[str]] = {
     "req_rep.py": [
         r"client sent 'hello', got 'HELLO'",
@@ -41,39 +46,6 @@ EXPECTED: dict[str, list[str]] = {
 }
 
 
-def test_every_example_is_checked() -> None:
-    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(EXPECTED)
-
-
-def test_every_example_is_listed_in_the_readme() -> None:
-    readme = (ROOT / "examples" / "README.md").read_text()
-    for name in EXPECTED:
-        assert f"asyncio/{name}" in readme, name
-
-
-@pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_example_runs_and_prints_what_it_did(name: str) -> None:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    proc = subprocess.run(
-        [sys.executable, "-W", "error", str(EXAMPLES / name)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stderr == ""
-    lines = proc.stdout.splitlines()
-    for pattern in EXPECTED[name]:
-        assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)
-
-
-# -- issue 4: examples/tornado ------------------------------------------------------------------
-
-TORNADO_EXAMPLES = ROOT / "examples" / "tornado"
-
 TORNADO_EXPECTED: dict[str, list[str]] = {
     "echo_server.py": [
         r"client sent 'hello', got 'hello'",
@@ -88,20 +60,51 @@ TORNADO_EXPECTED: dict[str, list[str]] = {
     ],
 }
 
+#: examples/<folder> -> what its examples print, and the argument lists each is run with.
+FOLDERS: dict[str, tuple[dict[str, list[str]], list[tuple[str, ...]]]] = {
+    "asyncio": (EXPECTED, [()]),
+    "anyio": (EXPECTED, [("asyncio",), ("trio",)]),
+    "tornado": (TORNADO_EXPECTED, [()]),
+    "gevent": (EXPECTED, [()]),
+    "eventlet": (EXPECTED, [()]),
+}
 
-def test_every_tornado_example_is_checked_and_listed() -> None:
-    assert sorted(p.name for p in TORNADO_EXAMPLES.glob("*.py")) == sorted(TORNADO_EXPECTED)
-    readme = (ROOT / "examples" / "README.md").read_text()
-    for name in TORNADO_EXPECTED:
-        assert f"tornado/{name}" in readme, name
+CASES = [
+    pytest.param(folder, name, args, id="/".join([folder, name, *args]))
+    for folder, (expected, arg_lists) in FOLDERS.items()
+    for name in sorted(expected)
+    for args in arg_lists
+]
+
+# Warnings are errors, except eventlet's notice (on import) that it is deprecated.
+RUNNER = (
+    "import runpy, sys, warnings\n"
+    "warnings.filterwarnings('ignore', message='\\nEventlet is deprecated')\n"
+    "sys.argv = sys.argv[1:]\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
 
 
-@pytest.mark.parametrize("name", sorted(TORNADO_EXPECTED))
-def test_tornado_example_runs_and_prints_what_it_did(name: str) -> None:
+def test_examples_folders_are_all_checked() -> None:
+    folders = sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir())
+    assert folders == sorted(FOLDERS)
+
+
+@pytest.mark.parametrize("folder", sorted(FOLDERS))
+def test_every_example_is_checked_and_listed(folder: str) -> None:
+    expected = FOLDERS[folder][0]
+    assert sorted(p.name for p in (EXAMPLES / folder).glob("*.py")) == sorted(expected)
+    readme = (EXAMPLES / "README.md").read_text()
+    for name in expected:
+        assert f"{folder}/{name}" in readme, name
+
+
+@pytest.mark.parametrize(("folder", "name", "args"), CASES)
+def test_example_runs_and_prints_what_it_did(folder: str, name: str, args: tuple[str, ...]) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, "-W", "error", str(TORNADO_EXAMPLES / name)],
+        [sys.executable, "-W", "error", "-c", RUNNER, str(EXAMPLES / folder / name), *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -111,5 +114,5 @@ def test_tornado_example_runs_and_prints_what_it_did(name: str) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     lines = proc.stdout.splitlines()
-    for pattern in TORNADO_EXPECTED[name]:
+    for pattern in FOLDERS[folder][0][name]:
         assert any(re.fullmatch(pattern, line) for line in lines), (pattern, proc.stdout)

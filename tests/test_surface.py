@@ -210,3 +210,60 @@ def test_the_main_test_run_collects_no_green_test():
     """tests/green runs in its own processes (scripts/test); here it must not even import."""
     assert "gevent" not in sys.modules
     assert "eventlet" not in sys.modules
+
+
+# -- zmq_async.anyio (issue 3) -----------------------------------------------------------------
+
+ANYIO_BLOCKING = [
+    "recv",
+    "recv_multipart",
+    "recv_into",
+    "recv_string",
+    "recv_json",
+    "recv_pyobj",
+    "recv_serialized",
+    "send",
+    "send_multipart",
+    "poll",
+]
+
+
+def test_importing_zmq_async_anyio_imports_neither_trio_nor_any_other_framework():
+    # anyio (and sniffio) are its framework; trio is imported only when a trio run uses it.
+    others = [f for f in FRAMEWORKS if f not in ("anyio", "sniffio")]
+    code = (
+        "import sys, zmq_async.anyio\n"
+        f"bad = [m for m in sys.modules if m.split('.')[0] in {others!r} "
+        f"or any(m == p or m.startswith(p + '.') for p in {PEER_LAYERS!r})]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+def test_anyio_exports_and_coroutine_methods():
+    import zmq_async.anyio as za
+
+    assert sorted(za.__all__) == ["Context", "Poller", "Socket"]
+    assert issubclass(za.Socket, zmq.Socket)
+    assert issubclass(za.Context, zmq.Context)
+    assert issubclass(za.Poller, zmq.Poller)
+    assert za.Context._socket_class is za.Socket
+    assert inspect.iscoroutinefunction(za.Poller.poll)
+    for name in ANYIO_BLOCKING:
+        assert inspect.iscoroutinefunction(getattr(za.Socket, name)), name
+
+
+@pytest.mark.parametrize("name", ANYIO_BLOCKING)
+def test_anyio_methods_take_zmq_asyncios_parameters(name):
+    import zmq_async.anyio as za
+
+    expected = inspect.signature(getattr(peer.Socket, name)).parameters
+    actual = inspect.signature(getattr(za.Socket, name)).parameters
+    for param in expected.values():
+        if param.kind is param.VAR_KEYWORD:
+            continue
+        assert param.name in actual, (name, param.name)
+        if param.default is not param.empty:
+            assert actual[param.name].default == param.default, (name, param.name)

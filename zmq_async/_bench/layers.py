@@ -43,6 +43,8 @@ class Layer:
 
 
 ASYNCIO_LOOPS = ("asyncio", "uvloop")
+#: anyio's backends: asyncio (on its default loop and on uvloop) and trio.
+ANYIO_LOOPS = ("asyncio", "uvloop", "trio")
 
 LAYERS: dict[str, Layer] = {
     layer.name: layer
@@ -104,6 +106,9 @@ LAYERS: dict[str, Layer] = {
             "ours",
             "eventlet.green.zmq",
         ),
+        # -- issue 3: zmq_async.anyio, on anyio's asyncio (default loop, uvloop) and trio backends
+        Layer("zmq-anyio", "anyio_", "zmq_anyio", ANYIO_LOOPS, "peer", peer="zmq-anyio"),
+        Layer("zmq_async.anyio", "anyio_", "zmq_async.anyio", ANYIO_LOOPS, "ours", "zmq-anyio"),
     )
 }
 

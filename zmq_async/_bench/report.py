@@ -48,6 +48,9 @@ TARGETS = (
     Target("zmq_async.green", "reqrep", "median latency no worse", 1.0),
     Target("zmq_async.green.eventlet", "push_pull", "64 B msgs/s, HWM 0", 2.0),
     Target("zmq_async.green.eventlet", "reqrep", "median latency no worse", 1.0),
+    # -- issue 3: zmq_async.anyio vs zmq-anyio, on each backend
+    Target("zmq_async.anyio", "push_pull", "64 B msgs/s, HWM 0", 5.0),
+    Target("zmq_async.anyio", "reqrep", "under half the latency", 2.0, strict=True),
 )
 
 

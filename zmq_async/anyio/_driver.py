@@ -1,0 +1,382 @@
+"""The reactor's Driver on trio: wait-style, driven by the tasks that wait.
+
+trio has no ``add_reader``: a task can only ``await wait_readable(fd)``, and only one task may
+wait on an FD at a time. So there is no callback registration and no background task. Instead,
+``Driver.watch`` records *which callbacks want an FD*, and the tasks blocked in a zmq operation
+take turns doing the waiting (:meth:`TrioDriver.block`):
+
+- Each blocked task names the FDs it cares about (its socket's FD; a poll's FDs). If one of
+  them has callbacks and no task watching it, the task becomes its **watcher**: it waits until
+  the FD is readable (bounded by the nearest timer), then runs the FD's callbacks (the
+  reactor's dispatch serves *every* waiter of that socket, in FIFO order) and due timers.
+- Otherwise it **parks** (``wait_task_rescheduled``) until its operation is completed, or the
+  watcher of one of its FDs leaves: a watcher that is served, cancelled or fails hands its role
+  to a parked task of the same FD before it returns. So any number of tasks can wait on one
+  socket, one at a time watching for all of them.
+- ``call_soon`` is ``TrioToken.run_sync_soon``; ``call_later`` timers live in a heap that
+  watchers honour (each watcher's wait is bounded by the nearest deadline).
+
+A completion (:class:`TrioCompletion`) wakes its task when the reactor completes it: it
+reschedules a parked task, or cancels the private cancel scope of a watching one.
+
+trio is imported only when a trio run first uses a zmq_async.anyio object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import threading
+from collections.abc import Callable, Sequence
+from math import inf
+from typing import TYPE_CHECKING, Any
+from weakref import WeakValueDictionary
+
+if TYPE_CHECKING:
+    import trio
+
+__all__ = ["TrioCompletion", "TrioDriver", "trio_driver"]
+
+Callback = Callable[[], object]
+Key = tuple[int, bool]  # (fd, writable)
+
+
+class _Timer:
+    """A ``call_later`` entry; cancelling it just marks it (the heap drops it lazily)."""
+
+    __slots__ = ("args", "callback", "cancelled")
+
+    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class TrioCompletion:
+    """A waiter's completion for a trio task: the Completion protocol of the reactor."""
+
+    __slots__ = (
+        "_done",
+        "cancelled",
+        "driver",
+        "error",
+        "keys",
+        "parked",
+        "result",
+        "scope",
+        "task",
+    )
+
+    def __init__(self, driver: TrioDriver) -> None:
+        self.driver = driver
+        self._done = False
+        self.cancelled = False
+        self.result: Any = None
+        self.error: BaseException | None = None
+        #: The FDs its task cares about while it is parked.
+        self.keys: Sequence[Key] = ()
+        self.parked = False
+        self.task: Any = None
+        #: The cancel scope of its task's FD wait, while that task is a watcher.
+        self.scope: trio.CancelScope | None = None
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: Any, /) -> None:
+        if not self._done:
+            self._done = True
+            self.result = result
+            self._wake()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self.error = exception
+            self._wake()
+
+    def cancel(self) -> bool:
+        if self._done:
+            return False
+        self._done = self.cancelled = True
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
+        if self.scope is not None:
+            self.scope.cancel()  # it watches an FD: stop (it hands the role on as it leaves)
+        elif self.parked:
+            self.driver.unpark(self)
+
+
+class TrioDriver:
+    """Watches FDs and keeps time for every zmq_async.anyio socket and poller in one trio run."""
+
+    __slots__ = (
+        "__weakref__",
+        "_callbacks",
+        "_parked",
+        "_scopes",
+        "_seq",
+        "_timers",
+        "_trio",
+        "_watchers",
+        "thread",
+        "token",
+    )
+
+    def __init__(self, trio_module: Any, token: trio.lowlevel.TrioToken) -> None:
+        self._trio = trio_module
+        self.token = token
+        self.thread = threading.get_ident()
+        self._callbacks: dict[Key, list[Callback]] = {}
+        self._watchers: dict[Key, TrioCompletion] = {}
+        self._parked: dict[Key, dict[TrioCompletion, None]] = {}
+        self._scopes: set[trio.CancelScope] = set()
+        self._timers: list[tuple[float, int, _Timer]] = []
+        self._seq = itertools.count()
+
+    # -- the Driver protocol ----------------------------------------------------------------
+
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        callbacks = self._callbacks.get(key)
+        if callbacks is None:
+            self._callbacks[key] = [callback]
+            self._hand_off(key)  # a task parked on it may now watch it
+        else:
+            callbacks.append(callback)
+
+    def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        key = (fd, writable)
+        callbacks = self._callbacks.get(key)
+        if not callbacks or callback not in callbacks:
+            return
+        callbacks.remove(callback)
+        if not callbacks:
+            del self._callbacks[key]
+            watcher = self._watchers.pop(key, None)
+            if watcher is not None and watcher.scope is not None:
+                # Cancelling unregisters the FD from trio now, before anyone may close it.
+                watcher.scope.cancel()
+
+    def call_soon(self, callback: Callback) -> None:
+        self.token.run_sync_soon(callback)
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> _Timer:
+        deadline = self._trio.current_time() + delay
+        timer = _Timer(callback, args)
+        heapq.heappush(self._timers, (deadline, next(self._seq), timer))
+        for scope in self._scopes:
+            if deadline < scope.deadline:
+                scope.deadline = deadline
+        return timer
+
+    # -- liveness ---------------------------------------------------------------------------
+
+    def alive(self) -> bool:
+        """Whether the trio run of this driver is still going."""
+        try:
+            self.token.run_sync_soon(_noop)
+        except self._trio.RunFinishedError:
+            return False
+        return True
+
+    # -- blocking a task ---------------------------------------------------------------------
+
+    async def block(self, completion: TrioCompletion, keys: Sequence[Key]) -> Any:
+        """Wait until ``completion`` is done, watching ``keys`` for everyone when it is our turn.
+
+        Returns its result or raises its error. If the task is cancelled after a message was
+        received for it, the message is returned (nothing is lost) and the cancellation is
+        raised by the task's next checkpoint, as its cancel scope is still cancelled.
+        """
+        trio = self._trio
+        try:
+            while not completion._done:
+                self._run_timers()
+                if completion.done():  # a timer (its deadline) may have completed it
+                    break
+                key = self._free_key(keys)
+                if key is None:
+                    await self._park(completion, keys)
+                else:
+                    await self._watch(completion, key, keys)
+        except BaseException as exc:
+            if not completion._done:
+                completion._done = completion.cancelled = True  # the reactor skips it now
+                raise
+            if not isinstance(exc, trio.Cancelled) or completion.error is not None:
+                raise
+            if completion.cancelled:
+                raise
+        if completion.error is not None:
+            raise completion.error
+        return completion.result
+
+    async def block_any(self, completion: TrioCompletion, keys: Sequence[Key]) -> Any:
+        """:meth:`block` on several FDs (a poll): one helper task per extra FD watches it.
+
+        A task can wait on one FD at a time, so each further FD gets a child task for the
+        duration of the call (no task outlives it). Raises what :meth:`block` raises.
+        """
+        keys = list(dict.fromkeys(keys))
+        if len(keys) <= 1:
+            return await self.block(completion, keys)
+        trio = self._trio
+        helpers = [TrioCompletion(self) for _ in keys[1:]]
+        error: BaseException | None = None
+        result: Any = None
+        async with trio.open_nursery() as nursery:
+            for helper, key in zip(helpers, keys[1:], strict=True):
+                nursery.start_soon(self._help, helper, key)
+            try:
+                result = await self.block(completion, keys[:1])
+            except BaseException as exc:
+                error = exc  # raised below, outside the nursery: not wrapped in a group
+            finally:
+                for helper in helpers:
+                    helper.cancel()  # wakes each helper, which returns
+        if error is not None:
+            raise error
+        return result
+
+    async def _help(self, helper: TrioCompletion, key: Key) -> None:
+        """Watch ``key`` (when it is our turn) until ``helper`` is cancelled by the poll."""
+        with contextlib.suppress(self._trio.Cancelled):
+            # A cancellation of the poll reaches its own task, which raises it.
+            await self.block(helper, (key,))
+
+    def _free_key(self, keys: Sequence[Key]) -> Key | tuple[()] | None:
+        """A key of ``keys`` nobody watches; ``()`` if none is registered at all; else None."""
+        registered = False
+        for key in keys:
+            if key in self._callbacks:
+                if key not in self._watchers:
+                    return key
+                registered = True
+        return None if registered else ()
+
+    async def _watch(
+        self, completion: TrioCompletion, key: Key | tuple[()], keys: Sequence[Key]
+    ) -> None:
+        """Wait on one FD (``()``: on nothing but the timers) as its watcher, then serve it."""
+        trio = self._trio
+        lowlevel = trio.lowlevel
+        scope = trio.CancelScope(deadline=self._next_deadline())
+        completion.scope = scope
+        self._scopes.add(scope)
+        if key:
+            self._watchers[key] = completion
+        ready = False
+        try:
+            try:
+                with scope:
+                    if not key:
+                        await trio.sleep_forever()
+                    elif key[1]:
+                        await lowlevel.wait_writable(key[0])
+                    else:
+                        await lowlevel.wait_readable(key[0])
+                    ready = True
+            except trio.ClosedResourceError:
+                pass  # notify_closing(): its socket is closing, which completes our waiter
+            finally:
+                completion.scope = None
+                self._scopes.discard(scope)
+                if key and self._watchers.get(key) is completion:
+                    del self._watchers[key]
+            if ready and key:
+                for callback in tuple(self._callbacks.get(key, ())):
+                    callback()
+        except BaseException:
+            self._hand_off_all(keys)  # cancelled or failed: someone else must watch
+            raise
+        if completion._done:
+            self._hand_off_all(keys)
+        # else: our deadline (a timer) passed or we were woken for nothing: block() loops,
+        # runs the timers and watches again, with no one else disturbed.
+
+    async def _park(self, completion: TrioCompletion, keys: Sequence[Key]) -> None:
+        lowlevel = self._trio.lowlevel
+        completion.keys = keys
+        completion.parked = True
+        for key in keys:
+            self._parked.setdefault(key, {})[completion] = None
+        completion.task = lowlevel.current_task()
+
+        def abort(_: object) -> Any:
+            self._forget(completion)
+            return lowlevel.Abort.SUCCEEDED
+
+        await lowlevel.wait_task_rescheduled(abort)
+
+    def unpark(self, completion: TrioCompletion) -> None:
+        """Wake a parked task (its completion is done, or it is to take a watcher's role)."""
+        task = self._forget(completion)
+        if task is not None:
+            self._trio.lowlevel.reschedule(task)
+
+    def _forget(self, completion: TrioCompletion) -> Any:
+        """Take a parked task off every parked list; its task, or None if it was not parked."""
+        if not completion.parked:
+            return None
+        completion.parked = False
+        for key in completion.keys:
+            parked = self._parked.get(key)
+            if parked is not None:
+                parked.pop(completion, None)
+                if not parked:
+                    del self._parked[key]
+        return completion.task
+
+    def _hand_off(self, key: Key) -> None:
+        """If ``key`` is wanted but unwatched, wake one task parked on it to watch it."""
+        if key in self._watchers or key not in self._callbacks:
+            return
+        parked = self._parked.get(key)
+        if parked:
+            self.unpark(next(iter(parked)))
+
+    def _hand_off_all(self, keys: Sequence[Key]) -> None:
+        for key in keys:
+            self._hand_off(key)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def _next_deadline(self) -> float:
+        timers = self._timers
+        while timers and timers[0][2].cancelled:
+            heapq.heappop(timers)
+        return timers[0][0] if timers else inf
+
+    def _run_timers(self) -> None:
+        timers = self._timers
+        if not timers:
+            return
+        now = self._trio.current_time()
+        while timers and timers[0][0] <= now:
+            timer = heapq.heappop(timers)[2]
+            if not timer.cancelled:
+                timer.cancelled = True
+                timer.callback(*timer.args)
+
+
+def _noop() -> None:
+    pass
+
+
+#: Drivers by trio token; an entry lives as long as a socket is bound to its driver.
+_drivers: WeakValueDictionary[Any, TrioDriver] = WeakValueDictionary()
+
+
+def trio_driver(trio_module: Any, token: trio.lowlevel.TrioToken) -> TrioDriver:
+    """The one driver of the trio run whose token is ``token``."""
+    driver = _drivers.get(token)
+    if driver is None:
+        driver = _drivers[token] = TrioDriver(trio_module, token)
+    return driver

@@ -1,0 +1,91 @@
+"""``Poller``: ``await poller.poll(timeout)`` gives ``[(socket, event), ...]``."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+from typing import Any
+
+import zmq
+from anyio.lowlevel import checkpoint_if_cancelled
+
+from zmq_async import _poller
+from zmq_async._poller import PollWait
+from zmq_async._reactor import Reactor
+from zmq_async.anyio import _socket
+from zmq_async.anyio._driver import Key, TrioCompletion
+from zmq_async.anyio._socket import Socket
+from zmq_async.asyncio._driver import driver_for
+
+__all__ = ["Poller"]
+
+
+class Poller(zmq.Poller):
+    """A poller whose ``poll`` is a coroutine, on anyio's asyncio or trio backend.
+
+    Polls our sockets, plain ``zmq.Socket`` objects, raw file descriptors and objects with
+    ``fileno()``, without blocking the loop. Cancel it with a cancel scope like any call.
+    """
+
+    async def poll(self, timeout: int | None = -1) -> list[tuple[Any, int]]:  # type: ignore[override]
+        """The ready ``(socket, event)`` pairs; ``[]`` after ``timeout`` ms.
+
+        ``timeout`` None or negative waits for ever; 0 answers at once. Raises ZMQError if
+        one of our sockets is closed (before or during the wait), TypeError for an item
+        that cannot be polled.
+        """
+        seconds = None if timeout is None or timeout < 0 else timeout / 1000
+        loop = asyncio._get_running_loop()
+        sync_poll = partial(zmq.Poller.poll, self, 0)
+        if loop is not None:
+            await checkpoint_if_cancelled()
+            future: asyncio.Future[list[tuple[Any, int]]] = loop.create_future()
+            wait = PollWait(driver_for(loop), self.sockets, sync_poll, _reactor_of, future)
+            if not wait.begin(seconds):
+                return future.result()
+            try:
+                return await future
+            finally:
+                wait.teardown()
+        driver = _socket.current_trio_driver(self)
+        await _socket._trio.lowlevel.checkpoint_if_cancelled()
+        completion = TrioCompletion(driver)
+        wait = PollWait(driver, self.sockets, sync_poll, _reactor_of, completion)
+        if not wait.begin(seconds):
+            if completion.error is not None:
+                raise completion.error
+            return completion.result  # type: ignore[no-any-return]
+        try:
+            return await driver.block_any(completion, _keys(self.sockets))  # type: ignore[no-any-return]
+        finally:
+            wait.teardown()
+
+
+def _reactor_of(item: Any) -> Reactor | None:
+    """The reactor of our socket ``item``, bound to the running backend; None otherwise."""
+    if not isinstance(item, Socket):
+        return None
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        if loop is not item._loop:
+            item._bind_asyncio(loop)
+    else:
+        item._trio()
+    return item._reactor
+
+
+def _keys(items: list[tuple[Any, int]]) -> list[Key]:
+    """The FDs a trio task polling ``items`` may watch for everyone."""
+    keys: list[Key] = []
+    for item, mask in items:
+        if isinstance(item, Socket):
+            keys.append((item._reactor.fd, False))
+        elif isinstance(item, zmq.Socket):
+            keys.append((_poller.item_fd(item), False))  # both directions signal as readable
+        else:
+            fd = _poller.item_fd(item)
+            if mask & zmq.POLLIN:
+                keys.append((fd, False))
+            if mask & zmq.POLLOUT:
+                keys.append((fd, True))
+    return keys

@@ -1,0 +1,457 @@
+"""``Socket``: a zmq.Socket with coroutine methods, on anyio's asyncio and trio backends.
+
+The hot path is here, the rest is in the reactor: an operation is tried at once with NOBLOCK
+unless others are queued ahead of it; only ``zmq.Again`` queues a waiter in the socket's
+:class:`~zmq_async._reactor.Reactor` and awaits it. The backend is found per call from the
+running loop: an asyncio loop (anyio's asyncio backend, any loop with ``add_reader``) gets the
+callback-style asyncio driver and asyncio Futures; otherwise trio gets the wait-style
+:class:`~zmq_async.anyio._driver.TrioDriver`. The socket caches the loop or trio run it is bound
+to, so finding it costs one identity check.
+
+Checkpoints: every call checks for cancellation before it touches the socket (anyio's
+``checkpoint_if_cancelled``: a cancelled scope raises there, having consumed nothing), and one
+call in :data:`YIELD_EVERY` that would complete at once yields to the loop first, so a task
+that always finds a message ready cannot starve the others. A call that waits is a full
+checkpoint. A cancelled call has consumed nothing; a call that has consumed a message returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import zmq
+from zmq.backend import Socket as _BackendSocket
+
+from zmq_async import _ops
+from zmq_async._reactor import Reactor, Waiter
+from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
+from zmq_async.asyncio._driver import driver_for
+
+__all__ = ["YIELD_EVERY", "Socket", "current_trio_driver"]
+
+_SocketT = TypeVar("_SocketT", bound="Socket")
+
+#: One call in this many that needs no wait yields to the loop before it runs (see above).
+YIELD_EVERY = 64
+
+_get_running_loop = asyncio._get_running_loop
+_sleep0 = asyncio.sleep
+_CancelledError = asyncio.CancelledError
+_get: Callable[[Any, int], Any] = _BackendSocket.get
+_set = _BackendSocket.set
+_recv = _ops.recv
+_send = _ops.send
+_Again = zmq.Again
+_NOBLOCK = int(zmq.NOBLOCK)
+_EVENTS = int(zmq.EVENTS)
+_RCVTIMEO = int(zmq.RCVTIMEO)
+_SNDTIMEO = int(zmq.SNDTIMEO)
+_FATAL = (zmq.ENOTSOCK, zmq.ETERM)
+
+try:
+    # The asyncio backend's own check: the public ``anyio.lowlevel.checkpoint_if_cancelled``
+    # first asks sniffio which backend runs (a third of the cost, per call).
+    from anyio._core._eventloop import get_async_backend
+
+    _checkpoint_if_cancelled = get_async_backend("asyncio").checkpoint_if_cancelled
+except Exception:  # pragma: no cover - another anyio layout: the public, slower function
+    from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
+
+#: trio, imported on first use from a trio run (never at import: trio is optional).
+_trio: Any = None
+
+
+def _import_trio() -> Any:
+    global _trio
+    if _trio is None:
+        import trio
+        import trio.lowlevel
+
+        _trio = trio
+    return _trio
+
+
+def _closed_error() -> zmq.ZMQError:
+    return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
+
+
+def current_trio_driver(user: object) -> TrioDriver:
+    """The driver of the trio run in this thread.
+
+    Raises RuntimeError (naming ``user``) outside any async run: no asyncio loop, no trio run.
+    """
+    trio = _trio if _trio is not None else _import_trio()
+    try:
+        token = trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        raise RuntimeError(
+            f"{user!r} must be used from an async function in an anyio event loop "
+            "(asyncio or trio), in the thread that runs it"
+        ) from None
+    return trio_driver(trio, token)
+
+
+class Socket(zmq.Socket[Any]):
+    """A zmq socket for anyio (asyncio and trio backends); blocking methods are coroutines.
+
+    ``await send(...)``/``await recv(...)`` (and their multipart, ``_into``, json, pyobj,
+    string and serialized forms) and ``await poll(...)``. No task group or ``async with`` is
+    needed; ``async with`` closes the socket and ``async for`` yields ``recv_multipart()``
+    results until it is closed. Cancel any call with anyio's cancel scopes or ``fail_after``.
+
+    Operations pending when the socket is closed (or its context destroyed) raise
+    ``zmq.ZMQError`` (ENOTSOCK), as any operation on a closed socket does.
+    """
+
+    _repr_cls = "zmq_async.anyio.Socket"
+    _reactor: Reactor
+    #: The asyncio loop the socket is bound to, or None.
+    _loop: Any = None
+    #: The trio run's driver the socket is bound to, or None.
+    _trio_driver: TrioDriver | None = None
+    #: Calls left before one yields (a list: pyzmq's ``__setattr__`` makes attribute
+    #: assignment on a socket slow).
+    _countdown: list[int]
+
+    def __init__(
+        self,
+        context: zmq.Context[Any] | zmq.Socket[Any] | None = None,
+        socket_type: int = -1,
+        _from_socket: zmq.Socket[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(context, zmq.Socket):
+            context, _from_socket = None, context
+        if _from_socket is not None:
+            super().__init__(shadow=_from_socket)
+        else:
+            super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
+        self._reactor = Reactor(self)
+        self._countdown = [YIELD_EVERY]
+
+    @classmethod
+    def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:
+        """Wrap an existing (e.g. blocking) socket; both share one libzmq socket."""
+        return cls(_from_socket=socket)
+
+    # -- backend, loop and thread discipline ------------------------------------------------
+
+    def _bind_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._check_owner()
+        self._reactor.rebind(driver_for(loop))
+        self._loop = loop
+        self._trio_driver = None
+
+    def _trio(self) -> TrioDriver:
+        """The driver of the current trio run, binding to it if needed.
+
+        Raises RuntimeError outside any async run (no asyncio loop, no trio run).
+        """
+        driver = current_trio_driver(self)
+        if driver is not self._trio_driver:
+            self._check_owner()
+            self._reactor.rebind(driver)
+            self._trio_driver = driver
+            self._loop = None
+        return driver
+
+    def _check_owner(self) -> None:
+        """Raise RuntimeError if the socket is bound to a loop still running in another thread.
+
+        zmq sockets are not thread-safe, and the waiters of a running loop cannot be moved.
+        """
+        loop = self._loop
+        driver = self._trio_driver
+        if loop is not None and loop.is_running() and loop is not _get_running_loop():
+            owner = repr(loop)
+        elif driver is not None and driver.thread != threading.get_ident() and driver.alive():
+            owner = "a trio run"
+        else:
+            return
+        raise RuntimeError(
+            f"{self!r} belongs to {owner} running in another thread; "
+            "a zmq socket may only be used from the thread of its event loop"
+        )
+
+    # -- the one path every send and receive takes ------------------------------------------
+
+    async def _call(
+        self,
+        sending: bool,
+        op: Callable[..., Any],
+        args: tuple[Any, ...],
+        flags: int,
+        post: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """Run ``op(self, *args)`` now if no one is queued ahead, else wait for it (FIFO).
+
+        ``args`` carry NOBLOCK; ``flags`` are the caller's: with NOBLOCK it is now or never
+        (``zmq.Again``). Checks for cancellation first (see the module docstring).
+        """
+        loop = _get_running_loop()
+        driver: TrioDriver | None = None
+        if loop is not None:
+            if loop is not self._loop:
+                self._bind_asyncio(loop)
+            await _checkpoint_if_cancelled()
+        else:
+            driver = self._trio_driver
+            if driver is None or _trio is None:
+                driver = self._trio()
+            await _trio.lowlevel.checkpoint_if_cancelled()
+            if driver.token is not _trio.lowlevel.current_trio_token():
+                driver = self._trio()
+        countdown = self._countdown
+        countdown[0] -= 1
+        if not countdown[0]:
+            countdown[0] = YIELD_EVERY
+            if driver is None:
+                await _sleep0(0)
+            else:
+                await _trio.lowlevel.checkpoint()
+        reactor = self._reactor
+        queue = reactor.sendq if sending else reactor.recvq
+        if not (queue and not flags & _NOBLOCK and reactor.busy(queue)):
+            try:
+                result = op(self, *args)
+            except _Again:
+                if flags & _NOBLOCK:
+                    raise
+            except Exception:
+                reactor.after_op()
+                raise
+            else:
+                if reactor.recvq or reactor.sendq or reactor.pollq:
+                    reactor.kick()  # rule 1: the operation may have consumed their edge
+                return result if post is None else post(result)
+        waiter: Waiter
+        if driver is None:
+            future = loop.create_future()  # type: ignore[union-attr]
+            waiter = Waiter(future, op, args, post)
+            if sending:
+                reactor.wait_send(waiter)
+            else:
+                reactor.wait_recv(waiter)
+            return await _await_future(reactor, waiter, future)
+        completion = TrioCompletion(driver)
+        waiter = Waiter(completion, op, args, post)
+        if sending:
+            reactor.wait_send(waiter)
+        else:
+            reactor.wait_recv(waiter)
+        try:
+            return await driver.block(completion, ((reactor.fd, False),))
+        finally:
+            if waiter.timer is not None:
+                reactor.discard(waiter)
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:  # type: ignore[override]
+        """Receive one frame: bytes (``copy=False``: a ``zmq.Frame``)."""
+        return await self._call(False, _recv, (flags | _NOBLOCK, copy, track), flags)
+
+    async def recv_multipart(  # type: ignore[override]
+        self, flags: int = 0, copy: bool = True, track: bool = False
+    ) -> list[Any]:
+        """Receive a whole multipart message: a list of frames."""
+        return await self._call(  # type: ignore[no-any-return]
+            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, track), flags
+        )
+
+    async def recv_into(self, buf: Any, /, *, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
+        """Receive one frame into ``buf``; returns the frame's size."""
+        return await self._call(  # type: ignore[no-any-return]
+            False, _ops.recv_into, (buf, nbytes, flags | _NOBLOCK), flags
+        )
+
+    async def recv_string(self, flags: int = 0, encoding: str = "utf-8") -> str:  # type: ignore[override]
+        """Receive one frame decoded as ``encoding`` text."""
+        return await self._call(  # type: ignore[no-any-return]
+            False, _recv, (flags | _NOBLOCK, True, False), flags, _ops.decoder(encoding)
+        )
+
+    recv_unicode = recv_string  # type: ignore[assignment]
+
+    async def recv_json(self, flags: int = 0, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Receive one frame decoded as JSON (``kwargs`` go to ``json.loads``)."""
+        return await self._call(
+            False, _recv, (flags | _NOBLOCK, True, False), flags, _ops.json_loader(kwargs)
+        )
+
+    async def recv_pyobj(self, flags: int = 0) -> Any:
+        """Receive one frame decoded with pickle."""
+        return await self._call(False, _recv, (flags | _NOBLOCK, True, False), flags, _ops.unpickle)
+
+    async def recv_serialized(  # type: ignore[override]
+        self, deserialize: Callable[[list[Any]], Any], flags: int = 0, copy: bool = True
+    ) -> Any:
+        """Receive a multipart message decoded by ``deserialize(frames)``."""
+        return await self._call(
+            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, False), flags, deserialize
+        )
+
+    # -- sending (send_json, send_pyobj, send_string, send_serialized come from zmq.Socket,
+    #    which returns what these two return: an awaitable) -----------------------------------
+
+    async def send(  # type: ignore[override]
+        self,
+        data: Any,
+        flags: int = 0,
+        copy: bool = True,
+        track: bool = False,
+        routing_id: int | None = None,
+        group: str | None = None,
+    ) -> Any:
+        """Send one frame; returns None (a MessageTracker with ``copy=False, track=True``)."""
+        if routing_id is not None or group is not None:
+            options = {"routing_id": routing_id, "group": group}
+            args: tuple[Any, ...] = (data, flags | _NOBLOCK, copy, track, options)
+            return await self._call(True, _ops.send_with_options, args, flags)
+        return await self._call(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
+
+    async def send_multipart(  # type: ignore[override]
+        self, msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
+    ) -> Any:
+        """Send a whole multipart message; a bad frame fails it before any frame is sent.
+
+        Raises TypeError for a frame without the buffer interface, IndexError for no frames.
+        """
+        parts: Sequence[Any] = _ops.frames(msg_parts)
+        return await self._call(
+            True, _ops.send_multipart, (parts, flags | _NOBLOCK, copy, track), flags
+        )
+
+    # -- polling ----------------------------------------------------------------------------
+
+    async def poll(self, timeout: int | None = None, flags: int = zmq.POLLIN) -> int:  # type: ignore[override]
+        """The events in ``flags`` that are ready; 0 after ``timeout`` ms (None: no limit).
+
+        Raises ZMQError (ENOTSUP) if the socket is closed.
+        """
+        if self.closed:
+            raise zmq.ZMQError(zmq.ENOTSUP)
+        loop = _get_running_loop()
+        driver: TrioDriver | None = None
+        if loop is not None:
+            if loop is not self._loop:
+                self._bind_asyncio(loop)
+            await _checkpoint_if_cancelled()
+        else:
+            driver = self._trio()
+            await _trio.lowlevel.checkpoint_if_cancelled()
+        reactor = self._reactor
+        ready: int = _get(self, _EVENTS) & flags
+        if ready or timeout == 0:
+            reactor.after_op()
+            return ready
+        seconds = None if timeout is None or timeout < 0 else timeout / 1000
+        if driver is None:
+            future = loop.create_future()  # type: ignore[union-attr]
+            waiter = Waiter(future, None, mask=flags)
+            reactor.wait_poll(waiter, seconds)
+            return await _await_future(reactor, waiter, future)  # type: ignore[no-any-return]
+        completion = TrioCompletion(driver)
+        waiter = Waiter(completion, None, mask=flags)
+        reactor.wait_poll(waiter, seconds)
+        try:
+            return await driver.block(completion, ((reactor.fd, False),))  # type: ignore[no-any-return]
+        finally:
+            if waiter.timer is not None:
+                reactor.discard(waiter)
+
+    # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
+
+    def get(self, key: int) -> Any:
+        result = _get(self, key)
+        if key == _EVENTS:
+            # Reading EVENTS may have consumed the edge a queued waiter needs.
+            self._reactor.after_op()
+        return result
+
+    def getsockopt(self, option: int) -> Any:
+        return self.get(option)
+
+    def set(self, option: int, optval: Any) -> None:
+        _set(self, option, optval)
+        if option in (_RCVTIMEO, _SNDTIMEO):
+            self._reactor.invalidate_timeouts()
+
+    setsockopt = set
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self, linger: int | None = None) -> None:
+        """Fail pending operations with ZMQError(ENOTSOCK), stop watching the FD, close.
+
+        Called from another thread while the socket's loop or trio run goes on, the close is
+        handed to that loop and happens there shortly: only its thread may stop watching the
+        FD, which must happen before the FD is closed.
+        """
+        if not self.closed and "_reactor" in self.__dict__:
+            if self._handed_to_owner(linger):
+                return
+            reactor = self._reactor
+            reactor.close(_closed_error())
+            driver = self._trio_driver
+            if driver is not None and driver.thread == threading.get_ident():
+                # A task still waiting on the FD (cancelled, not yet run) must let go. If the
+                # run is over (RuntimeError), nobody waits.
+                with contextlib.suppress(RuntimeError):
+                    _trio.lowlevel.notify_closing(reactor.fd)
+        super().close(linger)
+
+    def _handed_to_owner(self, linger: int | None) -> bool:
+        """Schedule the close in the socket's loop if it runs in another thread."""
+        loop = self._loop
+        driver = self._trio_driver
+        try:
+            if loop is not None and loop.is_running() and loop is not _get_running_loop():
+                loop.call_soon_threadsafe(self.close, linger)
+                return True
+            if driver is not None and driver.thread != threading.get_ident():
+                driver.token.run_sync_soon(self.close, linger)
+                return True
+        except RuntimeError:
+            pass  # that loop closed, or that run finished, meanwhile: no one watches the FD
+        return False
+
+    # -- async iteration and async with --------------------------------------------------------
+
+    def __aiter__(self) -> Socket:
+        return self
+
+    async def __anext__(self) -> list[Any]:
+        """The next multipart message; iteration ends when the socket is closed."""
+        if self.closed:
+            raise StopAsyncIteration
+        try:
+            return await self.recv_multipart()
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL:
+                raise StopAsyncIteration from None
+            raise
+
+    async def __aenter__(self: _SocketT) -> _SocketT:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+async def _await_future(reactor: Reactor, waiter: Waiter, future: asyncio.Future[Any]) -> Any:
+    """Await a queued waiter's Future; a cancellation racing its result keeps the result."""
+    try:
+        return await future
+    except _CancelledError:
+        if waiter.timer is not None:
+            reactor.discard(waiter)
+        if future.done() and not future.cancelled() and future.exception() is None:
+            # A message was received for us just before the cancellation arrived: return it
+            # rather than lose it (anyio delivers the cancellation at the next checkpoint).
+            return future.result()
+        raise
