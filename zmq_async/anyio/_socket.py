@@ -28,6 +28,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter
+from zmq_async._socket import ReactorSocket
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
 from zmq_async.asyncio._driver import driver_for
 
@@ -95,7 +96,7 @@ def current_trio_driver(user: object) -> TrioDriver:
     return trio_driver(trio, token)
 
 
-class Socket(zmq.Socket[Any]):
+class Socket(ReactorSocket[Any]):
     """A zmq socket for anyio (asyncio and trio backends); blocking methods are coroutines.
 
     ``await send(...)``/``await recv(...)`` (and their multipart, ``_into``, json, pyobj,
@@ -363,25 +364,6 @@ class Socket(zmq.Socket[Any]):
         finally:
             if waiter.timer is not None:
                 reactor.discard(waiter)
-
-    # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
-
-    def get(self, key: int) -> Any:
-        result = _get(self, key)
-        if key == _EVENTS:
-            # Reading EVENTS may have consumed the edge a queued waiter needs.
-            self._reactor.after_op()
-        return result
-
-    def getsockopt(self, option: int) -> Any:
-        return self.get(option)
-
-    def set(self, option: int, optval: Any) -> None:
-        _set(self, option, optval)
-        if option in (_RCVTIMEO, _SNDTIMEO):
-            self._reactor.invalidate_timeouts()
-
-    setsockopt = set
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter
+from zmq_async._socket import ReactorSocket
 from zmq_async.asyncio._driver import current_loop, driver_for
 
 __all__ = ["Socket"]
@@ -41,7 +42,7 @@ _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 
 
-class Socket(zmq.Socket["Future[Any]"]):
+class Socket(ReactorSocket["Future[Any]"]):
     """A socket for asyncio: a drop-in for ``zmq.asyncio.Socket``.
 
     ``send``/``recv`` (and their multipart, ``_into``, json, pyobj, string and serialized
@@ -309,24 +310,8 @@ class Socket(zmq.Socket["Future[Any]"]):
         _disarm_on_cancel(reactor, waiter, future)
         return future
 
-    # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
-
-    def get(self, key: int) -> Any:
-        result = _get(self, key)
-        if key == _EVENTS:
-            # Reading EVENTS may have consumed the edge a queued waiter needs.
-            self._reactor.after_op()
-        return result
-
-    def getsockopt(self, option: int) -> Any:
-        return self.get(option)
-
-    def set(self, option: int, optval: Any) -> None:
-        _set(self, option, optval)
-        if option in (_RCVTIMEO, _SNDTIMEO):
-            self._reactor.invalidate_timeouts()
-
-    setsockopt = set
+    def get(self, key: int) -> Any:  # zmq.asyncio's parameter name
+        return ReactorSocket.get(self, key)
 
     # -- introspection, as zmq.asyncio exposes it ---------------------------------------------
 

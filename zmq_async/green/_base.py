@@ -32,6 +32,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq_async import _ops
 from zmq_async._poller import PollWait
 from zmq_async._reactor import Driver, Reactor, Waiter
+from zmq_async._socket import ReactorSocket
 
 __all__ = [
     "GreenContext",
@@ -190,7 +191,7 @@ def _fresh(error: BaseException) -> BaseException:
     return error
 
 
-class GreenSocket(zmq.Socket[Any]):
+class GreenSocket(ReactorSocket[Any]):
     """A ``zmq.Socket`` whose blocking calls block only the calling greenlet.
 
     ``send``/``recv`` (and multipart, ``recv_into``, the json/pyobj/string/serialized helpers
@@ -385,24 +386,6 @@ class GreenSocket(zmq.Socket[Any]):
                 completion.abandon()
                 reactor.discard(waiter)
             raise
-
-    # -- options: EVENTS is a touch (rule 1), timeouts are cached ------------------------------
-
-    def get(self, option: int) -> Any:
-        result = _get(self, option)
-        if option == _EVENTS:
-            self._reactor.after_op()
-        return result
-
-    def getsockopt(self, option: int) -> Any:
-        return self.get(option)
-
-    def set(self, option: int, optval: Any) -> None:
-        _set(self, option, optval)
-        if option in (_RCVTIMEO, _SNDTIMEO):
-            self._reactor.invalidate_timeouts()
-
-    setsockopt = set
 
     # -- closing ---------------------------------------------------------------------------
 
