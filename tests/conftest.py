@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import zmq
 
+import zmq_async.anyio
 import zmq_async.asyncio
 
 try:
@@ -127,6 +128,47 @@ def socket_pair(
             addr = inproc_addr()
             bound.bind(addr)
             connected.connect(addr)
+        return bound, connected
+
+    return factory
+
+
+# -- zmq_async.anyio: anyio's pytest plugin runs each test on every backend ----------------------
+
+ANYIO_BACKENDS = [
+    pytest.param(("asyncio", {}), id="asyncio"),
+    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
+    pytest.param(("trio", {}), id="trio"),
+]
+
+
+@pytest.fixture(params=ANYIO_BACKENDS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    return request.param
+
+
+@pytest.fixture
+def actx() -> Iterator[zmq_async.anyio.Context]:
+    context = zmq_async.anyio.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+@pytest.fixture
+def apair(actx: zmq_async.anyio.Context) -> SocketPairFactory:
+    """Factory of connected anyio sockets over tcp on loopback: ``(bound, connected)``.
+
+    ``apair(bind_type=PULL, connect_type=PUSH, **options)``, e.g. ``SNDHWM=1``, set on both.
+    """
+
+    def factory(bind_type: int = zmq.PULL, connect_type: int = zmq.PUSH, **opts: int) -> Any:
+        bound = actx.socket(bind_type)
+        connected = actx.socket(connect_type)
+        for name, value in opts.items():
+            bound.set(getattr(zmq, name), value)
+            connected.set(getattr(zmq, name), value)
+        port = bound.bind_to_random_port("tcp://127.0.0.1")
+        connected.connect(f"tcp://127.0.0.1:{port}")
         return bound, connected
 
     return factory

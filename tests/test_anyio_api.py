@@ -1,6 +1,7 @@
 """zmq_async.anyio: the behaviour, written once, run on asyncio, asyncio+uvloop and trio.
 
-anyio's pytest plugin runs each ``@pytest.mark.anyio`` test on every ``anyio_backend`` below.
+anyio's pytest plugin runs each ``@pytest.mark.anyio`` test on every ``anyio_backend``
+(tests/conftest.py: asyncio, uvloop, trio).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import json
 import os
 import socket as stdlib_socket
 import time
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
@@ -18,51 +18,13 @@ import zmq
 
 import zmq_async.anyio as za
 
-BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-]
-
+# Every test runs on each backend of tests/conftest.py's anyio_backend fixture.
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    return request.param
-
-
-@pytest.fixture
-def actx() -> Iterator[za.Context]:
-    context = za.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-Pair = Callable[..., tuple[Any, Any]]
-
-
-@pytest.fixture
-def apair(actx: za.Context) -> Pair:
-    """Factory of connected sockets over tcp on loopback: ``(bound, connected)``."""
-
-    def factory(bind_type: int = zmq.PULL, connect_type: int = zmq.PUSH, **opts: int) -> Any:
-        bound = actx.socket(bind_type)
-        connected = actx.socket(connect_type)
-        for name, value in opts.items():
-            bound.set(getattr(zmq, name), value)
-            connected.set(getattr(zmq, name), value)
-        port = bound.bind_to_random_port("tcp://127.0.0.1")
-        connected.connect(f"tcp://127.0.0.1:{port}")
-        return bound, connected
-
-    return factory
-
 
 # -- the basics --------------------------------------------------------------------------------
 
 
-async def test_send_recv_all_forms(apair: Pair) -> None:
+async def test_send_recv_all_forms(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):
         await push.send(b"one")
@@ -80,7 +42,7 @@ async def test_send_recv_all_forms(apair: Pair) -> None:
         assert await pull.recv() == b"tracked"
 
 
-async def test_serialization_helpers(apair: Pair) -> None:
+async def test_serialization_helpers(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):
         await push.send_json({"a": [1, 2]})
@@ -96,7 +58,7 @@ async def test_serialization_helpers(apair: Pair) -> None:
         assert got == ({"k": 1}, b"end")
 
 
-async def test_reqrep_and_router_dealer(apair: Pair) -> None:
+async def test_reqrep_and_router_dealer(apair: Any) -> None:
     rep, req = apair(zmq.REP, zmq.REQ)
     router, dealer = apair(zmq.ROUTER, zmq.DEALER)
     with anyio.fail_after(10):
@@ -115,13 +77,13 @@ async def test_reqrep_and_router_dealer(apair: Pair) -> None:
         assert await dealer.recv() == b"back"
 
 
-async def test_noblock_raises_again_at_once(apair: Pair) -> None:
+async def test_noblock_raises_again_at_once(apair: Any) -> None:
     pull, _ = apair()
     with anyio.fail_after(1), pytest.raises(zmq.Again):
         await pull.recv(zmq.NOBLOCK)
 
 
-async def test_poll(apair: Pair) -> None:
+async def test_poll(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):
         assert await pull.poll(timeout=50) == 0
@@ -134,7 +96,7 @@ async def test_poll(apair: Pair) -> None:
 
 
 async def test_poller_mixes_our_sockets_plain_sockets_and_raw_fds(
-    apair: Pair, actx: za.Context
+    apair: Any, actx: za.Context
 ) -> None:
     pull, push = apair()
     owner = actx.socket(zmq.PULL)  # kept alive: the plain shadow does not own it
@@ -205,7 +167,7 @@ async def test_poller_wakes_for_any_item_not_just_the_first(actx: za.Context) ->
             sock.close(linger=0)
 
 
-async def test_async_for_yields_multipart_and_ends_on_close(apair: Pair) -> None:
+async def test_async_for_yields_multipart_and_ends_on_close(apair: Any) -> None:
     pull, push = apair()
     got: list[list[bytes]] = []
     with anyio.fail_after(10):
@@ -229,7 +191,7 @@ async def test_async_with_closes(actx: za.Context) -> None:
     assert sock.closed
 
 
-async def test_no_task_group_needed_and_socket_is_a_zmq_socket(apair: Pair) -> None:
+async def test_no_task_group_needed_and_socket_is_a_zmq_socket(apair: Any) -> None:
     pull, push = apair()
     assert isinstance(pull, zmq.Socket)
     assert repr(pull).startswith("<zmq_async.anyio.Socket(zmq.PULL)")
@@ -256,7 +218,7 @@ async def test_from_socket_shadows(actx: za.Context) -> None:
 # -- timeouts ----------------------------------------------------------------------------------
 
 
-async def test_rcvtimeo_raises_again_and_consumes_nothing(apair: Pair) -> None:
+async def test_rcvtimeo_raises_again_and_consumes_nothing(apair: Any) -> None:
     pull, push = apair()
     pull.rcvtimeo = 50
     with anyio.fail_after(10):
@@ -279,7 +241,7 @@ async def test_sndtimeo_raises_again(actx: za.Context) -> None:
 # -- many waiters on one socket --------------------------------------------------------------
 
 
-async def test_a_hundred_tasks_on_one_pull_get_every_message_exactly_once(apair: Pair) -> None:
+async def test_a_hundred_tasks_on_one_pull_get_every_message_exactly_once(apair: Any) -> None:
     pull, push = apair()
     n_tasks, n_msgs = 100, 3000
     got: list[bytes] = []
@@ -304,7 +266,7 @@ async def test_a_hundred_tasks_on_one_pull_get_every_message_exactly_once(apair:
     assert sorted(got) == sorted(b"%d" % i for i in range(n_msgs))
 
 
-async def test_receivers_are_served_in_fifo_order(apair: Pair) -> None:
+async def test_receivers_are_served_in_fifo_order(apair: Any) -> None:
     pull, push = apair()
     order: list[tuple[int, bytes]] = []
 
@@ -321,7 +283,7 @@ async def test_receivers_are_served_in_fifo_order(apair: Pair) -> None:
     assert sorted(order) == [(i, b"%d" % i) for i in range(5)]  # task i got message i
 
 
-async def test_pollers_and_receivers_share_one_socket(apair: Pair) -> None:
+async def test_pollers_and_receivers_share_one_socket(apair: Any) -> None:
     pull, push = apair()
     polled: list[Any] = []
     got: list[bytes] = []
@@ -354,7 +316,7 @@ async def test_pollers_and_receivers_share_one_socket(apair: Pair) -> None:
     )
 
 
-async def test_senders_and_receivers_wait_on_one_socket_together(apair: Pair) -> None:
+async def test_senders_and_receivers_wait_on_one_socket_together(apair: Any) -> None:
     a, b = apair(zmq.PAIR, zmq.PAIR, SNDHWM=1, RCVHWM=1)
     got: list[bytes] = []
 
@@ -381,7 +343,7 @@ async def test_senders_and_receivers_wait_on_one_socket_together(apair: Pair) ->
 # -- checkpoints -------------------------------------------------------------------------------
 
 
-async def test_each_call_checks_for_cancellation_before_consuming(apair: Pair) -> None:
+async def test_each_call_checks_for_cancellation_before_consuming(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):
         await push.send(b"kept")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -16,44 +16,6 @@ import pytest
 import zmq
 
 import zmq_async.anyio as za
-
-BACKENDS = [
-    pytest.param(("asyncio", {}), id="asyncio"),
-    pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop"),
-    pytest.param(("trio", {}), id="trio"),
-]
-
-
-@pytest.fixture(params=BACKENDS)
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    return request.param
-
-
-@pytest.fixture
-def actx() -> Iterator[za.Context]:
-    context = za.Context()
-    yield context
-    context.destroy(linger=0)
-
-
-Pair = Callable[..., tuple[Any, Any]]
-
-
-@pytest.fixture
-def apair(actx: za.Context) -> Pair:
-    """Factory of connected sockets over tcp on loopback: ``(bound, connected)``."""
-
-    def factory(bind_type: int = zmq.PULL, connect_type: int = zmq.PUSH, **opts: int) -> Any:
-        bound = actx.socket(bind_type)
-        connected = actx.socket(connect_type)
-        for name, value in opts.items():
-            bound.set(getattr(zmq, name), value)
-            connected.set(getattr(zmq, name), value)
-        port = bound.bind_to_random_port("tcp://127.0.0.1")
-        connected.connect(f"tcp://127.0.0.1:{port}")
-        return bound, connected
-
-    return factory
 
 
 def _is_closed_error(exc: BaseException) -> bool:
@@ -65,7 +27,7 @@ def _is_closed_error(exc: BaseException) -> bool:
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["recv", "recv_multipart", "recv_json", "poll_then_recv"])
-async def test_cancellation_storm_loses_no_message(apair: Pair, kind: str) -> None:
+async def test_cancellation_storm_loses_no_message(apair: Any, kind: str) -> None:
     """Receivers cancelled at random moments by scopes: every message is received exactly once."""
     pull, push = apair()
     n_msgs = 400
@@ -111,7 +73,7 @@ async def test_cancellation_storm_loses_no_message(apair: Pair, kind: str) -> No
 
 
 @pytest.mark.anyio
-async def test_fail_after_leaves_the_socket_usable(apair: Pair) -> None:
+async def test_fail_after_leaves_the_socket_usable(apair: Any) -> None:
     pull, push = apair()
     with pytest.raises(TimeoutError), anyio.fail_after(0.05):
         await pull.recv()
@@ -223,7 +185,7 @@ async def test_context_term_from_another_thread_fails_pending_operations_with_et
 
 
 @pytest.mark.anyio
-async def test_closing_one_socket_leaves_a_poll_on_others_working(apair: Pair) -> None:
+async def test_closing_one_socket_leaves_a_poll_on_others_working(apair: Any) -> None:
     pull, push = apair()
     other = push.context.socket(zmq.PULL)
     other.bind("tcp://127.0.0.1:*")
@@ -248,7 +210,7 @@ async def _recv_until_closed(sock: za.Socket) -> None:
 
 
 @pytest.mark.anyio
-async def test_use_from_another_thread_fails_clearly(apair: Pair) -> None:
+async def test_use_from_another_thread_fails_clearly(apair: Any) -> None:
     pull, push = apair()
     await push.send(b"bind me")  # binds push to this run
     assert await pull.recv() == b"bind me"
@@ -279,7 +241,7 @@ def test_use_outside_any_loop_fails_clearly(actx: za.Context) -> None:
 
 
 @pytest.mark.anyio
-async def test_close_from_another_thread_happens_in_the_loop(apair: Pair) -> None:
+async def test_close_from_another_thread_happens_in_the_loop(apair: Any) -> None:
     pull, _ = apair()
     outcome: list[BaseException] = []
 
@@ -302,7 +264,7 @@ async def test_close_from_another_thread_happens_in_the_loop(apair: Pair) -> Non
 
 
 @pytest.mark.anyio
-async def test_many_idle_sockets_do_not_starve_an_active_one(apair: Pair, actx: za.Context) -> None:
+async def test_many_idle_sockets_do_not_starve_an_active_one(apair: Any, actx: za.Context) -> None:
     idle = [actx.socket(zmq.PULL) for _ in range(300)]
     for sock in idle:
         sock.bind("tcp://127.0.0.1:*")
@@ -328,7 +290,7 @@ async def test_many_idle_sockets_do_not_starve_an_active_one(apair: Pair, actx: 
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
 @pytest.mark.anyio
-async def test_trio_one_watcher_per_fd_others_parked(apair: Pair) -> None:
+async def test_trio_one_watcher_per_fd_others_parked(apair: Any) -> None:
     from zmq_async.anyio._driver import TrioDriver
 
     pull, push = apair()
@@ -350,7 +312,7 @@ async def test_trio_one_watcher_per_fd_others_parked(apair: Pair) -> None:
 
 @pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
 @pytest.mark.anyio
-async def test_trio_cancelled_watcher_hands_its_role_on(apair: Pair) -> None:
+async def test_trio_cancelled_watcher_hands_its_role_on(apair: Any) -> None:
     pull, push = apair()
     got: list[bytes] = []
     with anyio.fail_after(10):
@@ -374,7 +336,7 @@ async def test_trio_cancelled_watcher_hands_its_role_on(apair: Pair) -> None:
 
 
 @pytest.mark.anyio
-async def test_a_short_timeout_behind_a_long_wait_fires_on_time(apair: Pair) -> None:
+async def test_a_short_timeout_behind_a_long_wait_fires_on_time(apair: Any) -> None:
     """A deadline added while another task already waits (trio: watches) is honoured."""
     pull, push = apair()
     with anyio.fail_after(10):
@@ -404,7 +366,7 @@ async def _cancellable_recv(scope: anyio.CancelScope, sock: za.Socket, into: lis
 
 
 @pytest.mark.anyio
-async def test_errors_reach_the_caller(apair: Pair) -> None:
+async def test_errors_reach_the_caller(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):
         with pytest.raises(TypeError):
