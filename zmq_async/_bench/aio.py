@@ -182,8 +182,9 @@ async def _reqrep(ctx: AsyncContext, p: Params) -> Sample:
     payload = b"x" * p.size
 
     async def server() -> None:
-        while True:
-            await rep.send(await rep.recv())
+        while request := await rep.recv():
+            await rep.send(request)
+        await rep.send(_END)
 
     async def client() -> Sample:
         for _ in range(p.warmup):
@@ -197,10 +198,13 @@ async def _reqrep(ctx: AsyncContext, p: Params) -> Sample:
             await req.send(payload)
             await req.recv()
             times.append(perf_counter_ns() - t0)
-        return latency_sample(times, perf_counter() - start)
+        sample = latency_sample(times, perf_counter() - start)
+        await req.send(_END)  # the server ends by itself: no task is cancelled
+        await req.recv()
+        return sample
 
-    samples: list[Sample] = await _tasks([client()], [server()])
-    return samples[0]
+    sample, _ = await _tasks([client(), server()])
+    return sample  # type: ignore[no-any-return]
 
 
 async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
@@ -217,8 +221,13 @@ async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
     deadline = start + p.duration
 
     async def server() -> None:
-        while True:
-            await router.send_multipart(await router.recv_multipart())
+        stopped = 0
+        while stopped < len(dealers):
+            msg = await router.recv_multipart()
+            if msg[-1]:
+                await router.send_multipart(msg)
+            else:
+                stopped += 1  # a client is done: no task is cancelled at the end
 
     async def client(dealer: AsyncSocket) -> tuple[int, float]:
         done = 0
@@ -226,9 +235,12 @@ async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
             await dealer.send(payload)
             await dealer.recv()
             done += 1
-        return done, perf_counter()
+        end = perf_counter()
+        await dealer.send(_END)
+        return done, end
 
-    results: list[tuple[int, float]] = await _tasks([client(d) for d in dealers], [server()])
+    results: list[tuple[int, float]] = await _tasks([*map(client, dealers), server()])
+    results.pop()  # the server's None
     return rate_sample(sum(n for n, _ in results), max(t for _, t in results) - start)
 
 
