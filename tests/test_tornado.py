@@ -195,3 +195,77 @@ def test_a_task_awaiting_a_receive_can_be_cancelled(ctx: ours.Context) -> None:
         return await asyncio.wait_for(pull.recv(), 5)  # type: ignore[no-any-return]
 
     assert run_sync(main) == b"not lost"
+
+
+def test_ioloop_close_all_fds_closes_the_sockets_used_under_it(ctx: ours.Context) -> None:
+    """As the peer (pyzmq's test_future.py::test_close_all_fds): a socket is listed among the
+    IOLoop's handlers once used there, so ``close(all_fds=True)`` closes it."""
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    used, idle = ctx.socket(zmq.PUB), ctx.socket(zmq.PUB)
+
+    async def attach() -> Any:
+        return used._get_loop()
+
+    assert io_loop.run_sync(attach) is io_loop
+    assert used.FD in io_loop.handlers  # type: ignore[attr-defined]
+    io_loop.close(all_fds=True)
+    assert used.closed
+    assert not idle.closed  # never used under that IOLoop
+    idle.close()
+
+
+def test_ioloop_listing_follows_the_socket(ctx: ours.Context) -> None:
+    """Closing leaves the handlers; ``all_fds=False`` leaves the socket open; a second wrapper
+    of the same libzmq socket (whose FD is listed already) and a plain asyncio loop are fine."""
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    shadow = ours.Socket.from_socket(pull)
+    push_fd, pull_fd = push.FD, pull.FD
+
+    async def main() -> list[Any]:
+        await push.send(b"x")
+        return [await pull.recv(), await shadow.poll(0, zmq.POLLOUT)]
+
+    try:
+        assert io_loop.run_sync(main) == [b"x", 0]
+        handlers = io_loop.handlers  # type: ignore[attr-defined]
+        assert set(handlers) == {push_fd, pull_fd}
+        push.close()
+        assert set(handlers) == {pull_fd}
+    finally:
+        io_loop.close(all_fds=False)
+    assert not pull.closed and not shadow.closed
+
+    async def on_asyncio() -> None:
+        with pytest.raises(zmq.Again):
+            await pull.recv(zmq.NOBLOCK)  # no IOLoop on this loop: nothing to list it in
+
+    asyncio.run(on_asyncio())
+    pull.close()
+
+
+def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
+    """A listed socket dropped unclosed is freed, and its stale entry gives way to the next."""
+    import gc
+    import weakref
+
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    plain = zmq.Context.socket(ctx, zmq.PULL)  # a plain socket, wrapped (shadowed) below
+
+    async def use_a_wrapper() -> Any:
+        sock = ours.Socket.from_socket(plain)  # a shadow: dropping it unclosed is allowed
+        with pytest.raises(zmq.Again):
+            await sock.recv(zmq.NOBLOCK)
+        return weakref.ref(sock)
+
+    try:
+        handlers = io_loop.handlers  # type: ignore[attr-defined]
+        first = io_loop.run_sync(use_a_wrapper)
+        stale = handlers[plain.FD][0]
+        gc.collect()
+        assert first() is None
+        io_loop.run_sync(use_a_wrapper)  # its entry replaces the stale one
+        assert handlers[plain.FD][0] is not stale
+    finally:
+        io_loop.close(all_fds=True)
+    plain.close()
