@@ -826,3 +826,14 @@ def test_same_observable_behaviour_as_the_peer(impl: str) -> None:
         ("after close", "OSError", "Stream is closed"),
         ("after close", "OSError", "Stream is closed"),
     ]
+
+
+def test_gen_log_names_the_logger_callback_errors_go_to() -> None:
+    """pyzmq's test_zmqstream.py captures ``zmqstream.gen_log``; the module swap keeps it."""
+    import zmq.eventloop.zmqstream as peer
+
+    import zmq_async.stream
+
+    assert isinstance(peer.gen_log, logging.Logger)
+    assert zmq_async.stream.gen_log is logging.getLogger(LOG)
+    assert "gen_log" not in zmq_async.stream.__all__

@@ -10,6 +10,12 @@ Change ``from zmq.eventloop.zmqstream import ZMQStream`` to
 Runs on Tornado's IOLoop or on a plain asyncio loop; importing it does not import Tornado.
 """
 
+from zmq_async.stream import _stream
 from zmq_async.stream._stream import SendQueueFull, ZMQStream
+
+#: The logger callback errors go to ("zmq_async.stream"). The peer module has ``gen_log`` too
+#: (Tornado's "tornado.general"), so after ``import zmq_async.stream as zmqstream`` code that
+#: captures ``zmqstream.gen_log`` records keeps working.
+gen_log = _stream.log
 
 __all__ = ["SendQueueFull", "ZMQStream"]
