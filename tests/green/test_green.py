@@ -264,6 +264,26 @@ def test_rcvtimeo_raises_again_and_consumes_nothing(green, zmq, pair):
     assert green.get(g) == b"x"
 
 
+def test_an_expired_timeo_is_a_timeout_for_eventlet(green, zmq, ctx):
+    # eventlet's own zmq_test.py::test_recv_timeout: the Again that RCVTIMEO raises (and
+    # SNDTIMEO here, which eventlet.green.zmq ignores) satisfies eventlet.is_timeout.
+    sub = ctx.socket(zmq.SUB)
+    sub.rcvtimeo = 50
+    with pytest.raises(zmq.Again) as recv_error:
+        sub.recv()
+    push = ctx.socket(zmq.PUSH)
+    push.sndtimeo = 50
+    with pytest.raises(zmq.Again) as send_error:
+        push.send(b"x")
+    for error in (recv_error.value, send_error.value):
+        assert error.is_timeout is True
+        if green.name == "eventlet":
+            assert green._eventlet.is_timeout(error)
+    with pytest.raises(zmq.Again) as noblock_error:
+        sub.recv(zmq.NOBLOCK)
+    assert not getattr(noblock_error.value, "is_timeout", False)  # not a timeout: NOBLOCK
+
+
 def test_sndtimeo_raises_again(zmq, ctx):
     push = ctx.socket(zmq.PUSH)  # no peer: a send can never proceed
     push.sndtimeo = 100

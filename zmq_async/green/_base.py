@@ -183,7 +183,15 @@ def _reraise(error: BaseException) -> None:
 
 
 def _fresh(error: BaseException) -> BaseException:
-    """The error to raise: one close error is shared by every waiter, each raises its own."""
+    """The error to raise: one close error is shared by every waiter, each raises its own.
+
+    A waiter only ever fails with ``zmq.Again`` when its RCVTIMEO/SNDTIMEO expired: that one
+    carries ``is_timeout = True``, as ``eventlet.green.zmq``'s does, so that
+    ``eventlet.is_timeout(error)`` holds.
+    """
+    if type(error) is zmq.Again:
+        error.is_timeout = True  # type: ignore[attr-defined]
+        return error
     if type(error) is zmq.ZMQError:
         return zmq.ZMQError(error.errno, error.strerror)
     if type(error) is zmq.ContextTerminated:
