@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -283,6 +284,37 @@ async def test_many_idle_sockets_do_not_starve_an_active_one(apair: Any, actx: z
             elapsed = anyio.current_time() - start
             tg.cancel_scope.cancel()
     assert elapsed < 10
+
+
+@pytest.mark.anyio
+async def test_idle_waiting_sockets_cost_no_cpu(actx: za.Context) -> None:
+    """50 SUBs each with a pending recv on an idle PUB: the process stays asleep.
+
+    Measures a real second of idleness (the sleep is the measurement, not synchronization).
+    """
+    pub = actx.socket(zmq.PUB)
+    port = pub.bind_to_random_port("tcp://127.0.0.1")
+    subs = [actx.socket(zmq.SUB) for _ in range(50)]
+    for sub in subs:
+        sub.subscribe(b"")
+        sub.connect(f"tcp://127.0.0.1:{port}")
+    got: list[bytes] = []
+
+    async def receive(sub: za.Socket) -> None:
+        got.append(await sub.recv())
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for sub in subs:
+                tg.start_soon(receive, sub)
+            await anyio.sleep(0.2)  # let the connections settle
+            cpu, wall = time.process_time(), time.perf_counter()
+            await anyio.sleep(1.0)
+            used = (time.process_time() - cpu) / (time.perf_counter() - wall)
+            assert used < 0.05, f"{used:.3f} s of CPU per idle second"
+            assert got == []
+            await pub.send(b"wake")
+    assert got == [b"wake"] * 50
 
 
 # -- trio: the wait-style rules ----------------------------------------------------------------
