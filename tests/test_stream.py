@@ -837,3 +837,52 @@ def test_gen_log_names_the_logger_callback_errors_go_to() -> None:
     assert isinstance(peer.gen_log, logging.Logger)
     assert zmq_async.stream.gen_log is logging.getLogger(LOG)
     assert "gen_log" not in zmq_async.stream.__all__
+
+
+def test_ioloop_close_all_fds_closes_streams_as_the_peer() -> None:
+    """pyzmq's unittest-style test_zmqstream.py ends with ``IOLoop.close(all_fds=True)`` then
+    ``context.term()``: the streams' sockets must be closed by then, or term() hangs."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+    closes: list[str] = []
+
+    async def make() -> tuple[ZMQStream, ...]:
+        plain = ZMQStream(ctx.socket(zmq.PULL))
+        ours_sock = zmq_async.tornado.Context.shadow(ctx).socket(zmq.PULL)
+        over_ours = ZMQStream(ours_sock)  # takes its socket's place in the listing
+        gone = ZMQStream(ctx.socket(zmq.PUSH))
+        for name, stream in (("plain", plain), ("over_ours", over_ours), ("gone", gone)):
+            stream.set_close_callback(lambda name=name: closes.append(name))  # type: ignore[misc]
+        gone.socket.close()  # closed under the stream: the peer does not warn at IOLoop close
+        return plain, over_ours, gone
+
+    try:
+        plain, over_ours, gone = io_loop.run_sync(make)
+        handlers = io_loop.handlers  # type: ignore[attr-defined]
+        fd = over_ours._reactor.fd
+        assert handlers[fd][0].owner() is over_ours
+        assert len(handlers) == 3
+    finally:
+        io_loop.close(all_fds=True)  # warnings are errors here: none may be raised
+    assert plain.closed() and over_ours.closed() and gone.closed()
+    assert sorted(closes) == ["gone", "over_ours", "plain"]
+    assert not handlers
+    ctx.term()  # returns: every socket is closed
+
+
+def test_a_closed_stream_leaves_the_ioloop_handlers() -> None:
+    ctx: zmq.Context[Any] = zmq.Context()
+    io_loop = tornado.ioloop.IOLoop(make_current=False)
+
+    async def main() -> int:
+        stream = ZMQStream(ctx.socket(zmq.PULL))
+        listed = len(io_loop.handlers)  # type: ignore[attr-defined]
+        stream.close()
+        return listed
+
+    try:
+        assert io_loop.run_sync(main) == 1
+        assert io_loop.handlers == {}  # type: ignore[attr-defined]
+    finally:
+        io_loop.close(all_fds=True)
+    ctx.term()

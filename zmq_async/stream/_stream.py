@@ -187,6 +187,7 @@ class ZMQStream:
 
     socket: zmq.Socket[Any]
     io_loop: Any
+    _io_loop_entry: tuple[Any, Any] | None = None  # its listing in a Tornado IOLoop
     bind: Callable[..., Any]
     bind_to_random_port: Callable[..., int]
     connect: Callable[..., Any]
@@ -240,6 +241,12 @@ class ZMQStream:
         self.getsockopt_string = socket.getsockopt_string
         self.setsockopt_unicode = socket.setsockopt_unicode
         self.getsockopt_unicode = socket.getsockopt_unicode
+        if hasattr(self.io_loop, "add_handler"):  # a Tornado IOLoop
+            from zmq_async.tornado._ioloop import enlist
+
+            # Listed among its handlers, as the peer's socket is: IOLoop.close(all_fds=True)
+            # closes the stream. It takes the place of its zmq_async.tornado socket's listing.
+            enlist(self, self.io_loop, self._reactor.fd, take_over=socket)
 
     def __getattr__(self, name: str) -> Any:
         """The rest of the socket's interface (``subscribe``, ``unbind``, options ...).
@@ -554,12 +561,19 @@ class ZMQStream:
 
         No receive or send callback runs after this. Idempotent.
         """
+        self._close(linger, warn_late=True)
+
+    def _close_listed(self) -> None:
+        """``IOLoop.close(all_fds=True)`` closes the stream; the peer does not warn there."""
+        self._close(None, warn_late=False)
+
+    def _close(self, linger: int | None, warn_late: bool) -> None:
         if self._closed:
             return
         socket = self.socket
         reactor = self._reactor
-        if socket.closed and not reactor.closed:
-            _warn_late_unregister(reactor.fd, stacklevel=3)
+        if warn_late and socket.closed and not reactor.closed:
+            _warn_late_unregister(reactor.fd, stacklevel=4)
         self._closed = True
         self._recv_callback = self._send_callback = None
         if self._receiver is not None:
@@ -570,6 +584,10 @@ class ZMQStream:
             reactor.close()  # unwatch the FD while it is still valid
         socket.close(linger)  # a zmq_async socket closes the shared reactor first
         self.socket = None  # type: ignore[assignment]  # as the peer: closed() is "socket is None"
+        if self._io_loop_entry is not None:
+            from zmq_async.tornado._ioloop import unlist
+
+            unlist(self)
         callback, self._close_callback = self._close_callback, None
         if callback is not None:
             self._run_callback(callback)
