@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import os
 import random
+import subprocess
+import sys
+import threading
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -468,6 +473,43 @@ def test_term_and_destroy_wake_waiters_with_eterm(green, zmq, how):
     green.get(terminator)
     assert time.monotonic() - t0 < 2.0
     assert context.closed and len(closed) == 2
+
+
+def test_a_context_dropped_with_unclosed_sockets_is_collected(zmq):
+    # pyzmq's TestContext.test_gc with green classes: context and socket become garbage
+    # together (the socket and its reactor form a cycle); collecting them must not hang.
+    def drop_and_collect() -> None:
+        def make() -> None:
+            context = zmq.Context()
+            context.socket(zmq.PUSH).bind("inproc://dropped")
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # "Unclosed context/socket"
+            make()
+            gc.collect()
+
+    thread = threading.Thread(target=drop_and_collect, daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "collecting a dropped context hangs"
+
+
+def test_unclosed_sockets_collected_at_exit_print_nothing(green):
+    # Their close() ran when ZMQError() could no longer import: "Exception ignored ...".
+    module = green.zmq.__name__
+    code = f"""if True:
+        import warnings
+        warnings.simplefilter("ignore")
+        import {module} as zmq
+        ctx = zmq.Context()
+        socks = [ctx.socket(zmq.PULL) for _ in range(3)]
+        socks[0].bind("tcp://127.0.0.1:0")
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
 
 
 def test_no_watcher_or_fd_outlives_its_socket(green, zmq, ctx):

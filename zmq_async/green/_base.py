@@ -21,7 +21,9 @@ deferred switch; losing one of those to a ``Timeout`` loses nothing.)
 
 from __future__ import annotations
 
+import sys
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -58,6 +60,10 @@ _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 #: Marks "the NOBLOCK attempt raised Again" (no result of an operation is this object).
 _AGAIN: Any = object()
+#: The errors close() and term() give waiters (each raises a copy, see _fresh), made now:
+#: a socket collected at interpreter exit closes when ZMQError() can no longer import.
+_CLOSED = zmq.ZMQError(zmq.ENOTSOCK)
+_TERMINATED = zmq.ContextTerminated()
 
 
 class GreenHub:
@@ -400,7 +406,7 @@ class GreenSocket(ReactorSocket[Any]):
     def close(self, linger: int | None = None) -> None:
         """Wake every waiting greenlet with ``ZMQError(ENOTSOCK)``, unwatch the FD, close."""
         if not self.closed and "_reactor" in self.__dict__:
-            self._release(zmq.ZMQError(zmq.ENOTSOCK))
+            self._release(_CLOSED)
         super().close(linger)
 
     def _release(self, error: BaseException) -> None:
@@ -419,6 +425,35 @@ class GreenContext(zmq.Context[_SocketT]):
     """A context of green sockets: ``term()`` and ``destroy()`` wake their waiters with ETERM."""
 
     _current_hub: ClassVar[Callable[[], GreenHub]]
+    #: ids of the sockets made by ``socket()`` and not closed yet, kept apart from the weak
+    #: ``_sockets``: the garbage collector empties that before any finalizer runs.
+    _open: set[int]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._open = set()
+
+    def _add_socket(self, socket: Any) -> None:
+        super()._add_socket(socket)
+        self._open.add(id(socket))
+
+    def _rm_socket(self, socket: Any) -> None:
+        super()._rm_socket(socket)
+        if getattr(self, "_open", None) is not None:
+            self._open.discard(id(socket))
+
+    def __del__(self) -> None:
+        # A context dropped with sockets never closed is garbage together with them (each
+        # socket and its reactor form a cycle), and their finalizers may run after this one:
+        # terminating here, as zmq.Context does, would wait for them for ever. Terminate in
+        # a thread instead, which returns once they have closed themselves.
+        # (At interpreter exit no thread can start; zmq.Context.__del__ does nothing then.)
+        orphans = getattr(self, "_open", None) and not self._shadow and not self.closed
+        if orphans and not sys.is_finalizing():
+            warnings.warn(f"Unclosed context {self}", ResourceWarning, 2, source=self)
+            threading.Thread(target=zmq.Context.term, args=(self,), daemon=True).start()
+            return
+        super().__del__()
 
     def term(self) -> None:
         """Terminate the context, waking greenlets waiting on its sockets with ETERM.
@@ -443,7 +478,7 @@ class GreenContext(zmq.Context[_SocketT]):
     def _release_sockets(self) -> None:
         for sock in list(self._sockets):
             if isinstance(sock, GreenSocket) and not sock.closed:
-                sock._release(zmq.ContextTerminated())
+                sock._release(_TERMINATED)
 
 
 class GreenPoller(zmq.Poller):
