@@ -886,3 +886,57 @@ def test_a_closed_stream_leaves_the_ioloop_handlers() -> None:
     finally:
         io_loop.close(all_fds=True)
     ctx.term()
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def test_use_from_another_thread_is_refused_and_sends_nothing(env: Env) -> None:
+    import threading
+
+    async def main() -> None:
+        push, pull = env.pair()
+        got: list[Any] = []
+        pull.on_recv(got.append)
+        errors: list[BaseException] = []
+
+        def elsewhere() -> None:
+            for call in (
+                lambda: push.send(b"from a thread"),
+                lambda: pull.on_recv(got.append),
+                lambda: push.on_send(lambda msg, status: None),
+                lambda: pull.flush(),
+            ):
+                try:
+                    call()
+                except RuntimeError as exc:
+                    errors.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        assert len(errors) == 4
+        assert all("another thread" in str(e) for e in errors)
+        push.send(b"from the loop")
+        await until(lambda: got)
+        await settle()
+        assert got == [[b"from the loop"]]
+
+    env.run(main)
+
+
+def test_close_from_another_thread_is_done_by_the_loop(env: Env) -> None:
+    import threading
+
+    async def main() -> None:
+        push, pull = env.pair()
+        closed_in: list[int] = []
+        pull.set_close_callback(lambda: closed_in.append(threading.get_ident()))
+        pull.on_recv(lambda msg: None)
+        thread = threading.Thread(target=pull.close)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        await until(pull.closed)
+        assert closed_in == [threading.get_ident()]  # once, on the loop's thread
+
+    env.run(main)

@@ -45,6 +45,7 @@ _Again = zmq.Again
 _recv_multipart = _ops.recv_multipart
 _send_multipart = _ops.send_multipart
 _isawaitable = inspect.isawaitable
+_get_running_loop = asyncio._get_running_loop
 
 #: A queued message: (as given, frames to send, flags, copy, track, extra send options).
 _Item = tuple[Any, Sequence[Any], int, bool, bool, "dict[str, Any] | None"]
@@ -386,6 +387,8 @@ class ZMQStream:
         """
         if self._closed:
             raise OSError("Stream is closed")
+        if _get_running_loop() is not self._loop:
+            self._check_thread()
         if callback is not None:
             self.on_send(callback)
         parts = _ops.frames(msg)
@@ -559,8 +562,18 @@ class ZMQStream:
     def close(self, linger: int | None = None) -> None:
         """Stop every callback, drop unsent messages, close the socket; then the close callback.
 
-        No receive or send callback runs after this. Idempotent.
+        No receive or send callback runs after this. Idempotent. Called from another thread
+        while the stream's loop runs, the close is handed to that loop, which must unwatch
+        the FD before the socket closes.
         """
+        loop = self._loop
+        if not self._closed and _get_running_loop() is not loop and loop.is_running():
+            try:
+                loop.call_soon_threadsafe(self._close, linger, True)
+            except RuntimeError:
+                pass  # the loop closed meanwhile: no one watches the FD any more
+            else:
+                return
         self._close(linger, warn_late=True)
 
     def _close_listed(self) -> None:
@@ -612,8 +625,23 @@ class ZMQStream:
     # -- internals --------------------------------------------------------------------------
 
     def _check_closed(self) -> None:
+        """Raise OSError if the stream is closed, RuntimeError if used from a foreign thread."""
         if self._closed:
             raise OSError("Stream is closed")
+        if _get_running_loop() is not self._loop:
+            self._check_thread()
+
+    def _check_thread(self) -> None:
+        """Raise RuntimeError if the stream's loop is running, in another thread.
+
+        A zmq socket is not thread-safe, nor is the stream's state (the peer's neither).
+        """
+        loop = self._loop
+        if loop.is_running():
+            raise RuntimeError(
+                f"{self!r} belongs to {loop!r}, running in another thread; hand the call to "
+                "that loop, e.g. io_loop.add_callback(stream.send, msg)"
+            )
 
     def _lost_socket(self, exception: BaseException) -> None:
         """The reactor found the socket closed (ENOTSOCK) or its context terminated."""
