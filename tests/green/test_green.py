@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from typing import Any
 
 import pytest
@@ -477,21 +478,55 @@ def test_term_and_destroy_wake_waiters_with_eterm(green, zmq, how):
 
 def test_a_context_dropped_with_unclosed_sockets_is_collected(zmq):
     # pyzmq's TestContext.test_gc with green classes: context and socket become garbage
-    # together (the socket and its reactor form a cycle); collecting them must not hang.
+    # together (the socket and its reactor form a cycle); collecting them must not hang,
+    # and must terminate the context (whose libzmq threads then end).
+    collected = []
+
     def drop_and_collect() -> None:
-        def make() -> None:
+        def make() -> weakref.ref[Any]:
             context = zmq.Context()
             context.socket(zmq.PUSH).bind("inproc://dropped")
+            return weakref.ref(context)
 
+        threads = len(os.listdir("/proc/self/task"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ResourceWarning)  # "Unclosed context/socket"
-            make()
+            ref = make()
             gc.collect()
+        collected.append((ref() is None, len(os.listdir("/proc/self/task")) - threads))
 
     thread = threading.Thread(target=drop_and_collect, daemon=True)
     thread.start()
     thread.join(timeout=10)
     assert not thread.is_alive(), "collecting a dropped context hangs"
+    assert collected == [(True, 0)]
+
+
+def test_a_dropped_context_is_collected_in_a_monkeypatched_program(green):
+    # Monkeypatched, a thread started from a finalizer would be a greenlet switched to in
+    # the middle of the collection: the context's term() must not take that road.
+    if green.name == "gevent":
+        setup = "from gevent import monkey; monkey.patch_all()\nimport zmq_async.green as zmq"
+    else:
+        setup = "import eventlet; eventlet.monkey_patch()\nimport zmq_async.green.eventlet as zmq"
+    code = f"""import warnings
+warnings.simplefilter("ignore")
+{setup}
+import gc, os, weakref
+threads = len(os.listdir("/proc/self/task"))
+def make():
+    context = zmq.Context()
+    context.socket(zmq.PULL).bind("inproc://dropped")
+    return weakref.ref(context)
+ref = make()
+gc.collect()
+print(ref() is None, len(os.listdir("/proc/self/task")) - threads)
+"""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, env=env
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "True 0\n", "")
 
 
 def test_unclosed_sockets_collected_at_exit_print_nothing(green):
@@ -507,7 +542,7 @@ def test_unclosed_sockets_collected_at_exit_print_nothing(green):
     """
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=20, env=env
     )
     assert done.returncode == 0 and done.stderr == "", done.stderr
 

@@ -21,6 +21,7 @@ deferred switch; losing one of those to a ``Timeout`` loses nothing.)
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import warnings
@@ -445,13 +446,13 @@ class GreenContext(zmq.Context[_SocketT]):
     def __del__(self) -> None:
         # A context dropped with sockets never closed is garbage together with them (each
         # socket and its reactor form a cycle), and their finalizers may run after this one:
-        # terminating here, as zmq.Context does, would wait for them for ever. Terminate in
-        # a thread instead, which returns once they have closed themselves.
-        # (At interpreter exit no thread can start; zmq.Context.__del__ does nothing then.)
+        # terminating here, as zmq.Context does, would wait for them for ever. Terminate once
+        # the collection is over and they have closed themselves. (No thread: monkeypatched,
+        # starting one would switch greenlets in the middle of the collection.)
         orphans = getattr(self, "_open", None) and not self._shadow and not self.closed
         if orphans and not sys.is_finalizing():
             warnings.warn(f"Unclosed context {self}", ResourceWarning, 2, source=self)
-            threading.Thread(target=zmq.Context.term, args=(self,), daemon=True).start()
+            _term_after_collection(self)
             return
         super().__del__()
 
@@ -479,6 +480,18 @@ class GreenContext(zmq.Context[_SocketT]):
         for sock in list(self._sockets):
             if isinstance(sock, GreenSocket) and not sock.closed:
                 sock._release(_TERMINATED)
+
+
+def _term_after_collection(context: GreenContext[Any]) -> None:
+    """Terminate ``context`` after the garbage collection once its sockets are all closed."""
+
+    def collected(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and not context._open:
+            gc.callbacks.remove(collected)
+            if not context.closed:
+                zmq.Context.term(context)
+
+    gc.callbacks.append(collected)
 
 
 class GreenPoller(zmq.Poller):
