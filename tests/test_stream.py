@@ -929,7 +929,7 @@ def test_close_from_another_thread_is_done_by_the_loop(env: Env) -> None:
     import threading
 
     async def main() -> None:
-        push, pull = env.pair()
+        _, pull = env.pair()
         closed_in: list[int] = []
         pull.set_close_callback(lambda: closed_in.append(threading.get_ident()))
         pull.on_recv(lambda msg: None)
