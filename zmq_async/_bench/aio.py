@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
-from time import perf_counter, perf_counter_ns
+from time import perf_counter
 from typing import Any, Protocol
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.spec import Params, Sample, rate_sample, timed_round_trips
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -186,19 +186,12 @@ async def _reqrep(ctx: AsyncContext, p: Params) -> Sample:
             await rep.send(request)
         await rep.send(_END)
 
+    async def round_trip() -> None:
+        await req.send(payload)
+        await req.recv()
+
     async def client() -> Sample:
-        for _ in range(p.warmup):
-            await req.send(payload)
-            await req.recv()
-        times: list[int] = []
-        start = perf_counter()
-        deadline = start + p.duration
-        while len(times) < p.cap and perf_counter() < deadline:
-            t0 = perf_counter_ns()
-            await req.send(payload)
-            await req.recv()
-            times.append(perf_counter_ns() - t0)
-        sample = latency_sample(times, perf_counter() - start)
+        sample = await timed_round_trips(round_trip, p)
         await req.send(_END)  # the server ends by itself: no task is cancelled
         await req.recv()
         return sample

@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack
-from time import perf_counter, perf_counter_ns
+from time import perf_counter
 from typing import Any
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.spec import Params, Sample, rate_sample, timed_round_trips
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -180,20 +180,13 @@ async def _reqrep(s: _Sockets, p: Params) -> Sample:
         while True:
             await rep.send(await rep.recv())
 
+    async def round_trip() -> None:
+        await req.send(payload)
+        await req.recv()
+
     async with anyio.create_task_group() as tg:
         tg.start_soon(server)
-        for _ in range(p.warmup):
-            await req.send(payload)
-            await req.recv()
-        times: list[int] = []
-        start = perf_counter()
-        deadline = start + p.duration
-        while len(times) < p.cap and perf_counter() < deadline:
-            t0 = perf_counter_ns()
-            await req.send(payload)
-            await req.recv()
-            times.append(perf_counter_ns() - t0)
-        result.append(latency_sample(times, perf_counter() - start))
+        result.append(await timed_round_trips(round_trip, p))
         tg.cancel_scope.cancel()
     return result[0]
 

@@ -7,7 +7,9 @@ agree on field names without importing anything heavier than the standard librar
 from __future__ import annotations
 
 import math
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
+from time import perf_counter, perf_counter_ns
 from typing import Any, Literal
 
 Metric = Literal["throughput", "latency", "requests"]
@@ -126,3 +128,20 @@ def latency_sample(samples_ns: list[int], seconds: float) -> Sample:
         "max_us": ordered[-1] / 1000.0,
         "mean_us": sum(ordered) / n / 1000.0,
     }
+
+
+async def timed_round_trips(round_trip: Callable[[], Awaitable[Any]], p: Params) -> Sample:
+    """``p.warmup`` untimed round trips, then timed ones until ``p.duration`` or ``p.cap``.
+
+    Every async driver's REQ/REP client is this loop around its own ``send``/``recv``.
+    """
+    for _ in range(p.warmup):
+        await round_trip()
+    times: list[int] = []
+    start = perf_counter()
+    deadline = start + p.duration
+    while len(times) < p.cap and perf_counter() < deadline:
+        t0 = perf_counter_ns()
+        await round_trip()
+        times.append(perf_counter_ns() - t0)
+    return latency_sample(times, perf_counter() - start)
