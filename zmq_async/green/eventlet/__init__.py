@@ -15,12 +15,11 @@ from zmq_async.green.eventlet._context import Context as Context
 from zmq_async.green.eventlet._device import device as device
 from zmq_async.green.eventlet._device import proxy as proxy
 from zmq_async.green.eventlet._device import proxy_steerable as proxy_steerable
+from zmq_async.green.eventlet._locks import LockReleaseError as LockReleaseError
+from zmq_async.green.eventlet._locks import _BlockedThread as _BlockedThread
+from zmq_async.green.eventlet._locks import _QueueLock as _QueueLock
 from zmq_async.green.eventlet._poller import Poller as Poller
 from zmq_async.green.eventlet._poller import select as select
 from zmq_async.green.eventlet._socket import Socket as Socket
 
 __all__ = list(_zmq.__all__)
-
-
-class LockReleaseError(Exception):
-    """Never raised here: ``eventlet.green.zmq`` names it, so code that catches it still runs."""
