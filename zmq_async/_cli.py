@@ -93,8 +93,10 @@ def _bench(args: argparse.Namespace) -> int:
         for w in WORKLOADS.values():
             pinned = " (pinned to one CPU)" if w.pin else ""
             print(f"workload  {w.name:<15} {w.title}{pinned}")
-        for v in variants():
-            print(f"contender {v.label:<27} {v.layer.role}, drives {v.layer.target}")
+        rows = variants()
+        width = max(len(v.label) for v in rows)
+        for v in rows:
+            print(f"contender {v.label:<{width}}  {v.layer.role}, drives {v.layer.target}")
         return 0
     return run_bench(
         BenchOptions(
