@@ -16,7 +16,14 @@ from typing import Any, Protocol
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, rate_sample, timed_round_trips
+from zmq_async._bench.spec import (
+    Params,
+    Sample,
+    rate_sample,
+    receive_until_end,
+    send_batches,
+    timed_round_trips,
+)
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -144,32 +151,9 @@ async def _push_pull(ctx: AsyncContext, p: Params) -> Sample:
     for _ in range(p.warmup):
         await send(payload)
         await recv()
-    batch = min(p.batch, p.cap)
     start = perf_counter()
-    deadline = start + p.duration
-
-    async def sender() -> int:
-        sent = 0
-        while True:
-            for _ in range(batch):
-                await send(payload)
-            sent += batch
-            if sent >= p.cap or perf_counter() >= deadline:
-                break
-        await push.send(_END)
-        return sent
-
-    async def receiver() -> tuple[int, float]:
-        received = 0
-        if multipart:
-            while len(await recv()) != 1:
-                received += 1
-        else:
-            while await recv():
-                received += 1
-        return received, perf_counter()
-
-    sent, (received, end) = await _tasks([sender(), receiver()])
+    sender = send_batches(send, lambda: push.send(_END), payload, p, start + p.duration)
+    sent, (received, end) = await _tasks([sender, receive_until_end(recv, multipart)])
     if sent != received:
         raise RuntimeError(f"sent {sent} messages but received {received}")
     return rate_sample(sent, end - start)

@@ -16,7 +16,14 @@ from typing import Any
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, rate_sample, timed_round_trips
+from zmq_async._bench.spec import (
+    Params,
+    Sample,
+    rate_sample,
+    receive_until_end,
+    send_batches,
+    timed_round_trips,
+)
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -132,39 +139,25 @@ async def _push_pull(s: _Sockets, p: Params) -> Sample:
     for _ in range(p.warmup):
         await send(payload)
         await recv()
-    batch = min(p.batch, p.cap)
     start = perf_counter()
-    deadline = start + p.duration
-    counts = {"sent": 0, "received": 0, "end": 0.0}
+    sent: list[int] = []
+    received: list[tuple[int, float]] = []
 
     async def sender() -> None:
-        sent = 0
-        while True:
-            for _ in range(batch):
-                await send(payload)
-            sent += batch
-            if sent >= p.cap or perf_counter() >= deadline:
-                break
-        await push.send(_END)
-        counts["sent"] = sent
+        sent.append(
+            await send_batches(send, lambda: push.send(_END), payload, p, start + p.duration)
+        )
 
     async def receiver() -> None:
-        received = 0
-        if multipart:
-            while len(await recv()) != 1:
-                received += 1
-        else:
-            while await recv():
-                received += 1
-        counts["received"] = received
-        counts["end"] = perf_counter()
+        received.append(await receive_until_end(recv, multipart))
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
         tg.start_soon(receiver)
-    if counts["sent"] != counts["received"]:
-        raise RuntimeError(f"sent {counts['sent']} messages but received {counts['received']}")
-    return rate_sample(int(counts["sent"]), counts["end"] - start)
+    ((count, end),) = received
+    if sent != [count]:
+        raise RuntimeError(f"sent {sent[0]} messages but received {count}")
+    return rate_sample(count, end - start)
 
 
 async def _reqrep(s: _Sockets, p: Params) -> Sample:

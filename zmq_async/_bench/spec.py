@@ -145,3 +145,40 @@ async def timed_round_trips(round_trip: Callable[[], Awaitable[Any]], p: Params)
         await round_trip()
         times.append(perf_counter_ns() - t0)
     return latency_sample(times, perf_counter() - start)
+
+
+async def send_batches(
+    send: Callable[[Any], Awaitable[Any]],
+    send_end: Callable[[], Awaitable[Any]],
+    payload: Any,
+    p: Params,
+    deadline: float,
+) -> int:
+    """A PUSH side: ``batch``-sized runs until ``deadline`` or ``p.cap``, then the end marker.
+
+    Returns how many messages were sent. Every async driver's sender is this loop.
+    """
+    batch = min(p.batch, p.cap)
+    sent = 0
+    while True:
+        for _ in range(batch):
+            await send(payload)
+        sent += batch
+        if sent >= p.cap or perf_counter() >= deadline:
+            break
+    await send_end()
+    return sent
+
+
+async def receive_until_end(
+    recv: Callable[[], Awaitable[Any]], multipart: bool
+) -> tuple[int, float]:
+    """A PULL side: count messages up to the end marker; returns (count, clock at the end)."""
+    received = 0
+    if multipart:
+        while len(await recv()) != 1:
+            received += 1
+    else:
+        while await recv():
+            received += 1
+    return received, perf_counter()
