@@ -326,6 +326,7 @@ class Reactor:
         recvq = self.recvq
         sendq = self.sendq
         pollq = self.pollq
+        tried_send = False
         try:
             for served_rounds in range(BATCH):
                 if not (recvq or sendq or pollq):
@@ -347,8 +348,18 @@ class Reactor:
                 served = False
                 if events & _POLLIN and recvq:
                     served = self._serve(recvq)
-                if events & _POLLOUT and sendq:
-                    served = self._serve(sendq) or served
+                if sendq:
+                    if events & _POLLOUT:
+                        served = self._serve(sendq) or served
+                    elif not tried_send:
+                        # Some sends fail without POLLOUT ever showing: EFSM on a REQ that
+                        # awaits its reply, EHOSTUNREACH on ROUTER_MANDATORY when the peer's
+                        # pipe is gone. Blocking libzmq retries a send after each command it
+                        # processes, and so raises these; once per dispatch, so do we.
+                        tried_send = True
+                        if not self._serve(sendq):
+                            continue  # that send may have processed commands: read EVENTS
+                        served = True
                 if not served:
                     if events and pollq:
                         self._serve_polls(events)
