@@ -174,6 +174,243 @@ def main(argv: list[str]) -> None:
     program(*args)
 
 
+# -- fork ------------------------------------------------------------------------------------
+
+#: The async layers the programs run on: (module, anyio backend, backend options).
+ASYNC_LAYERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "asyncio": ("zmq_async.asyncio", "asyncio", {}),
+    "uvloop": ("zmq_async.asyncio", "asyncio", {"use_uvloop": True}),
+    "tornado": ("zmq_async.tornado", "asyncio", {}),
+    "anyio-asyncio": ("zmq_async.anyio", "asyncio", {}),
+    "anyio-trio": ("zmq_async.anyio", "trio", {}),
+}
+
+
+def _fork_and_wait(how: str, child: Callable[[], int]) -> int:
+    """Run ``child()`` in a forked process (os.fork or multiprocessing's fork); its exit code.
+
+    The child never returns into the caller's frames: it leaves with os._exit.
+    """
+    if how == "os.fork":
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                code = child()
+            finally:
+                sys.stdout.flush()
+                os._exit(code)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        return -1
+    import multiprocessing
+
+    process = multiprocessing.get_context("fork").Process(target=lambda: sys.exit(child()))
+    process.start()
+    process.join(WAIT)
+    if process.exitcode is None:
+        process.kill()
+        process.join()
+        return -1
+    return process.exitcode
+
+
+def kernel_watched_fds() -> set[int]:
+    """The FDs some epoll instance of this process watches, as the kernel knows them.
+
+    A forked child shares its parent's epoll instances: a child that unregisters an FD from
+    one takes it away from the parent too. This sees that, whatever the loop keeps in memory.
+    """
+    watched = set()
+    for name in os.listdir("/proc/self/fdinfo"):
+        try:
+            with open(f"/proc/self/fdinfo/{name}") as info:
+                lines = info.read().splitlines()
+        except OSError:
+            continue
+        watched.update(int(line.split()[1]) for line in lines if line.startswith("tfd:"))
+    return watched
+
+
+def _report_inherited(error: BaseException | None) -> bool:
+    """In the child: whether touching a socket of the parent failed with a clear error."""
+    if error is None:
+        print("child: inherited socket: no error", flush=True)
+        return False
+    print(f"child: inherited socket: {type(error).__name__}: {error}", flush=True)
+    return isinstance(error, RuntimeError) and "fork" in str(error)
+
+
+def _check_inherited(touch: Callable[[], Any]) -> bool:
+    """In the child: touching a socket of the parent fails at once with a clear error."""
+    try:
+        touch()
+    except Exception as exc:
+        print(f"child: inherited socket: {type(exc).__name__}: {exc}", flush=True)
+        return isinstance(exc, RuntimeError) and "fork" in str(exc)
+    print("child: inherited socket: no error", flush=True)
+    return False
+
+
+def program_fork_async(layer: str, how: str, when: str) -> None:
+    """A process with live sockets (a receive pending) forks; both sides go on.
+
+    The child touches an inherited socket (a clear error), closes it (which must not disturb
+    the parent), and runs its own context and sockets on its own loop. The parent's pending
+    receive is then served. ``when``: "inside" a running loop (asyncio only: trio cannot run
+    again in a child forked inside trio.run) or "between" two runs. Prints "parent ok" and
+    "child ok".
+    """
+    import contextvars
+    import importlib
+
+    import anyio
+    import zmq
+
+    module, backend, options = ASYNC_LAYERS[layer]
+    context_class = importlib.import_module(module).Context
+
+    async def exchange(ctx: Any, message: bytes) -> bytes:
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        with anyio.fail_after(WAIT):
+            await push.send(message)
+            received: bytes = await pull.recv()
+        push.close(linger=0)
+        pull.close(linger=0)
+        return received
+
+    async def touch(operation: Callable[[], Any]) -> BaseException | None:
+        try:
+            with anyio.fail_after(WAIT):
+                await operation()
+        except Exception as exc:
+            return exc
+        return None
+
+    async def child_async(push: Any, pull: Any) -> bool:
+        ok = _report_inherited(await touch(lambda: push.send(b"from the child")))
+        ok = _report_inherited(await touch(lambda: pull.recv())) and ok
+        push.close(linger=0)
+        pull.close(linger=0)  # the parent waits on its FD: that must go on
+        ctx = context_class()
+        got = await exchange(ctx, b"child")
+        ctx.destroy(linger=0)
+        return ok and got == b"child"
+
+    def child_main(push: Any, pull: Any) -> int:
+        # A fresh context: the task the fork happened in is the parent's, not the child's.
+        ok = contextvars.Context().run(
+            anyio.run, child_async, push, pull, backend=backend, backend_options=options
+        )
+        if ok:
+            print("child ok", flush=True)
+            return 0
+        return 1
+
+    async def parent_main() -> None:
+        if layer == "tornado":
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current()
+        ctx = context_class()
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        received: list[bytes] = []
+
+        async def receive() -> None:
+            received.append(await pull.recv())
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(receive)
+            await anyio.sleep(0.05)  # the loop polls once: the FD is registered (uvloop is lazy)
+            fd = pull.get(zmq.FD)
+            print(f"parent: FD watched before: {fd in kernel_watched_fds()}", flush=True)
+            code = _fork_and_wait(how, lambda: child_main(push, pull))
+            print(f"child exit {code}", flush=True)
+            print(f"parent: FD still watched: {fd in kernel_watched_fds()}", flush=True)
+            with anyio.fail_after(WAIT):
+                await push.send(b"parent")
+        assert received == [b"parent"], received
+        assert await exchange(ctx, b"again") == b"again"
+        ctx.destroy(linger=0)
+        print("parent ok", flush=True)
+
+    if when == "between" and backend == "trio":
+        ctx = context_class()
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+
+        async def used() -> None:
+            await push.send(b"x")
+            with anyio.fail_after(WAIT):
+                assert await pull.recv() == b"x"
+
+        anyio.run(used, backend="trio")
+        code = _fork_and_wait(how, lambda: child_main(push, pull))
+        print(f"child exit {code}", flush=True)
+        anyio.run(used, backend="trio")
+        ctx.destroy(linger=0)
+        print("parent ok", flush=True)
+    elif when == "between":
+        # The loop stops with a receive pending (its FD registered), the process forks, and
+        # the loop runs again: the child must not have unregistered the FD from the shared
+        # epoll instance, or the parent would wait for the slow re-check timer.
+        import asyncio
+
+        if options.get("use_uvloop"):
+            import uvloop
+
+            loop = uvloop.new_event_loop()
+        else:
+            loop = asyncio.new_event_loop()
+        ctx = context_class()
+
+        async def start() -> tuple[Any, Any, Any]:
+            pull = ctx.socket(zmq.PULL)
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            push = ctx.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{port}")
+            pending = asyncio.ensure_future(pull.recv())
+            await asyncio.sleep(0.05)
+            return push, pull, pending
+
+        push, pull, pending = loop.run_until_complete(start())
+        fd = pull.get(zmq.FD)
+        print(f"parent: FD watched before: {fd in kernel_watched_fds()}", flush=True)
+        code = _fork_and_wait(how, lambda: child_main(push, pull))
+        print(f"child exit {code}", flush=True)
+        print(f"parent: FD still watched: {fd in kernel_watched_fds()}", flush=True)
+
+        async def finish() -> float:
+            await asyncio.sleep(0.3)  # past the first re-checks: only the FD can wake it now
+            started = time.perf_counter()
+            await push.send(b"parent")
+            assert await asyncio.wait_for(pending, WAIT) == b"parent"
+            return time.perf_counter() - started
+
+        latency = loop.run_until_complete(finish())
+        print(f"parent: woken in {latency:.3f}s", flush=True)
+        ctx.destroy(linger=0)
+        loop.close()
+        if latency < 0.1:
+            print("parent ok", flush=True)
+    else:
+        anyio.run(parent_main, backend=backend, backend_options=options)
+
+
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     main(sys.argv[1:])
