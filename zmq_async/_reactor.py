@@ -38,6 +38,10 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
    error), cancels its timers and stops watching the FD, before the socket is closed.
 7. Loop/thread discipline is the adapter's: it moves a reactor to another loop with
    :meth:`Reactor.rebind`, which releases the waiters that belonged to the old one.
+8. fork. In a forked child, ``zmq_async._socket`` abandons every reactor of the parent
+   (:meth:`Reactor.abandon`) without touching its loop or FD: those are shared with the
+   parent (an epoll instance survives fork in both processes), so unregistering the FD in
+   the child would stop the parent's wakeups. Its sockets then refuse further use.
 
 Two ways to drive it
 --------------------
@@ -52,6 +56,7 @@ synchronous and idempotent, so either style calls it the same way.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -151,6 +156,7 @@ class Reactor:
     """Wait queues and dispatch for one zmq socket; see the module docstring for the rules."""
 
     __slots__ = (
+        "__weakref__",
         "_dispatch_cb",
         "_kick_pending",
         "_kicked_cb",
@@ -189,6 +195,7 @@ class Reactor:
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         self._recheck_cb = self._rechecked
+        _live.add(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -443,6 +450,21 @@ class Reactor:
         self._kick_pending = False
         self.driver = driver
 
+    def abandon(self) -> None:
+        """Forget the parent's state in a forked child, touching no loop, timer or FD.
+
+        The waiters belong to the parent's loop or hub, and so does the FD's registration
+        (shared with the parent): unregistering it here would take it from the parent too.
+        """
+        self.closed = True
+        self.driver = None
+        self._watching = False
+        self._kick_pending = False
+        self._recheck = None
+        self.recvq.clear()
+        self.sendq.clear()
+        self.pollq.clear()
+
     def _release(self, error: BaseException | None) -> None:
         waiters = [*self.recvq, *self.sendq, *self.pollq]
         self.recvq.clear()
@@ -468,6 +490,15 @@ class Reactor:
         if self._watching and self.driver is not None:
             self._watching = False
             self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+#: Every reactor alive in this process (the parent's ones, after a fork: see live_reactors).
+_live: weakref.WeakSet[Reactor] = weakref.WeakSet()
+
+
+def live_reactors() -> list[Reactor]:
+    """The reactors alive in this process, for the fork handler."""
+    return list(_live)
 
 
 def _timeout(milliseconds: int) -> float | None:
