@@ -9,6 +9,7 @@ killing, reading these processes) is :class:`Peer` and :func:`run_program`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import signal
@@ -221,20 +222,28 @@ def _fork_and_wait(how: str, child: Callable[[], int]) -> int:
     return process.exitcode
 
 
-def kernel_watched_fds() -> set[int]:
-    """The FDs some epoll instance of this process watches, as the kernel knows them.
+def epoll_fds() -> set[int]:
+    """This process's epoll instances (call before making a zmq context to get the loop's:
+    libzmq's I/O and reaper threads have their own)."""
+    found = set()
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventpoll]":
+                found.add(int(name))
+    return found
+
+
+def kernel_watched_fds(epolls: set[int]) -> set[int]:
+    """The FDs the epoll instances ``epolls`` watch, as the kernel knows them.
 
     A forked child shares its parent's epoll instances: a child that unregisters an FD from
     one takes it away from the parent too. This sees that, whatever the loop keeps in memory.
     """
     watched = set()
-    for name in os.listdir("/proc/self/fdinfo"):
-        try:
-            with open(f"/proc/self/fdinfo/{name}") as info:
-                lines = info.read().splitlines()
-        except OSError:
-            continue
-        watched.update(int(line.split()[1]) for line in lines if line.startswith("tfd:"))
+    for epoll in epolls:
+        with contextlib.suppress(OSError), open(f"/proc/self/fdinfo/{epoll}") as info:
+            lines = info.read().splitlines()
+            watched.update(int(line.split()[1]) for line in lines if line.startswith("tfd:"))
     return watched
 
 
@@ -321,6 +330,7 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
             from tornado.ioloop import IOLoop
 
             IOLoop.current()
+        epolls = epoll_fds()  # the loop's, before libzmq makes its own
         ctx = context_class()
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port("tcp://127.0.0.1")
@@ -335,10 +345,10 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
             tasks.start_soon(receive)
             await anyio.sleep(0.05)  # the loop polls once: the FD is registered (uvloop is lazy)
             fd = pull.get(zmq.FD)
-            print(f"parent: FD watched before: {fd in kernel_watched_fds()}", flush=True)
+            print(f"parent: FD watched before: {fd in kernel_watched_fds(epolls)}", flush=True)
             code = _fork_and_wait(how, lambda: child_main(push, pull))
             print(f"child exit {code}", flush=True)
-            print(f"parent: FD still watched: {fd in kernel_watched_fds()}", flush=True)
+            print(f"parent: FD still watched: {fd in kernel_watched_fds(epolls)}", flush=True)
             with anyio.fail_after(WAIT):
                 await push.send(b"parent")
         assert received == [b"parent"], received
@@ -376,6 +386,7 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
             loop = uvloop.new_event_loop()
         else:
             loop = asyncio.new_event_loop()
+        epolls = epoll_fds()  # the loop's, before libzmq makes its own
         ctx = context_class()
 
         async def start() -> tuple[Any, Any, Any]:
@@ -389,10 +400,10 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
 
         push, pull, pending = loop.run_until_complete(start())
         fd = pull.get(zmq.FD)
-        print(f"parent: FD watched before: {fd in kernel_watched_fds()}", flush=True)
+        print(f"parent: FD watched before: {fd in kernel_watched_fds(epolls)}", flush=True)
         code = _fork_and_wait(how, lambda: child_main(push, pull))
         print(f"child exit {code}", flush=True)
-        print(f"parent: FD still watched: {fd in kernel_watched_fds()}", flush=True)
+        print(f"parent: FD still watched: {fd in kernel_watched_fds(epolls)}", flush=True)
 
         async def finish() -> float:
             await asyncio.sleep(0.3)  # past the first re-checks: only the FD can wake it now
@@ -409,6 +420,148 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
             print("parent ok", flush=True)
     else:
         anyio.run(parent_main, backend=backend, backend_options=options)
+
+
+# -- shutdown --------------------------------------------------------------------------------
+
+
+def _pending_async(ctx: Any, zmq_module: Any, poller_class: Any) -> list[Any]:
+    """Sockets with something to wait for and nothing coming: (pull, sub, push at its HWM)."""
+    zmq = zmq_module
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("tcp://127.0.0.1:*")
+    sub = ctx.socket(zmq.SUB)
+    sub.subscribe(b"")
+    sub.bind("tcp://127.0.0.1:*")
+    push = ctx.socket(zmq.PUSH)
+    push.bind("tcp://127.0.0.1:*")  # no peer: a send waits
+    return [pull, sub, push]
+
+
+def program_shutdown_asyncio(layer: str, closing: str) -> None:
+    """``asyncio.run(main())`` returns while tasks wait in recv, poll, Poller.poll and send.
+
+    ``closing``: "close" (main closes the sockets first), "open" (it leaves them, and
+    ``Context.instance()``, to the interpreter's exit). At the loop's close, every FD of a
+    closed socket must be unregistered; prints "exit ok" last.
+    """
+    import asyncio
+    import importlib
+
+    import zmq
+
+    module = importlib.import_module(ASYNC_LAYERS[layer if layer != "stream" else "asyncio"][0])
+    fds: list[int] = []
+    epolls: set[int] = set()
+    base: Any = asyncio.SelectorEventLoop
+    if layer == "uvloop":
+        import uvloop
+
+        base = uvloop.Loop
+
+    class Loop(base):  # type: ignore[misc, valid-type]
+        def close(self) -> None:
+            left = set(fds) & kernel_watched_fds(epolls)
+            print(f"registered at close: {sorted(left)} of {fds}", flush=True)
+            super().close()
+
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self) -> asyncio.AbstractEventLoop:
+            return Loop()
+
+    async def main() -> None:
+        if layer == "tornado":
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current()
+        epolls.update(epoll_fds())  # the loop's, before libzmq makes its own
+        ctx = module.Context.instance()
+        pull, sub, push = sockets = _pending_async(ctx, zmq, module.Poller)
+        fds.extend(sock.get(zmq.FD) for sock in sockets)
+        poller = module.Poller()
+        poller.register(pull, zmq.POLLIN)
+        poller.register(sub, zmq.POLLIN)
+        waits = [pull.recv(), sub.recv_multipart(), pull.poll(), poller.poll(), push.send(b"x")]
+        streams = []
+        if layer == "stream":
+            from zmq_async.stream import ZMQStream
+
+            streams = [ZMQStream(pull), ZMQStream(sub)]
+            for stream in streams:
+                stream.on_recv(print)
+        tasks = [asyncio.ensure_future(wait) for wait in waits]
+        await asyncio.sleep(0.1)
+        assert not any(task.done() for task in tasks)
+        if closing == "close":
+            for stream in streams:
+                stream.close(linger=0)
+            for sock in sockets:
+                sock.close(linger=0)
+        else:
+            fds.clear()  # sockets left open keep their FD watched until collected
+
+    asyncio.set_event_loop_policy(Policy())
+    asyncio.run(main())
+    print("exit ok", flush=True)
+
+
+def program_shutdown_trio(closing: str) -> None:
+    """A trio nursery cancelled around pending zmq_async.anyio calls, then trio.run returns."""
+    import trio
+    import zmq
+
+    import zmq_async.anyio as za
+
+    async def main() -> None:
+        ctx = za.Context.instance()
+        pull, sub, push = sockets = _pending_async(ctx, zmq, za.Poller)
+        poller = za.Poller()
+        poller.register(pull, zmq.POLLIN)
+        poller.register(sub, zmq.POLLIN)
+        async with trio.open_nursery() as nursery:
+            for wait in (pull.recv, sub.recv_multipart, pull.poll, poller.poll):
+                nursery.start_soon(wait)
+            nursery.start_soon(push.send, b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        if closing == "close":
+            for sock in sockets:
+                sock.close(linger=0)
+
+    import trio.testing
+
+    trio.run(main)
+    print("exit ok", flush=True)
+
+
+def program_shutdown_tornado(closing: str) -> None:
+    """A Tornado IOLoop closed with streams and futures pending (all_fds as ``closing``)."""
+    import zmq
+    from tornado.ioloop import IOLoop
+
+    import zmq_async.tornado as zt
+    from zmq_async.stream import ZMQStream
+
+    io_loop = IOLoop(make_current=False)
+
+    sockets: list[Any] = []
+
+    async def main() -> None:
+        import asyncio
+
+        ctx = zt.Context.instance()
+        pull, sub, push = _pending_async(ctx, zmq, zt.Poller)
+        sockets.extend((pull, sub, push))
+        stream = ZMQStream(sub)
+        stream.on_recv(print)
+        waits = [pull.recv(), pull.poll(), push.send(b"x")]
+        await asyncio.sleep(0.1)
+        assert not any(wait.done() for wait in waits)
+
+    io_loop.run_sync(main)
+    io_loop.close(all_fds=closing == "close")
+    print(f"closed: {[sock.closed for sock in sockets]}", flush=True)
+    print("exit ok", flush=True)
 
 
 if __name__ == "__main__":

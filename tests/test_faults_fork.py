@@ -22,8 +22,7 @@ CASES = [
     for when in ("inside", "between")
     for how in ("os.fork", "mp")
     # trio cannot run again in a child forked inside trio.run; Tornado's IOLoop is asyncio's
-    if not (layer == "anyio-trio" and when == "inside")
-    and (layer, when) != ("tornado", "between")
+    if not (layer == "anyio-trio" and when == "inside") and (layer, when) != ("tornado", "between")
 ]
 
 
