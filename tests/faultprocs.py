@@ -106,15 +106,56 @@ def run_program(name: str, *args: str, timeout: float = 30.0, **env: str) -> tup
     return done.returncode, done.stdout, done.stderr
 
 
-def start_program(name: str, *args: str, **env: str) -> subprocess.Popen[str]:
-    """Start ``program_<name>`` with pipes, for tests that talk to it (signals)."""
-    return subprocess.Popen(
-        [sys.executable, HERE, name, *args],
+def interrupt_program(name: str, *args: str) -> tuple[float, list[str], str, int]:
+    """Start ``program_<name> ARGS ENDPOINT``, SIGINT it once it is blocked, then send one
+    message to ENDPOINT: (seconds from SIGINT to its next line, its lines, stderr, exit code).
+
+    The program prints "waiting" as it blocks, then a line as soon as it is interrupted,
+    then "next: <the message>", read with a plain socket: the interrupted wait took nothing.
+    """
+    import zmq
+
+    endpoint = free_endpoint()
+    process = subprocess.Popen(
+        [sys.executable, HERE, name, *args, endpoint],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "default", **env},
+        env={**os.environ, "PYTHONWARNINGS": "default"},
     )
+    assert process.stdout is not None and process.stderr is not None
+    try:
+        lines = [process.stdout.readline().strip()]
+        assert lines == ["waiting"], [*lines, process.stderr.read()]
+        _wait_asleep(process.pid)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        lines.append(process.stdout.readline().strip())
+        latency = time.monotonic() - interrupted
+        ctx = zmq.Context()
+        push = ctx.socket(zmq.PUSH)
+        push.connect(endpoint)
+        push.send(b"m1")
+        lines += process.stdout.read().splitlines()
+        code = process.wait(WAIT)
+        push.close(linger=0)
+        ctx.term()
+        return latency, lines, process.stderr.read(), code
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _wait_asleep(pid: int) -> None:
+    """Wait until the process's main thread sleeps in the kernel (blocked, not computing)."""
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "S":
+                return
+        time.sleep(0.01)
+    raise AssertionError(f"process {pid} never blocked")
 
 
 # -- the peer --------------------------------------------------------------------------------
@@ -562,6 +603,209 @@ def program_shutdown_tornado(closing: str) -> None:
     io_loop.close(all_fds=closing == "close")
     print(f"closed: {[sock.closed for sock in sockets]}", flush=True)
     print("exit ok", flush=True)
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+def _drain_report(endpoint_sock: Any) -> None:
+    """After the interruption: wait (plainly, blocking) for the test's next message and print
+    it, to show the interrupted receive consumed nothing and left nothing watching."""
+    import zmq
+
+    plain = zmq.Socket.shadow(endpoint_sock.underlying)
+    if plain.poll(WAIT * 1000, zmq.POLLIN):
+        print(f"next: {plain.recv().decode()}", flush=True)
+    else:
+        print("next: nothing", flush=True)
+
+
+def program_sigint_asyncio(layer: str, endpoint: str) -> None:
+    """SIGINT while ``asyncio.run(main())`` waits in recv and poll: main is cancelled.
+
+    Prints "waiting" once blocked, then how each pending operation ended, then the next
+    message the test sends (a receive that was cancelled must not have taken it).
+    """
+    import asyncio
+    import importlib
+
+    import zmq
+
+    module = importlib.import_module(ASYNC_LAYERS[layer][0])
+    if layer == "uvloop":
+        import uvloop
+
+        uvloop.install()
+    ctx = module.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(endpoint)
+    pending: list[Any] = []
+
+    async def main() -> None:
+        pending.extend(asyncio.ensure_future(wait) for wait in (pull.recv(), pull.poll()))
+        print("waiting", flush=True)
+        await asyncio.gather(*pending)
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        print("KeyboardInterrupt", flush=True)
+    print(f"pending: {['cancelled' if f.cancelled() else 'other' for f in pending]}", flush=True)
+    _drain_report(pull)
+    pull.close(linger=0)
+    ctx.term()
+    print("exit ok", flush=True)
+
+
+def _green(flavour: str, patched: str) -> Any:
+    """Patch first if asked, then the flavour's green zmq module."""
+    import importlib
+    import warnings
+
+    if patched == "patched":
+        _patch(flavour)
+    elif flavour == "eventlet":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # eventlet's deprecation notice at import
+            import eventlet  # noqa: F401
+    name = "zmq_async.green" if flavour == "gevent" else "zmq_async.green.eventlet"
+    return importlib.import_module(name)
+
+
+def program_sigint_green(flavour: str, patched: str, endpoint: str) -> None:
+    """SIGINT while the main greenlet is blocked in a green recv: KeyboardInterrupt there."""
+    zmq = _green(flavour, patched)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(endpoint)
+    started = time.monotonic()
+    try:
+        print("waiting", flush=True)
+        pull.recv()
+    except KeyboardInterrupt:
+        print(f"KeyboardInterrupt in recv after {time.monotonic() - started:.1f}s", flush=True)
+    _drain_report(pull)
+    pull.close(linger=0)
+    ctx.term()
+    print("exit ok", flush=True)
+
+
+# -- green: shutdown, fork, restart under monkeypatching ------------------------------------
+
+
+def _spawn_and_killall(flavour: str, functions: list[Callable[[], Any]]) -> None:
+    if flavour == "gevent":
+        import gevent
+
+        greenlets = [gevent.spawn(function) for function in functions]
+        gevent.sleep(0.1)
+        assert not any(greenlet.dead for greenlet in greenlets)
+        gevent.killall(greenlets, block=True, timeout=WAIT)
+        assert all(greenlet.dead for greenlet in greenlets)
+    else:
+        import eventlet
+
+        threads = [eventlet.spawn(function) for function in functions]
+        eventlet.sleep(0.1)
+        assert not any(thread.dead for thread in threads)
+        for thread in threads:
+            thread.kill()
+        assert all(thread.dead for thread in threads)
+
+
+def program_shutdown_green(flavour: str, patched: str, closing: str) -> None:
+    """Greenlets blocked in recv, poll, Poller.poll and send are killed, then the program
+    ends (sockets closed first, or left open with ``Context.instance()`` to the exit)."""
+    zmq = _green(flavour, patched)
+    ctx = zmq.Context.instance()
+    pull, sub, push = sockets = _pending_async(ctx, zmq, zmq.Poller)
+    poller = zmq.Poller()
+    poller.register(pull, zmq.POLLIN)
+    poller.register(sub, zmq.POLLIN)
+    _spawn_and_killall(
+        flavour,
+        [pull.recv, sub.recv_multipart, pull.poll, poller.poll, lambda: push.send(b"x")],
+    )
+    # Nothing was consumed, and the sockets still work after the kills.
+    feeder = ctx.socket(zmq.PUSH)
+    feeder.connect(pull.getsockopt_string(zmq.LAST_ENDPOINT))
+    feeder.send(b"after")
+    pull.rcvtimeo = int(WAIT * 1000)
+    print(f"next: {pull.recv().decode()}", flush=True)
+    feeder.close(linger=0)
+    if closing == "close":
+        for sock in sockets:
+            sock.close(linger=0)
+    print("exit ok", flush=True)
+
+
+def program_fork_green(flavour: str, patched: str, how: str) -> None:
+    """fork() with a greenlet blocked in recv; the child uses its own context on its hub."""
+    zmq = _green(flavour, patched)
+    if flavour == "gevent":
+        import gevent as hub_module
+    else:
+        import eventlet as hub_module
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    parent_port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{parent_port}")
+    received: list[bytes] = []
+    waiter = hub_module.spawn(lambda: received.append(pull.recv()))
+    hub_module.sleep(0.1)
+    epolls = epoll_fds()
+    fd = pull.getsockopt(zmq.FD)
+
+    def child() -> int:
+        if flavour == "gevent" and patched != "patched":
+            hub_module.reinit()  # a raw fork needs it (gevent's os.fork does it when patched)
+        elif flavour == "eventlet":
+            import eventlet.hubs
+
+            eventlet.hubs.use_hub()  # a fresh hub: the parent's epoll is shared
+        ok = _check_inherited(lambda: push.send(b"from the child", zmq.NOBLOCK))
+        ok = _check_inherited(lambda: pull.recv(zmq.NOBLOCK)) and ok
+        push.close(linger=0)
+        pull.close(linger=0)
+        own = zmq.Context()
+        a = own.socket(zmq.PULL)
+        port = a.bind_to_random_port("tcp://127.0.0.1")
+        b = own.socket(zmq.PUSH)
+        b.connect(f"tcp://127.0.0.1:{port}")
+        got = hub_module.spawn(a.recv)
+        b.send(b"child")
+        with hub_module.Timeout(WAIT):
+            result = got.get() if flavour == "gevent" else got.wait()
+        # A message for the parent makes its socket's FD readable, and the parent is not
+        # looking (unpatched, it sleeps for real): our hub must not be watching that FD.
+        to_parent = own.socket(zmq.PUSH)
+        to_parent.connect(f"tcp://127.0.0.1:{parent_port}")
+        to_parent.send(b"from the child")
+        cpu = time.process_time()
+        hub_module.sleep(0.5)
+        print(f"child: CPU while idle {(time.process_time() - cpu) / 0.5:.3f} s/s", flush=True)
+        own.destroy(linger=0)
+        if ok and result == b"child":
+            print("child ok", flush=True)
+            return 0
+        return 1
+
+    code = _fork_and_wait(how, child)
+    print(f"child exit {code}", flush=True)
+    print(f"parent: FD still watched: {fd in kernel_watched_fds(epolls)}", flush=True)
+    started = time.perf_counter()
+    push.send(b"parent")
+    with hub_module.Timeout(WAIT):
+        if flavour == "gevent":
+            waiter.join()
+        else:
+            waiter.wait()
+    print(f"parent: woken in {time.perf_counter() - started:.3f}s", flush=True)
+    assert received == [b"from the child"], received
+    assert pull.recv() == b"parent"
+    ctx.destroy(linger=0)
+    print("parent ok", flush=True)
 
 
 if __name__ == "__main__":
