@@ -151,6 +151,16 @@ def test_req_relaxed_correlate_restart(green: Any, zmq: Any, ctx: Any, peer: Any
             assert req.recv() == b"again %d" % i
 
 
+@pytest.mark.slow
+def test_restart_when_monkeypatched(green: Any, procs: Any) -> None:
+    code, out, err = procs.run_program("restart_green", green.name)
+    lines = out.splitlines()
+    assert lines[-1:] == ["ok"] and code == 0, out + err
+    used = float(lines[0].split()[-1])
+    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
+    assert "Traceback" not in err, err
+
+
 # -- errors surface in the blocked call ------------------------------------------------------
 
 
