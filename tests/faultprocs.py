@@ -61,8 +61,10 @@ class Peer:
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            self.lines.put(line.strip())
+        with process.stdout:
+            for line in process.stdout:
+                if process.returncode is None:  # not what a killed peer had left unread
+                    self.lines.put(line.strip())
 
     def line(self, timeout: float = WAIT) -> str:
         """The peer's next line of output; fails after ``timeout`` seconds."""
@@ -84,8 +86,6 @@ class Peer:
         assert self.process is not None
         self.process.kill()
         self.process.wait(WAIT)
-        assert self.process.stdout is not None
-        self.process.stdout.close()
         while not self.lines.empty():
             self.lines.get_nowait()
 
