@@ -201,15 +201,18 @@ def procs() -> Any:
 
 
 @pytest.fixture
-def peer(procs: Any) -> Iterator[Callable[[str], Any]]:
-    """Factory of started :class:`faultprocs.Peer` processes, killed after the test."""
+def peer(procs: Any) -> Iterator[Callable[..., Any]]:
+    """Factory of started :class:`faultprocs.Peer` processes, killed after the test.
+
+    ``peer(mode)`` gives one; ``peer(mode, mode, ...)`` a list, started in parallel.
+    """
     started: list[Any] = []
 
-    def factory(mode: str) -> Any:
-        process = procs.Peer(mode)
-        started.append(process)
-        process.start()
-        return process
+    def factory(*modes: str) -> Any:
+        processes = [procs.Peer(mode) for mode in modes]
+        started.extend(processes)
+        procs.start_all(processes)
+        return processes[0] if len(processes) == 1 else processes
 
     yield factory
     for process in started:

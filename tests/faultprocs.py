@@ -28,6 +28,14 @@ WAIT = 10.0
 # -- the test side ---------------------------------------------------------------------------
 
 
+def start_all(peers: list[Peer]) -> None:
+    """(Re)start several peers at once and wait until each is ready."""
+    for one in peers:
+        one.start(wait=False)
+    for one in peers:
+        one.expect("ready")
+
+
 def free_endpoint() -> str:
     """A tcp endpoint on loopback whose port was free a moment ago."""
     with socket.socket() as probe:
@@ -48,8 +56,9 @@ class Peer:
         self.lines: queue.Queue[str] = queue.Queue()
         self.runs = 0
 
-    def start(self, mode: str | None = None) -> None:
-        """Start (or restart) the peer and wait until it has bound its endpoint."""
+    def start(self, mode: str | None = None, wait: bool = True) -> None:
+        """Start (or restart) the peer; wait until it has bound its endpoint, unless told
+        not to (then ``expect("ready")`` does: starting several at once is quicker)."""
         self.runs += 1
         self.process = subprocess.Popen(
             [sys.executable, HERE, "peer", mode or self.mode, self.endpoint, str(self.runs)],
@@ -57,7 +66,8 @@ class Peer:
             text=True,
         )
         threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
-        self.expect("ready")
+        if wait:
+            self.expect("ready")
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None

@@ -33,115 +33,77 @@ async def idle_cpu() -> float:
     return (time.process_time() - cpu) / (time.perf_counter() - wall)
 
 
-def test_dealer_router(on_layer: Any, peer: Any) -> None:
-    echo = peer("echo")
+def test_dealer_router_pub_sub_push_pull(on_layer: Any, peer: Any, procs: Any) -> None:
+    """Three peers killed mid-stream at once; one idle window measures the three waits."""
+    echo, pub, pull = peers = peer("echo", "pub", "pull")
 
     async def scenario(ctx: Any) -> None:
         dealer = ctx.socket(zmq.DEALER)
         dealer.connect(echo.endpoint)
+        sub = ctx.socket(zmq.SUB)
+        sub.subscribe(b"")
+        sub.connect(pub.endpoint)
+        push = ctx.socket(zmq.PUSH)
+        push.sndhwm = 10
+        push.connect(pull.endpoint)
         with anyio.fail_after(WAIT):
             await dealer.send(b"hello")
             assert await dealer.recv() == b"hello"
-            for i in range(50):  # mid-stream: requests in flight when the peer dies
+            for _ in range(5):
+                assert (await sub.recv()).startswith(b"1 ")
+            for i in range(20):
+                await push.send(b"before %d" % i)
+            await anyio.to_thread.run_sync(pull.expect, "before 9")
+            for i in range(50):  # requests in flight when the echo dies
                 await dealer.send(b"before %d" % i)
-        echo.kill()
+        for process in peers:
+            process.kill()
         replies: list[bytes] = []
+        first_of_run_2: list[bytes] = []
+        sent = 0
 
         async def receive() -> None:
-            while True:
-                reply = await dealer.recv()
+            while (reply := await dealer.recv()) != b"after":
                 replies.append(reply)
-                if reply == b"after":
-                    return
+            replies.append(reply)
+
+        async def subscribe() -> None:
+            while not (message := await sub.recv()).startswith(b"2 "):
+                pass  # what was still on the wire from the first run
+            first_of_run_2.append(message)
+
+        async def fill() -> None:
+            nonlocal sent
+            while True:  # until the pipe to the dead PULL is full and a send waits
+                await push.send(b"during %d" % sent)
+                sent += 1
 
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(receive)
+            for task in (receive, subscribe, fill):
+                tasks.start_soon(task)
             used = await idle_cpu()
-            assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-            echo.start()
+            assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+            assert not first_of_run_2 and b"after" not in replies
+            stuck_at = sent
+            assert stuck_at < 1000, "sends to a dead peer never blocked"
+            await anyio.to_thread.run_sync(procs.start_all, peers)
             with anyio.fail_after(WAIT):
                 await dealer.send(b"after")
-        # The pending receive was served by the restarted peer (late echoes may come first).
-        assert replies[-1] == b"after"
+                while not (first_of_run_2 and replies[-1:] == [b"after"] and sent > stuck_at):
+                    await anyio.sleep(0.01)  # each pending operation served by the new peer
+            tasks.cancel_scope.cancel()
+        # DEALER/ROUTER: late echoes of the first run at most, then every request answered.
         assert all(reply.startswith(b"before") for reply in replies[:-1])
         with anyio.fail_after(WAIT):
             for i in range(COUNT):
                 await dealer.send(b"%d" % i)
             assert [await dealer.recv() for _ in range(COUNT)] == [b"%d" % i for i in range(COUNT)]
-        dealer.close(linger=0)
-
-    on_layer(scenario)
-
-
-def test_pub_sub(on_layer: Any, peer: Any) -> None:
-    pub = peer("pub")
-
-    async def scenario(ctx: Any) -> None:
-        sub = ctx.socket(zmq.SUB)
-        sub.subscribe(b"")
-        sub.connect(pub.endpoint)
-        with anyio.fail_after(WAIT):
-            for _ in range(5):
-                assert (await sub.recv()).startswith(b"1 ")
-        pub.kill()  # mid-stream: it publishes every 2 ms
-        first_of_run_2: list[bytes] = []
-
-        async def receive() -> None:
-            while not (message := await sub.recv()).startswith(b"2 "):
-                pass  # what was still on the wire from the first run
-            first_of_run_2.append(message)
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(receive)
-            await anyio.sleep(0.2)  # the last of the first run drains
-            used = await idle_cpu()
-            assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-            assert not first_of_run_2
-            pub.start()
-            with anyio.fail_after(WAIT):
-                while not first_of_run_2:
-                    await anyio.sleep(0.01)
-        # The stream resumes whole: consecutive sequence numbers from the new run.
+        # PUB/SUB: the new run's stream, whole: consecutive sequence numbers.
         seq = int(first_of_run_2[0].split()[1])
         with anyio.fail_after(WAIT):
-            for expected in range(seq + 1, seq + 101):
+            for expected in range(seq + 1, seq + 51):
                 assert await sub.recv() == b"2 %d" % expected
-        sub.close(linger=0)
-
-    on_layer(scenario)
-
-
-def test_push_pull(on_layer: Any, peer: Any) -> None:
-    pull = peer("pull")
-
-    async def scenario(ctx: Any) -> None:
-        push = ctx.socket(zmq.PUSH)
-        push.sndhwm = 10
-        push.connect(pull.endpoint)
-        with anyio.fail_after(WAIT):
-            for i in range(20):
-                await push.send(b"before %d" % i)
-            pull.expect("before 9")
-        pull.kill()  # mid-stream: messages in flight and in our pipe
-        sent = 0
-
-        async def fill() -> None:
-            nonlocal sent
-            while True:  # until the pipe to the dead peer is full and a send waits
-                await push.send(b"during %d" % sent)
-                sent += 1
-
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(fill)
-            used = await idle_cpu()
-            assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-            stuck_at = sent
-            assert stuck_at < 1000, "sends to a dead peer never blocked"
-            pull.start()
-            with anyio.fail_after(WAIT):
-                while sent <= stuck_at:  # the pending send went to the restarted peer
-                    await anyio.sleep(0.01)
-            tasks.cancel_scope.cancel()
+        # PUSH/PULL: every message sent after the restart arrives, in order.
         with anyio.fail_after(WAIT):
             for i in range(COUNT):
                 await push.send(b"after %d" % i)
@@ -151,7 +113,8 @@ def test_push_pull(on_layer: Any, peer: Any) -> None:
                 if line.startswith("after")
             ]
         assert arrived == [f"after {i}" for i in range(COUNT - 1)]
-        push.close(linger=0)
+        for sock in (dealer, sub, push):
+            sock.close(linger=0)
 
     on_layer(scenario)
 

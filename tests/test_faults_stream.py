@@ -39,58 +39,44 @@ async def idle_cpu() -> float:
 
 
 @pytest.mark.slow
-def test_dealer_router_restart(run: Any, ctx: Any, peer: Any) -> None:
-    echo = peer("echo")
+def test_dealer_router_pub_sub_restart(run: Any, ctx: Any, peer: Any, procs: Any) -> None:
+    echo, pub = peers = peer("echo", "pub")
 
     async def main() -> None:
-        stream = ZMQStream(ctx.socket(zmq.DEALER))
-        stream.connect(echo.endpoint)
-        got: list[bytes] = []
-        stream.on_recv(lambda msg: got.append(msg[0]))
-        stream.send(b"hello")
-        await until(lambda: got == [b"hello"])
-        for i in range(50):
-            stream.send(b"before %d" % i)
-        echo.kill()
-        used = await idle_cpu()
-        assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-        got.clear()
-        echo.start()
-        stream.send(b"after")
-        await until(lambda: b"after" in got)
-        assert all(reply.startswith(b"before") for reply in got[:-1])
-        got.clear()
-        for i in range(COUNT):
-            stream.send(b"%d" % i)
-        await until(lambda: len(got) >= COUNT)
-        assert got == [b"%d" % i for i in range(COUNT)]
-        stream.close(linger=0)
-
-    run(main(), timeout=30)
-
-
-@pytest.mark.slow
-def test_pub_sub_restart(run: Any, ctx: Any, peer: Any) -> None:
-    pub = peer("pub")
-
-    async def main() -> None:
+        dealer = ZMQStream(ctx.socket(zmq.DEALER))
+        dealer.connect(echo.endpoint)
+        replies: list[bytes] = []
+        dealer.on_recv(lambda msg: replies.append(msg[0]))
         sock = ctx.socket(zmq.SUB)
         sock.subscribe(b"")
-        stream = ZMQStream(sock)
-        stream.connect(pub.endpoint)
-        got: list[bytes] = []
-        stream.on_recv(lambda msg: got.append(msg[0]))
-        await until(lambda: len(got) >= 5)
-        pub.kill()
-        await asyncio.sleep(0.2)  # the last of the first run drains
+        sub = ZMQStream(sock)
+        sub.connect(pub.endpoint)
+        published: list[bytes] = []
+        sub.on_recv(lambda msg: published.append(msg[0]))
+        dealer.send(b"hello")
+        await until(lambda: replies == [b"hello"] and len(published) >= 5)
+        for i in range(50):
+            dealer.send(b"before %d" % i)
+        for process in peers:
+            process.kill()
         used = await idle_cpu()
-        assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-        assert all(message.startswith(b"1 ") for message in got)
-        pub.start()
-        await until(lambda: sum(message.startswith(b"2 ") for message in got) >= 100)
-        run_2 = [int(message.split()[1]) for message in got if message.startswith(b"2 ")]
+        assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+        assert all(message.startswith(b"1 ") for message in published)
+        replies.clear()
+        await asyncio.get_running_loop().run_in_executor(None, procs.start_all, peers)
+        dealer.send(b"after")
+        await until(lambda: b"after" in replies)
+        assert all(reply.startswith(b"before") for reply in replies[:-1])
+        replies.clear()
+        for i in range(COUNT):
+            dealer.send(b"%d" % i)
+        await until(lambda: len(replies) >= COUNT)
+        assert replies == [b"%d" % i for i in range(COUNT)]
+        await until(lambda: sum(message.startswith(b"2 ") for message in published) >= 50)
+        run_2 = [int(message.split()[1]) for message in published if message.startswith(b"2 ")]
         assert run_2 == list(range(run_2[0], run_2[0] + len(run_2)))  # no gap
-        stream.close(linger=0)
+        dealer.close(linger=0)
+        sub.close(linger=0)
 
     run(main(), timeout=30)
 

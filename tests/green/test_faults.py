@@ -40,92 +40,68 @@ def wait_for(green: Any, condition: Any, timeout: float = WAIT) -> None:
 
 
 @pytest.mark.slow
-def test_dealer_router_restart(green: Any, zmq: Any, ctx: Any, peer: Any) -> None:
-    echo = peer("echo")
+def test_dealer_router_pub_sub_push_pull_restart(
+    green: Any, zmq: Any, ctx: Any, peer: Any, procs: Any
+) -> None:
+    """Three peers killed mid-stream at once; one idle window measures the three waits."""
+    echo, pub, pull = peers = peer("echo", "pub", "pull")
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(echo.endpoint)
+    sub = ctx.socket(zmq.SUB)
+    sub.subscribe(b"")
+    sub.connect(pub.endpoint)
+    push = ctx.socket(zmq.PUSH)
+    push.sndhwm = 10
+    push.connect(pull.endpoint)
     with green.Timeout(WAIT):
         dealer.send(b"hello")
         assert dealer.recv() == b"hello"
-        for i in range(50):
+        for _ in range(5):
+            assert sub.recv().startswith(b"1 ")
+        for i in range(20):
+            push.send(b"before %d" % i)
+        pull.expect("before 9")
+        for i in range(50):  # requests in flight when the echo dies
             dealer.send(b"before %d" % i)
-    echo.kill()
+    for process in peers:
+        process.kill()
     replies: list[bytes] = []
+    sent = [0]
 
     def receive() -> None:
         while (reply := dealer.recv()) != b"after":
             replies.append(reply)
         replies.append(reply)
 
-    receiver = green.spawn(receive)
+    def first_of_run_2() -> bytes:
+        while not (message := sub.recv()).startswith(b"2 "):
+            pass  # what was still on the wire from the first run
+        return bytes(message)
+
+    def fill() -> None:
+        while True:  # until the pipe to the dead PULL is full and a send waits
+            push.send(b"during %d" % sent[0])
+            sent[0] += 1
+
+    receiver, subscriber, filler = (green.spawn(f) for f in (receive, first_of_run_2, fill))
     used = idle_cpu(green)
-    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-    echo.start()
+    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+    assert not green.dead(subscriber) and not green.dead(receiver)
+    stuck_at = sent[0]
+    assert stuck_at < 1000, "sends to a dead peer never blocked"
+    procs.start_all(peers)
     dealer.send(b"after")
-    green.get(receiver, WAIT)
-    assert replies[-1] == b"after"
+    green.get(receiver, WAIT)  # each pending operation is served by the new peer
+    seq = int(green.get(subscriber, WAIT).split()[1])
+    wait_for(green, lambda: sent[0] > stuck_at)
+    green.kill(filler)
     assert all(reply.startswith(b"before") for reply in replies[:-1])
     with green.Timeout(WAIT):
         for i in range(COUNT):
             dealer.send(b"%d" % i)
         assert [dealer.recv() for _ in range(COUNT)] == [b"%d" % i for i in range(COUNT)]
-
-
-@pytest.mark.slow
-def test_pub_sub_restart(green: Any, zmq: Any, ctx: Any, peer: Any) -> None:
-    pub = peer("pub")
-    sub = ctx.socket(zmq.SUB)
-    sub.subscribe(b"")
-    sub.connect(pub.endpoint)
-    with green.Timeout(WAIT):
-        for _ in range(5):
-            assert sub.recv().startswith(b"1 ")
-    pub.kill()
-
-    def first_of_run_2() -> bytes:
-        while not (message := sub.recv()).startswith(b"2 "):
-            pass
-        return bytes(message)
-
-    receiver = green.spawn(first_of_run_2)
-    green.sleep(0.2)  # the last of the first run drains
-    used = idle_cpu(green)
-    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-    assert not green.dead(receiver)
-    pub.start()
-    seq = int(green.get(receiver, WAIT).split()[1])
-    with green.Timeout(WAIT):
-        for expected in range(seq + 1, seq + 101):
+        for expected in range(seq + 1, seq + 51):
             assert sub.recv() == b"2 %d" % expected
-
-
-@pytest.mark.slow
-def test_push_pull_restart(green: Any, zmq: Any, ctx: Any, peer: Any) -> None:
-    pull = peer("pull")
-    push = ctx.socket(zmq.PUSH)
-    push.sndhwm = 10
-    push.connect(pull.endpoint)
-    with green.Timeout(WAIT):
-        for i in range(20):
-            push.send(b"before %d" % i)
-    pull.expect("before 9")
-    pull.kill()
-    sent = [0]
-
-    def fill() -> None:
-        while True:
-            push.send(b"during %d" % sent[0])
-            sent[0] += 1
-
-    filler = green.spawn(fill)
-    used = idle_cpu(green)
-    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for a dead peer"
-    stuck_at = sent[0]
-    assert stuck_at < 1000, "sends to a dead peer never blocked"
-    pull.start()
-    wait_for(green, lambda: sent[0] > stuck_at)  # the pending send went to the new peer
-    green.kill(filler)
-    with green.Timeout(WAIT):
         for i in range(COUNT):
             push.send(b"after %d" % i)
     arrived = [line for line in pull.expect(f"after {COUNT - 1}") if line.startswith("after")]
@@ -214,14 +190,17 @@ def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(
     assert outcome[0].errno == zmq.EHOSTUNREACH, outcome
 
 
-def test_a_send_blocked_behind_a_dead_consumer(green: Any, zmq: Any, ctx: Any, peer: Any) -> None:
-    pull = peer("pull")
+def test_a_send_blocked_behind_a_dead_consumer(green: Any, zmq: Any, ctx: Any) -> None:
+    consumer = zmq.Context()
+    pull = consumer.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
     push = ctx.socket(zmq.PUSH)
     push.sndhwm = 5
-    push.connect(pull.endpoint)
+    push.connect(f"tcp://127.0.0.1:{port}")
     push.send(b"0")
-    pull.expect("0")
-    pull.kill()
+    with green.Timeout(WAIT):
+        assert pull.recv() == b"0"
+    consumer.destroy(linger=0)  # the consumer dies: its end of the connection closes
     push.sndtimeo = 200
     with green.Timeout(WAIT), pytest.raises(zmq.Again):
         while True:
