@@ -168,6 +168,52 @@ def _wait_asleep(pid: int) -> None:
     raise AssertionError(f"process {pid} never blocked")
 
 
+# -- sockets the tests of every layer set up alike -----------------------------------------
+
+
+def sockets_for_peers(ctx: Any, zmq: Any, echo: Peer, pub: Peer, pull: Peer) -> list[Any]:
+    """Our side of the three peers: a DEALER, a SUB (all topics), a PUSH (SNDHWM 10)."""
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(echo.endpoint)
+    sub = ctx.socket(zmq.SUB)
+    sub.subscribe(b"")
+    sub.connect(pub.endpoint)
+    push = ctx.socket(zmq.PUSH)
+    push.sndhwm = 10
+    push.connect(pull.endpoint)
+    return [dealer, sub, push]
+
+
+def router_mandatory_pair(ctx: Any, zmq: Any, **router_options: int) -> tuple[Any, Any]:
+    """A ROUTER_MANDATORY (with ``router_options``, e.g. SNDHWM=1) and a DEALER of
+    identity b"d", RCVHWM 1, connected over tcp; the DEALER has not spoken yet."""
+    router = ctx.socket(zmq.ROUTER)
+    router.router_mandatory = 1
+    for name, value in router_options.items():
+        router.set(getattr(zmq, name), value)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.identity = b"d"
+    dealer.rcvhwm = 1
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    return router, dealer
+
+
+def push_to_a_consumer(ctx: Any, zmq: Any) -> tuple[Any, Any]:
+    """A PUSH of ``ctx`` (SNDHWM 5) and the plain, blocking PULL it reached with a first
+    message; ``pull.context.destroy(linger=0)`` kills that consumer."""
+    import zmq as plain
+
+    pull = plain.Context().socket(plain.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.sndhwm = 5
+    push.connect(f"tcp://127.0.0.1:{port}")
+    plain.Socket.send(push, b"0", plain.NOBLOCK)  # a plain send: the pipe has room
+    assert pull.poll(WAIT * 1000) and pull.recv() == b"0"
+    return push, pull
+
+
 # -- the peer --------------------------------------------------------------------------------
 
 

@@ -25,26 +25,18 @@ def ended_by_close(exc: BaseException | None) -> bool:
     return exc is None or (isinstance(exc, zmq.ZMQError) and exc.errno == zmq.ENOTSOCK)
 
 
-async def router_and_dealer(ctx: Any, **router_options: int) -> tuple[Any, Any]:
+async def router_and_dealer(procs: Any, ctx: Any, **router_options: int) -> tuple[Any, Any]:
     """A ROUTER_MANDATORY and a DEALER with identity b"d" it has heard from, over tcp."""
-    router = ctx.socket(zmq.ROUTER)
-    router.router_mandatory = 1
-    for name, value in router_options.items():
-        router.set(getattr(zmq, name), value)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.identity = b"d"
-    dealer.rcvhwm = 1
-    dealer.connect(f"tcp://127.0.0.1:{port}")
+    router, dealer = procs.router_mandatory_pair(ctx, zmq, **router_options)
     with anyio.fail_after(WAIT):
         await dealer.send(b"hi")
         assert await router.recv_multipart() == [b"d", b"hi"]
     return router, dealer
 
 
-def test_router_mandatory_send_to_a_vanished_identity(on_layer: Any) -> None:
+def test_router_mandatory_send_to_a_vanished_identity(on_layer: Any, procs: Any) -> None:
     async def scenario(ctx: Any) -> None:
-        router, dealer = await router_and_dealer(ctx)
+        router, dealer = await router_and_dealer(procs, ctx)
         await router.send_multipart([b"d", b"ok"])
         dealer.close(linger=0)
         started = time.monotonic()
@@ -59,7 +51,9 @@ def test_router_mandatory_send_to_a_vanished_identity(on_layer: Any) -> None:
     on_layer(scenario)
 
 
-def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(on_layer: Any) -> None:
+def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(
+    on_layer: Any, procs: Any
+) -> None:
     """A blocking ROUTER_MANDATORY send waits at the HWM; if its peer goes, it fails then.
 
     Blocking pyzmq does (libzmq retries the send after each command it processes); EVENTS
@@ -67,7 +61,7 @@ def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(on_laye
     """
 
     async def scenario(ctx: Any) -> None:
-        router, dealer = await router_and_dealer(ctx, SNDHWM=1)
+        router, dealer = await router_and_dealer(procs, ctx, SNDHWM=1)
         outcome: list[BaseException | None] = []
 
         async def flood() -> None:
@@ -97,20 +91,12 @@ def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(on_laye
     on_layer(scenario)
 
 
-def test_a_send_blocked_behind_a_dead_consumer(on_layer: Any) -> None:
+def test_a_send_blocked_behind_a_dead_consumer(on_layer: Any, procs: Any) -> None:
     """PUSH at its HWM to a PULL that is gone: SNDTIMEO raises Again; close(linger=0) wakes."""
 
     async def scenario(ctx: Any) -> None:
-        consumer = zmq.Context()
-        pull = consumer.socket(zmq.PULL)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(zmq.PUSH)
-        push.sndhwm = 5
-        push.connect(f"tcp://127.0.0.1:{port}")
-        with anyio.fail_after(WAIT):
-            await push.send(b"0")
-            assert pull.poll(WAIT * 1000) and pull.recv() == b"0"
-        consumer.destroy(linger=0)  # the consumer dies: its end of the connection closes
+        push, pull = procs.push_to_a_consumer(ctx, zmq)
+        pull.context.destroy(linger=0)  # the consumer dies: its end of the connection closes
         push.sndtimeo = 200
         with anyio.fail_after(WAIT), pytest.raises(zmq.Again):
             while True:

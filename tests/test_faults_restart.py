@@ -35,17 +35,11 @@ async def idle_cpu() -> float:
 
 def test_dealer_router_pub_sub_push_pull(on_layer: Any, peer: Any, procs: Any) -> None:
     """Three peers killed mid-stream at once; one idle window measures the three waits."""
-    echo, pub, pull = peers = peer("echo", "pub", "pull")
+    peers = peer("echo", "pub", "pull")
+    pull = peers[2]
 
     async def scenario(ctx: Any) -> None:
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.connect(echo.endpoint)
-        sub = ctx.socket(zmq.SUB)
-        sub.subscribe(b"")
-        sub.connect(pub.endpoint)
-        push = ctx.socket(zmq.PUSH)
-        push.sndhwm = 10
-        push.connect(pull.endpoint)
+        dealer, sub, push = procs.sockets_for_peers(ctx, zmq, *peers)
         with anyio.fail_after(WAIT):
             await dealer.send(b"hello")
             assert await dealer.recv() == b"hello"

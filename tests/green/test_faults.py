@@ -44,15 +44,9 @@ def test_dealer_router_pub_sub_push_pull_restart(
     green: Any, zmq: Any, ctx: Any, peer: Any, procs: Any
 ) -> None:
     """Three peers killed mid-stream at once; one idle window measures the three waits."""
-    echo, pub, pull = peers = peer("echo", "pub", "pull")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.connect(echo.endpoint)
-    sub = ctx.socket(zmq.SUB)
-    sub.subscribe(b"")
-    sub.connect(pub.endpoint)
-    push = ctx.socket(zmq.PUSH)
-    push.sndhwm = 10
-    push.connect(pull.endpoint)
+    peers = peer("echo", "pub", "pull")
+    pull = peers[2]
+    dealer, sub, push = procs.sockets_for_peers(ctx, zmq, *peers)
     with green.Timeout(WAIT):
         dealer.send(b"hello")
         assert dealer.recv() == b"hello"
@@ -140,23 +134,18 @@ def test_restart_when_monkeypatched(green: Any, procs: Any) -> None:
 # -- errors surface in the blocked call ------------------------------------------------------
 
 
-def router_and_dealer(zmq: Any, ctx: Any, **options: int) -> tuple[Any, Any]:
-    router = ctx.socket(zmq.ROUTER)
-    router.router_mandatory = 1
-    for name, value in options.items():
-        router.set(getattr(zmq, name), value)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.identity = b"d"
-    dealer.rcvhwm = 1
-    dealer.connect(f"tcp://127.0.0.1:{port}")
+def router_and_dealer(procs: Any, zmq: Any, ctx: Any, **options: int) -> tuple[Any, Any]:
+    """A ROUTER_MANDATORY and a DEALER of identity b"d" it has heard from."""
+    router, dealer = procs.router_mandatory_pair(ctx, zmq, **options)
     dealer.send(b"hi")
     assert router.recv_multipart() == [b"d", b"hi"]
     return router, dealer
 
 
-def test_router_mandatory_to_a_vanished_identity(green: Any, zmq: Any, ctx: Any) -> None:
-    router, dealer = router_and_dealer(zmq, ctx)
+def test_router_mandatory_to_a_vanished_identity(
+    green: Any, zmq: Any, ctx: Any, procs: Any
+) -> None:
+    router, dealer = router_and_dealer(procs, zmq, ctx)
     dealer.close(linger=0)
     with green.Timeout(2.0), pytest.raises(zmq.ZMQError) as raised:
         while True:
@@ -166,9 +155,9 @@ def test_router_mandatory_to_a_vanished_identity(green: Any, zmq: Any, ctx: Any)
 
 
 def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(
-    green: Any, zmq: Any, ctx: Any
+    green: Any, zmq: Any, ctx: Any, procs: Any
 ) -> None:
-    router, dealer = router_and_dealer(zmq, ctx, SNDHWM=1)
+    router, dealer = router_and_dealer(procs, zmq, ctx, SNDHWM=1)
     outcome: list[BaseException] = []
 
     def flood() -> None:
@@ -190,17 +179,9 @@ def test_router_mandatory_send_waiting_at_hwm_when_its_identity_vanishes(
     assert outcome[0].errno == zmq.EHOSTUNREACH, outcome
 
 
-def test_a_send_blocked_behind_a_dead_consumer(green: Any, zmq: Any, ctx: Any) -> None:
-    consumer = zmq.Context()
-    pull = consumer.socket(zmq.PULL)
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = ctx.socket(zmq.PUSH)
-    push.sndhwm = 5
-    push.connect(f"tcp://127.0.0.1:{port}")
-    push.send(b"0")
-    with green.Timeout(WAIT):
-        assert pull.recv() == b"0"
-    consumer.destroy(linger=0)  # the consumer dies: its end of the connection closes
+def test_a_send_blocked_behind_a_dead_consumer(green: Any, zmq: Any, ctx: Any, procs: Any) -> None:
+    push, pull = procs.push_to_a_consumer(ctx, zmq)
+    pull.context.destroy(linger=0)  # the consumer dies: its end of the connection closes
     push.sndtimeo = 200
     with green.Timeout(WAIT), pytest.raises(zmq.Again):
         while True:
