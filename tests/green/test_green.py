@@ -756,34 +756,27 @@ def test_proxy_steerable_terminate(green, zmq, ctx):
 
 
 def test_a_socket_waiting_in_another_threads_hub_is_refused(green, zmq, pair):
-    import threading
-
+    # A real OS thread, patched or not (patched, threading.Thread would make a greenlet).
     push, pull = pair
     g = green.spawn(pull.recv)
     green.sleep(0.01)
-    errors: list[BaseException] = []
 
-    def other_thread() -> None:
+    def other_thread() -> BaseException | None:
         try:
             pull.rcvtimeo = 10
             pull.recv()
         except BaseException as exc:
-            errors.append(exc)
+            return exc
+        return None
 
-    thread = threading.Thread(target=other_thread)
-    thread.start()
-    thread.join(5)
-    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+    error = green.get(green.in_os_thread(other_thread))
+    assert isinstance(error, RuntimeError) and "another thread" in str(error), error
     push.send(b"x")
     assert green.get(g) == b"x"  # the first waiter was not disturbed
 
 
 def test_each_thread_waits_in_its_own_hub(green, zmq, ctx):
-    import threading
-
-    results: list[Any] = []
-
-    def in_thread(n: int) -> None:
+    def in_thread(n: int) -> Any:
         pull = ctx.socket(zmq.PULL)
         pull.bind(f"inproc://thread-{n}")
         push = ctx.socket(zmq.PUSH)
@@ -792,16 +785,13 @@ def test_each_thread_waits_in_its_own_hub(green, zmq, ctx):
             g = green.spawn(pull.recv)
             green.sleep(0.02)  # parked in this thread's hub
             push.send(b"%d" % n)
-            results.append(green.get(g))
-        except BaseException as exc:
-            results.append(exc)
+            return (green.get(g), zmq.Socket._current_hub().thread)
         finally:
             pull.close()
             push.close()
 
-    threads = [threading.Thread(target=in_thread, args=(n,)) for n in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(10)
-    assert sorted(results) == [b"0", b"1"]
+    threads = [green.in_os_thread(in_thread, n) for n in range(2)]
+    results = [green.get(t, 10) for t in threads]
+    assert sorted(r for r, _ in results) == [b"0", b"1"]
+    idents = {ident for _, ident in results}
+    assert len(idents) == 2 and zmq.Socket._current_hub().thread not in idents
