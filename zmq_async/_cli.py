@@ -7,6 +7,7 @@ this module pulls in no event loop or framework.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 
 Handler = Callable[[argparse.Namespace], int]
@@ -15,6 +16,9 @@ Handler = Callable[[argparse.Namespace], int]
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return its exit status."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # the program's own options are not ours to parse
+        return _run(argv[1:], parser)
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
@@ -29,6 +33,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_bench(commands)
+    _add_run(commands)
     return parser
 
 
@@ -126,3 +131,79 @@ def _positive(kind: Callable[[str], int | float]) -> Callable[[str], int | float
 
     parse.__name__ = kind.__name__  # argparse names the type in its error messages
     return parse
+
+
+# -- run: a whole program on zmq_async ----------------------------------------------------------
+
+_RUN_USAGE = "zmq-async run [-h] (SCRIPT | -m MODULE) [ARGS ...]"
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Only for --help: main() hands `run` its arguments unparsed, as `python` would see them.
+    commands.add_parser(
+        "run",
+        help="run a Python program with zmq_async.install() in force",
+        usage=_RUN_USAGE,
+        description="Call zmq_async.install(), then run SCRIPT or -m MODULE with ARGS as "
+        "`python SCRIPT ARGS` / `python -m MODULE ARGS` would (sys.argv, __main__, sys.path[0], "
+        "exit status). It also sets ZMQ_ASYNC_INSTALL=1 in the environment, so child Python "
+        "processes (a Jupyter kernel started by a client, multiprocessing workers, ...) "
+        "install it at start-up too, wherever zmq_async is installed.",
+    )
+
+
+def _run(argv: list[str], parser: argparse.ArgumentParser) -> int:
+    """``zmq-async run``: install, then run the program in this process; return its status.
+
+    The program's ``SystemExit`` and exceptions propagate, so the interpreter reports them
+    (and sets the exit status) exactly as for ``python script.py``.
+    """
+    import os
+    import runpy
+
+    from zmq_async._install import ENV_VAR, install
+
+    if not argv or argv[0] in ("-h", "--help"):
+        parser.parse_args(["run", "--help"])  # prints the help and exits 0
+    if argv[0] == "-m" and len(argv) == 1:
+        print(f"usage: {_RUN_USAGE}\nzmq-async run: -m needs a module name", file=sys.stderr)
+        return 2
+    module = argv[1] if argv[0] == "-m" else argv[0][2:] if argv[0].startswith("-m") else None
+    if module is None and argv[0].startswith("-"):
+        print(f"usage: {_RUN_USAGE}\nzmq-async run: unknown option {argv[0]}", file=sys.stderr)
+        return 2
+    os.environ[ENV_VAR] = "1"
+    install()
+    if module is not None:
+        from importlib.util import find_spec
+
+        sys.path[0] = os.getcwd()
+        try:
+            found = find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:  # what `python -m` says, with its status
+            print(f"{sys.executable}: No module named {module}", file=sys.stderr)
+            return 1
+        sys.argv = [module, *argv[2 if argv[0] == "-m" else 1 :]]  # runpy sets argv[0]
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        return 0
+    script = argv[0]
+    if not os.path.exists(script):
+        print(f"{sys.executable}: can't open file {os.path.abspath(script)!r}", file=sys.stderr)
+        return 2
+    sys.argv = list(argv)
+    # What `python script.py` puts first on sys.path: the script's directory, links resolved;
+    # a directory or zip file with a __main__.py is put there by run_path itself.
+    if os.path.isfile(script) and not _is_zip(script):
+        sys.path[0] = os.path.dirname(os.path.realpath(script))
+    else:
+        del sys.path[0]
+    runpy.run_path(script, run_name="__main__")
+    return 0
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)
