@@ -190,7 +190,11 @@ def installed() -> bool:
 
 
 def _importable(name: str) -> bool:
-    if name in sys.modules:
+    """Whether ``import name`` would find the top-level module ``name`` (without importing it).
+
+    ``sys.modules[name] = None`` (how tests and tools block an import) counts as not importable.
+    """
+    if sys.modules.get(name) is not None:
         return True
     from importlib.util import find_spec
 
