@@ -55,10 +55,14 @@ def frameworks():
 
 
 def _python(
-    code: str, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    code: str,
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    executable: str = sys.executable,
 ) -> subprocess.CompletedProcess[str]:
     """Run ``python -c code args`` (or ``python args`` if code is empty) in a fresh process."""
-    command = [sys.executable, *(["-c", code] if code else []), *args]
+    command = [executable, *(["-c", code] if code else []), *args]
     full_env = {k: v for k, v in os.environ.items() if k != "ZMQ_ASYNC_INSTALL"}
     full_env.update(env or {})
     return subprocess.run(
@@ -130,13 +134,15 @@ def test_a_peer_whose_framework_is_missing_stays_pyzmqs():
     """)
 
 
-def test_pyzmqs_green_submodules_are_still_found():
+def test_modules_we_do_not_replace_stay_pyzmqs():
     _check("""
         zmq_async.install()
         import zmq.green
-        import zmq.green.core
+        import zmq.green.core  # pyzmq's green submodules are still found where pyzmq has them
         assert zmq.green is sys.modules["zmq_async.green"]
         assert zmq.green.core.__file__.startswith(os.path.dirname(sys.modules["zmq"].__file__))
+        import zmq.eventloop.ioloop, tornado.ioloop  # Tornado's IOLoop, re-exported
+        assert zmq.eventloop.ioloop.IOLoop is zmq.eventloop.IOLoop is tornado.ioloop.IOLoop
     """)
 
 
@@ -283,36 +289,49 @@ if sys.argv[1:2] == ["raise"]:
 
 @pytest.fixture
 def program(tmp_path: Path) -> Path:
-    (tmp_path / "prog.py").write_text(PROGRAM)
-    package = tmp_path / "pkg"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "mod.py").write_text(PROGRAM)
-    return tmp_path
+    """A directory to run from, with ``bin/prog.py`` and ``pkg/mod.py`` (the same program)."""
+    for path in (tmp_path / "bin" / "prog.py", tmp_path / "pkg" / "mod.py"):
+        path.parent.mkdir()
+        path.write_text(PROGRAM)
+    (tmp_path / "pkg" / "__init__.py").write_text("")
+    return tmp_path.resolve()
 
 
-def _zmq_async_run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return _python("", "-m", "zmq_async", "run", *args, cwd=cwd)
+#: ``python -m zmq_async`` starts with the working directory first on sys.path, the console
+#: script with its own directory: run must replace either with what python would put there.
+LAUNCHERS = {
+    "python -m zmq_async": [sys.executable, "-m", "zmq_async"],
+    "zmq-async": [str(Path(sys.executable).with_name("zmq-async"))],
+}
 
 
+def _zmq_async_run(
+    *args: str, cwd: Path, launcher: str = "python -m zmq_async"
+) -> subprocess.CompletedProcess[str]:
+    command = LAUNCHERS[launcher]
+    return _python("", *command[1:], "run", *args, cwd=cwd, executable=command[0])
+
+
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 @pytest.mark.parametrize(
-    ("target", "argv0"), [(["prog.py"], "prog.py"), (["-m", "pkg.mod"], "mod.py")]
+    ("target", "argv0", "path0"),
+    [(["bin/prog.py"], "prog.py", "bin"), (["-m", "pkg.mod"], "mod.py", "")],
 )
-def test_run_runs_the_program_as_python_would(program, target, argv0):
+def test_run_runs_the_program_as_python_would(program, launcher, target, argv0, path0):
     plain = _python("", *target, "a", "--b", cwd=program)
-    ours = _zmq_async_run(*target, "a", "--b", cwd=program)
+    ours = _zmq_async_run(*target, "a", "--b", cwd=program, launcher=launcher)
     assert plain.returncode == ours.returncode == 0, ours.stderr
     expected = [
         "argv ['a', '--b']",
         f"argv0 {argv0}",
-        f"name __main__ path0 {program}",
+        f"name __main__ path0 {program / path0 if path0 else program}",
         "module zmq.asyncio None",
     ]
     assert plain.stdout.splitlines() == expected
     assert ours.stdout.splitlines() == [*expected[:3], "module zmq_async.asyncio 1"]
 
 
-@pytest.mark.parametrize("target", [["prog.py"], ["-m", "pkg.mod"]])
+@pytest.mark.parametrize("target", [["bin/prog.py"], ["-m", "pkg.mod"]])
 def test_run_keeps_exit_status_and_traceback(program, target):
     exited = _zmq_async_run(*target, "exit", cwd=program)
     assert exited.returncode == 7, exited.stderr
