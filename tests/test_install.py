@@ -171,6 +171,23 @@ def test_install_after_the_peer_was_imported(peer):
     """)
 
 
+def test_programs_written_for_pyzmq_before_17_run_too():
+    """``zmq.asyncio.ZMQEventLoop()`` and ``zmq.asyncio.install()``, deprecated, still in use."""
+    _check("""
+        zmq_async.install()
+        import asyncio, zmq, zmq.asyncio
+        zmq.asyncio.install()
+        loop = zmq.asyncio.ZMQEventLoop()
+        asyncio.set_event_loop(loop)
+        ctx = zmq.asyncio.Context()
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        push.send(b"old")
+        assert loop.run_until_complete(asyncio.wait_for(pull.recv(), 20)) == b"old"
+        pull.close(); push.close(); ctx.term(); loop.close()
+    """)
+
+
 def test_objects_built_before_install_stay_pyzmqs():
     _check("""
         import zmq.asyncio
