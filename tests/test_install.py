@@ -231,62 +231,68 @@ def test_uninstall_restores_everything():
     """)
 
 
+#: One authenticator's PLAIN and CURVE handshakes (and a refused one), after ``install()``.
+AUTH_SCENARIO = """
+import asyncio, zmq, zmq.asyncio
+
+async def handshake(ctx, server_opts, client_opts, wait=20):
+    # the reply to one request, or None if the server got none within `wait`
+    server, client = ctx.socket(zmq.REP), ctx.socket(zmq.REQ)
+    for sock, opts in ((server, server_opts), (client, client_opts)):
+        for opt, value in opts.items():
+            sock.setsockopt(opt, value)
+    port = server.bind_to_random_port("tcp://127.0.0.1")
+    client.connect(f"tcp://127.0.0.1:{port}")
+    try:
+        await client.send(b"ping")
+        msg = await asyncio.wait_for(server.recv(), wait)
+        await server.send(msg)
+        return await asyncio.wait_for(client.recv(), 20)
+    except asyncio.TimeoutError:
+        return None
+    finally:
+        server.close(linger=0); client.close(linger=0)
+
+async def main():
+    ctx = zmq.asyncio.Context()
+    assert type(ctx).__module__.startswith("zmq_async."), type(ctx)
+    auth = Authenticator(ctx)
+    auth.start()
+    # its ZAP socket is a plain zmq.Socket, watched by zmq.asyncio.Poller: ours
+    poller = auth._AsyncioAuthenticator__poller
+    assert type(poller).__module__.startswith("zmq_async."), poller
+    auth.configure_plain(domain="*", passwords={"admin": "secret"})
+    plain = {zmq.PLAIN_SERVER: 1}
+    assert await handshake(ctx, plain, {zmq.PLAIN_USERNAME: b"admin",
+                                        zmq.PLAIN_PASSWORD: b"secret"}) == b"ping"
+    # a wrong password is refused by the ZAP handler: nothing arrives
+    assert await handshake(ctx, plain, {zmq.PLAIN_USERNAME: b"admin",
+                                        zmq.PLAIN_PASSWORD: b"wrong"}, wait=1) is None
+    server_public, server_secret = zmq.curve_keypair()
+    client_public, client_secret = zmq.curve_keypair()
+    auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
+    assert await handshake(
+        ctx,
+        {zmq.CURVE_SERVER: 1, zmq.CURVE_SECRETKEY: server_secret},
+        {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: client_public,
+         zmq.CURVE_SECRETKEY: client_secret},
+    ) == b"ping"
+    auth.stop()
+    ctx.term()
+
+asyncio.run(main())
+"""
+
+
 @pytest.mark.timeout(60)
-def test_pyzmqs_asyncio_authenticator_runs_on_our_sockets():
-    """zmq.auth.asyncio imports zmq.asyncio: after install its ZAP handler is ours."""
-    _check("""
-        import asyncio, zmq
-        zmq_async.install()
-        import zmq.asyncio
-        from zmq.auth.asyncio import AsyncioAuthenticator
-
-        async def handshake(ctx, server_opts, client_opts, wait=20):
-            # the reply to one request, or None if the server got none within `wait`
-            server, client = ctx.socket(zmq.REP), ctx.socket(zmq.REQ)
-            for sock, opts in ((server, server_opts), (client, client_opts)):
-                for opt, value in opts.items():
-                    sock.setsockopt(opt, value)
-            port = server.bind_to_random_port("tcp://127.0.0.1")
-            client.connect(f"tcp://127.0.0.1:{port}")
-            try:
-                await client.send(b"ping")
-                msg = await asyncio.wait_for(server.recv(), wait)
-                await server.send(msg)
-                return await asyncio.wait_for(client.recv(), 20)
-            except asyncio.TimeoutError:
-                return None
-            finally:
-                server.close(linger=0); client.close(linger=0)
-
-        async def main():
-            ctx = zmq.asyncio.Context()
-            assert type(ctx).__module__.startswith("zmq_async."), type(ctx)
-            auth = AsyncioAuthenticator(ctx)
-            auth.start()
-            # its ZAP socket is a plain zmq.Socket, watched by zmq.asyncio.Poller: ours
-            poller = auth._AsyncioAuthenticator__poller
-            assert type(poller).__module__.startswith("zmq_async."), poller
-            auth.configure_plain(domain="*", passwords={"admin": "secret"})
-            plain = {zmq.PLAIN_SERVER: 1}
-            assert await handshake(ctx, plain, {zmq.PLAIN_USERNAME: b"admin",
-                                                zmq.PLAIN_PASSWORD: b"secret"}) == b"ping"
-            # a wrong password is refused by the ZAP handler: nothing arrives
-            assert await handshake(ctx, plain, {zmq.PLAIN_USERNAME: b"admin",
-                                                zmq.PLAIN_PASSWORD: b"wrong"}, wait=1) is None
-            server_public, server_secret = zmq.curve_keypair()
-            client_public, client_secret = zmq.curve_keypair()
-            auth.configure_curve(domain="*", location=zmq.auth.CURVE_ALLOW_ANY)
-            assert await handshake(
-                ctx,
-                {zmq.CURVE_SERVER: 1, zmq.CURVE_SECRETKEY: server_secret},
-                {zmq.CURVE_SERVERKEY: server_public, zmq.CURVE_PUBLICKEY: client_public,
-                 zmq.CURVE_SECRETKEY: client_secret},
-            ) == b"ping"
-            auth.stop()
-            ctx.term()
-
-        asyncio.run(main())
-    """)
+@pytest.mark.parametrize(
+    ("module", "authenticator"),
+    [("zmq.auth.asyncio", "AsyncioAuthenticator"), ("zmq.auth.ioloop", "IOLoopAuthenticator")],
+)
+def test_pyzmqs_authenticators_run_on_our_sockets(module, authenticator):
+    """zmq.auth imports zmq.asyncio: after install its ZAP handler polls with our Poller."""
+    imports = f"zmq_async.install()\nfrom {module} import {authenticator} as Authenticator\n"
+    _check(imports + AUTH_SCENARIO)
 
 
 # -- zmq-async run -------------------------------------------------------------------------------
