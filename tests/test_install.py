@@ -403,6 +403,38 @@ def test_the_hook_installs_in_a_child_process_only_when_asked(tmp_path):
     assert bad.stderr == "zmq_async: ignoring ZMQ_ASYNC_INSTALL='yes' (expected 1 or 0)\n"
 
 
+GREEN_PROGRAMS = {
+    "gevent": "from gevent import monkey; monkey.patch_all()\n"
+    "import gevent\n"
+    "import zmq.green as zmq\n"
+    "spawn = gevent.spawn\n",
+    "eventlet": "import eventlet; eventlet.monkey_patch()\n"
+    "from eventlet.green import zmq\n"
+    "spawn = eventlet.spawn\n",
+}
+
+
+@pytest.mark.parametrize("flavour", sorted(GREEN_PROGRAMS))
+def test_the_hook_serves_a_monkeypatched_green_program(flavour):
+    """As locust runs: installed at start-up, then patched, then pyzmq's green module used."""
+    code = GREEN_PROGRAMS[flavour] + textwrap.dedent("""
+        import sys
+        print(zmq.__name__)
+        ctx = zmq.Context()
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        receiver = spawn(lambda: [pull.recv() for _ in range(3)])
+        for i in range(3):
+            push.send(b"%d" % i)
+        print(receiver.wait() if hasattr(receiver, "wait") else receiver.get(timeout=20))
+        pull.close(); push.close(); ctx.term()
+    """)
+    out = _python(code, "-W", "ignore::DeprecationWarning", env={"ZMQ_ASYNC_INSTALL": "1"})
+    ours = "zmq_async.green" if flavour == "gevent" else "zmq_async.green.eventlet"
+    assert out.stdout.split() == [ours, "[b'0',", "b'1',", "b'2']"], out.stderr
+    assert "MonkeyPatchWarning" not in out.stderr, out.stderr  # gevent's, on a late patch
+
+
 def test_run_installs_in_child_processes_too(tmp_path):
     (tmp_path / "parent.py").write_text(
         "import subprocess, sys\n"

@@ -86,7 +86,7 @@ class _Finder:
                 return None
             # A Loader by duck typing: importing importlib.abc would cost start-up time.
             return ModuleSpec(fullname, _Redirect(ours))  # type: ignore[arg-type]
-        if fullname.startswith(_GREEN_PREFIX):
+        if fullname.startswith(_GREEN_PREFIX) and "." not in fullname[len(_GREEN_PREFIX) :]:
             zmq = sys.modules.get("zmq")
             if zmq is not None:
                 green = [os.path.join(entry, "green") for entry in zmq.__path__]
