@@ -368,8 +368,15 @@ def test_run_reports_a_missing_program(tmp_path):
     assert script.returncode == 2 and "can't open file" in script.stderr
     module = _zmq_async_run("-m", "no_such_module_here", cwd=tmp_path)
     assert module.returncode == 1 and "No module named no_such_module_here" in module.stderr
-    empty = _zmq_async_run(cwd=tmp_path)
-    assert empty.returncode == 0 and "ZMQ_ASYNC_INSTALL=1" in empty.stdout  # the help
+    for args, error in (
+        ((), "a script or -m MODULE"),
+        (("-m",), "-m needs"),
+        (("-x",), "unknown option -x"),
+    ):
+        bad = _zmq_async_run(*args, cwd=tmp_path)
+        assert bad.returncode == 2 and "zmq-async run: error: " + error in bad.stderr, args
+    helped = _zmq_async_run("--help", cwd=tmp_path)
+    assert helped.returncode == 0 and "ZMQ_ASYNC_INSTALL=1" in helped.stdout
 
 
 def test_run_is_listed_in_the_help():

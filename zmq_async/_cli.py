@@ -163,44 +163,60 @@ def _run(argv: list[str], parser: argparse.ArgumentParser) -> int:
 
     from zmq_async._install import ENV_VAR, install
 
-    if not argv or argv[0] in ("-h", "--help"):
+    if argv[:1] in (["-h"], ["--help"]):
         parser.parse_args(["run", "--help"])  # prints the help and exits 0
-    if argv[0] == "-m" and len(argv) == 1:
-        print(f"usage: {_RUN_USAGE}\nzmq-async run: -m needs a module name", file=sys.stderr)
-        return 2
-    module = argv[1] if argv[0] == "-m" else argv[0][2:] if argv[0].startswith("-m") else None
-    if module is None and argv[0].startswith("-"):
-        print(f"usage: {_RUN_USAGE}\nzmq-async run: unknown option {argv[0]}", file=sys.stderr)
+    try:
+        module, target, args = _program(argv)
+    except ValueError as e:
+        print(f"usage: {_RUN_USAGE}\nzmq-async run: error: {e}", file=sys.stderr)
         return 2
     os.environ[ENV_VAR] = "1"
     install()
-    if module is not None:
+    if module:
         from importlib.util import find_spec
 
-        sys.path[0] = os.getcwd()
+        sys.path[0] = os.getcwd()  # what `python -m` puts first
         try:
-            found = find_spec(module) is not None
+            found = find_spec(target) is not None
         except (ImportError, ValueError):
             found = False
         if not found:  # what `python -m` says, with its status
-            print(f"{sys.executable}: No module named {module}", file=sys.stderr)
+            print(f"{sys.executable}: No module named {target}", file=sys.stderr)
             return 1
-        sys.argv = [module, *argv[2 if argv[0] == "-m" else 1 :]]  # runpy sets argv[0]
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        sys.argv = [target, *args]  # runpy puts the module's file in argv[0]
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
         return 0
-    script = argv[0]
-    if not os.path.exists(script):
-        print(f"{sys.executable}: can't open file {os.path.abspath(script)!r}", file=sys.stderr)
+    if not os.path.exists(target):
+        print(f"{sys.executable}: can't open file {os.path.abspath(target)!r}", file=sys.stderr)
         return 2
-    sys.argv = list(argv)
+    sys.argv = [target, *args]
     # What `python script.py` puts first on sys.path: the script's directory, links resolved;
     # a directory or zip file with a __main__.py is put there by run_path itself.
-    if os.path.isfile(script) and not _is_zip(script):
-        sys.path[0] = os.path.dirname(os.path.realpath(script))
+    if os.path.isfile(target) and not _is_zip(target):
+        sys.path[0] = os.path.dirname(os.path.realpath(target))
     else:
         del sys.path[0]
-    runpy.run_path(script, run_name="__main__")
+    runpy.run_path(target, run_name="__main__")
     return 0
+
+
+def _program(argv: list[str]) -> tuple[bool, str, list[str]]:
+    """Split ``run``'s arguments as ``python`` does: (is a module, script or module, its args).
+
+    Raises ValueError if no program is named or an option other than ``-m`` comes first.
+    """
+    if not argv:
+        raise ValueError("a script or -m MODULE is needed")
+    first, rest = argv[0], argv[1:]
+    if first == "-m":
+        if not rest:
+            raise ValueError("-m needs a module name")
+        return True, rest[0], rest[1:]
+    if first.startswith("-m"):  # -mmodule, as python accepts
+        return True, first[2:], rest
+    if first.startswith("-") and first != "-":
+        raise ValueError(f"unknown option {first}")
+    return False, first, rest
 
 
 def _is_zip(path: str) -> bool:
