@@ -864,43 +864,6 @@ def program_fork_green(flavour: str, patched: str, how: str) -> None:
     print("parent ok", flush=True)
 
 
-def program_restart_green(flavour: str) -> None:
-    """Monkeypatched: a DEALER lives through its ROUTER peer's SIGKILL and restart.
-
-    A receive pending meanwhile costs no CPU and is served by the restarted peer; every
-    request sent after the restart is answered. Prints the idle CPU, then "ok".
-    """
-    zmq = _green(flavour, "patched")
-    if flavour == "gevent":
-        import gevent as hub_module
-    else:
-        import eventlet as hub_module
-    echo = Peer("echo")
-    echo.start()
-    ctx = zmq.Context()
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.connect(echo.endpoint)
-    with hub_module.Timeout(WAIT):
-        dealer.send(b"hello")
-        assert dealer.recv() == b"hello"
-    echo.kill()
-    receiver = hub_module.spawn(dealer.recv)
-    cpu, wall = time.process_time(), time.perf_counter()
-    time.sleep(1.0)  # patched: only this greenlet sleeps
-    print(f"idle CPU {(time.process_time() - cpu) / (time.perf_counter() - wall):.4f}", flush=True)
-    echo.start()
-    dealer.send(b"after")
-    with hub_module.Timeout(WAIT):
-        result = receiver.get() if flavour == "gevent" else receiver.wait()
-        assert result == b"after", result
-        for i in range(200):
-            dealer.send(b"%d" % i)
-        assert [dealer.recv() for _ in range(200)] == [b"%d" % i for i in range(200)]
-    echo.close()
-    ctx.destroy(linger=0)
-    print("ok", flush=True)
-
-
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     main(sys.argv[1:])
