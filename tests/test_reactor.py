@@ -440,6 +440,16 @@ def test_rule7_rebind_releases_the_old_loops_waiters(sockets, driver):
     assert (reactor.fd, False) in other.watched
 
 
+def counting_send(tries: list[bytes]) -> Callable[[zmq.Socket[Any], bytes], None]:
+    """A send operation that records each attempt in ``tries``."""
+
+    def send(sock: zmq.Socket[Any], data: bytes) -> None:
+        tries.append(data)
+        sock.send(data, zmq.NOBLOCK)
+
+    return send
+
+
 def test_a_waiting_send_that_can_only_fail_is_tried_once_per_dispatch(request, driver):
     """EFSM never shows as POLLOUT: the reactor tries the head sender once per dispatch."""
     ctx: zmq.Context[Any] = zmq.Context()
@@ -451,12 +461,8 @@ def test_a_waiting_send_that_can_only_fail_is_tried_once_per_dispatch(request, d
     req.connect(url)
     req.send(b"ask")  # now the REQ owes a receive: a send can only fail with EFSM
     reactor = Reactor(req, driver)
-    tries = []
-
-    def send(sock: zmq.Socket[Any], data: bytes) -> None:
-        tries.append(data)
-        sock.send(data, zmq.NOBLOCK)
-
+    tries: list[bytes] = []
+    send = counting_send(tries)
     result = Result()
     reactor.wait_send(Waiter(result, send, (b"again",)))
     assert not zmq.Socket.get(req, zmq.EVENTS) & zmq.POLLOUT
@@ -470,12 +476,8 @@ def test_a_waiting_send_that_cannot_go_yet_is_not_retried_in_a_loop(sockets, dri
     lonely = ctx.socket(zmq.PUSH)  # no peer: every send raises Again
     lonely.bind(f"inproc://reactor-{next(_names)}")
     reactor = Reactor(lonely, driver)
-    tries = []
-
-    def send(sock: zmq.Socket[Any], data: bytes) -> None:
-        tries.append(data)
-        sock.send(data, zmq.NOBLOCK)
-
+    tries: list[bytes] = []
+    send = counting_send(tries)
     result = Result()
     reactor.wait_send(Waiter(result, send, (b"x",)))
     reactor.dispatch()
