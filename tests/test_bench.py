@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -113,3 +114,42 @@ def test_worker_pins_itself_before_measuring() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout.splitlines()[-1]) == [True, [cpu]]
+
+
+def _row(workload: str, label: str, value: float) -> Any:
+    from zmq_async._bench.layers import variants
+    from zmq_async._bench.results import Row
+    from zmq_async._bench.spec import WORKLOADS
+
+    w = WORKLOADS[workload]
+    (variant,) = [v for v in variants() if v.label == label]
+    key = "median_us" if w.metric == "latency" else "rate"
+    return Row(w, variant, runs=[{"count": 1.0, "seconds": 1.0, "p99_us": value, key: value}])
+
+
+def test_limit_targets_use_each_workloads_limit_row() -> None:
+    from zmq_async._bench.report import evaluate_targets, format_report
+
+    rows = [
+        # throughput is held to the Poller row, latency to blocking pyzmq
+        _row("push_pull_inproc", "pyzmq", 10.0),
+        _row("push_pull_inproc", "pyzmq.poller", 1000.0),
+        _row("push_pull_inproc", "zmq_async.asyncio/asyncio", 499.0),
+        _row("push_pull_inproc", "zmq_async.green/gevent", 900.0),
+        _row("reqrep", "pyzmq", 30.0),
+        _row("reqrep", "pyzmq.poller", 1.0),
+        _row("reqrep", "zmq_async.asyncio/asyncio", 39.0),
+        _row("reqrep", "zmq_async.green/gevent", 40.0),
+    ]
+    verdicts = {
+        (v.target.workload, v.target.layer): v
+        for v in evaluate_targets(rows)
+        if v.target.against == "limit" and v.loop in ("asyncio", "gevent")
+    }
+    assert verdicts["push_pull_inproc", "zmq_async.asyncio"].verdict == "MISS"  # 0.499 < 0.5
+    assert verdicts["push_pull_inproc", "zmq_async.green"].verdict == "PASS"  # 0.9 >= 0.9
+    assert verdicts["reqrep", "zmq_async.asyncio"].verdict == "PASS"  # 39 <= 1.3 * 30
+    assert verdicts["reqrep", "zmq_async.green"].verdict == "MISS"  # 40 > 1.3 * 30
+    report = format_report(rows, [], 1)
+    assert "targets: zmq_async.asyncio vs plain pyzmq in one thread" in report
+    assert all(len(line) <= 100 for line in report.splitlines())

@@ -14,7 +14,7 @@ from typing import Any
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
 
 Socket = zmq.Socket[bytes]
 
@@ -46,10 +46,12 @@ def _socket(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> Sock
     return sock
 
 
-def _bound(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> tuple[Socket, str]:
-    """A socket bound to a free tcp port on loopback, and its endpoint."""
+def _bound(
+    ctx: zmq.Context[Socket], socket_type: int, hwm: int | None, transport: str = "tcp"
+) -> tuple[Socket, str]:
+    """A socket bound to a fresh endpoint (a free tcp port on loopback), and the endpoint."""
     sock = _socket(ctx, socket_type, hwm)
-    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    return sock, bind(sock, transport)
 
 
 def _connected(
@@ -61,7 +63,7 @@ def _connected(
 
 
 def _push_pull(ctx: zmq.Context[Socket], p: Params) -> Sample:
-    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm, p.transport)
     push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
     payload: Any = b"x" * p.size if p.frames == 1 else [b"x" * p.size] * p.frames
     send: Callable[[Any], Any] = push.send if p.frames == 1 else push.send_multipart
@@ -133,6 +135,7 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
 
 _WORKLOADS: dict[str, Callable[[zmq.Context[Socket], Params], Sample]] = {
     "push_pull": _push_pull,
+    "push_pull_inproc": _push_pull,
     "push_pull_hwm": _push_pull,
     "multipart": _push_pull,
     "reqrep": _reqrep,
