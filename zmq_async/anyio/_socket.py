@@ -259,12 +259,19 @@ class Socket(ReactorSocket[Any]):
                 await _trio.lowlevel.checkpoint()
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
-        if not (queue and not flags & _NOBLOCK and reactor.busy(queue)):
+        tried = False
+        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+            pass  # FIFO: wait behind the others
+        elif not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            tried = True  # the last attempt found nothing: EVENTS says so for a third of the cost
+        else:
             try:
                 result = op(self, *args)
             except _Again:
                 if flags & _NOBLOCK:
                     raise
+                if not sending:
+                    reactor.recv_dry = tried = True
             except Exception:
                 reactor.after_op()
                 raise
@@ -279,14 +286,14 @@ class Socket(ReactorSocket[Any]):
             if sending:
                 reactor.wait_send(waiter)
             else:
-                reactor.wait_recv(waiter)
+                reactor.wait_recv(waiter, tried)
             return await _await_future(reactor, waiter, future)
         completion = TrioCompletion(driver)
         waiter = Waiter(completion, op, args, post)
         if sending:
             reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter)
+            reactor.wait_recv(waiter, tried)
         try:
             return await driver.block(completion, ((reactor.fd, False),))
         finally:
