@@ -246,8 +246,21 @@ class Socket(ReactorSocket[Any]):
             driver = self._trio_driver
             if driver is None or _trio is None:
                 driver = self._trio()
-            await _trio.lowlevel.checkpoint_if_cancelled()
-            if driver.token is not _trio.lowlevel.current_trio_token():
+            task = _trio.lowlevel.current_task()
+            try:
+                # trio's checkpoint_if_cancelled and current_trio_token, read inline: no
+                # coroutine and no calls per operation.
+                runner = task._runner
+                cancelled = task._cancel_status.effectively_cancelled or (
+                    runner.ki_pending and task is runner.main_task
+                )
+                token = runner.trio_token
+            except AttributeError:  # pragma: no cover - another trio layout: its public calls
+                cancelled = True
+                token = _trio.lowlevel.current_trio_token()
+            if cancelled:
+                await _trio.lowlevel.checkpoint_if_cancelled()
+            if driver.token is not token:
                 driver = self._trio()
         countdown = self._countdown
         countdown[0] -= 1
