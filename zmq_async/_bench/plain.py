@@ -95,23 +95,31 @@ def _reqrep(ctx: zmq.Context[Socket], p: Params) -> Sample:
     rep, endpoint = _bound(ctx, zmq.REP, p.hwm)
     req = _connected(ctx, zmq.REQ, p.hwm, endpoint)
     payload = b"x" * p.size
-    for _ in range(p.warmup):
+
+    def round_trip() -> None:
         req.send(payload)
         rep.send(rep.recv())
         req.recv()
+
+    return timed(round_trip, p)
+
+
+def timed(round_trip: Callable[[], object], p: Params) -> Sample:
+    """``p.warmup`` untimed round trips, then timed ones until ``p.duration`` or ``p.cap``."""
+    for _ in range(p.warmup):
+        round_trip()
     times: list[int] = []
     start = perf_counter()
     deadline = start + p.duration
     while len(times) < p.cap and perf_counter() < deadline:
         t0 = perf_counter_ns()
-        req.send(payload)
-        rep.send(rep.recv())
-        req.recv()
+        round_trip()
         times.append(perf_counter_ns() - t0)
     return latency_sample(times, perf_counter() - start)
 
 
-def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
+def fanin_sockets(ctx: zmq.Context[Socket], p: Params) -> tuple[Socket, list[Socket]]:
+    """A ROUTER and ``p.dealers`` DEALERs connected to it, each having done one round trip."""
     router, endpoint = _bound(ctx, zmq.ROUTER, p.hwm)
     dealers = [_connected(ctx, zmq.DEALER, p.hwm, endpoint) for _ in range(p.dealers)]
     payload = b"x" * p.size
@@ -119,6 +127,12 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
         dealer.send(payload)
         router.send_multipart(router.recv_multipart())
         dealer.recv()
+    return router, dealers
+
+
+def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
+    router, dealers = fanin_sockets(ctx, p)
+    payload = b"x" * p.size
     count = 0
     start = perf_counter()
     deadline = start + p.duration

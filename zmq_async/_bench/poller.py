@@ -9,13 +9,13 @@ take turns in one thread, as the async contenders' tasks do on one loop.
 from __future__ import annotations
 
 from collections.abc import Callable
-from time import perf_counter, perf_counter_ns
+from time import perf_counter
 from typing import Any
 
 import zmq
 
-from zmq_async._bench.plain import Socket, _bound, _connected, probe
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.plain import Socket, _bound, _connected, fanin_sockets, probe, timed
+from zmq_async._bench.spec import Params, Sample, rate_sample
 
 __all__ = ["probe", "run"]
 
@@ -92,26 +92,12 @@ def _reqrep(ctx: zmq.Context[Socket], p: Params) -> Sample:
                     req.recv(_NOBLOCK)
                     return
 
-    for _ in range(p.warmup):
-        round_trip()
-    times: list[int] = []
-    start = perf_counter()
-    deadline = start + p.duration
-    while len(times) < p.cap and perf_counter() < deadline:
-        t0 = perf_counter_ns()
-        round_trip()
-        times.append(perf_counter_ns() - t0)
-    return latency_sample(times, perf_counter() - start)
+    return timed(round_trip, p)
 
 
 def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
-    router, endpoint = _bound(ctx, zmq.ROUTER, p.hwm)
-    dealers = [_connected(ctx, zmq.DEALER, p.hwm, endpoint) for _ in range(p.dealers)]
+    router, dealers = fanin_sockets(ctx, p)
     payload = b"x" * p.size
-    for dealer in dealers:  # connect every dealer before the clock starts
-        dealer.send(payload)
-        router.send_multipart(router.recv_multipart())
-        dealer.recv()
     poller = zmq.Poller()
     poller.register(router, zmq.POLLIN)
     for dealer in dealers:
