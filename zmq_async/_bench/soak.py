@@ -43,10 +43,13 @@ _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def rss_bytes(pid: int) -> int | None:
-    """The resident set size of process ``pid``, or None where /proc is not available."""
+    """The resident set size of process ``pid``, or None where /proc is not available.
+
+    None too for a process that is exiting (its RSS reads 0).
+    """
     try:
         with open(f"/proc/{pid}/statm") as statm:
-            return int(statm.read().split()[1]) * _PAGE
+            return int(statm.read().split()[1]) * _PAGE or None
     except (OSError, ValueError, IndexError):
         return None
 
