@@ -106,6 +106,10 @@ async def _push_pull(make: Callable[..., Stream], ctx: zmq.Context[Any], p: Para
         if sent >= p.cap or perf_counter() >= deadline:
             break
         await asyncio.sleep(0)
+        while p.hwm != 0 and push.sending():
+            # A stream queues what the socket's HWM refuses: wait for it to drain, as the
+            # other drivers' senders block at the HWM, or the queue grows without bound.
+            await asyncio.sleep(0)
     send(_END)
     end = await asyncio.wait_for(finished, _PHASE_TIMEOUT)
     if state["count"] != sent:
