@@ -1304,3 +1304,34 @@ class TestVolume:
             ]
 
         run(main())
+
+
+def test_a_receive_out_of_turn_fails_after_one_found_nothing(
+    run: Any, ctx: Any, inproc_addr: Any
+) -> None:
+    """A receive that found nothing makes the next one ask EVENTS before trying: REQ and REP
+    out of turn (no POLLIN there) must still fail with EFSM, not wait for ever."""
+    rep = ctx.socket(zmq.REP)
+    addr = inproc_addr()
+    rep.bind(addr)
+    req = ctx.socket(zmq.REQ)
+    req.connect(addr)
+
+    async def main() -> None:
+        request = rep.recv()  # finds nothing: waits
+        await req.send(b"q")
+        reply = req.recv()  # finds nothing: waits
+        assert await asyncio.wait_for(request, 5) == b"q"
+        for sock in (rep, req):
+            out_of_turn = sock.recv()
+            assert out_of_turn.done()  # failed at once, did not wait
+            with pytest.raises(zmq.ZMQError) as info:
+                await out_of_turn
+            assert info.value.errno == zmq.EFSM
+            if sock is rep:
+                await rep.send(b"a")
+                assert await asyncio.wait_for(reply, 5) == b"a"
+        await req.send(b"q2")  # and the next exchange goes through
+        assert await asyncio.wait_for(rep.recv(), 5) == b"q2"
+
+    run(main())
