@@ -269,3 +269,42 @@ def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
     finally:
         io_loop.close(all_fds=True)
     plain.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
+    ctx: ours.Context,
+) -> None:
+    """The socket's IOLoop runs in a thread (jupyter_client's IOLoopThread shape); a
+    coroutine on another IOLoop awaits its operations, which run on the socket's thread."""
+    import threading
+
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    owner = tornado.ioloop.IOLoop(make_current=False)
+    bound = threading.Event()
+    served_in: list[int] = []
+
+    async def bind_here() -> None:
+        await push.send(b"first")
+        pending = pull.recv()  # pull now belongs to the owner's loop, and waits
+        pending.add_done_callback(lambda _: served_in.append(threading.get_ident()))
+        bound.set()
+
+    owner.add_callback(bind_here)
+    thread = threading.Thread(target=owner.start)
+    thread.start()
+    try:
+        assert bound.wait(10)
+
+        @tornado.gen.coroutine
+        def elsewhere() -> Any:
+            yield push.send(b"second")
+            result = yield pull.recv()
+            return result
+
+        assert run_sync(elsewhere) == b"second"
+        assert served_in == [thread.ident]  # the owner's receive was served first, there
+    finally:
+        owner.add_callback(owner.stop)
+        thread.join(10)
+        owner.close(all_fds=True)
