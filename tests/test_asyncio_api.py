@@ -558,22 +558,23 @@ class TestDontwait:
 
         run(main())
 
-    def test_dontwait_send_is_not_queued_behind_a_pending_send(self, run: Any, ctx: Any) -> None:
-        """Now-or-never even if a blocking send waits (the peer queues it behind: a bug)."""
+    def test_dontwait_send_waits_its_turn_behind_a_pending_send(self, run: Any, ctx: Any) -> None:
+        """As zmq.asyncio: queued behind, in order; never splits a multipart message."""
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = ctx.socket(zmq.PUSH)
 
         async def main() -> None:
-            blocked = push.send(b"blocked")  # no peer yet: pending
-            assert not blocked.done()
-            fut = push.send(b"never", zmq.DONTWAIT)
-            assert fut.done()
-            assert isinstance(fut.exception(), zmq.Again)
+            first = push.send(b"multi", zmq.SNDMORE)  # no peer yet: pending
+            assert not first.done()
+            rest = push.send(b"part")
+            fut = push.send(b"dontwait", zmq.DONTWAIT)
+            assert not fut.done()
             push.connect(f"{LOOPBACK}:{port}")
-            await asyncio.wait_for(blocked, WAIT)
+            await asyncio.wait_for(asyncio.gather(first, rest, fut), WAIT)
             await push.send(b"after")
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"blocked"
+            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"multi", b"part"]
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"dontwait"
             assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
 
         run(main())

@@ -167,9 +167,10 @@ class Socket(ReactorSocket["Future[Any]"]):
     ) -> Future[Any]:
         """Run ``op(self, *args)`` now if no one is queued ahead, else queue it (FIFO).
 
-        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT it is "now or
-        never", even with others queued (zmq.asyncio would queue it). ``recv`` and ``send``
-        inline this.
+        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT a receive is "now or
+        never", even with others queued, and so is a send with none queued ahead; a send
+        queued behind others waits its turn, as with zmq.asyncio (jumping the queue would
+        reorder messages, or split a multipart one). ``recv`` and ``send`` inline this.
         """
         loop = _get_running_loop()
         if loop is not self._loop:
@@ -179,7 +180,7 @@ class Socket(ReactorSocket["Future[Any]"]):
         future: Future[Any] = Future(loop=loop)
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
-        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+        if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
             return self._queue(sending, future, op, args, post)
         try:
             result = op(self, *args)
@@ -305,7 +306,7 @@ class Socket(ReactorSocket["Future[Any]"]):
                 return self._hand_off(loop, self.send, data, flags, copy, track)
             loop = self._bind(loop)
         reactor = self._reactor
-        if reactor.sendq and not flags & _NOBLOCK:
+        if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
             return self._submit(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
