@@ -157,6 +157,36 @@ def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> No
     run_sync(main)
 
 
+def test_close_fails_pending_futures_with_an_exception_as_the_peer(ctx: ours.Context) -> None:
+    """zmq.eventloop.future's CancelledError is an Exception: ``except Exception`` around an
+    await catches it, and the task goes on (an asyncio.CancelledError would end it)."""
+    assert issubclass(ours.CancelledError, Exception)
+    assert ours.CancelledError.__name__ == peer.CancelledError.__name__
+    _, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    _, pull2 = connected(ctx, zmq.PUSH, zmq.PULL)
+
+    async def main() -> list[str]:
+        async def consumer() -> list[str]:
+            seen = []
+            try:
+                await pull.recv()
+            except Exception as exc:  # as a program written for the peer does
+                seen.append(type(exc).__name__)
+            async for _ in pull2:  # our beyond-the-peer iteration ends at close
+                seen.append("message")
+            seen.append("ended")
+            return seen
+
+        task = asyncio.ensure_future(consumer())
+        await asyncio.sleep(0.05)
+        pull.close()
+        await asyncio.sleep(0.05)
+        pull2.close()
+        return await asyncio.wait_for(task, 5)
+
+    assert run_sync(main) == ["CancelledError", "ended"]
+
+
 def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> None:
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
 

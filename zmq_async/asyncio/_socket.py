@@ -400,8 +400,12 @@ class Socket(ReactorSocket["Future[Any]"]):
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
                     return
-            self._reactor.close()
+            self._reactor.close(self._close_error())
         super().close(linger)
+
+    def _close_error(self) -> BaseException | None:
+        """What pending operations fail with when the socket closes; None: they are cancelled."""
+        return None
 
     # -- beyond the peer: async iteration and async with --------------------------------------
 
