@@ -154,7 +154,7 @@ class _Receiver:
         reactor = self.reactor
         if self.active and not reactor.closed:
             reactor.wait_recv(self.waiter)
-            reactor.kick()  # the socket may hold more, with no edge to come
+            reactor.dispatch()  # the socket may hold more, with no edge to come
 
     def set_exception(self, exception: BaseException, /) -> None:
         stream = self.stream
