@@ -1037,6 +1037,45 @@ class TestLoopsAndThreads:
 
         run(main(), 6 * WAIT)
 
+    def test_a_poller_on_another_threads_loop_is_handed_to_the_socket_loop(
+        self, run: Any, new_loop: Any, pair: Any
+    ) -> None:
+        """As zmq.asyncio's, a Poller on another thread's loop may poll the socket."""
+        push, pull = pair
+        outcome: dict[str, Any] = {}
+
+        async def foreign() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            assert await asyncio.wait_for(poller.poll(0), WAIT) == []
+            polling = poller.poll(int(WAIT * 1000))
+            await asyncio.sleep(0.05)
+            assert not polling.done()
+            await push.send(b"wake")
+            outcome["polled"] = await asyncio.wait_for(polling, WAIT)
+            outcome["got"] = await asyncio.wait_for(pull.recv(), WAIT)
+
+        def worker() -> None:
+            loop = new_loop()
+            try:
+                loop.run_until_complete(asyncio.wait_for(foreign(), 4 * WAIT))
+            except BaseException as exc:  # recorded, asserted on below
+                outcome["raised"] = exc
+            finally:
+                loop.close()
+
+        async def main() -> None:
+            await push.send(b"bind")
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind"  # both bound here
+            thread = threading.Thread(target=worker)
+            thread.start()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * WAIT)
+            assert "raised" not in outcome, outcome
+            assert outcome["polled"] == [(pull, zmq.POLLIN)]
+            assert outcome["got"] == b"wake"
+
+        run(main(), 6 * WAIT)
+
     def test_independent_loops_in_two_threads(self, run: Any, new_loop: Any, ctx: Any) -> None:
         """Each thread with its own sockets and loop: both run concurrently, unaffected."""
         results: dict[str, Any] = {}
