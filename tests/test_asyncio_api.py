@@ -471,6 +471,27 @@ class TestProtocols:
 # =============================================================================================
 
 
+async def on_another_threads_loop(
+    new_loop: Any, main: Any, outcome: dict[str, Any], timeout: float = 4 * WAIT
+) -> None:
+    """Run ``main()`` on a new loop in another thread, while this loop goes on; its exception
+    (if any) goes to ``outcome["raised"]``."""
+
+    def worker() -> None:
+        loop = new_loop()
+        try:
+            loop.run_until_complete(asyncio.wait_for(main(), timeout))
+        except BaseException as exc:  # recorded, asserted on by the caller
+            outcome["raised"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout + WAIT)
+    assert not thread.is_alive()
+
+
 async def wait_readable(sock: Any) -> None:
     """Wait (bounded) until ``sock`` has a message, without taking it."""
     assert await asyncio.wait_for(sock.poll(), WAIT) & zmq.POLLIN
@@ -1008,23 +1029,11 @@ class TestLoopsAndThreads:
             lost.cancel()  # cancelled while waiting: it takes nothing
             await asyncio.sleep(0.05)
 
-        def worker() -> None:
-            loop = new_loop()
-            try:
-                loop.run_until_complete(asyncio.wait_for(foreign(), 4 * WAIT))
-            except BaseException as exc:  # recorded, asserted on below
-                outcome["raised"] = exc
-            finally:
-                loop.close()
-
         async def main() -> None:
             pending = pull.recv()  # pull now belongs to this (running) loop
             pending.add_done_callback(lambda _: served_in.add(threading.get_ident()))
             await push.send(b"bind push here")
-            thread = threading.Thread(target=worker)
-            thread.start()
-            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * WAIT)
-            assert not thread.is_alive()
+            await on_another_threads_loop(new_loop, foreign, outcome)
             assert "raised" not in outcome, outcome
             # FIFO across threads: the pending receive of this loop was served first
             assert pending.result() == b"bind push here"
@@ -1055,21 +1064,10 @@ class TestLoopsAndThreads:
             outcome["polled"] = await asyncio.wait_for(polling, WAIT)
             outcome["got"] = await asyncio.wait_for(pull.recv(), WAIT)
 
-        def worker() -> None:
-            loop = new_loop()
-            try:
-                loop.run_until_complete(asyncio.wait_for(foreign(), 4 * WAIT))
-            except BaseException as exc:  # recorded, asserted on below
-                outcome["raised"] = exc
-            finally:
-                loop.close()
-
         async def main() -> None:
             await push.send(b"bind")
             assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind"  # both bound here
-            thread = threading.Thread(target=worker)
-            thread.start()
-            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * WAIT)
+            await on_another_threads_loop(new_loop, foreign, outcome)
             assert "raised" not in outcome, outcome
             assert outcome["polled"] == [(pull, zmq.POLLIN)]
             assert outcome["got"] == b"wake"
