@@ -80,11 +80,31 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the latency workload unpinned (default: on one CPU, see --list)",
     )
     bench.add_argument("--list", action="store_true", help="list workloads and contenders")
+    bench.add_argument(
+        "mode",
+        nargs="?",
+        choices=("scale",),
+        help="scale: idle CPU, wake-up, req/rep and pairs throughput at N = 1 .. 10,000 sockets",
+    )
+    bench.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=(),
+        metavar="N,M",
+        help="scale: only these numbers of sockets",
+    )
     bench.set_defaults(handler=_bench)
 
 
 def _bench(args: argparse.Namespace) -> int:
     from zmq_async._bench.runner import BenchOptions, run_bench
+
+    if args.mode == "scale":
+        from zmq_async._bench.scale import ScaleOptions, run_scale
+
+        return run_scale(
+            ScaleOptions(args.quick, args.sizes, args.layers, args.json_path, args.timeout * 10)
+        )
 
     if args.list:
         from zmq_async._bench.layers import variants
@@ -111,6 +131,10 @@ def _bench(args: argparse.Namespace) -> int:
             pin=args.pin,
         )
     )
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(_positive(int)(name) for name in _names(text))  # type: ignore[misc]
 
 
 def _names(text: str) -> tuple[str, ...]:
