@@ -84,7 +84,7 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "mode",
         nargs="?",
         choices=("scale",),
-        help="scale: idle CPU, wake-up, req/rep and pairs throughput at N = 1 .. 10,000 sockets",
+        help="scale: idle CPU, wake-up, req/rep and throughput at N = 1 .. 10,000 sockets",
     )
     bench.add_argument(
         "--sizes",
