@@ -598,24 +598,35 @@ class _PlainKit:
         req.connect("inproc://scale-rep")
 
         def echo() -> None:
-            try:
-                while True:
-                    rep.send(rep.recv())
-            except zmq.ZMQError:
-                pass  # closed at the end
+            while True:
+                message = rep.recv()
+                rep.send(message)
+                if message == b"stop":
+                    return
 
-        threading.Thread(target=echo, daemon=True).start()
+        self.echo = threading.Thread(target=echo, daemon=True)
+        self.echo.start()
 
         def trip() -> None:
             req.send(b"r")
             req.recv()
 
+        def stop() -> None:
+            req.send(b"stop")
+            req.recv()
+
+        self.stop_echo = stop
         return trip
 
     def close(self) -> None:
+        # Each thread leaves its blocking call before the context goes: libzmq sockets must
+        # not be closed under a thread that is using them.
         if hasattr(self, "stopper"):
             self.stopper.send(b"")
             self.thread.join(10)
+        if hasattr(self, "echo"):
+            self.stop_echo()
+            self.echo.join(10)
         self.ctx.destroy(linger=0)
 
 
