@@ -16,6 +16,7 @@ import pytest
 import zmq
 
 from zmq_async import _ops, _reactor
+from zmq_async._bench.scale import bind_pulls
 from zmq_async._reactor import (
     BATCH,
     RECHECK_FIRST,
@@ -256,12 +257,7 @@ class TestRecheckIsSharedAndBounded:
 
     @staticmethod
     def pulls(ctx: zmq.Context[Any], n: int) -> list[zmq.Socket[Any]]:
-        sockets = []
-        for _ in range(n):
-            pull = ctx.socket(zmq.PULL)
-            pull.bind(f"inproc://recheck-{next(_names)}")
-            sockets.append(pull)
-        return sockets
+        return bind_pulls(ctx, n, f"inproc://recheck-{next(_names)}-")
 
     @staticmethod
     def run_timers_for(driver: FakeDriver, seconds: float) -> list[float]:

@@ -23,7 +23,7 @@ import pytest
 import zmq
 
 from zmq_async import _reactor
-from zmq_async._bench.scale import ScaleParams, measure
+from zmq_async._bench.scale import ScaleParams, bind_pulls, measure
 
 try:
     import uvloop
@@ -102,16 +102,6 @@ def raised_limits() -> Iterator[None]:
     resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-def _pulls(ctx: Any, n: int) -> list[Any]:
-    ctx.set(zmq.MAX_SOCKETS, n + 64)
-    pulls = []
-    for i in range(n):
-        pull = ctx.socket(zmq.PULL)
-        pull.bind(f"inproc://scale-test-{id(ctx)}-{i}")
-        pulls.append(pull)
-    return pulls
-
-
 async def _idle_cpu(sleep: Callable[[float], Awaitable[Any]]) -> float:
     await sleep(0.4)
     gc.collect()  # the garbage of setting up is not the cost of waiting
@@ -140,7 +130,7 @@ async def _started(function: Callable[[], Awaitable[Any]], *, task_status: Any) 
 async def _idle_with_pending(mod: Any, how: str, n: int) -> float:
     """Idle CPU with ``n`` sockets each polled (``how='poll'``) or all in one Poller."""
     ctx = mod.Context()
-    pulls = _pulls(ctx, n)
+    pulls = bind_pulls(ctx, n, f"inproc://scale-test-{id(ctx)}-")
     try:
         if mod.__name__ != "zmq_async.anyio":
             if how == "poll":
@@ -198,7 +188,7 @@ def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound(
 
     async def main(mod: Any) -> float:
         ctx = mod.Context()
-        pulls = _pulls(ctx, LARGE)
+        pulls = bind_pulls(ctx, LARGE, f"inproc://scale-test-{id(ctx)}-")
         target = pulls[0]
         push = zmq.Context.shadow(ctx.underlying).socket(zmq.PUSH)
         push.connect(target.LAST_ENDPOINT.decode())

@@ -17,7 +17,7 @@ import pytest
 import zmq as plain_zmq
 
 from zmq_async import _reactor
-from zmq_async._bench.scale import ScaleParams, measure
+from zmq_async._bench.scale import ScaleParams, bind_pulls, measure
 
 LARGE = 2000
 SMALL = 100
@@ -55,16 +55,6 @@ def test_idle_wake_up_and_req_rep_are_flat_in_the_number_of_waiting_sockets(
     assert large["reqrep_us"] < 5 * small["reqrep_us"] + 2000, (small, large)
 
 
-def _pulls(ctx: Any, zmq: Any, n: int) -> list[Any]:
-    ctx.set(zmq.MAX_SOCKETS, n + 64)
-    pulls = []
-    for i in range(n):
-        pull = ctx.socket(zmq.PULL)
-        pull.bind(f"inproc://green-scale-{id(ctx)}-{i}")
-        pulls.append(pull)
-    return pulls
-
-
 def _idle_cpu(green: Any) -> float:
     green.sleep(0.4)
     gc.collect()
@@ -78,7 +68,7 @@ def _idle_cpu(green: Any) -> float:
 def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little(
     green: Any, zmq: Any, ctx: Any, fast_climb: None, how: str
 ) -> None:
-    pulls = _pulls(ctx, zmq, LARGE)
+    pulls = bind_pulls(ctx, LARGE, f"inproc://green-scale-{id(ctx)}-")
     if how == "poll":
         waiting = [green.spawn(pull.poll) for pull in pulls]
     else:
@@ -103,7 +93,7 @@ def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound(
     for name in ("RECHECK_FIRST", "RECHECK_MAX", "RECHECK_PER_SOCKET"):
         monkeypatch.setattr(_reactor, name, getattr(_reactor, name) / 10)
     bound = max(_reactor.RECHECK_MAX, LARGE * _reactor.RECHECK_PER_SOCKET)  # as documented
-    pulls = _pulls(ctx, zmq, LARGE)
+    pulls = bind_pulls(ctx, LARGE, f"inproc://green-scale-{id(ctx)}-")
     got: list[float] = []
 
     def receive(pull: Any) -> None:

@@ -40,7 +40,7 @@ import zmq
 from zmq_async._bench.layers import Variant, variants
 from zmq_async._bench.report import WIDTH
 
-__all__ = ["ScaleOptions", "ScaleParams", "measure", "run_scale"]
+__all__ = ["ScaleOptions", "ScaleParams", "bind_pulls", "measure", "run_scale"]
 
 #: The numbers of sockets measured, and with ``--quick``.
 SIZES = (1, 100, 1_000, 10_000)
@@ -115,6 +115,17 @@ def _raise_limits() -> None:
 
 def _max_sockets(ctx: Any, n: int) -> None:
     ctx.set(zmq.MAX_SOCKETS, n + 64)
+
+
+def bind_pulls(ctx: Any, n: int, prefix: str = "inproc://scale-") -> list[Any]:
+    """``n`` PULL sockets of ``ctx`` bound to ``prefix`` + 0 .. n-1 (MAX_SOCKETS raised)."""
+    _max_sockets(ctx, n)
+    pulls = []
+    for i in range(n):
+        pull = ctx.socket(zmq.PULL)
+        pull.bind(f"{prefix}{i}")
+        pulls.append(pull)
+    return pulls
 
 
 def _cpu_per_second(seconds: float, sleep: Callable[[float], Any]) -> float:
@@ -472,10 +483,8 @@ class _GreenKit:
         self.greenlets.append(self.green._spawn(function, *args))
 
     def setup(self, n: int) -> None:
-        _max_sockets(self.ctx, n)
-        for i in range(n):
-            pull = self._socket(zmq.PULL)
-            pull.bind(f"inproc://scale-{i}")
+        for pull in bind_pulls(self.ctx, n):
+            self.sockets.append(pull)
             self._spawn(self._receive, pull)
 
     def _receive(self, pull: Any) -> None:
@@ -543,11 +552,8 @@ class _PlainKit:
         self.sockets: list[zmq.Socket[Any]] = []
 
     def setup(self, n: int) -> None:
-        _max_sockets(self.ctx, n)
         poller = zmq.Poller()
-        for i in range(n):
-            pull = self.ctx.socket(zmq.PULL)
-            pull.bind(f"inproc://scale-{i}")
+        for pull in bind_pulls(self.ctx, n):
             poller.register(pull, zmq.POLLIN)
             self.sockets.append(pull)
         stop = self.ctx.socket(zmq.PULL)
