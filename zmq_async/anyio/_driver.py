@@ -179,7 +179,10 @@ class TrioDriver:
         timer = _Timer(callback, args)
         heapq.heappush(self._timers, (deadline, next(self._seq), timer))
         if not self._timer_task:
-            self._trio.lowlevel.spawn_system_task(self._run_timer_task, name="zmq_async timers")
+            try:
+                self._trio.lowlevel.spawn_system_task(self._run_timer_task, name="zmq_async timers")
+            except RuntimeError:
+                return timer  # the run is shutting down: no timer will be needed
             self._timer_task = True
         elif self._timer_scope is not None and deadline < self._timer_scope.deadline:
             self._timer_scope.deadline = deadline
