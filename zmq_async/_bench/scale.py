@@ -304,10 +304,15 @@ class _AsyncioKit:
     async def aclose(self) -> None:
         import asyncio
 
+        # Closing the sockets cancels their pending futures, which ends the tasks: cancelling
+        # a task would pass a message to the future it awaits, which the peer's Tornado
+        # futures do not accept.
+        self.ctx.destroy(linger=0)
+        if self.tasks:
+            await asyncio.wait(self.tasks, timeout=5)
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.ctx.destroy(linger=0)
 
 
 class _AnyioKit:
