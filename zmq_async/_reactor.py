@@ -537,7 +537,9 @@ class Reactor:
         self.driver = None
         self._watching = False
         self._kick_pending = False
-        self._rechecker = None  # the parent's re-check keeps it until it sees it closed
+        if self._rechecker is not None:
+            # Its socket must not be polled here (libzmq is not fork-safe): out of the sweep.
+            self._rechecker.forget(self)
         self.recvq.clear()
         self.sendq.clear()
         self.pollq.clear()
@@ -606,15 +608,20 @@ class Rechecker:
 
     def remove(self, reactor: Reactor) -> None:
         """Stop re-checking ``reactor`` (it released its waiters); its timer stops if unneeded."""
-        reactor._rechecker = None
-        gen = reactor._recheck_gen
-        members = self._gens[gen]
-        members.pop(reactor, None)
-        self._items[gen] = None
+        gen = self.forget(reactor)
         timer = self._timers[gen]
+        members = self._gens[gen]
         if not members and timer is not None:
             self._timers[gen] = None
             timer.cancel()
+
+    def forget(self, reactor: Reactor) -> int:
+        """Take ``reactor`` out of its generation, touching no timer; returns the generation."""
+        reactor._rechecker = None
+        gen = reactor._recheck_gen
+        self._gens[gen].pop(reactor, None)
+        self._items[gen] = None
+        return gen
 
     def __len__(self) -> int:
         return sum(len(members) for members in self._gens)
