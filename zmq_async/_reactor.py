@@ -380,6 +380,13 @@ class Reactor:
         ):
             self.dispatch()
             return _FOUND
+        if sendq:
+            # Some sends fail without POLLOUT ever showing (EFSM, EHOSTUNREACH): dispatch
+            # tries the first once, as blocking libzmq would (see dispatch).
+            waiting = len(sendq)
+            self.dispatch()
+            if len(sendq) < waiting:
+                return _FOUND
         if self.busy(recvq) or self.busy(sendq):
             return _IDLE
         for waiter in pollq:
