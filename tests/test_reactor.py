@@ -15,8 +15,17 @@ from typing import Any
 import pytest
 import zmq
 
-from zmq_async import _ops
-from zmq_async._reactor import BATCH, RECHECK_FIRST, Reactor, Waiter
+from zmq_async import _ops, _reactor
+from zmq_async._bench.scale import bind_pulls
+from zmq_async._reactor import (
+    BATCH,
+    RECHECK_FIRST,
+    RECHECK_MAX,
+    RECHECK_PER_SOCKET,
+    Reactor,
+    Waiter,
+    rechecker_for,
+)
 
 NOBLOCK = int(zmq.NOBLOCK)
 
@@ -243,6 +252,89 @@ class TestRule1NoLostWakeup:
         assert pull.recv() == b"unclaimed"
 
 
+class TestRecheckIsSharedAndBounded:
+    """Rule 1's re-check: one per driver, flat in the number of waiting sockets, bounded."""
+
+    @staticmethod
+    def pulls(ctx: zmq.Context[Any], n: int) -> list[zmq.Socket[Any]]:
+        return bind_pulls(ctx, n, f"inproc://recheck-{next(_names)}-")
+
+    @staticmethod
+    def run_timers_for(driver: FakeDriver, seconds: float) -> list[float]:
+        """Run the timers due in the next ``seconds``, one by one; the delays between them."""
+        end, delays = driver.now + seconds, []
+        while (timers := driver.live_timers()) and min(t.when for t in timers) <= end:
+            when = min(t.when for t in timers)
+            delays.append(when - driver.now)
+            driver.advance(when - driver.now)
+        driver.advance(end - driver.now)
+        return delays
+
+    def test_many_waiting_sockets_share_one_timer(self, sockets, driver):
+        _, _, ctx = sockets
+        reactors = [Reactor(pull, driver) for pull in self.pulls(ctx, 200)]
+        for reactor in reactors:
+            reactor.wait_recv(recv_waiter()[0])
+        assert len(driver.live_timers()) == 1
+        self.run_timers_for(driver, 30)
+        # long idle: every reactor is in the oldest generation, behind a single timer
+        (timer,) = driver.live_timers()
+        assert timer.when - driver.now <= RECHECK_MAX
+        assert len(rechecker_for(driver)) == 200
+
+    def test_a_long_wait_stranded_by_an_unseen_touch_is_served_within_the_bound(
+        self, sockets, driver
+    ):
+        push, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        waiter, result = recv_waiter()
+        reactor.wait_recv(waiter)
+        self.run_timers_for(driver, 60)  # backed off as far as it goes
+        push.send(b"m")
+        shadow: zmq.Socket[Any] = zmq.Socket.shadow(pull.underlying)
+        assert shadow.poll(0) == zmq.POLLIN  # eats the edge, unseen
+        self.run_timers_for(driver, RECHECK_MAX)
+        assert result.value == b"m"
+        # a found edge makes that socket young again: looked at soon while it still waits
+        reactor.wait_recv(recv_waiter()[0])
+        assert min(t.when for t in driver.live_timers()) - driver.now <= RECHECK_FIRST
+
+    def test_with_many_sockets_the_interval_grows_per_socket_and_still_bounds(
+        self, sockets, driver, monkeypatch
+    ):
+        push, pull, ctx = sockets
+        # 100 sockets at 50 ms each stand for 10,000 at RECHECK_PER_SOCKET: same bound, 5 s
+        per_socket = RECHECK_PER_SOCKET * 100
+        monkeypatch.setattr(_reactor, "RECHECK_PER_SOCKET", per_socket)
+        others = [Reactor(p, driver) for p in self.pulls(ctx, 99)]
+        reactor = Reactor(pull, driver)
+        waiter, result = recv_waiter()
+        for each in others:
+            each.wait_recv(recv_waiter()[0])
+        reactor.wait_recv(waiter)
+        self.run_timers_for(driver, 60)
+        bound = 100 * per_socket
+        assert bound > RECHECK_MAX
+        first, *steady = self.run_timers_for(driver, 3 * bound)
+        assert first <= bound and steady == [pytest.approx(bound)] * 2  # one sweep per bound
+        push.send(b"m")
+        assert zmq.Socket.shadow(pull.underlying).poll(0) == zmq.POLLIN
+        self.run_timers_for(driver, bound)
+        assert result.value == b"m"
+
+    def test_close_and_rebind_leave_the_recheck(self, sockets, driver):
+        _, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        reactor.wait_recv(recv_waiter()[0])
+        other = FakeDriver()
+        reactor.rebind(other)
+        assert len(rechecker_for(driver)) == 0 and driver.live_timers() == []
+        reactor.wait_recv(recv_waiter()[0])
+        assert len(rechecker_for(other)) == 1
+        reactor.close()
+        assert len(rechecker_for(other)) == 0 and other.live_timers() == []
+
+
 class TestRule2NoLostMessage:
     def test_cancelled_waiter_never_consumes(self, sockets, driver):
         push, pull, _ = sockets
@@ -376,7 +468,7 @@ class TestRule5Timeouts:
         reactor.wait_recv(waiter)
         push.send(b"x")
         reactor.dispatch()
-        assert [t.callback for t in driver.live_timers()] == [reactor._rechecked]
+        assert [t.callback for t in driver.live_timers()] == [rechecker_for(driver)._tick]
 
 
 class TestRule6Close:

@@ -87,6 +87,19 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.add_argument("--list", action="store_true", help="list workloads and contenders")
     bench.add_argument(
+        "mode",
+        nargs="?",
+        choices=("scale",),
+        help="scale: idle CPU, wake-up, req/rep and throughput at N = 1 .. 10,000 sockets",
+    )
+    bench.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=(),
+        metavar="N,M",
+        help="scale: only these numbers of sockets",
+    )
+    bench.add_argument(
         "--soak",
         action="store_true",
         help="push --messages (10,000,000; --quick 1,000,000) through every contender, "
@@ -97,6 +110,13 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def _bench(args: argparse.Namespace) -> int:
     from zmq_async._bench.runner import BenchOptions, run_bench
+
+    if args.mode == "scale":
+        from zmq_async._bench.scale import ScaleOptions, run_scale
+
+        return run_scale(
+            ScaleOptions(args.quick, args.sizes, args.layers, args.json_path, args.timeout * 10)
+        )
 
     if args.list:
         from zmq_async._bench.layers import variants
@@ -128,6 +148,10 @@ def _bench(args: argparse.Namespace) -> int:
             pin=args.pin,
         )
     )
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    return tuple(_positive(int)(name) for name in _names(text))  # type: ignore[misc]
 
 
 def _names(text: str) -> tuple[str, ...]:

@@ -20,8 +20,13 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
    EVENTS is re-read soon (:meth:`Reactor.after_op` / :meth:`Reactor.kick`); while waiters
    are queued, dispatch ends only on an EVENTS read showing that none of them can proceed
    (or, when only receivers wait, on a failed receive, which re-arms the FD the same way).
-   Touches we cannot see (a shadow socket, a plain ``zmq.Poller``) are caught by a slow
-   re-check timer that runs only while waiters are queued.
+   Touches we cannot see (a shadow socket, a plain ``zmq.Poller``) are caught by the
+   re-check (:class:`Rechecker`): one per driver (per loop), over the reactors that have
+   waiters, so that idle sockets cost nothing per socket and no timer each. **Bound:** a
+   waiter stranded that way is served within :data:`RECHECK_MAX` (2 s), or, with more than
+   4,000 sockets waiting on one loop, within :data:`RECHECK_PER_SOCKET` (0.5 ms) per socket
+   (5 s at 10,000), so that the re-check never costs more than a fraction of a percent of a
+   CPU; plus however late the loop runs its timers.
 2. No lost message. An operation runs only for a live waiter (completion not done). A
    cancelled or timed-out waiter is skipped, so it never consumes a message. Decoding
    (``recv_json`` ...) runs inside the same waiter: a message is never received on behalf
@@ -60,18 +65,23 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
+from zmq.backend import zmq_poll as _zmq_poll
 
-__all__ = ["BATCH", "Completion", "Driver", "Reactor", "TimerHandle", "Waiter"]
+__all__ = ["BATCH", "Completion", "Driver", "Reactor", "Rechecker", "TimerHandle", "Waiter"]
 
 #: Operations one dispatch may serve before it yields to the loop (rule 3).
 BATCH = 64
-#: First and longest interval of the re-check timer that guards against edges consumed
-#: where we cannot see (rule 1). It runs only while waiters are queued.
+#: The re-check that guards against edges consumed where we cannot see (rule 1) looks at a
+#: socket that starts waiting after RECHECK_FIRST, then at intervals that double while it
+#: waits, up to RECHECK_MAX; with many sockets waiting, RECHECK_PER_SOCKET each (see
+#: :class:`Rechecker`). It runs only while waiters are queued.
 RECHECK_FIRST = 0.05
-RECHECK_MAX = 1.0
+RECHECK_MAX = 2.0
+RECHECK_PER_SOCKET = 0.0005
 #: A queue is swept of dead waiters when it grows past this, or twice its live size.
 SWEEP_MIN = 64
 
@@ -80,6 +90,7 @@ _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+_POLLBOTH = _POLLIN | _POLLOUT
 _TYPE = int(zmq.TYPE)
 #: Socket types whose receive out of turn fails (EFSM) where EVENTS shows POLLOUT, not POLLIN.
 _FSM_TYPES = (int(zmq.REQ), int(zmq.REP))
@@ -165,9 +176,8 @@ class Reactor:
         "_kick_pending",
         "_kicked_cb",
         "_rcvtimeo",
-        "_recheck",
-        "_recheck_cb",
-        "_recheck_delay",
+        "_recheck_gen",
+        "_rechecker",
         "_recv_failed",
         "_sndtimeo",
         "_sweep_at",
@@ -192,8 +202,9 @@ class Reactor:
         self.closed = False
         self._watching = False
         self._kick_pending = False
-        self._recheck: TimerHandle | None = None
-        self._recheck_delay = RECHECK_FIRST
+        #: The re-check this reactor is in (while it may have waiters), and its generation.
+        self._rechecker: Rechecker | None = None
+        self._recheck_gen = 0
         self._sweep_at = SWEEP_MIN
         self._rcvtimeo: float | bool | None = False  # False: not read yet
         self._sndtimeo: float | bool | None = False
@@ -205,7 +216,6 @@ class Reactor:
         # Bound once: no per-wakeup allocation of bound methods.
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
-        self._recheck_cb = self._rechecked
         _live.add(self)
 
     # -- queueing ---------------------------------------------------------------------------
@@ -277,8 +287,8 @@ class Reactor:
         queue.append(waiter)
         if timeout is not None:
             waiter.timer = driver.call_later(timeout, self._expire, waiter, queue)
-        if self._recheck is None:
-            self._recheck = driver.call_later(self._recheck_delay, self._recheck_cb)
+        if self._rechecker is None:
+            rechecker_for(driver).add(self, driver)
         if others:
             self.kick()
 
@@ -343,19 +353,47 @@ class Reactor:
         self._kick_pending = False
         self.dispatch()
 
-    def _rechecked(self) -> None:
-        self._recheck = None
-        if self.closed or self.driver is None:
-            return
-        for queue in (self.recvq, self.sendq, self.pollq):
-            self._sweep(queue)
-        if self.recvq or self.sendq or self.pollq:
+    def _recheck(self, events: int | None = None) -> int:
+        """One look at EVENTS for the re-check: serve who can proceed (rule 1).
+
+        ``events`` is EVENTS as the re-check already read it, or None to read it here.
+        Returns :data:`_FOUND` if a waiter could proceed (it was served), :data:`_IDLE` if
+        live waiters remain and none can, :data:`_GONE` if none is left (or it closed).
+        """
+        if self.closed:
+            return _GONE
+        recvq = self.recvq
+        sendq = self.sendq
+        pollq = self.pollq
+        if not (recvq or sendq or pollq):
+            return _GONE
+        if events is None:
+            try:
+                events = _get(self.socket, _EVENTS)
+            except zmq.ZMQError as exc:
+                self.close(exc)  # closed under us, or its context terminated
+                return _GONE
+        if events and (
+            (events & _POLLIN and recvq)
+            or (events & _POLLOUT and sendq)
+            or (pollq and _any_ready(pollq, events))
+        ):
             self.dispatch()
-        if self.recvq or self.sendq or self.pollq:
-            self._recheck_delay = min(self._recheck_delay * 2, RECHECK_MAX)
-            self._recheck = self.driver.call_later(self._recheck_delay, self._recheck_cb)
-        else:
-            self._recheck_delay = RECHECK_FIRST
+            return _FOUND
+        if sendq:
+            # Some sends fail without POLLOUT ever showing (EFSM, EHOSTUNREACH): dispatch
+            # tries the first once, as blocking libzmq would (see dispatch).
+            waiting = len(sendq)
+            self.dispatch()
+            if len(sendq) < waiting:
+                return _FOUND
+        if self.busy(recvq) or self.busy(sendq):
+            return _IDLE
+        for waiter in pollq:
+            if not waiter.completion.done():
+                return _IDLE
+        self._sweep(pollq)
+        return _GONE
 
     # -- dispatch ---------------------------------------------------------------------------
 
@@ -506,7 +544,9 @@ class Reactor:
         self.driver = None
         self._watching = False
         self._kick_pending = False
-        self._recheck = None
+        if self._rechecker is not None:
+            # Its socket must not be polled here (libzmq is not fork-safe): out of the sweep.
+            self._rechecker.forget(self)
         self.recvq.clear()
         self.sendq.clear()
         self.pollq.clear()
@@ -516,9 +556,8 @@ class Reactor:
         self.recvq.clear()
         self.sendq.clear()
         self.pollq.clear()
-        if self._recheck is not None:
-            self._recheck.cancel()
-            self._recheck = None
+        if self._rechecker is not None:
+            self._rechecker.remove(self)
         for waiter in waiters:
             _cancel_timer(waiter)
             completion = waiter.completion
@@ -536,6 +575,136 @@ class Reactor:
         if self._watching and self.driver is not None:
             self._watching = False
             self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+#: What one re-check of a reactor found (:meth:`Reactor._recheck`).
+_GONE, _IDLE, _FOUND = range(3)
+#: Generations of the re-check: a reactor that starts waiting is in the youngest, looked at
+#: after RECHECK_FIRST; each look that finds nothing moves it to the next, looked at half as
+#: often, up to the last (RECHECK_MAX, or RECHECK_PER_SOCKET per reactor in it).
+_GENERATIONS = 7
+
+
+class Rechecker:
+    """The re-check of rule 1 for every reactor of one driver (one loop), in generations.
+
+    One timer per non-empty generation, not one per socket: a reactor costs one EVENTS read
+    (in one ``zmq_poll`` over its generation: about 1 us) each time its generation comes due,
+    and nothing else. So N sockets that wait for a long time cost ``N * 1 us`` every
+    max(RECHECK_MAX, N * RECHECK_PER_SOCKET) seconds: at most about 0.2% of a CPU, whatever
+    N. A look that finds a waiter that could proceed (an edge was lost) serves it and moves
+    its reactor back to the youngest generation; a reactor without waiters leaves.
+    """
+
+    __slots__ = ("_gens", "_items", "_tick_cb", "_timers")
+
+    def __init__(self) -> None:
+        self._gens: list[dict[Reactor, None]] = [{} for _ in range(_GENERATIONS)]
+        self._timers: list[TimerHandle | None] = [None] * _GENERATIONS
+        #: Each generation's ``zmq_poll`` items, built when its membership last changed.
+        self._items: list[list[tuple[Any, int]] | None] = [None] * _GENERATIONS
+        self._tick_cb = self._tick
+
+    def add(self, reactor: Reactor, driver: Driver) -> None:
+        """Start re-checking ``reactor`` (it has waiters now) on ``driver``."""
+        reactor._rechecker = self
+        reactor._recheck_gen = 0
+        self._gens[0][reactor] = None
+        self._items[0] = None
+        self._arm(0, driver)
+
+    def remove(self, reactor: Reactor) -> None:
+        """Stop re-checking ``reactor`` (it released its waiters); its timer stops if unneeded."""
+        gen = self.forget(reactor)
+        timer = self._timers[gen]
+        members = self._gens[gen]
+        if not members and timer is not None:
+            self._timers[gen] = None
+            timer.cancel()
+
+    def forget(self, reactor: Reactor) -> int:
+        """Take ``reactor`` out of its generation, touching no timer; returns the generation."""
+        reactor._rechecker = None
+        gen = reactor._recheck_gen
+        self._gens[gen].pop(reactor, None)
+        self._items[gen] = None
+        return gen
+
+    def __len__(self) -> int:
+        return sum(len(members) for members in self._gens)
+
+    def _interval(self, gen: int) -> float:
+        if gen < _GENERATIONS - 1:
+            return min(RECHECK_FIRST * (1 << gen), RECHECK_MAX)
+        return max(RECHECK_MAX, len(self._gens[gen]) * RECHECK_PER_SOCKET)
+
+    def _arm(self, gen: int, driver: Driver) -> None:
+        if self._timers[gen] is None and self._gens[gen]:
+            self._timers[gen] = driver.call_later(self._interval(gen), self._tick_cb, gen, driver)
+
+    def _tick(self, gen: int, driver: Driver) -> None:
+        self._timers[gen] = None
+        gens = self._gens
+        members = gens[gen]
+        older = gens[gen + 1] if gen < _GENERATIONS - 1 else None
+        youngest = gens[0]
+        ready = self._poll(gen)
+        for reactor in tuple(members):
+            if reactor._rechecker is not self or reactor._recheck_gen != gen:
+                continue  # moved or released by a dispatch earlier in this sweep
+            if ready is None:
+                found = reactor._recheck()
+            else:
+                found = reactor._recheck(ready.get(id(reactor.socket), 0))
+            if found == _IDLE:
+                if older is not None:
+                    del members[reactor]
+                    older[reactor] = None
+                    reactor._recheck_gen = gen + 1
+                    self._items[gen] = self._items[gen + 1] = None
+            elif found == _FOUND:
+                if gen and reactor._rechecker is self:
+                    del members[reactor]
+                    youngest[reactor] = None
+                    reactor._recheck_gen = 0
+                    self._items[gen] = self._items[0] = None
+            elif reactor._rechecker is self:
+                del members[reactor]
+                reactor._rechecker = None
+                self._items[gen] = None
+        self._arm(gen, driver)
+        if older is not None:
+            self._arm(gen + 1, driver)
+        self._arm(0, driver)
+
+    def _poll(self, gen: int) -> dict[int, int] | None:
+        """EVENTS of a generation's sockets, by ``id(socket)``, where not 0; None on error.
+
+        One ``zmq_poll`` reads them all in C (half the cost of one ``getsockopt`` each).
+        """
+        items = self._items[gen]
+        if items is None:
+            items = self._items[gen] = [(reactor.socket, _POLLBOTH) for reactor in self._gens[gen]]
+        try:
+            return {id(socket): events for socket, events in _zmq_poll(items, 0)}
+        except zmq.ZMQError:
+            return None  # a socket was closed under us: look at each alone, which finds it
+
+
+#: The re-check of each driver; it holds no reference to the driver (its timers pass it).
+_recheckers: WeakKeyDictionary[Any, Rechecker] = WeakKeyDictionary()
+
+
+def rechecker_for(driver: Driver) -> Rechecker:
+    """The one :class:`Rechecker` of ``driver`` (made on first use)."""
+    rechecker = _recheckers.get(driver)
+    if rechecker is None:
+        rechecker = _recheckers[driver] = Rechecker()
+    return rechecker
+
+
+def _any_ready(pollq: list[Waiter], events: int) -> bool:
+    return any(events & waiter.mask and not waiter.completion.done() for waiter in pollq)
 
 
 #: Every reactor alive in this process (the parent's ones, after a fork: see live_reactors).

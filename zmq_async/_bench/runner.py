@@ -168,9 +168,11 @@ def _probe(variant: Variant, timeout: float) -> str | None:
     return None if reply.get("ok") else str(reply.get("error"))
 
 
-def _call_worker(request: dict[str, Any], timeout: float) -> dict[str, Any]:
-    """Run one worker process; a timeout kills it. Always returns a reply dict."""
-    cmd = [sys.executable, "-m", "zmq_async._bench.worker", json.dumps(request)]
+def _call_worker(
+    request: dict[str, Any], timeout: float, module: str = "zmq_async._bench.worker"
+) -> dict[str, Any]:
+    """Run one worker process (``python -m module``); a timeout kills it. Returns a reply dict."""
+    cmd = [sys.executable, "-m", module, json.dumps(request)]
     try:
         proc = subprocess.run(
             cmd,

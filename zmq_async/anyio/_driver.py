@@ -13,8 +13,11 @@ take turns doing the waiting (:meth:`TrioDriver.block`):
   watcher of one of its FDs leaves: a watcher that is served, cancelled or fails hands its role
   to a parked task of the same FD before it returns. So any number of tasks can wait on one
   socket, one at a time watching for all of them.
-- ``call_soon`` is ``TrioToken.run_sync_soon``; ``call_later`` timers live in a heap that
-  watchers honour (each watcher's wait is bounded by the nearest deadline).
+- ``call_soon`` is ``TrioToken.run_sync_soon``; ``call_later`` timers live in a heap run by
+  one trio system task per run, started when a timer is first due and gone when the heap is
+  empty. Watchers wait on their FD alone: a timer never wakes them, so N waiting sockets
+  cost nothing while nothing happens (when every watcher's wait was bounded by the nearest
+  deadline, each timer woke all N watchers: N re-checks times N wake-ups).
 
 A completion (:class:`TrioCompletion`) wakes its task when the reactor completes it: it
 reschedules a parked task, or cancels the private cancel scope of a watching one.
@@ -121,8 +124,9 @@ class TrioDriver:
         "__weakref__",
         "_callbacks",
         "_parked",
-        "_scopes",
         "_seq",
+        "_timer_scope",
+        "_timer_task",
         "_timers",
         "_trio",
         "_watchers",
@@ -137,8 +141,11 @@ class TrioDriver:
         self._callbacks: dict[Key, list[Callback]] = {}
         self._watchers: dict[Key, TrioCompletion] = {}
         self._parked: dict[Key, dict[TrioCompletion, None]] = {}
-        self._scopes: set[trio.CancelScope] = set()
         self._timers: list[tuple[float, int, _Timer]] = []
+        #: Whether the timer task runs, and the cancel scope of its sleep (None while it runs
+        #: timers).
+        self._timer_task = False
+        self._timer_scope: trio.CancelScope | None = None
         self._seq = itertools.count()
 
     # -- the Driver protocol ----------------------------------------------------------------
@@ -172,9 +179,14 @@ class TrioDriver:
         deadline = self._trio.current_time() + delay
         timer = _Timer(callback, args)
         heapq.heappush(self._timers, (deadline, next(self._seq), timer))
-        for scope in self._scopes:
-            if deadline < scope.deadline:
-                scope.deadline = deadline
+        if not self._timer_task:
+            try:
+                self._trio.lowlevel.spawn_system_task(self._run_timer_task, name="zmq_async timers")
+            except RuntimeError:
+                return timer  # the run is shutting down: no timer will be needed
+            self._timer_task = True
+        elif self._timer_scope is not None and deadline < self._timer_scope.deadline:
+            self._timer_scope.deadline = deadline
         return timer
 
     # -- liveness ---------------------------------------------------------------------------
@@ -199,9 +211,6 @@ class TrioDriver:
         trio = self._trio
         try:
             while not completion._done:
-                self._run_timers()
-                if completion.done():  # a timer (its deadline) may have completed it
-                    break
                 key = self._free_key(keys)
                 if key is None:
                     await self._park(completion, keys)
@@ -268,9 +277,8 @@ class TrioDriver:
         """Wait on one FD (``()``: on nothing but the timers) as its watcher, then serve it."""
         trio = self._trio
         lowlevel = trio.lowlevel
-        scope = trio.CancelScope(deadline=self._next_deadline())
+        scope = trio.CancelScope()
         completion.scope = scope
-        self._scopes.add(scope)
         if key:
             self._watchers[key] = completion
         ready = False
@@ -288,7 +296,6 @@ class TrioDriver:
                 pass  # notify_closing(): its socket is closing, which completes our waiter
             finally:
                 completion.scope = None
-                self._scopes.discard(scope)
                 if key and self._watchers.get(key) is completion:
                     del self._watchers[key]
             if ready and key:
@@ -299,8 +306,7 @@ class TrioDriver:
             raise
         if completion._done:
             self._hand_off_all(keys)
-        # else: our deadline (a timer) passed or we were woken for nothing: block() loops,
-        # runs the timers and watches again, with no one else disturbed.
+        # else: we were woken for nothing (or served someone else): block() watches again.
 
     async def _park(self, completion: TrioCompletion, keys: Sequence[Key]) -> None:
         lowlevel = self._trio.lowlevel
@@ -355,10 +361,25 @@ class TrioDriver:
             heapq.heappop(timers)
         return timers[0][0] if timers else inf
 
+    async def _run_timer_task(self) -> None:
+        """The timer task: run due timers, sleep until the next deadline; end when none is left."""
+        trio = self._trio
+        try:
+            while True:
+                self._run_timers()
+                deadline = self._next_deadline()
+                if deadline == inf:
+                    return
+                with trio.CancelScope(deadline=deadline) as scope:
+                    self._timer_scope = scope
+                    await trio.sleep_forever()
+                self._timer_scope = None
+        finally:
+            self._timer_scope = None
+            self._timer_task = False
+
     def _run_timers(self) -> None:
         timers = self._timers
-        if not timers:
-            return
         now = self._trio.current_time()
         while timers and timers[0][0] <= now:
             timer = heapq.heappop(timers)[2]

@@ -38,7 +38,7 @@ class GeventDriver:
     libev (and gevent on libuv) allow several watchers on one FD: each callback gets its own.
     """
 
-    __slots__ = ("_watchers", "loop")
+    __slots__ = ("__weakref__", "_watchers", "loop")
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop

@@ -43,7 +43,7 @@ class _FanOut:
 class EventletDriver:
     """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
 
-    __slots__ = ("_fan_outs", "hub")
+    __slots__ = ("__weakref__", "_fan_outs", "hub")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
