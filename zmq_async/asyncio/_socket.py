@@ -8,6 +8,7 @@ only ``zmq.Again`` queues a waiter in the socket's :class:`~zmq_async._reactor.R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -48,6 +49,11 @@ class Socket(ReactorSocket["Future[Any]"]):
     ``send``/``recv`` (and their multipart, ``_into``, json, pyobj, string and serialized
     forms) and ``poll`` return ``asyncio.Future`` objects. Beyond the peer: ``async for``
     yields ``recv_multipart()`` results, and ``async with`` closes the socket.
+
+    A socket belongs to the loop that first used it (or uses it after that loop stopped).
+    Called from another thread while that loop runs, an operation is handed to it
+    (``call_soon_threadsafe``), in the caller's order, and the caller gets a Future of its
+    own loop; only the owning loop's thread touches the socket.
     """
 
     _repr_cls = "zmq_async.asyncio.Socket"
@@ -83,11 +89,48 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     # -- loop and thread discipline ---------------------------------------------------------
 
+    def _foreign(self) -> bool:
+        """Whether the socket's loop runs, in another thread (the caller's is not it)."""
+        owner = self._loop
+        return owner is not _UNBOUND and owner.is_running()
+
+    def _hand_off(
+        self, loop: asyncio.AbstractEventLoop | None, method: Callable[..., Any], *args: Any
+    ) -> Future[Any]:
+        """Run ``method(*args)`` on the socket's loop, after the calls handed off before.
+
+        For a caller outside that loop while it runs in another thread. Returns a Future of
+        the caller's loop (outside a loop, as the peer: the thread's loop, with its warning)
+        that takes the outcome of ``method``'s Future; cancelling it before the operation is
+        served cancels the operation, which then consumes nothing.
+        """
+        if loop is None:
+            loop = current_loop()
+        outer: Future[Any] = loop.create_future()
+        owner = self._loop
+
+        def run() -> None:
+            if outer.done():  # cancelled before its turn
+                return
+            try:
+                inner = method(*args)
+            except Exception as exc:
+                inner = owner.create_future()
+                inner.set_exception(exc)
+            _chain(inner, outer, owner)
+
+        try:
+            owner.call_soon_threadsafe(run)
+        except RuntimeError:  # the owner closed meanwhile: the socket may move to this loop
+            return method(*args)  # type: ignore[no-any-return]
+        return outer
+
     def _bind(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
         """Attach to ``loop`` (None: the thread's loop), moving off a loop that has stopped.
 
-        Raises RuntimeError if the socket's loop is running in another thread: zmq sockets
-        are not thread-safe, and its waiters cannot be moved while that loop serves them.
+        Raises RuntimeError if the socket's loop is running in another thread (callers hand
+        their operation to it instead): zmq sockets are not thread-safe, and its waiters
+        cannot be moved while that loop serves them.
         """
         owner = self._loop
         if owner is not _UNBOUND and owner.is_running():
@@ -106,7 +149,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         """A Future already failed with ``error`` (bad arguments found before any I/O)."""
         loop = _get_running_loop()
         if loop is not self._loop:
-            loop = self._bind(loop)
+            # From another thread while the socket's loop runs: nothing to hand over to it.
+            loop = (loop or current_loop()) if self._foreign() else self._bind(loop)
         future = loop.create_future()
         future.set_exception(error)
         return future
@@ -123,17 +167,20 @@ class Socket(ReactorSocket["Future[Any]"]):
     ) -> Future[Any]:
         """Run ``op(self, *args)`` now if no one is queued ahead, else queue it (FIFO).
 
-        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT it is "now or
-        never", even with others queued (zmq.asyncio would queue it). ``recv`` and ``send``
-        inline this.
+        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT a receive is "now or
+        never", even with others queued, and so is a send with none queued ahead; a send
+        queued behind others waits its turn, as with zmq.asyncio (jumping the queue would
+        reorder messages, or split a multipart one). ``recv`` and ``send`` inline this.
         """
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self._submit, sending, op, args, flags, post)
             loop = self._bind(loop)
         future: Future[Any] = Future(loop=loop)
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
-        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+        if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
             return self._queue(sending, future, op, args, post)
         try:
             result = op(self, *args)
@@ -180,6 +227,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.recv, flags, copy, track)
             loop = self._bind(loop)
         reactor = self._reactor
         if reactor.recvq and not flags & _NOBLOCK:
@@ -253,9 +302,11 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.send, data, flags, copy, track)
             loop = self._bind(loop)
         reactor = self._reactor
-        if reactor.sendq and not flags & _NOBLOCK:
+        if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
             return self._submit(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
@@ -293,6 +344,8 @@ class Socket(ReactorSocket["Future[Any]"]):
             raise zmq.ZMQError(zmq.ENOTSUP)
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.poll, timeout, flags)
             loop = self._bind(loop)
         future: Future[int] = loop.create_future()
         reactor = self._reactor
@@ -347,8 +400,12 @@ class Socket(ReactorSocket["Future[Any]"]):
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
                     return
-            self._reactor.close()
+            self._reactor.close(self._close_error())
         super().close(linger)
+
+    def _close_error(self) -> BaseException | None:
+        """What pending operations fail with when the socket closes; None: they are cancelled."""
+        return None
 
     # -- beyond the peer: async iteration and async with --------------------------------------
 
@@ -375,6 +432,34 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _chain(inner: Future[Any], outer: Future[Any], owner: asyncio.AbstractEventLoop) -> None:
+    """Give ``outer`` (another loop's) the outcome of ``inner``; cancel ``inner`` with it."""
+    target = outer.get_loop()
+
+    def copy(_: Future[Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
+            target.call_soon_threadsafe(_copy_outcome, inner, outer)
+
+    def cancel(_: Future[Any]) -> None:
+        if outer.cancelled() and not inner.done():
+            with contextlib.suppress(RuntimeError):  # the socket's loop closed: it never runs
+                owner.call_soon_threadsafe(inner.cancel)
+
+    inner.add_done_callback(copy)
+    outer.add_done_callback(cancel)
+
+
+def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
+    if outer.done():
+        return
+    if inner.cancelled():
+        outer.cancel()
+    elif inner.exception() is not None:
+        outer.set_exception(inner.exception())  # type: ignore[arg-type]
+    else:
+        outer.set_result(inner.result())
 
 
 def _disarm_on_cancel(reactor: Reactor, waiter: Waiter, future: Future[Any]) -> None:

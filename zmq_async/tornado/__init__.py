@@ -12,15 +12,9 @@ are :mod:`zmq_async.asyncio`'s classes under Tornado's names, on ``IOLoop.curren
 callback-style :class:`~zmq_async.stream.ZMQStream` is re-exported here.
 """
 
-import asyncio
-
 from zmq_async.stream import SendQueueFull, ZMQStream
 from zmq_async.tornado._context import Context
 from zmq_async.tornado._poller import Poller
-from zmq_async.tornado._socket import Socket
-
-#: What a pending operation raises when its socket is closed. ``zmq.eventloop.future`` has its
-#: own class for this; ours are asyncio Futures, so it is asyncio's (which Tornado also uses).
-CancelledError = asyncio.CancelledError
+from zmq_async.tornado._socket import CancelledError, Socket
 
 __all__ = ["CancelledError", "Context", "Poller", "SendQueueFull", "Socket", "ZMQStream"]

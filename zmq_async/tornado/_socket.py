@@ -13,7 +13,15 @@ from typing import Any
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
 from zmq_async.tornado._ioloop import IOLoopEntry, enlist, io_loop_of, unlist
 
-__all__ = ["Socket"]
+__all__ = ["CancelledError", "Socket"]
+
+
+class CancelledError(Exception):
+    """A pending operation's socket was closed: ``zmq.eventloop.future.CancelledError``.
+
+    An Exception, as the peer's, so code that catches ``Exception`` around an ``await``
+    keeps working; a task cancelled by asyncio still raises ``asyncio.CancelledError``.
+    """
 
 
 class Socket(_AsyncioSocket):
@@ -47,6 +55,18 @@ class Socket(_AsyncioSocket):
         io_loop = IOLoop.current()
         self._bind(io_loop.asyncio_loop)  # type: ignore[attr-defined]
         return io_loop
+
+    def _close_error(self) -> BaseException:
+        return CancelledError("socket closed")
+
+    async def __anext__(self) -> list[Any]:
+        """The next multipart message; iteration ends when the socket is closed."""
+        try:
+            return await super().__anext__()
+        except CancelledError:
+            if self._reactor.closed:
+                raise StopAsyncIteration from None
+            raise
 
     def close(self, linger: int | None = None) -> None:
         super().close(linger)
