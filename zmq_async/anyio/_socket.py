@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _ops
+from zmq_async import _ops, _thread
 from zmq_async._reactor import Reactor, Waiter
 from zmq_async._socket import ReactorSocket
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
@@ -169,7 +168,7 @@ class Socket(ReactorSocket[Any]):
         driver = self._trio_driver
         if loop is not None and loop.is_running() and loop is not _get_running_loop():
             owner = repr(loop)
-        elif driver is not None and driver.thread != threading.get_ident() and driver.alive():
+        elif driver is not None and driver.thread != _thread.get_ident() and driver.alive():
             owner = "a trio run"
         else:
             return
@@ -380,7 +379,7 @@ class Socket(ReactorSocket[Any]):
             reactor = self._reactor
             reactor.close(_closed_error())
             driver = self._trio_driver
-            if driver is not None and driver.thread == threading.get_ident():
+            if driver is not None and driver.thread == _thread.get_ident():
                 # A task still waiting on the FD (cancelled, not yet run) must let go. If the
                 # run is over (RuntimeError), nobody waits.
                 with contextlib.suppress(RuntimeError):
@@ -395,7 +394,7 @@ class Socket(ReactorSocket[Any]):
             if loop is not None and loop.is_running() and loop is not _get_running_loop():
                 loop.call_soon_threadsafe(self.close, linger)
                 return True
-            if driver is not None and driver.thread != threading.get_ident():
+            if driver is not None and driver.thread != _thread.get_ident():
                 driver.token.run_sync_soon(self.close, linger)
                 return True
         except RuntimeError:

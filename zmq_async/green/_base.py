@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -32,7 +31,7 @@ from typing import Any, ClassVar, TypeVar
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _ops
+from zmq_async import _ops, _thread
 from zmq_async._poller import PollWait
 from zmq_async._reactor import Driver, Reactor, Waiter
 from zmq_async._socket import ReactorSocket
@@ -92,7 +91,7 @@ class GreenHub:
         self.switch = switch
         self.defer = defer
         self.run_blocking = run_blocking
-        self.thread = threading.get_ident()
+        self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
 
 
 class Wakeup:
@@ -237,7 +236,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = type(self)._current_hub()
         if hub is not self._hub:
             old = self._hub
-            if old is not None and old.thread != hub.thread and _thread_alive(old.thread):
+            if old is not None and old.thread != hub.thread and _thread.alive(old.thread):
                 raise RuntimeError(
                     f"{self!r} is used by greenlets of another thread; "
                     "a zmq socket may only be used from one thread"
@@ -416,10 +415,6 @@ class GreenSocket(ReactorSocket[Any]):
         if not reactor.closed:
             self._close_error = error
             reactor.close(error)
-
-
-def _thread_alive(ident: int) -> bool:
-    return any(thread.ident == ident for thread in threading.enumerate())
 
 
 class GreenContext(zmq.Context[_SocketT]):

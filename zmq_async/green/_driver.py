@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
+from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub
 
@@ -74,7 +74,8 @@ def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
     return hub.threadpool.apply(function)
 
 
-_local = threading.local()
+#: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
+_local = _thread.local()
 
 
 def current_hub() -> GreenHub:
