@@ -14,12 +14,12 @@ from jupyter_client.manager import start_new_kernel
 
 CODE = """
 import json, zmq.asyncio, zmq.eventloop.zmqstream
-k = get_ipython().kernel
+stream = type(get_ipython().kernel.shell_stream)
 print(json.dumps({
     "zmq.asyncio.__name__": zmq.asyncio.__name__,
     "zmq.asyncio.Socket.__module__": zmq.asyncio.Socket.__module__,
     "ZMQStream.__module__": zmq.eventloop.zmqstream.ZMQStream.__module__,
-    "kernel shell_stream class": type(k.shell_stream).__module__ + "." + type(k.shell_stream).__name__,
+    "kernel shell_stream class": stream.__module__ + "." + stream.__name__,
 }))
 """
 

@@ -2,13 +2,16 @@
 
 One line per test as soon as it is known, so a run killed by its time limit still tells what
 ran. A test is "passed", "failed" (its body failed), "error" (setup or teardown failed) or
-"skipped" (xfail counts as skipped, xpass as passed).
+"skipped" (xfail counts as skipped, xpass as passed). At the end, one line names the modules
+that the run's `zmq.asyncio` and `zmq.eventloop.zmqstream` really were (if it imported them),
+in $PROGRAMS_OUTCOMES.modules.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from typing import Any
 
 _outcomes: dict[str, str] = {}
@@ -39,3 +42,16 @@ def pytest_runtest_logreport(report: Any) -> None:
         if report.failed and _outcomes.get(nodeid) in ("passed", None):
             _outcomes[nodeid] = "error"
         _record(nodeid, _outcomes.get(nodeid, "error"))
+
+
+def pytest_sessionfinish() -> None:
+    path = os.environ.get("PROGRAMS_OUTCOMES")
+    if not path:
+        return
+    modules = {
+        name: sys.modules[name].__name__
+        for name in ("zmq.asyncio", "zmq.eventloop.zmqstream")
+        if name in sys.modules
+    }
+    with open(path + ".modules", "w", encoding="utf-8") as f:
+        f.write(json.dumps(modules))
