@@ -210,6 +210,7 @@ def test_uninstall_restores_everything():
         zmq_async.install()
         import zmq.asyncio, zmq.green, zmq.eventloop.zmqstream, zmq.eventloop.future
         import eventlet.green.zmq
+        import zmq.green.core  # pyzmq's, bound on our zmq_async.green by the import system
         assert zmq.asyncio is sys.modules["zmq_async.asyncio"]
         eventlet_green = dict(vars(sys.modules["eventlet.green"]))
         zmq_async.uninstall()
@@ -219,6 +220,8 @@ def test_uninstall_restores_everything():
         assert dict(vars(zmq)) == zmq_names, set(vars(zmq)) ^ set(zmq_names)
         assert dict(vars(zmq.eventloop)) == loop_names
         assert "zmq" not in vars(sys.modules["eventlet.green"])
+        assert "core" not in vars(sys.modules["zmq_async.green"])
+        assert "zmq.green.core" not in sys.modules
         peers = ["zmq.asyncio", "zmq.green", "zmq.eventloop.zmqstream", "zmq.eventloop.future",
                  "eventlet.green.zmq"]
         assert not any(p in sys.modules for p in peers), [p for p in peers if p in sys.modules]

@@ -76,6 +76,10 @@ class _Redirect:
 class _Finder:
     """The ``sys.meta_path`` entry; asked for every import, so the miss path is one lookup."""
 
+    def __init__(self) -> None:
+        #: pyzmq's ``zmq.green.*`` submodules found for ``zmq.green`` while it is ours
+        self.green_submodules: list[str] = []
+
     def find_spec(
         self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> ModuleSpec | None:
@@ -87,10 +91,13 @@ class _Finder:
             # A Loader by duck typing: importing importlib.abc would cost start-up time.
             return ModuleSpec(fullname, _Redirect(ours))  # type: ignore[arg-type]
         if fullname.startswith(_GREEN_PREFIX) and "." not in fullname[len(_GREEN_PREFIX) :]:
-            zmq = sys.modules.get("zmq")
-            if zmq is not None:
-                green = [os.path.join(entry, "green") for entry in zmq.__path__]
-                return PathFinder.find_spec(fullname, green)
+            zmq, green = sys.modules.get("zmq"), sys.modules.get("zmq.green")
+            if zmq is not None and green is sys.modules.get("zmq_async.green") is not None:
+                pyzmq_green = [os.path.join(entry, "green") for entry in zmq.__path__]
+                spec = PathFinder.find_spec(fullname, pyzmq_green)
+                if spec is not None:
+                    self.green_submodules.append(fullname)
+                return spec
         return None
 
 
@@ -181,6 +188,12 @@ def uninstall() -> None:
             package = sys.modules.get(parent)
             if package is not None and getattr(package, child, None) is ours:
                 delattr(package, child)
+        green = sys.modules.get("zmq_async.green")
+        for name in state.finder.green_submodules:  # bound on ours by the import system
+            module = sys.modules.pop(name, None)
+            child = name.rpartition(".")[2]
+            if module is not None and getattr(green, "__dict__", {}).get(child) is module:
+                delattr(green, child)
         _state = None
 
 
