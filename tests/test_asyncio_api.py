@@ -471,6 +471,27 @@ class TestProtocols:
 # =============================================================================================
 
 
+async def on_another_threads_loop(
+    new_loop: Any, main: Any, outcome: dict[str, Any], timeout: float = 4 * WAIT
+) -> None:
+    """Run ``main()`` on a new loop in another thread, while this loop goes on; its exception
+    (if any) goes to ``outcome["raised"]``."""
+
+    def worker() -> None:
+        loop = new_loop()
+        try:
+            loop.run_until_complete(asyncio.wait_for(main(), timeout))
+        except BaseException as exc:  # recorded, asserted on by the caller
+            outcome["raised"] = exc
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    await asyncio.get_running_loop().run_in_executor(None, thread.join, timeout + WAIT)
+    assert not thread.is_alive()
+
+
 async def wait_readable(sock: Any) -> None:
     """Wait (bounded) until ``sock`` has a message, without taking it."""
     assert await asyncio.wait_for(sock.poll(), WAIT) & zmq.POLLIN
@@ -1008,23 +1029,11 @@ class TestLoopsAndThreads:
             lost.cancel()  # cancelled while waiting: it takes nothing
             await asyncio.sleep(0.05)
 
-        def worker() -> None:
-            loop = new_loop()
-            try:
-                loop.run_until_complete(asyncio.wait_for(foreign(), 4 * WAIT))
-            except BaseException as exc:  # recorded, asserted on below
-                outcome["raised"] = exc
-            finally:
-                loop.close()
-
         async def main() -> None:
             pending = pull.recv()  # pull now belongs to this (running) loop
             pending.add_done_callback(lambda _: served_in.add(threading.get_ident()))
             await push.send(b"bind push here")
-            thread = threading.Thread(target=worker)
-            thread.start()
-            await asyncio.get_running_loop().run_in_executor(None, thread.join, 5 * WAIT)
-            assert not thread.is_alive()
+            await on_another_threads_loop(new_loop, foreign, outcome)
             assert "raised" not in outcome, outcome
             # FIFO across threads: the pending receive of this loop was served first
             assert pending.result() == b"bind push here"
@@ -1034,6 +1043,34 @@ class TestLoopsAndThreads:
             assert outcome["rest"] == [b"%d" % i for i in range(1, 100)]
             assert outcome["multi"] == [b"multi", b"part"]
             assert await roundtrip(push, pull, b"after") == b"after"  # nothing was taken
+
+        run(main(), 6 * WAIT)
+
+    def test_a_poller_on_another_threads_loop_is_handed_to_the_socket_loop(
+        self, run: Any, new_loop: Any, pair: Any
+    ) -> None:
+        """As zmq.asyncio's, a Poller on another thread's loop may poll the socket."""
+        push, pull = pair
+        outcome: dict[str, Any] = {}
+
+        async def foreign() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            assert await asyncio.wait_for(poller.poll(0), WAIT) == []
+            polling = poller.poll(int(WAIT * 1000))
+            await asyncio.sleep(0.05)
+            assert not polling.done()
+            await push.send(b"wake")
+            outcome["polled"] = await asyncio.wait_for(polling, WAIT)
+            outcome["got"] = await asyncio.wait_for(pull.recv(), WAIT)
+
+        async def main() -> None:
+            await push.send(b"bind")
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind"  # both bound here
+            await on_another_threads_loop(new_loop, foreign, outcome)
+            assert "raised" not in outcome, outcome
+            assert outcome["polled"] == [(pull, zmq.POLLIN)]
+            assert outcome["got"] == b"wake"
 
         run(main(), 6 * WAIT)
 
@@ -1327,3 +1364,34 @@ class TestVolume:
             ]
 
         run(main())
+
+
+def test_a_receive_out_of_turn_fails_after_one_found_nothing(
+    run: Any, ctx: Any, inproc_addr: Any
+) -> None:
+    """A receive that found nothing makes the next one ask EVENTS before trying: REQ and REP
+    out of turn (no POLLIN there) must still fail with EFSM, not wait for ever."""
+    rep = ctx.socket(zmq.REP)
+    addr = inproc_addr()
+    rep.bind(addr)
+    req = ctx.socket(zmq.REQ)
+    req.connect(addr)
+
+    async def main() -> None:
+        request = rep.recv()  # finds nothing: waits
+        await req.send(b"q")
+        reply = req.recv()  # finds nothing: waits
+        assert await asyncio.wait_for(request, 5) == b"q"
+        for sock in (rep, req):
+            out_of_turn = sock.recv()
+            assert out_of_turn.done()  # failed at once, did not wait
+            with pytest.raises(zmq.ZMQError) as info:
+                await out_of_turn
+            assert info.value.errno == zmq.EFSM
+            if sock is rep:
+                await rep.send(b"a")
+                assert await asyncio.wait_for(reply, 5) == b"a"
+        await req.send(b"q2")  # and the next exchange goes through
+        assert await asyncio.wait_for(rep.recv(), 5) == b"q2"
+
+    run(main())

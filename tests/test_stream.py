@@ -631,6 +631,47 @@ def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, module:
     env.run(main)
 
 
+def test_a_stream_and_futures_sharing_a_socket_take_turns(env: Env) -> None:
+    """With futures waiting on the shared socket, the stream takes one message per turn."""
+
+    async def main() -> None:
+        ctx = zmq_async.asyncio.Context.shadow(env.ctx)
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = env.stream(env.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{port}")
+        stream = env.stream(pull)
+        got: list[Any] = []
+        stream.on_recv(lambda msg: got.append(msg[0]))
+        futures = [pull.recv() for _ in range(3)]  # queued behind the stream's receiver
+        for i in range(8):
+            push.send(b"%d" % i)
+        await until(lambda: len(got) == 5)
+        # FIFO: the stream was first in line, the futures next; then the stream again.
+        assert [f.result() for f in futures] == [b"1", b"2", b"3"]
+        assert got == [b"0", b"4", b"5", b"6", b"7"]
+
+    env.run(main)
+
+
+def test_a_batch_of_multipart_messages_as_frames(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        n = 3 * BATCH + 5
+        for i in range(n):
+            push.send_multipart([b"%d" % i, b"", b"x" * (i % 3)])
+        got: list[Any] = []
+        pull.on_recv(got.append, copy=False)
+        await until(lambda: len(got) == n)
+        assert all(isinstance(f, zmq.Frame) for msg in got for f in msg)
+        assert [[f.bytes for f in msg] for msg in got] == [
+            [b"%d" % i, b"", b"x" * (i % 3)] for i in range(n)
+        ]
+
+    env.run(main)
+
+
 def test_a_zmq_async_socket_closed_by_its_owner_closes_the_stream(env: Env) -> None:
     async def main() -> None:
         ctx = zmq_async.asyncio.Context.shadow(env.ctx)

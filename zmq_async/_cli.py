@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -85,6 +86,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the latency workload unpinned (default: on one CPU, see --list)",
     )
     bench.add_argument("--list", action="store_true", help="list workloads and contenders")
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="push --messages (10,000,000; --quick 1,000,000) through every contender, "
+        "sampling its RSS each second, and report the RSS slope (memory must stay flat)",
+    )
     bench.set_defaults(handler=_bench)
 
 
@@ -103,6 +110,11 @@ def _bench(args: argparse.Namespace) -> int:
         for v in rows:
             print(f"contender {v.label:<{width}}  {v.layer.role}, drives {v.layer.target}")
         return 0
+    if args.soak:
+        from zmq_async._bench.soak import run_soak
+
+        soak = BenchOptions(quick=args.quick, layers=args.layers, json_path=args.json_path)
+        return run_soak(replace(soak, messages=args.messages, timeout=args.timeout))
     return run_bench(
         BenchOptions(
             repeat=args.repeat,

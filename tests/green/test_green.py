@@ -161,6 +161,31 @@ def test_state_errors_are_raised_at_once(zmq, ctx):
     assert info.value.errno == zmq.EFSM
 
 
+def test_a_receive_out_of_turn_fails_after_one_found_nothing(green, zmq, ctx):
+    """A receive that found nothing makes the next one ask EVENTS before trying: REQ and REP
+    out of turn (no POLLIN there) must still fail with EFSM, not wait for ever."""
+    rep = ctx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    req = ctx.socket(zmq.REQ)
+    req.connect(f"tcp://127.0.0.1:{port}")
+    request = green.spawn(rep.recv)  # finds nothing: waits
+    green.sleep(0.01)
+    req.send(b"q")
+    reply = green.spawn(req.recv)  # finds nothing: waits
+    assert green.get(request, timeout=3) == b"q"
+    for sock in (rep, req):
+        ran = []
+        other = green.spawn(ran.append, 1)
+        with pytest.raises(zmq.ZMQError) as info:
+            sock.recv()  # out of turn
+        assert info.value.errno == zmq.EFSM
+        assert ran == []  # at once: the call did not wait
+        green.get(other)
+        if sock is rep:
+            rep.send(b"a")
+            assert green.get(reply, timeout=3) == b"a"
+
+
 def test_a_waiter_is_served_after_others_touch_the_socket(green, zmq, pair):
     """Rule 1: reading EVENTS (ours, or through a plain shadow) may eat the FD's edge."""
     push, pull = pair

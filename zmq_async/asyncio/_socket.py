@@ -182,11 +182,15 @@ class Socket(ReactorSocket["Future[Any]"]):
         queue = reactor.sendq if sending else reactor.recvq
         if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
             return self._queue(sending, future, op, args, post)
+        if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            return self._queue(False, future, op, args, post, tried=True)
         try:
             result = op(self, *args)
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(sending, future, op, args, post)
+                if not sending:
+                    reactor.recv_dry = True
+                return self._queue(sending, future, op, args, post, tried=not sending)
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
@@ -209,14 +213,18 @@ class Socket(ReactorSocket["Future[Any]"]):
         op: Callable[..., Any],
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
+        tried: bool = False,
     ) -> Future[Any]:
-        """The slow path: queue a waiter for the reactor to serve when EVENTS allows."""
+        """The slow path: queue a waiter for the reactor to serve when EVENTS allows.
+
+        ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
+        """
         reactor = self._reactor
         waiter = Waiter(future, op, args, post)
         if sending:
             reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter)
+            reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(reactor, waiter, future)
         return future
 
@@ -234,11 +242,17 @@ class Socket(ReactorSocket["Future[Any]"]):
         if reactor.recvq and not flags & _NOBLOCK:
             return self._submit(False, _recv, (flags | _NOBLOCK, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
+        if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            # The last attempt found nothing: EVENTS says so for a third of the cost.
+            return self._queue(False, future, _recv, (flags | _NOBLOCK, copy, track), None, True)
         try:
             future.set_result(_recv(self, flags | _NOBLOCK, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(False, future, _recv, (flags | _NOBLOCK, copy, track))
+                reactor.recv_dry = True
+                return self._queue(
+                    False, future, _recv, (flags | _NOBLOCK, copy, track), None, True
+                )
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)

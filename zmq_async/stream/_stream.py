@@ -154,7 +154,7 @@ class _Receiver:
         reactor = self.reactor
         if self.active and not reactor.closed:
             reactor.wait_recv(self.waiter)
-            reactor.kick()  # the socket may hold more, with no edge to come
+            reactor.dispatch()  # the socket may hold more, with no edge to come
 
     def set_exception(self, exception: BaseException, /) -> None:
         stream = self.stream
@@ -463,20 +463,19 @@ class ZMQStream:
             self._hand_send_off(msg, flags, copy, track, callback, kwargs)
             return
         if (
-            callback is None
+            type(msg) is list
+            and len(msg) == 1
+            and callback is None
             and not kwargs
             and not self._sendbuf
             and self._send_callback is None
-            and type(msg) is list
-            and len(msg) == 1
-            and type(msg[0]) is bytes
             and not self._reactor.sendq
         ):
             # The hot path: one frame, nothing to keep order with, no one to tell.
             try:
                 _send(self.socket, msg[0], flags | _NOBLOCK, copy, track)
-            except zmq.ZMQError:
-                pass  # _send tries again below, and queues it or reports the error
+            except Exception:
+                pass  # nothing was sent: _send below sorts it out (queue, log, or defer)
             else:
                 reactor = self._reactor
                 if reactor.recvq or reactor.pollq:

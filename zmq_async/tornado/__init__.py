@@ -12,9 +12,15 @@ are :mod:`zmq_async.asyncio`'s classes under Tornado's names, on ``IOLoop.curren
 callback-style :class:`~zmq_async.stream.ZMQStream` is re-exported here.
 """
 
+import asyncio
+
 from zmq_async.stream import SendQueueFull, ZMQStream
 from zmq_async.tornado._context import Context
 from zmq_async.tornado._poller import Poller
-from zmq_async.tornado._socket import CancelledError, Socket
+from zmq_async.tornado._socket import Socket
+
+#: What a cancelled operation raises, and (as a subclass that is also an ``Exception``, like
+#: ``zmq.eventloop.future.CancelledError``) a pending operation whose socket was closed.
+CancelledError = asyncio.CancelledError
 
 __all__ = ["CancelledError", "Context", "Poller", "SendQueueFull", "Socket", "ZMQStream"]

@@ -13,14 +13,16 @@ from typing import Any
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
 from zmq_async.tornado._ioloop import IOLoopEntry, enlist, io_loop_of, unlist
 
-__all__ = ["CancelledError", "Socket"]
+__all__ = ["Socket", "SocketClosed"]
 
 
-class CancelledError(Exception):
-    """A pending operation's socket was closed: ``zmq.eventloop.future.CancelledError``.
+class SocketClosed(asyncio.CancelledError, Exception):
+    """What a pending operation fails with when its socket is closed.
 
-    An Exception, as the peer's, so code that catches ``Exception`` around an ``await``
-    keeps working; a task cancelled by asyncio still raises ``asyncio.CancelledError``.
+    ``zmq.eventloop.future`` fails it with its ``CancelledError``, an ``Exception``; this is
+    both an ``asyncio.CancelledError`` (``zmq_async.tornado.CancelledError``, which a
+    cancelled operation raises too, as the peer's does) and an ``Exception``, so code
+    catching either keeps working.
     """
 
 
@@ -57,18 +59,28 @@ class Socket(_AsyncioSocket):
         return io_loop
 
     def _close_error(self) -> BaseException:
-        return CancelledError("socket closed")
+        return SocketClosed("socket closed")
 
     async def __anext__(self) -> list[Any]:
         """The next multipart message; iteration ends when the socket is closed."""
         try:
             return await super().__anext__()
-        except CancelledError:
+        except SocketClosed:
             if self._reactor.closed:
                 raise StopAsyncIteration from None
             raise
 
     def close(self, linger: int | None = None) -> None:
+        reactor = self._reactor
+        pending = [w.completion for q in (reactor.recvq, reactor.sendq, reactor.pollq) for w in q]
         super().close(linger)
         if self.closed:  # not when the close was handed to the socket's loop's thread
             unlist(self)
+            for completion in pending:
+                # Failed by the caller's own close: a Future nobody awaited must not be
+                # reported at exit as a lost error ("Future exception was never retrieved"),
+                # as the asyncio layer's cancelled ones are not. A Poller's wait holds its
+                # Future as ``completion``.
+                future = getattr(completion, "completion", completion)
+                if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+                    future.exception()
