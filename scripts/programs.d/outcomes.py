@@ -1,0 +1,57 @@
+"""pytest plugin: append each test's outcome to $PROGRAMS_OUTCOMES as one JSON line.
+
+One line per test as soon as it is known, so a run killed by its time limit still tells what
+ran. A test is "passed", "failed" (its body failed), "error" (setup or teardown failed) or
+"skipped" (xfail counts as skipped, xpass as passed). At the end, one line names the modules
+that the run's `zmq.asyncio` and `zmq.eventloop.zmqstream` really were (if it imported them),
+in $PROGRAMS_OUTCOMES.modules.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+_outcomes: dict[str, str] = {}
+
+
+def _record(nodeid: str, outcome: str) -> None:
+    path = os.environ.get("PROGRAMS_OUTCOMES")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"test": nodeid, "outcome": outcome}) + "\n")
+
+
+def pytest_runtest_logreport(report: Any) -> None:
+    nodeid = report.nodeid
+    if report.when == "setup":
+        if report.failed:
+            _outcomes[nodeid] = "error"
+        elif report.skipped:
+            _outcomes[nodeid] = "skipped"
+    elif report.when == "call":
+        if report.failed:
+            _outcomes[nodeid] = "failed"
+        elif report.skipped:
+            _outcomes[nodeid] = "skipped"
+        else:
+            _outcomes[nodeid] = "passed"
+    elif report.when == "teardown":
+        if report.failed and _outcomes.get(nodeid) in ("passed", None):
+            _outcomes[nodeid] = "error"
+        _record(nodeid, _outcomes.get(nodeid, "error"))
+
+
+def pytest_sessionfinish() -> None:
+    path = os.environ.get("PROGRAMS_OUTCOMES")
+    if not path:
+        return
+    modules = {
+        name: sys.modules[name].__name__
+        for name in ("zmq.asyncio", "zmq.eventloop.zmqstream")
+        if name in sys.modules
+    }
+    with open(path + ".modules", "w", encoding="utf-8") as f:
+        f.write(json.dumps(modules))
