@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, settings
 
 import zmq_async.anyio
 import zmq_async.asyncio
@@ -16,6 +17,25 @@ try:
     import uvloop
 except ImportError:  # uvloop is optional (and absent on Windows)
     uvloop = None
+
+# -- hypothesis profiles (here, the parent of tests/green, so the green runs share them) -----
+# "ci", the default, keeps the model-checked reactor (test_model*.py) to a few seconds per
+# framework, derandomized so CI explores the same interleavings every run;
+# ``--hypothesis-profile=long`` explores for real (minutes; run it with ``nice``).
+_MODEL_SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile(
+    "ci",
+    max_examples=12,
+    stateful_step_count=30,
+    derandomize=True,
+    database=None,
+    **_MODEL_SETTINGS,
+)
+settings.register_profile("long", max_examples=1000, stateful_step_count=60, **_MODEL_SETTINGS)
+settings.load_profile("ci")
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 
