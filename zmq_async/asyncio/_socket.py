@@ -40,6 +40,8 @@ _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+#: Errors after which the socket can never proceed: closed, or its context terminated.
+_FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 
 
 class Socket(ReactorSocket["Future[Any]"]):
@@ -141,6 +143,10 @@ class Socket(ReactorSocket["Future[Any]"]):
             if not flags & _NOBLOCK:
                 return self._queue(sending, future, op, args, post)
             future.set_exception(exc)
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL and not sending:
+                raise  # closed, or its context terminated: see recv
+            future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
         else:
@@ -181,15 +187,22 @@ class Socket(ReactorSocket["Future[Any]"]):
         loop = _get_running_loop()
         if loop is not self._loop:
             loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
         if reactor.recvq and not flags & _NOBLOCK:
-            return self._submit(False, _recv, (flags | _NOBLOCK, copy, track), flags)
+            return self._submit(False, _recv, (noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
-            future.set_result(_recv(self, flags | _NOBLOCK, copy, track))
+            future.set_result(_recv(self, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(False, future, _recv, (flags | _NOBLOCK, copy, track))
+                return self._queue(False, future, _recv, (noblock, copy, track))
+            future.set_exception(exc)
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL:
+                # Closed, or its context terminated: raised at the call, as the peer's
+                # receives do (its sends set it on the Future, as ours do).
+                raise
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
@@ -254,15 +267,16 @@ class Socket(ReactorSocket["Future[Any]"]):
         loop = _get_running_loop()
         if loop is not self._loop:
             loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
         if reactor.sendq and not flags & _NOBLOCK:
-            return self._submit(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
+            return self._submit(True, _send, (data, noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
-            future.set_result(_send(self, data, flags | _NOBLOCK, copy, track))
+            future.set_result(_send(self, data, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(True, future, _send, (data, flags | _NOBLOCK, copy, track))
+                return self._queue(True, future, _send, (data, noblock, copy, track))
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
