@@ -242,9 +242,12 @@ class Socket(ReactorSocket["Future[Any]"]):
         self, deserialize: Callable[[list[Any]], Any], flags: int = 0, copy: bool = True
     ) -> Future[Any]:
         """Receive a multipart message decoded by ``deserialize(frames)``."""
-        return self._submit(
-            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, False), flags, deserialize
-        )
+        try:
+            post = _ops.deserializer(deserialize)
+        except TypeError as exc:
+            return self._done(exc)  # on the Future, as the peer's
+        args = (flags | _NOBLOCK, copy, False)
+        return self._submit(False, _ops.recv_multipart, args, flags, post)
 
     # -- sending (send_json, send_pyobj, send_string, send_serialized come from zmq.Socket,
     #    which calls these two) ------------------------------------------------------------
@@ -305,6 +308,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         """
         if self.closed:
             raise zmq.ZMQError(zmq.ENOTSUP)
+        seconds = _ops.poll_timeout(timeout)
+        flags = _ops.poll_flags(flags)
         loop = _get_running_loop()
         if loop is not self._loop:
             loop = self._bind(loop)
@@ -320,7 +325,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             reactor.after_op()
             return future
         waiter = Waiter(future, None, mask=flags)
-        reactor.wait_poll(waiter, None if timeout is None or timeout < 0 else timeout / 1000)
+        reactor.wait_poll(waiter, seconds)
         _disarm_on_cancel(reactor, waiter, future)
         return future
 
