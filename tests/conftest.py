@@ -28,7 +28,7 @@ _MODEL_SETTINGS: dict[str, Any] = {
 }
 settings.register_profile(
     "ci",
-    max_examples=12,
+    max_examples=20,
     stateful_step_count=30,
     derandomize=True,
     database=None,

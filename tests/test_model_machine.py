@@ -139,7 +139,8 @@ class Op:
     seen: int = -1  # the look at which it was found done
 
     def __repr__(self) -> str:
-        return f"<{self.form} #{self.index} on {self.sock}: {self.state}>"
+        timeout = "" if self.timeout is None else f", timeout {self.timeout}s"
+        return f"<{self.form} #{self.index} on {self.sock}: {self.state}{timeout}>"
 
 
 @dataclass
@@ -193,11 +194,13 @@ class ReactorModel(RuleBasedStateMachine):
         self.timeo: dict[tuple[str, int], float | None] = {}
         self.socks: dict[str, Any] = {}
         self.ctx: Any = None
+        self.trace: list[str] = []  # the steps so far, for failure messages
 
     # -- set-up and teardown ------------------------------------------------------------
 
     @initialize(hwm=st.sampled_from([1, 2, 4]))
     def setup(self, hwm: int) -> None:
+        self.trace.append(f"setup(hwm={hwm!r})")
         z = self.h.zmq
         addr = f"inproc://model-{id(self)}-{time.monotonic_ns()}"
 
@@ -255,6 +258,12 @@ class ReactorModel(RuleBasedStateMachine):
             and (kind is None or op.kind == kind)
         ]
 
+    def _context(self) -> str:
+        """The steps so far and what is pending, for a failure message (hypothesis prints
+        the steps only when a failure replays, and timing may not)."""
+        steps = "\n  ".join(self.trace[-25:])
+        return f"\nsteps (last 25):\n  {steps}\npending: {self._pending()}"
+
     def _peer(self, name: str) -> str:
         return "b" if name == "a" else "a"
 
@@ -299,7 +308,10 @@ class ReactorModel(RuleBasedStateMachine):
                 self.streams[self._peer(op.sock)].append(op.frames)
         for op in done:
             if op.kind == "recv" and op.state == "ok":
-                self.streams[op.sock].take(op.value, op.form != "recv")
+                try:
+                    self.streams[op.sock].take(op.value, op.form != "recv")
+                except AssertionError as exc:
+                    raise AssertionError(f"{op}: {exc}" + self._context()) from None
             elif op.kind == "poll" and op.state == "ok":
                 self._check_poll(op)
             elif op.state == "error":
@@ -313,7 +325,9 @@ class ReactorModel(RuleBasedStateMachine):
             if other.index >= op.index:
                 break
             if other.sock == op.sock and other.kind == op.kind and other.form != "shadow":
-                assert other.state != "pending", f"{op} completed before the earlier {other}"
+                assert other.state != "pending", (
+                    f"{op} completed before the earlier {other}" + self._context()
+                )
 
     def _check_poll(self, op: Op) -> None:
         if op.form == "poller":
@@ -338,6 +352,7 @@ class ReactorModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.destroyed)
     @rule(sock=st.sampled_from("ab"), parts=st.integers(1, 3), multipart=st.booleans())
     def send(self, sock: str, parts: int, multipart: bool) -> None:
+        self.trace.append(f"send(sock={sock!r}, parts={parts!r}, multipart={multipart!r})")
         if not self.open[sock]:
             return
         index = next(self.ids)
@@ -353,6 +368,7 @@ class ReactorModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.destroyed)
     @rule(sock=st.sampled_from("ab"), whole=st.booleans())
     def recv(self, sock: str, whole: bool) -> None:
+        self.trace.append(f"recv(sock={sock!r}, whole={whole!r})")
         if not self.open[sock]:
             return
         target = self.socks[sock]
@@ -371,6 +387,9 @@ class ReactorModel(RuleBasedStateMachine):
         poller=st.booleans(),
     )
     def poll(self, sock: str, mask: int, timeout: int | None, poller: bool) -> None:
+        self.trace.append(
+            f"poll(sock={sock!r}, mask={mask!r}, timeout={timeout!r}, poller={poller!r})"
+        )
         if not self.open[sock]:
             return
         target = self.socks[sock]
@@ -406,6 +425,7 @@ class ReactorModel(RuleBasedStateMachine):
         (Chosen by position, not among those pending: which are pending depends on the
         loop, and hypothesis needs each draw to depend on earlier draws alone.)
         """
+        self.trace.append(f"cancel(back={back!r})")
         if back >= len(self.ops) or self.ops[-1 - back].state != "pending":
             return
         self.h.cancel(self.ops[-1 - back].handle)
@@ -422,6 +442,7 @@ class ReactorModel(RuleBasedStateMachine):
         ms=st.sampled_from([-1, *TIMEOUTS_MS]),
     )
     def set_timeout(self, sock: str, option: int, ms: int) -> None:
+        self.trace.append(f"set_timeout(sock={sock!r}, option={option!r}, ms={ms!r})")
         if not self.open[sock]:
             return
         target = self.socks[sock]
@@ -430,6 +451,7 @@ class ReactorModel(RuleBasedStateMachine):
 
     @rule()
     def let_time_pass(self) -> None:
+        self.trace.append("let_time_pass()")
         self.h.sleep(max(TIMEOUTS_MS) / 1000 + TIMER_SLACK)
         self._look()
         now = time.monotonic()
@@ -453,6 +475,7 @@ class ReactorModel(RuleBasedStateMachine):
         ``send_first``: the peer sends first, through a shadow, in the same loop callback, so
         the new message's edge is eaten before the loop ever sees it.
         """
+        self.trace.append(f"touch(sock={sock!r}, how={how!r}, send_first={send_first!r})")
         if not self.open[sock]:
             return
         peer = self._peer(sock)
@@ -490,6 +513,7 @@ class ReactorModel(RuleBasedStateMachine):
     @rule(sock=st.sampled_from("ab"))
     def shadow_recv(self, sock: str) -> None:
         """Receive through a shadow (out of the reactor's sight), as a user might."""
+        self.trace.append(f"shadow_recv(sock={sock!r})")
         if not self.open[sock]:
             return
         target = self.socks[sock]
@@ -516,6 +540,7 @@ class ReactorModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.destroyed)
     @rule(sock=st.sampled_from("ab"))
     def close(self, sock: str) -> None:
+        self.trace.append(f"close(sock={sock!r})")
         if not self.open[sock]:
             return
         target = self.socks[sock]
@@ -530,6 +555,7 @@ class ReactorModel(RuleBasedStateMachine):
     @precondition(lambda self: not self.destroyed)
     @rule()
     def destroy(self) -> None:
+        self.trace.append("destroy()")
         self.h.call(lambda: self.ctx.destroy(linger=0))
         self.destroyed = True
         self.open = {"a": False, "b": False}
@@ -541,7 +567,7 @@ class ReactorModel(RuleBasedStateMachine):
 
     def _check_closed(self, sock: str) -> None:
         left = self._pending(sock)
-        assert not left, f"pending after {sock} was closed: {left}"
+        assert not left, f"pending after {sock} was closed: {left}" + self._context()
         reactor = self.socks[sock]._reactor
         assert reactor.closed
         assert not (reactor.recvq or reactor.sendq or reactor.pollq)
@@ -557,7 +583,9 @@ class ReactorModel(RuleBasedStateMachine):
         for sock in live:
             for kind, count in queues[sock].items():
                 pending = len(self._pending(sock, kind))
-                assert count == pending, f"{sock}: {count} live {kind} waiters, {pending} pending"
+                assert count == pending, (
+                    f"{sock}: {count} live {kind} waiters, {pending} pending" + self._context()
+                )
 
     @invariant()
     def no_waiter_asleep_while_it_could_proceed(self) -> None:
@@ -568,7 +596,9 @@ class ReactorModel(RuleBasedStateMachine):
             if stuck and self.unseen[sock]:
                 recheck(self.socks[sock]._reactor, self.h)
                 stuck = self._stuck(sock)
-            assert not stuck, f"{sock}: {stuck} asleep while EVENTS says they could proceed"
+            assert not stuck, (
+                f"{sock}: {stuck} asleep while EVENTS says they could proceed" + self._context()
+            )
             self.unseen[sock] = False
 
     def _stuck(self, sock: str) -> list[Op]:
