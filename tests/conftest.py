@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,6 +39,20 @@ settings.register_profile(
 )
 settings.register_profile("long", max_examples=1000, stateful_step_count=60, **_MODEL_SETTINGS)
 settings.load_profile("ci")
+
+
+def _share(name: str, filename: str) -> None:
+    """Make tests/``filename`` importable as ``name`` by the test modules that share it
+    (here and in tests/green): with pytest's importlib mode they cannot import each other."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+        assert spec is not None and spec.loader is not None
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+_share("zmq_async_model_machine", "test_model_machine.py")
+_share("zmq_async_bad_args", "test_bad_args.py")
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 

@@ -343,6 +343,21 @@ def drain(sock: Any) -> None:
         shadow.recv(zmq.NOBLOCK)
 
 
+async def still_usable(a: Any, b: Any) -> list[str]:
+    """What is wrong with ``a`` after a bad call: waiters left in its reactor, or a good
+    message that does not go both ways (after draining what the call left)."""
+    problems = leftovers(a)
+    drain(a)
+    drain(b)
+    await a.send(b"ping")
+    if await b.recv() != b"ping":
+        problems.append("a good message a -> b did not arrive")
+    await b.send(b"pong")
+    if await a.recv() != b"pong":
+        problems.append("a good message b -> a did not arrive")
+    return problems + leftovers(a)
+
+
 def verdict(case: Case, ours: Outcome, expected: Outcome, peer: Outcome | None) -> list[str]:
     """What is wrong with ``ours``: never a hang; the error (type and errno) of the blocking
     socket, or of the peer where the peer differs from it (the async peers raise TypeError for
@@ -413,16 +428,7 @@ async def run_async_layer(layer: Any, case: Case, ours: bool) -> tuple[Outcome, 
                 outcome = Outcome("ok")
         problems: list[str] = []
         if ours and case.state == "open":
-            problems = leftovers(a)
-            drain(a)
-            drain(b)
-            await asyncio.wait_for(a.send(b"ping"), HANG)
-            if await asyncio.wait_for(b.recv(), HANG) != b"ping":
-                problems.append("a good message a -> b did not arrive")
-            await asyncio.wait_for(b.send(b"pong"), HANG)
-            if await asyncio.wait_for(a.recv(), HANG) != b"pong":
-                problems.append("a good message b -> a did not arrive")
-            problems += leftovers(a)
+            problems = await asyncio.wait_for(still_usable(a, b), HANG)
         return outcome, problems
     finally:
         env.close()
@@ -502,17 +508,8 @@ async def run_anyio(case: Case) -> tuple[Outcome, list[str]]:
             return Outcome("hang"), []
         problems: list[str] = []
         if case.state == "open":
-            problems = leftovers(a)
-            drain(a)
-            drain(b)
             with anyio.fail_after(HANG):
-                await a.send(b"ping")
-                if await b.recv() != b"ping":
-                    problems.append("a good message a -> b did not arrive")
-                await b.send(b"pong")
-                if await a.recv() != b"pong":
-                    problems.append("a good message b -> a did not arrive")
-            problems += leftovers(a)
+                problems = await still_usable(a, b)
         return outcome, problems
     finally:
         env.close()

@@ -10,35 +10,17 @@ never runs on its own between steps. The CI profile runs few examples (tests/con
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
+import zmq_async_model_machine as machine  # shared by tests/conftest.py
 from anyio.from_thread import start_blocking_portal
 from hypothesis import settings
 
 import zmq_async.anyio
 import zmq_async.asyncio
-
-
-def load_machine() -> Any:
-    """The framework-free machine module, by path (the tests are not a package)."""
-    name = "zmq_async_model_machine"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).with_name("test_model_machine.py")
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-machine = load_machine()
 
 #: Bound on one step in the loop (a hang fails the example instead of the whole run).
 STEP_TIMEOUT = 10.0

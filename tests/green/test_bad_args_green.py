@@ -6,28 +6,10 @@ then the socket must hold nothing in its reactor and still carry a good message 
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-
-def load_cases() -> Any:
-    """tests/test_bad_args.py, by path (the tests are not a package)."""
-    name = "zmq_async_bad_args"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).parent.parent / "test_bad_args.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bad = load_cases()
+import zmq_async_bad_args as bad  # shared by tests/conftest.py
 
 
 class Hang(BaseException):

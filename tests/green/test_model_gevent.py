@@ -6,33 +6,16 @@ runs only when a step yields to it, and each step drives it until it is idle.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import gevent
 import pytest
+import zmq_async_model_machine as machine  # shared by tests/conftest.py
 from hypothesis import settings
 
 import zmq_async.green
 
-
-def load_machine() -> Any:
-    """The framework-free machine module, by path (the tests are not a package)."""
-    name = "zmq_async_model_machine"
-    if name in sys.modules:
-        return sys.modules[name]
-    path = Path(__file__).parent.parent / "test_model_machine.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    assert spec is not None and spec.loader is not None
-    module = sys.modules[name] = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-machine = load_machine()
 TIMEOUT = max(60, settings().max_examples)
 
 
