@@ -47,6 +47,7 @@ class PortalHarness(machine.Harness):  # type: ignore[misc, name-defined]
         self.name = backend
         self.zmq = zmq_module
         self.futures = futures
+        self.handles: list[Handle] = []
         self._portal_cm = start_blocking_portal(backend)
         self.portal = self._portal_cm.__enter__()
 
@@ -58,6 +59,7 @@ class PortalHarness(machine.Harness):  # type: ignore[misc, name-defined]
 
     def start(self, operation: Callable[[], Any]) -> Handle:
         handle = Handle(operation)
+        self.handles.append(handle)
         if self.futures:
             handle.future = self.call(operation)
         else:
@@ -132,6 +134,9 @@ class PortalHarness(machine.Harness):  # type: ignore[misc, name-defined]
         raise AssertionError("the loop never went quiet")
 
     def close(self) -> None:
+        # A failed example may leave tasks waiting: the portal would wait for them for ever.
+        for handle in self.handles:
+            self.cancel(handle)
         self._portal_cm.__exit__(None, None, None)
 
 
