@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +209,92 @@ def apair(actx: zmq_async.anyio.Context) -> SocketPairFactory:
         return bound, connected
 
     return factory
+
+
+# -- the fault tests' other processes (tests/faultprocs.py) ----------------------------------
+
+
+def _load_faultprocs() -> Any:
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    name = "zmq_async_tests_faultprocs"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            name, Path(__file__).with_name("faultprocs.py")
+        )
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+@pytest.fixture(scope="session")
+def procs() -> Any:
+    """tests/faultprocs.py: the peer to kill and restart, and the whole programs."""
+    return _load_faultprocs()
+
+
+@pytest.fixture
+def peer(procs: Any) -> Iterator[Callable[..., Any]]:
+    """Factory of started :class:`faultprocs.Peer` processes, killed after the test.
+
+    ``peer(mode)`` gives one; ``peer(mode, mode, ...)`` a list, started in parallel.
+    """
+    started: list[Any] = []
+
+    def factory(*modes: str) -> Any:
+        processes = [procs.Peer(mode) for mode in modes]
+        started.extend(processes)
+        procs.start_all(processes)
+        return processes[0] if len(processes) == 1 else processes
+
+    yield factory
+    for process in started:
+        process.close()
+
+
+#: The async layers the fault scenarios run on: (module, anyio backend, backend options).
+FAULT_LAYERS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "asyncio": ("zmq_async.asyncio", "asyncio", {}),
+    "uvloop": ("zmq_async.asyncio", "asyncio", {"use_uvloop": True}),
+    "tornado": ("zmq_async.tornado", "asyncio", {}),
+    "anyio-asyncio": ("zmq_async.anyio", "asyncio", {}),
+    "anyio-trio": ("zmq_async.anyio", "trio", {}),
+}
+
+
+@pytest.fixture(params=list(FAULT_LAYERS))
+def on_layer(
+    request: pytest.FixtureRequest,
+) -> Callable[[Callable[[Any], Awaitable[None]]], None]:
+    """Run ``scenario(ctx)`` on the parametrized layer (under anyio), with a fresh context.
+
+    The layers: zmq_async.asyncio (asyncio, uvloop), zmq_async.tornado (under an IOLoop) and
+    zmq_async.anyio (asyncio, trio); one scenario, awaited under anyio's cancel scopes.
+    """
+    layer = request.param
+    import importlib
+
+    import anyio
+
+    module, backend, options = FAULT_LAYERS[layer]
+    context_class = importlib.import_module(module).Context
+
+    async def main(scenario: Callable[[Any], Awaitable[None]]) -> None:
+        if layer == "tornado":
+            from tornado.ioloop import IOLoop
+
+            IOLoop.current()  # sockets run under the IOLoop of this asyncio loop
+        ctx = context_class()
+        try:
+            await scenario(ctx)
+        finally:
+            ctx.destroy(linger=0)
+
+    def run(scenario: Callable[[Any], Awaitable[None]]) -> None:
+        anyio.run(main, scenario, backend=backend, backend_options=options)
+
+    return run

@@ -355,6 +355,34 @@ async def test_each_call_checks_for_cancellation_before_consuming(apair: Any) ->
         assert await pull.recv() == b"kept"
 
 
+async def test_the_cancellation_check_sees_outer_scopes_and_shields(apair: Any) -> None:
+    pull, push = apair()
+    with anyio.fail_after(10):
+        await push.send(b"kept")
+        assert await pull.poll(5000) == zmq.POLLIN
+        with anyio.CancelScope() as outer:
+            with anyio.CancelScope():
+                outer.cancel()
+                with anyio.CancelScope(shield=True):  # the outer cancel does not reach here
+                    assert await pull.recv() == b"kept"
+                    await push.send(b"kept")
+                    assert await pull.poll(5000) == zmq.POLLIN
+                await pull.recv()
+                pytest.fail("a cancelled outer scope must cancel recv")  # pragma: no cover
+
+        async def other_task() -> None:  # another task on the same socket, then this one
+            assert await pull.recv() == b"kept"
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(other_task)
+        await push.send(b"again")
+        assert await pull.recv() == b"again"
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await pull.recv()
+            pytest.fail("a cancelled scope must cancel recv")  # pragma: no cover
+
+
 async def test_a_receiver_that_never_waits_still_lets_others_run(actx: za.Context) -> None:
     pull = actx.socket(zmq.PULL)
     pull.bind("inproc://never-waits")

@@ -438,3 +438,63 @@ def test_rule7_rebind_releases_the_old_loops_waiters(sockets, driver):
     assert driver.watched == {} and driver.live_timers() == []
     reactor.wait_recv(recv_waiter()[0])
     assert (reactor.fd, False) in other.watched
+
+
+def counting_send(tries: list[bytes]) -> Callable[[zmq.Socket[Any], bytes], None]:
+    """A send operation that records each attempt in ``tries``."""
+
+    def send(sock: zmq.Socket[Any], data: bytes) -> None:
+        tries.append(data)
+        sock.send(data, zmq.NOBLOCK)
+
+    return send
+
+
+def test_a_waiting_send_that_can_only_fail_is_tried_once_per_dispatch(request, driver):
+    """EFSM never shows as POLLOUT: the reactor tries the head sender once per dispatch."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    request.addfinalizer(lambda: ctx.destroy(linger=0))
+    url = f"inproc://reactor-{next(_names)}"
+    rep = ctx.socket(zmq.REP)
+    rep.bind(url)
+    req = ctx.socket(zmq.REQ)
+    req.connect(url)
+    req.send(b"ask")  # now the REQ owes a receive: a send can only fail with EFSM
+    reactor = Reactor(req, driver)
+    tries: list[bytes] = []
+    send = counting_send(tries)
+    result = Result()
+    reactor.wait_send(Waiter(result, send, (b"again",)))
+    assert not zmq.Socket.get(req, zmq.EVENTS) & zmq.POLLOUT
+    reactor.dispatch()
+    assert tries == [b"again"]
+    assert isinstance(result.error, zmq.ZMQError) and result.error.errno == zmq.EFSM
+
+
+def test_a_waiting_send_that_cannot_go_yet_is_not_retried_in_a_loop(sockets, driver):
+    *_, ctx = sockets
+    lonely = ctx.socket(zmq.PUSH)  # no peer: every send raises Again
+    lonely.bind(f"inproc://reactor-{next(_names)}")
+    reactor = Reactor(lonely, driver)
+    tries: list[bytes] = []
+    send = counting_send(tries)
+    result = Result()
+    reactor.wait_send(Waiter(result, send, (b"x",)))
+    reactor.dispatch()
+    reactor.dispatch()
+    assert tries == [b"x", b"x"]  # once per dispatch, no more
+    assert not result.done() and list(reactor.sendq)
+
+
+def test_rule8_abandon_after_fork_touches_no_loop_or_fd(sockets, driver):
+    _, pull, _ = sockets
+    reactor = Reactor(pull, driver)
+    waiter, result = recv_waiter()
+    reactor.wait_recv(waiter)
+    watched = dict(driver.watched)
+    reactor.abandon()  # what a forked child does with each reactor of its parent
+    assert driver.watched == watched  # the parent's registration is left alone
+    assert reactor.closed and reactor.driver is None and not reactor.recvq
+    assert not result.done()  # its waiter belongs to the parent's loop
+    reactor.close()  # and a later close does nothing either
+    assert driver.watched == watched

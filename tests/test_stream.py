@@ -299,16 +299,65 @@ def test_sends_queue_while_the_socket_cannot_send_and_go_out_in_order(env: Env) 
     env.run(main)
 
 
-def test_bad_frames_are_refused_before_anything_is_queued(env: Env) -> None:
-    async def main() -> None:
-        push = env.stream(env.socket(zmq.PUSH))
-        with pytest.raises(TypeError):
-            push.send_multipart([b"ok", object()])
-        with pytest.raises(IndexError):
-            push.send_multipart([])
-        assert push.send_queue_size == 0
+def test_an_unsendable_message_is_logged_in_its_turn_and_the_stream_goes_on(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As the peer: send() returns, the error is logged when the message's turn comes.
 
-    env.run(main)
+    jupyter_client's test_stream_on_recv sends a dict from inside on_recv, then sets a flag.
+    """
+
+    async def main() -> None:
+        a, b = env.pair(zmq.PAIR, zmq.PAIR)
+        got: list[Any] = []
+        b.on_recv(got.append)
+        flag: list[bool] = []
+        sent: list[Any] = []
+        a.on_send(lambda msg, status: sent.append(msg))
+
+        def on_recv(msg: list[Any]) -> None:
+            a.send(b"before")
+            assert a.send({"a": "dict"}) is None  # type: ignore[arg-type]
+            a.send_multipart([b"ok", object()])
+            a.send_multipart([])
+            a.send(b"after")
+            flag.append(True)
+
+        a.on_recv(on_recv)
+        b.send(b"go")
+        await until(lambda: flag and len(got) == 2)
+        assert got == [[b"before"], [b"after"]]
+        assert sent == [[b"before"], [b"after"]]  # no send callback for the failed ones
+        a.send(b"later")
+        await until(lambda: len(got) == 3)
+        assert got[2] == [b"later"] and not a.closed() and not a.sending()
+
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        env.run(main)
+    errors = [r for r in caplog.records if r.name == LOG and "SEND Error" in r.getMessage()]
+    assert len(errors) == 3
+    assert "buffer interface" in errors[0].getMessage()
+    assert errors[0].exc_info is not None and errors[0].exc_info[0] is TypeError
+
+
+def test_flush_logs_an_unsendable_message_too(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        a, b = env.pair(zmq.PAIR, zmq.PAIR)
+        got: list[Any] = []
+        b.on_recv(got.append)
+        await until(lambda: a.socket.get(zmq.EVENTS) & zmq.POLLOUT)
+        a.on_send(lambda msg, status: None)  # queue, do not send at once
+        a.send(object())
+        a.send(b"after")
+        assert a.send_queue_size == 2
+        assert a.flush(zmq.POLLOUT) == 1
+        assert a.send_queue_size == 0
+        await until(lambda: got)
+        assert got == [[b"after"]]
+
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        env.run(main)
+    assert any("SEND Error" in r.getMessage() for r in caplog.records)
 
 
 def test_max_send_queue_refuses_with_send_queue_full_then_drains(env: Env) -> None:
@@ -578,6 +627,47 @@ def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, module:
         assert await asyncio.wait_for(pull.recv(), 5) == b"future again"
         stream.close()
         assert pull.closed
+
+    env.run(main)
+
+
+def test_a_stream_and_futures_sharing_a_socket_take_turns(env: Env) -> None:
+    """With futures waiting on the shared socket, the stream takes one message per turn."""
+
+    async def main() -> None:
+        ctx = zmq_async.asyncio.Context.shadow(env.ctx)
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = env.stream(env.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{port}")
+        stream = env.stream(pull)
+        got: list[Any] = []
+        stream.on_recv(lambda msg: got.append(msg[0]))
+        futures = [pull.recv() for _ in range(3)]  # queued behind the stream's receiver
+        for i in range(8):
+            push.send(b"%d" % i)
+        await until(lambda: len(got) == 5)
+        # FIFO: the stream was first in line, the futures next; then the stream again.
+        assert [f.result() for f in futures] == [b"1", b"2", b"3"]
+        assert got == [b"0", b"4", b"5", b"6", b"7"]
+
+    env.run(main)
+
+
+def test_a_batch_of_multipart_messages_as_frames(env: Env) -> None:
+    async def main() -> None:
+        push, pull = env.pair()
+        n = 3 * BATCH + 5
+        for i in range(n):
+            push.send_multipart([b"%d" % i, b"", b"x" * (i % 3)])
+        got: list[Any] = []
+        pull.on_recv(got.append, copy=False)
+        await until(lambda: len(got) == n)
+        assert all(isinstance(f, zmq.Frame) for msg in got for f in msg)
+        assert [[f.bytes for f in msg] for msg in got] == [
+            [b"%d" % i, b"", b"x" * (i % 3)] for i in range(n)
+        ]
 
     env.run(main)
 
@@ -891,38 +981,130 @@ def test_a_closed_stream_leaves_the_ioloop_handlers() -> None:
 # -- threads -----------------------------------------------------------------------------------
 
 
-def test_use_from_another_thread_is_refused_and_sends_nothing(env: Env) -> None:
+def test_calls_from_another_thread_are_carried_out_by_the_loop_in_order(env: Env) -> None:
+    """Every call that changes the stream, from a thread outside its running loop."""
     import threading
 
     async def main() -> None:
+        loop_thread = threading.get_ident()
         push, pull = env.pair()
         got: list[Any] = []
-        pull.on_recv(got.append)
-        errors: list[BaseException] = []
+        seen_in: set[int] = set()
+        sent: list[Any] = []
+
+        def on_recv(msg: list[Any]) -> None:
+            seen_in.add(threading.get_ident())
+            got.append(msg[0])
 
         def elsewhere() -> None:
-            for call in (
-                lambda: push.send(b"from a thread"),
-                lambda: pull.on_recv(got.append),
-                lambda: push.on_send(lambda msg, status: None),
-                lambda: pull.flush(),
-            ):
-                try:
-                    call()
-                except RuntimeError as exc:
-                    errors.append(exc)
+            pull.on_recv(on_recv)
+            push.on_send(lambda msg, status: sent.append((threading.get_ident(), msg[0])))
+            for i in range(200):
+                push.send(b"%d" % i)
+            push.send_string("str")
+            push.send_multipart([b"multi", b"part"])
+            push.send(object())  # logged by the loop in its turn, the rest goes on
+            push.send(b"last")
+            assert push.flush() == 0  # handed over too: nothing known yet
+            pull.set_close_callback(lambda: seen_in.add(-1))
 
         thread = threading.Thread(target=elsewhere)
         thread.start()
         await asyncio.get_running_loop().run_in_executor(None, thread.join)
-        assert len(errors) == 4
-        assert all("another thread" in str(e) for e in errors)
-        push.send(b"from the loop")
-        await until(lambda: got)
-        await settle()
-        assert got == [[b"from the loop"]]
+        expected = [b"%d" % i for i in range(200)] + [b"str", b"multi", b"last"]
+        await until(lambda: len(got) == len(expected))
+        assert got == expected
+        assert seen_in == {loop_thread}
+        assert [m for _, m in sent] == expected and {t for t, _ in sent} == {loop_thread}
+        assert pull.receiving() and not push.sending()
+        pull.close()
+        assert seen_in == {loop_thread, -1}
 
     env.run(main)
+
+
+def test_state_seen_from_another_thread(env: Env) -> None:
+    """Sends count at once (and against max_send_queue); closed() is true at once."""
+    import threading
+
+    async def main() -> None:
+        push = env.stream(env.socket(zmq.PUSH), max_send_queue=3)  # no peer: sends wait
+        seen: dict[str, Any] = {}
+
+        def elsewhere() -> None:
+            for i in range(3):
+                push.send(b"%d" % i)
+            seen["size"] = push.send_queue_size
+            seen["sending"] = push.sending()
+            try:
+                push.send(b"3")
+            except SendQueueFull:
+                seen["full"] = True
+            push.close(linger=0)
+            seen["closed"] = push.closed()
+            try:
+                push.send(b"4")
+            except OSError:
+                seen["refused"] = True
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join)
+        assert seen == {"size": 3, "sending": True, "full": True, "closed": True, "refused": True}
+        await until(lambda: push.socket is None)  # the loop carried out the close
+        assert push.send_queue_size == 0
+
+    env.run(main)
+
+
+def test_on_recv_from_the_main_thread_while_the_loop_runs_in_another(env: Env) -> None:
+    """ipykernel's start-up: the control stream's loop runs in its own thread, and
+    Kernel.start() calls control_stream.on_recv(...) from the main thread."""
+    import threading
+
+    if env.kind == "tornado":
+        io_loop: Any = tornado.ioloop.IOLoop(make_current=False)
+        loop = io_loop.asyncio_loop
+    else:
+        loop = uvloop.new_event_loop() if env.kind == "uvloop" else asyncio.new_event_loop()
+        io_loop = loop
+    push = env.socket(zmq.PUSH)
+    pull = env.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push.connect(f"tcp://127.0.0.1:{port}")
+    stream = ZMQStream(pull, io_loop)
+    env.streams.append(stream)
+    running = threading.Event()
+    loop.call_soon(running.set)
+    control = threading.Thread(target=loop.run_forever)
+    control.start()
+    try:
+        assert running.wait(10)
+        for i in range(5):
+            push.send(b"%d" % i)  # waiting before anyone listens
+        got: list[bytes] = []
+        threads: set[int] = set()
+        done = threading.Event()
+
+        def dispatch(msg: list[Any]) -> None:
+            threads.add(threading.get_ident())
+            got.append(msg[0].bytes)
+            if len(got) == 10:
+                done.set()
+
+        stream.on_recv(dispatch, copy=False)
+        for i in range(5, 10):
+            push.send(b"%d" % i)
+        assert done.wait(10)
+        assert got == [b"%d" % i for i in range(10)]
+        assert threads == {control.ident}
+        stream.close(linger=0)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        control.join(10)
+        push.close(linger=0)
+        loop.close()
+    assert stream.closed() and stream.socket is None
 
 
 def test_close_from_another_thread_is_done_by_the_loop(env: Env) -> None:

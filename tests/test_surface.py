@@ -50,7 +50,7 @@ def test_importing_a_module_imports_its_own_framework_at_most(module):
 
 
 def test_exports():
-    assert zmq_async.__all__ == ["__version__"]
+    assert zmq_async.__all__ == ["__version__", "install", "installed", "uninstall"]
     assert sorted(ours.__all__) == ["Context", "Poller", "Socket"]
     assert issubclass(ours.Socket, zmq.Socket)
     assert issubclass(ours.Context, zmq.Context)

@@ -157,6 +157,36 @@ def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> No
     run_sync(main)
 
 
+def test_close_fails_pending_futures_with_an_exception_as_the_peer(ctx: ours.Context) -> None:
+    """zmq.eventloop.future's CancelledError is an Exception: ``except Exception`` around an
+    await catches it, and the task goes on (an asyncio.CancelledError would end it)."""
+    assert ours.CancelledError.__name__ == peer.CancelledError.__name__
+    _, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    _, pull2 = connected(ctx, zmq.PUSH, zmq.PULL)
+
+    async def main() -> list[str]:
+        async def consumer() -> list[str]:
+            seen = []
+            try:
+                await pull.recv()
+            except Exception as exc:  # as a program written for the peer does
+                assert isinstance(exc, ours.CancelledError)  # caught by that too
+                seen.append("closed")
+            async for _ in pull2:  # our beyond-the-peer iteration ends at close
+                seen.append("message")
+            seen.append("ended")
+            return seen
+
+        task = asyncio.ensure_future(consumer())
+        await asyncio.sleep(0.05)
+        pull.close()
+        await asyncio.sleep(0.05)
+        pull2.close()
+        return await asyncio.wait_for(task, 5)
+
+    assert run_sync(main) == ["closed", "ended"]
+
+
 def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> None:
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
 
@@ -269,3 +299,42 @@ def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
     finally:
         io_loop.close(all_fds=True)
     plain.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
+    ctx: ours.Context,
+) -> None:
+    """The socket's IOLoop runs in a thread (jupyter_client's IOLoopThread shape); a
+    coroutine on another IOLoop awaits its operations, which run on the socket's thread."""
+    import threading
+
+    push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    owner = tornado.ioloop.IOLoop(make_current=False)
+    bound = threading.Event()
+    served_in: list[int] = []
+
+    async def bind_here() -> None:
+        await push.send(b"first")
+        pending = pull.recv()  # pull now belongs to the owner's loop, and waits
+        pending.add_done_callback(lambda _: served_in.append(threading.get_ident()))
+        bound.set()
+
+    owner.add_callback(bind_here)
+    thread = threading.Thread(target=owner.start)
+    thread.start()
+    try:
+        assert bound.wait(10)
+
+        @tornado.gen.coroutine
+        def elsewhere() -> Any:
+            yield push.send(b"second")
+            result = yield pull.recv()
+            return result
+
+        assert run_sync(elsewhere) == b"second"
+        assert served_in == [thread.ident]  # the owner's receive was served first, there
+    finally:
+        owner.add_callback(owner.stop)
+        thread.join(10)
+        owner.close(all_fds=True)

@@ -7,7 +7,9 @@ this module pulls in no event loop or framework.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
+from dataclasses import replace
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -15,6 +17,9 @@ Handler = Callable[[argparse.Namespace], int]
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the subcommand, return its exit status."""
     parser = _parser()
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # the program's own options are not ours to parse
+        return _run(argv[1:], parser)
     args = parser.parse_args(argv)
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
@@ -29,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_bench(commands)
+    _add_run(commands)
     return parser
 
 
@@ -80,6 +86,12 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="run the latency workload unpinned (default: on one CPU, see --list)",
     )
     bench.add_argument("--list", action="store_true", help="list workloads and contenders")
+    bench.add_argument(
+        "--soak",
+        action="store_true",
+        help="push --messages (10,000,000; --quick 1,000,000) through every contender, "
+        "sampling its RSS each second, and report the RSS slope (memory must stay flat)",
+    )
     bench.set_defaults(handler=_bench)
 
 
@@ -98,6 +110,11 @@ def _bench(args: argparse.Namespace) -> int:
         for v in rows:
             print(f"contender {v.label:<{width}}  {v.layer.role}, drives {v.layer.target}")
         return 0
+    if args.soak:
+        from zmq_async._bench.soak import run_soak
+
+        soak = BenchOptions(quick=args.quick, layers=args.layers, json_path=args.json_path)
+        return run_soak(replace(soak, messages=args.messages, timeout=args.timeout))
     return run_bench(
         BenchOptions(
             repeat=args.repeat,
@@ -126,3 +143,95 @@ def _positive(kind: Callable[[str], int | float]) -> Callable[[str], int | float
 
     parse.__name__ = kind.__name__  # argparse names the type in its error messages
     return parse
+
+
+# -- run: a whole program on zmq_async ----------------------------------------------------------
+
+_RUN_USAGE = "zmq-async run [-h] (SCRIPT | -m MODULE) [ARGS ...]"
+
+
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    # Only for --help: main() hands `run` its arguments unparsed, as `python` would see them.
+    commands.add_parser(
+        "run",
+        help="run a Python program with zmq_async.install() in force",
+        usage=_RUN_USAGE,
+        description="Call zmq_async.install(), then run SCRIPT or -m MODULE with ARGS as "
+        "`python SCRIPT ARGS` / `python -m MODULE ARGS` would (sys.argv, __main__, sys.path[0], "
+        "exit status). It also sets ZMQ_ASYNC_INSTALL=1 in the environment, so child Python "
+        "processes (a Jupyter kernel started by a client, multiprocessing workers, ...) "
+        "install it at start-up too, wherever zmq_async is installed.",
+    )
+
+
+def _run(argv: list[str], parser: argparse.ArgumentParser) -> int:
+    """``zmq-async run``: install, then run the program in this process; return its status.
+
+    The program's ``SystemExit`` and exceptions propagate, so the interpreter reports them
+    (and sets the exit status) exactly as for ``python script.py``.
+    """
+    import os
+    import runpy
+
+    from zmq_async._install import ENV_VAR, install
+
+    if argv[:1] in (["-h"], ["--help"]):
+        parser.parse_args(["run", "--help"])  # prints the help and exits 0
+    try:
+        module, target, args = _program(argv)
+    except ValueError as e:
+        print(f"usage: {_RUN_USAGE}\nzmq-async run: error: {e}", file=sys.stderr)
+        return 2
+    os.environ[ENV_VAR] = "1"
+    install()
+    if module:
+        from importlib.util import find_spec
+
+        sys.path[0] = os.getcwd()  # what `python -m` puts first
+        try:
+            found = find_spec(target) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:  # what `python -m` says, with its status
+            print(f"{sys.executable}: No module named {target}", file=sys.stderr)
+            return 1
+        sys.argv = [target, *args]  # runpy puts the module's file in argv[0]
+        runpy.run_module(target, run_name="__main__", alter_sys=True)
+        return 0
+    if not os.path.exists(target):
+        print(f"{sys.executable}: can't open file {os.path.abspath(target)!r}", file=sys.stderr)
+        return 2
+    sys.argv = [target, *args]
+    # What `python script.py` puts first on sys.path: the script's directory, links resolved;
+    # a directory or zip file with a __main__.py is put there by run_path itself.
+    if os.path.isfile(target) and not _is_zip(target):
+        sys.path[0] = os.path.dirname(os.path.realpath(target))
+    else:
+        del sys.path[0]
+    runpy.run_path(target, run_name="__main__")
+    return 0
+
+
+def _program(argv: list[str]) -> tuple[bool, str, list[str]]:
+    """Split ``run``'s arguments as ``python`` does: (is a module, script or module, its args).
+
+    Raises ValueError if no program is named or an option other than ``-m`` comes first.
+    """
+    if not argv:
+        raise ValueError("a script or -m MODULE is needed")
+    first, rest = argv[0], argv[1:]
+    if first == "-m":
+        if not rest:
+            raise ValueError("-m needs a module name")
+        return True, rest[0], rest[1:]
+    if first.startswith("-m"):  # -mmodule, as python accepts
+        return True, first[2:], rest
+    if first.startswith("-") and first != "-":
+        raise ValueError(f"unknown option {first}")
+    return False, first, rest
+
+
+def _is_zip(path: str) -> bool:
+    import zipfile
+
+    return zipfile.is_zipfile(path)

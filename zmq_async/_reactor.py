@@ -38,6 +38,10 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
    error), cancels its timers and stops watching the FD, before the socket is closed.
 7. Loop/thread discipline is the adapter's: it moves a reactor to another loop with
    :meth:`Reactor.rebind`, which releases the waiters that belonged to the old one.
+8. fork. In a forked child, ``zmq_async._socket`` abandons every reactor of the parent
+   (:meth:`Reactor.abandon`) without touching its loop or FD: those are shared with the
+   parent (an epoll instance survives fork in both processes), so unregistering the FD in
+   the child would stop the parent's wakeups. Its sockets then refuse further use.
 
 Two ways to drive it
 --------------------
@@ -52,6 +56,7 @@ synchronous and idempotent, so either style calls it the same way.
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -75,6 +80,9 @@ _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+_TYPE = int(zmq.TYPE)
+#: Socket types whose receive out of turn fails (EFSM) where EVENTS shows POLLOUT, not POLLIN.
+_FSM_TYPES = (int(zmq.REQ), int(zmq.REP))
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _Again = zmq.Again
 #: Errors after which the socket can never proceed: it was closed, or its context terminated.
@@ -151,13 +159,16 @@ class Reactor:
     """Wait queues and dispatch for one zmq socket; see the module docstring for the rules."""
 
     __slots__ = (
+        "__weakref__",
         "_dispatch_cb",
+        "_dry_mask",
         "_kick_pending",
         "_kicked_cb",
         "_rcvtimeo",
         "_recheck",
         "_recheck_cb",
         "_recheck_delay",
+        "_recv_failed",
         "_sndtimeo",
         "_sweep_at",
         "_watching",
@@ -165,6 +176,7 @@ class Reactor:
         "driver",
         "fd",
         "pollq",
+        "recv_dry",
         "recvq",
         "sendq",
         "socket",
@@ -185,19 +197,53 @@ class Reactor:
         self._sweep_at = SWEEP_MIN
         self._rcvtimeo: float | bool | None = False  # False: not read yet
         self._sndtimeo: float | bool | None = False
+        #: A hint kept by the adapters: their last receive attempt found no message.
+        self.recv_dry = False
+        self._dry_mask = 0  # 0: not read yet
+        #: The last touch of the socket was a caller finding no message, then queueing.
+        self._recv_failed = False
         # Bound once: no per-wakeup allocation of bound methods.
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         self._recheck_cb = self._rechecked
+        _live.add(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
-    def wait_recv(self, waiter: Waiter) -> None:
-        """Queue a receiving waiter, with the socket's RCVTIMEO as its deadline."""
+    def wait_recv(self, waiter: Waiter, tried: bool = False) -> None:
+        """Queue a receiving waiter, with the socket's RCVTIMEO as its deadline.
+
+        ``tried``: the caller has just found no message (a failed NOBLOCK receive, or
+        :meth:`recv_ready`) and queues without touching the socket again.
+        """
         timeout: float | bool | None = self._rcvtimeo
         if timeout is False:
             timeout = self._rcvtimeo = _timeout(_get(self.socket, _RCVTIMEO))
         self._enqueue(self.recvq, waiter, timeout)
+        self._recv_failed = tried
+
+    def recv_ready(self) -> bool:
+        """Whether a receive may succeed now; asked instead of trying when ``recv_dry``.
+
+        A failed NOBLOCK receive builds a ``zmq.Again`` (2.7x the instructions of an EVENTS
+        read, measured); an EVENTS read answers as well and re-arms the FD as that does
+        (rule 1). True (so: try it) when EVENTS shows a message, or what a receive would
+        report other than ``Again``: POLLOUT on REQ/REP (a receive out of turn fails with
+        EFSM there), or an error. Clears ``recv_dry`` when True.
+        """
+        socket = self.socket
+        try:
+            events = _get(socket, _EVENTS)
+            mask = self._dry_mask
+            if not mask:
+                fsm = _get(socket, _TYPE) in _FSM_TYPES
+                mask = self._dry_mask = _POLLIN | _POLLOUT if fsm else _POLLIN
+        except zmq.ZMQError:
+            events = mask = 1  # closed or terminated: the receive raises the error
+        if events & mask:
+            self.recv_dry = False
+            return True
+        return False
 
     def wait_send(self, waiter: Waiter) -> None:
         """Queue a sending waiter, with the socket's SNDTIMEO as its deadline."""
@@ -326,6 +372,7 @@ class Reactor:
         recvq = self.recvq
         sendq = self.sendq
         pollq = self.pollq
+        tried_send = False
         try:
             for served_rounds in range(BATCH):
                 if not (recvq or sendq or pollq):
@@ -338,7 +385,14 @@ class Reactor:
                     # Only receivers wait: the attempt is the check. A failed NOBLOCK recv
                     # processes libzmq's commands (re-arming the FD) just as an EVENTS read
                     # does. A failed send may not (libzmq throttles it): receivers only.
+                    self._recv_failed = False
                     if self._serve(recvq):
+                        if self._recv_failed and not (sendq or pollq):
+                            # The caller served ran on at once (a green wakeup switches
+                            # into it), found no next message and queued again: that was
+                            # the last touch, so no receiver can proceed, and the FD is
+                            # re-armed. Any other touch since would have kicked (rule 1).
+                            return
                         continue
                     if not recvq:
                         _get(socket, _EVENTS)  # only dead waiters: the socket was not touched
@@ -347,8 +401,18 @@ class Reactor:
                 served = False
                 if events & _POLLIN and recvq:
                     served = self._serve(recvq)
-                if events & _POLLOUT and sendq:
-                    served = self._serve(sendq) or served
+                if sendq:
+                    if events & _POLLOUT:
+                        served = self._serve(sendq) or served
+                    elif not tried_send:
+                        # Some sends fail without POLLOUT ever showing: EFSM on a REQ that
+                        # awaits its reply, EHOSTUNREACH on ROUTER_MANDATORY when the peer's
+                        # pipe is gone. Blocking libzmq retries a send after each command it
+                        # processes, and so raises these; once per dispatch, so do we.
+                        tried_send = True
+                        if not self._serve(sendq):
+                            continue  # that send may have processed commands: read EVENTS
+                        served = True
                 if not served:
                     if events and pollq:
                         self._serve_polls(events)
@@ -432,6 +496,21 @@ class Reactor:
         self._kick_pending = False
         self.driver = driver
 
+    def abandon(self) -> None:
+        """Forget the parent's state in a forked child, touching no loop, timer or FD.
+
+        The waiters belong to the parent's loop or hub, and so does the FD's registration
+        (shared with the parent): unregistering it here would take it from the parent too.
+        """
+        self.closed = True
+        self.driver = None
+        self._watching = False
+        self._kick_pending = False
+        self._recheck = None
+        self.recvq.clear()
+        self.sendq.clear()
+        self.pollq.clear()
+
     def _release(self, error: BaseException | None) -> None:
         waiters = [*self.recvq, *self.sendq, *self.pollq]
         self.recvq.clear()
@@ -457,6 +536,15 @@ class Reactor:
         if self._watching and self.driver is not None:
             self._watching = False
             self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+#: Every reactor alive in this process (the parent's ones, after a fork: see live_reactors).
+_live: weakref.WeakSet[Reactor] = weakref.WeakSet()
+
+
+def live_reactors() -> list[Reactor]:
+    """The reactors alive in this process, for the fork handler."""
+    return list(_live)
 
 
 def _timeout(milliseconds: int) -> float | None:

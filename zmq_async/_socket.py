@@ -3,17 +3,24 @@
 Reading or setting options goes through here so the reactor stays right: reading ``EVENTS``
 may consume the edge a queued waiter needs (rule 1), and the reactor caches RCVTIMEO and
 SNDTIMEO, so setting either must invalidate the cache.
+
+After ``fork()``, in the child, every socket of the parent is disowned: its reactor is
+abandoned (rule 8) and the socket becomes an :class:`InheritedSocket`, on which everything
+but ``close()``, ``closed`` and ``repr()`` raises RuntimeError. libzmq is not fork-safe: the
+child shares the parent's signalling FDs, so a receive there could steal the parent's
+wakeups, and the parent's I/O threads do not exist in the child. Costs nothing before then.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async._reactor import Reactor
+from zmq_async._reactor import Reactor, live_reactors
 
 __all__ = ["ReactorSocket"]
 
@@ -46,3 +53,76 @@ class ReactorSocket(zmq.Socket[_T]):
             self._reactor.invalidate_timeouts()
 
     setsockopt = set
+
+
+#: The attributes an inherited socket still answers: what ``close()``, ``with`` and garbage
+#: collection need.
+_STILL_ALLOWED = frozenset({"__class__", "__dict__", "close", "closed", "_inherited_from"})
+
+
+class InheritedSocket:
+    """Mixed into a socket inherited across ``fork()``: any use raises RuntimeError.
+
+    ``close()`` does nothing (the socket is the parent's: pyzmq skips ``zmq_close`` in a
+    child too) and ``closed`` is True.
+    """
+
+    __slots__ = ()
+    _inherited_from: int
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in _STILL_ALLOWED:
+            return object.__getattribute__(self, name)
+        pid = object.__getattribute__(self, "_inherited_from")
+        raise RuntimeError(
+            f"this zmq socket was created in process {pid} and inherited across fork(); "
+            "libzmq sockets cannot be used in a forked child: create a new Context and new "
+            "sockets in the child"
+        )
+
+    @property
+    def closed(self) -> bool:
+        return True
+
+    def close(self, linger: int | None = None) -> None:
+        """Nothing to do: the socket belongs to the parent process."""
+
+    def __repr__(self) -> str:
+        pid = object.__getattribute__(self, "_inherited_from")
+        return f"<zmq socket inherited from process {pid} at {id(self):#x}>"
+
+    def __del__(self) -> None:
+        pass
+
+    def __enter__(self) -> InheritedSocket:
+        return self
+
+    def __exit__(self, *args: object) -> None:
+        pass
+
+
+_inherited_classes: dict[type, type] = {}
+_pid = os.getpid()
+
+
+def _disown_after_fork() -> None:
+    """In a forked child: abandon the parent's reactors and disown its sockets."""
+    global _pid
+    parent, _pid = _pid, os.getpid()
+    for reactor in live_reactors():
+        reactor.abandon()
+        sock = reactor.socket
+        if not isinstance(sock, ReactorSocket) or isinstance(sock, InheritedSocket):
+            continue
+        cls = type(sock)
+        inherited = _inherited_classes.get(cls)
+        if inherited is None:
+            inherited = _inherited_classes[cls] = type(
+                cls.__name__, (InheritedSocket, cls), {"__slots__": ()}
+            )
+        sock.__dict__["_inherited_from"] = parent
+        sock.__class__ = inherited
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_disown_after_fork)

@@ -3,14 +3,19 @@
 ``ZMQ_ASYNC_GREEN=gevent pytest tests/green`` runs the shared tests on gevent plus the
 ``*_gevent.py`` modules; ``ZMQ_ASYNC_GREEN=eventlet`` the same for eventlet (``scripts/test``
 runs both). Without the variable nothing here is collected, and this file imports no framework.
+
+``scripts/test`` also runs each flavour monkeypatched, through ``tests/green/patched.py``, which
+patches before anything else and sets ``ZMQ_ASYNC_MONKEY=1``; ``green.patched`` tells a test
+which run it is in.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +23,26 @@ import pytest
 
 FLAVOURS = ("gevent", "eventlet")
 FLAVOUR = os.environ.get("ZMQ_ASYNC_GREEN", "")
+MONKEY = os.environ.get("ZMQ_ASYNC_MONKEY", "") == "1"
+
+
+def _patched() -> bool:
+    """Whether this process was monkeypatched (asked without importing any framework)."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("threading"):
+        return True
+    patcher = sys.modules.get("eventlet.patcher")
+    return patcher is not None and bool(patcher.is_monkey_patched("thread"))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if FLAVOUR in FLAVOURS and _patched() != MONKEY:
+        raise pytest.UsageError(
+            "ZMQ_ASYNC_MONKEY=1 is set by tests/green/patched.py, which patches first: "
+            "run the monkeypatched suite through it"
+            if MONKEY
+            else "this process is monkeypatched: only tests/green/patched.py may do that"
+        )
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -35,9 +60,12 @@ class Green:
 
     def __init__(self, flavour: str) -> None:
         self.name = flavour
+        #: Whether the process is monkeypatched (``threading.Thread`` is then a greenlet).
+        self.patched = MONKEY
         if flavour == "gevent":
             import gevent
             import gevent.event
+            import gevent.pool
 
             self.zmq: Any = importlib.import_module("zmq_async.green")
             self.peer: Any = importlib.import_module("zmq.green")
@@ -51,6 +79,7 @@ class Green:
                 import eventlet
                 import eventlet.event
                 import eventlet.green.zmq
+                import eventlet.tpool
             self.zmq = importlib.import_module("zmq_async.green.eventlet")
             self.peer = eventlet.green.zmq
             self.Timeout = eventlet.Timeout
@@ -68,6 +97,24 @@ class Green:
             if self.name == "gevent":
                 return greenlet.get()
             return greenlet.wait()
+
+    def in_os_thread(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Start ``function(*args)`` in a real OS thread, patched or not; ``get()`` its result.
+
+        gevent's threadpool and eventlet's tpool run in real threads even when the program is
+        monkeypatched (``threading.Thread`` then makes greenlets).
+        """
+        if self.name == "gevent":
+            return self._gevent.get_hub().threadpool.spawn(function, *args)
+        return self._eventlet.spawn(self._eventlet.tpool.execute, function, *args)
+
+    def pool_map(
+        self, size: int, function: Callable[[Any], Any], items: Iterable[Any]
+    ) -> list[Any]:
+        """``[function(item) for item in items]``, run by the framework's pool of ``size``."""
+        if self.name == "gevent":
+            return list(self._gevent.pool.Pool(size).map(function, items))
+        return list(self._eventlet.GreenPool(size).imap(function, items))
 
     def kill(self, greenlet: Any) -> None:
         """Kill ``greenlet`` and return once it is dead."""

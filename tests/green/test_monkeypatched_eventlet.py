@@ -70,3 +70,26 @@ def test_monkeypatched_program_runs():
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "True", "ETERM"], (out.stdout, out.stderr)
     assert out.stderr == ""
+
+
+def test_a_thread_of_the_original_threading_module_is_refused(green, zmq, pair):
+    # eventlet.patcher.original("threading") makes real OS threads, also when patched.
+    import eventlet.patcher
+
+    push, pull = pair
+    first = green.spawn(pull.recv)
+    green.sleep(0.01)
+    errors: list[BaseException] = []
+
+    def other() -> None:
+        try:
+            pull.recv()
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = eventlet.patcher.original("threading").Thread(target=other)
+    thread.start()
+    thread.join(5)  # blocks this OS thread: the other one does not need it
+    assert len(errors) == 1 and isinstance(errors[0], RuntimeError), errors
+    push.send(b"x")
+    assert green.get(first) == b"x"

@@ -19,6 +19,7 @@ import zmq
 from zmq_async._bench.spec import (
     Params,
     Sample,
+    bind,
     rate_sample,
     receive_until_end,
     send_batches,
@@ -102,10 +103,12 @@ def _socket(ctx: AsyncContext, socket_type: int, hwm: int | None) -> AsyncSocket
     return sock
 
 
-def _bound(ctx: AsyncContext, socket_type: int, hwm: int | None) -> tuple[AsyncSocket, str]:
-    """A socket bound to a free tcp port on loopback, and its endpoint."""
+def _bound(
+    ctx: AsyncContext, socket_type: int, hwm: int | None, transport: str = "tcp"
+) -> tuple[AsyncSocket, str]:
+    """A socket bound to a fresh endpoint (a free tcp port on loopback), and the endpoint."""
     sock = _socket(ctx, socket_type, hwm)
-    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    return sock, bind(sock, transport)
 
 
 def _connected(ctx: AsyncContext, socket_type: int, hwm: int | None, endpoint: str) -> AsyncSocket:
@@ -142,7 +145,7 @@ async def _tasks(
 
 async def _push_pull(ctx: AsyncContext, p: Params) -> Sample:
     """Sender task sends ``batch``-sized runs until the deadline or cap, then ``_END``."""
-    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm, p.transport)
     push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
     multipart = p.frames > 1
     payload: Any = [b"x" * p.size] * p.frames if multipart else b"x" * p.size
@@ -223,6 +226,7 @@ async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
 
 _WORKLOADS: dict[str, Workload] = {
     "push_pull": _push_pull,
+    "push_pull_inproc": _push_pull,
     "push_pull_hwm": _push_pull,
     "multipart": _push_pull,
     "reqrep": _reqrep,

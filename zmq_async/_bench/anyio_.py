@@ -19,6 +19,7 @@ import zmq
 from zmq_async._bench.spec import (
     Params,
     Sample,
+    bind,
     rate_sample,
     receive_until_end,
     send_batches,
@@ -104,13 +105,15 @@ class _Sockets:
         finally:
             self.ctx.destroy(linger=0)
 
-    async def _make(self, socket_type: int, hwm: int | None, endpoint: str | None) -> Any:
+    async def _make(
+        self, socket_type: int, hwm: int | None, endpoint: str | None, transport: str = "tcp"
+    ) -> Any:
         sock = self.mod.Socket(self.ctx, socket_type) if self.peer else self.ctx.socket(socket_type)
         if hwm is not None:
             sock.setsockopt(zmq.SNDHWM, hwm)
             sock.setsockopt(zmq.RCVHWM, hwm)
         if endpoint is None:
-            self.endpoint = f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+            self.endpoint = bind(sock, transport)
         else:
             sock.connect(endpoint)
         if not self.peer:
@@ -118,8 +121,10 @@ class _Sockets:
         await self.stack.enter_async_context(sock)
         return _PeerSocket(sock)
 
-    async def bound(self, socket_type: int, hwm: int | None) -> tuple[Any, str]:
-        sock = await self._make(socket_type, hwm, None)
+    async def bound(
+        self, socket_type: int, hwm: int | None, transport: str = "tcp"
+    ) -> tuple[Any, str]:
+        sock = await self._make(socket_type, hwm, None, transport)
         return sock, self.endpoint
 
     async def connected(self, socket_type: int, hwm: int | None, endpoint: str) -> Any:
@@ -130,7 +135,7 @@ async def _push_pull(s: _Sockets, p: Params) -> Sample:
     """Sender task sends ``batch``-sized runs until the deadline or cap, then ``_END``."""
     import anyio
 
-    pull, endpoint = await s.bound(zmq.PULL, p.hwm)
+    pull, endpoint = await s.bound(zmq.PULL, p.hwm, p.transport)
     push = await s.connected(zmq.PUSH, p.hwm, endpoint)
     multipart = p.frames > 1
     payload: Any = [b"x" * p.size] * p.frames if multipart else b"x" * p.size
@@ -223,6 +228,7 @@ async def _fanin(s: _Sockets, p: Params) -> Sample:
 
 _WORKLOADS: dict[str, Workload] = {
     "push_pull": _push_pull,
+    "push_pull_inproc": _push_pull,
     "push_pull_hwm": _push_pull,
     "multipart": _push_pull,
     "reqrep": _reqrep,

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -121,9 +121,11 @@ def _socket(ctx: GreenContext, socket_type: int, hwm: int | None) -> GreenSocket
     return sock
 
 
-def _bound(ctx: GreenContext, socket_type: int, hwm: int | None) -> tuple[GreenSocket, str]:
+def _bound(
+    ctx: GreenContext, socket_type: int, hwm: int | None, transport: str = "tcp"
+) -> tuple[GreenSocket, str]:
     sock = _socket(ctx, socket_type, hwm)
-    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    return sock, bind(sock, transport)
 
 
 def _connected(ctx: GreenContext, socket_type: int, hwm: int | None, endpoint: str) -> GreenSocket:
@@ -134,7 +136,7 @@ def _connected(ctx: GreenContext, socket_type: int, hwm: int | None, endpoint: s
 
 def _push_pull(green: Greenlets, ctx: GreenContext, p: Params) -> Sample:
     """Sender greenlet sends ``batch``-sized runs until the deadline or cap, then ``_END``."""
-    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm, p.transport)
     push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
     multipart = p.frames > 1
     payload: Any = [b"x" * p.size] * p.frames if multipart else b"x" * p.size
@@ -234,6 +236,7 @@ def _fanin(green: Greenlets, ctx: GreenContext, p: Params) -> Sample:
 
 _WORKLOADS: dict[str, Callable[[Greenlets, GreenContext, Params], Sample]] = {
     "push_pull": _push_pull,
+    "push_pull_inproc": _push_pull,
     "push_pull_hwm": _push_pull,
     "multipart": _push_pull,
     "reqrep": _reqrep,

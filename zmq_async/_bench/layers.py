@@ -50,6 +50,7 @@ LAYERS: dict[str, Layer] = {
     layer.name: layer
     for layer in (
         Layer("pyzmq", "plain", "zmq", ("",), "limit"),
+        Layer("pyzmq.poller", "poller", "zmq", ("",), "limit"),
         Layer("zmq.asyncio", "aio", "zmq.asyncio", ASYNCIO_LOOPS, "peer", peer="zmq.asyncio"),
         Layer(
             "zmq_async.asyncio", "aio", "zmq_async.asyncio", ASYNCIO_LOOPS, "ours", "zmq.asyncio"
@@ -112,7 +113,8 @@ LAYERS: dict[str, Layer] = {
     )
 }
 
-#: The layer every ``vs limit`` ratio is taken against.
+#: The layer ``vs limit`` ratios are taken against unless a workload names another
+#: (:attr:`~zmq_async._bench.spec.Workload.limit`).
 LIMIT = "pyzmq"
 
 

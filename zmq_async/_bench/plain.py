@@ -14,7 +14,7 @@ from typing import Any
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, latency_sample, rate_sample
+from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
 
 Socket = zmq.Socket[bytes]
 
@@ -46,10 +46,12 @@ def _socket(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> Sock
     return sock
 
 
-def _bound(ctx: zmq.Context[Socket], socket_type: int, hwm: int | None) -> tuple[Socket, str]:
-    """A socket bound to a free tcp port on loopback, and its endpoint."""
+def _bound(
+    ctx: zmq.Context[Socket], socket_type: int, hwm: int | None, transport: str = "tcp"
+) -> tuple[Socket, str]:
+    """A socket bound to a fresh endpoint (a free tcp port on loopback), and the endpoint."""
     sock = _socket(ctx, socket_type, hwm)
-    return sock, f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
+    return sock, bind(sock, transport)
 
 
 def _connected(
@@ -61,7 +63,7 @@ def _connected(
 
 
 def _push_pull(ctx: zmq.Context[Socket], p: Params) -> Sample:
-    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm)
+    pull, endpoint = _bound(ctx, zmq.PULL, p.hwm, p.transport)
     push = _connected(ctx, zmq.PUSH, p.hwm, endpoint)
     payload: Any = b"x" * p.size if p.frames == 1 else [b"x" * p.size] * p.frames
     send: Callable[[Any], Any] = push.send if p.frames == 1 else push.send_multipart
@@ -93,23 +95,31 @@ def _reqrep(ctx: zmq.Context[Socket], p: Params) -> Sample:
     rep, endpoint = _bound(ctx, zmq.REP, p.hwm)
     req = _connected(ctx, zmq.REQ, p.hwm, endpoint)
     payload = b"x" * p.size
-    for _ in range(p.warmup):
+
+    def round_trip() -> None:
         req.send(payload)
         rep.send(rep.recv())
         req.recv()
+
+    return timed(round_trip, p)
+
+
+def timed(round_trip: Callable[[], object], p: Params) -> Sample:
+    """``p.warmup`` untimed round trips, then timed ones until ``p.duration`` or ``p.cap``."""
+    for _ in range(p.warmup):
+        round_trip()
     times: list[int] = []
     start = perf_counter()
     deadline = start + p.duration
     while len(times) < p.cap and perf_counter() < deadline:
         t0 = perf_counter_ns()
-        req.send(payload)
-        rep.send(rep.recv())
-        req.recv()
+        round_trip()
         times.append(perf_counter_ns() - t0)
     return latency_sample(times, perf_counter() - start)
 
 
-def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
+def fanin_sockets(ctx: zmq.Context[Socket], p: Params) -> tuple[Socket, list[Socket]]:
+    """A ROUTER and ``p.dealers`` DEALERs connected to it, each having done one round trip."""
     router, endpoint = _bound(ctx, zmq.ROUTER, p.hwm)
     dealers = [_connected(ctx, zmq.DEALER, p.hwm, endpoint) for _ in range(p.dealers)]
     payload = b"x" * p.size
@@ -117,6 +127,12 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
         dealer.send(payload)
         router.send_multipart(router.recv_multipart())
         dealer.recv()
+    return router, dealers
+
+
+def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
+    router, dealers = fanin_sockets(ctx, p)
+    payload = b"x" * p.size
     count = 0
     start = perf_counter()
     deadline = start + p.duration
@@ -133,6 +149,7 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
 
 _WORKLOADS: dict[str, Callable[[zmq.Context[Socket], Params], Sample]] = {
     "push_pull": _push_pull,
+    "push_pull_inproc": _push_pull,
     "push_pull_hwm": _push_pull,
     "multipart": _push_pull,
     "reqrep": _reqrep,

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from zmq_async._bench.layers import LAYERS, LIMIT, Variant
+from zmq_async._bench.layers import LAYERS, Variant
 from zmq_async._bench.results import Row, ratio
 from zmq_async._bench.spec import UNITS, Workload
 
@@ -21,7 +21,7 @@ _NO_ROW = ("skipped", "not_run")
 
 @dataclass(frozen=True)
 class Target:
-    """A goal for one of our layers against its peer on each loop: ``vs peer`` >= ``threshold``."""
+    """A goal for one of our layers on each loop: ``vs peer`` (or ``vs limit``) >= ``threshold``."""
 
     layer: str
     workload: str
@@ -29,6 +29,8 @@ class Target:
     threshold: float
     #: ``True``: the ratio must exceed the threshold (e.g. "lower latency" is > 1.0x).
     strict: bool = False
+    #: What the ratio is taken against: the layer's peer, or the workload's limit row.
+    against: Literal["peer", "limit"] = "peer"
 
     def met(self, value: float) -> bool:
         return value > self.threshold if self.strict else value >= self.threshold
@@ -51,6 +53,25 @@ TARGETS = (
     # -- issue 3: zmq_async.anyio vs zmq-anyio, on each backend
     Target("zmq_async.anyio", "push_pull", "64 B msgs/s, HWM 0", 5.0),
     Target("zmq_async.anyio", "reqrep", "under half the latency", 2.0, strict=True),
+    # -- issue 10: closer to plain pyzmq in one thread (the workload's limit row)
+    *(
+        Target(layer, workload, what, threshold, against="limit")
+        for layer, fast in (
+            ("zmq_async.asyncio", 0.5),
+            ("zmq_async.tornado", 0.5),
+            ("zmq_async.stream", 0.5),
+            ("zmq_async.anyio", 0.5),
+            ("zmq_async.green", 0.9),
+            ("zmq_async.green.eventlet", 0.9),
+        )
+        for workload, what, threshold in (
+            ("push_pull", "64 B msgs/s, tcp", fast),
+            ("push_pull_inproc", "64 B msgs/s, inproc", fast),
+            # a median at most 1.3x blocking pyzmq's: limit / ours >= 1 / 1.3
+            ("reqrep", "median <= 1.3x", 1 / 1.3),
+            ("fanin", "fan-in requests/s", 0.9),
+        )
+    ),
 )
 
 
@@ -75,6 +96,7 @@ class TargetResult:
             "workload": t.workload,
             "what": t.what,
             "layer": t.layer,
+            "against": t.against,
             "peer": LAYERS[t.layer].peer,
             "loop": self.loop,
             "threshold": t.threshold,
@@ -103,7 +125,10 @@ class Table:
         return ratio(row, peer)
 
     def vs_limit(self, row: Row) -> float | None:
-        return ratio(row, self.get(row.workload.name, LIMIT, row.variant.loop))
+        return ratio(row, self.limit_row(row.workload.name, row.workload.limit))
+
+    def limit_row(self, workload: str, limit: str) -> Row | None:
+        return self.get(workload, limit, "")
 
 
 def evaluate_targets(rows: Iterable[Row]) -> list[TargetResult]:
@@ -121,9 +146,13 @@ def _verdict(table: Table, target: Target, loop: str) -> TargetResult:
     ours = table.get(target.workload, target.layer, loop)
     if ours is None:
         return TargetResult(target, loop, None)
-    value = table.vs_peer(ours)
-    peer = table.get(target.workload, LAYERS[target.layer].peer, loop)
-    spreads = [ours.spread(), None if peer is None else peer.spread()]
+    if target.against == "limit":
+        value = table.vs_limit(ours)
+        other = table.limit_row(target.workload, ours.workload.limit)
+    else:
+        value = table.vs_peer(ours)
+        other = table.get(target.workload, LAYERS[target.layer].peer, loop)
+    spreads = [ours.spread(), None if other is None else other.spread()]
     noise = sum(s for s in spreads if s is not None)
     close = value is not None and abs(value - target.threshold) < noise * target.threshold
     return TargetResult(target, loop, value, within_spread=close)
@@ -147,9 +176,12 @@ def format_report(rows: list[Row], header: list[str], repeat: int) -> str:
         lines.append("")
         lines.extend(_block(table, workload, repeat))
     verdicts = evaluate_targets(rows)
-    for layer in dict.fromkeys(v.target.layer for v in verdicts):
-        lines.append("")
-        lines.extend(_targets(layer, [v for v in verdicts if v.target.layer == layer]))
+    for against in ("peer", "limit"):
+        for layer in dict.fromkeys(v.target.layer for v in verdicts):
+            mine = [v for v in verdicts if v.target.layer == layer and v.target.against == against]
+            if mine:
+                lines.append("")
+                lines.extend(_targets(layer, mine))
     return "\n".join(lines) + "\n"
 
 
@@ -193,16 +225,20 @@ def _block(table: Table, workload: Workload, repeat: int) -> list[str]:
 def _targets(layer: str, verdicts: list[TargetResult]) -> list[str]:
     """The verdicts for one of our layers: a line per target, a column per loop."""
     loops = list(dict.fromkeys(v.loop for v in verdicts))
+    if verdicts[0].target.against == "limit":
+        title = f"targets: {layer} vs plain pyzmq in one thread ('vs limit' column)"
+    else:
+        title = f"targets: {layer} vs {LAYERS[layer].peer} on the same loop ('vs peer' column)"
     out = [
-        _clip(f"targets: {layer} vs {LAYERS[layer].peer} on the same loop ('vs peer' column)"),
+        _clip(title),
         "  "
-        + "workload".ljust(15)
+        + "workload".ljust(18)
         + "goal".ljust(23)
-        + "need".rjust(8)
+        + "need".rjust(10)
         + "".join(loop.rjust(15) for loop in loops),
     ]
     for target in dict.fromkeys(v.target for v in verdicts):
-        need = (">" if target.strict else ">=") + f" {target.threshold:.1f}x"
+        need = (">" if target.strict else ">=") + f" {target.threshold:.2f}x"
         cells = []
         for loop in loops:
             found = [v for v in verdicts if v.target is target and v.loop == loop]
@@ -213,9 +249,9 @@ def _targets(layer: str, verdicts: list[TargetResult]) -> list[str]:
                 cells.append(f"{_times(found[0].ratio)} {found[0].verdict}{mark}")
         out.append(
             "  "
-            + target.workload.ljust(15)
+            + target.workload.ljust(18)
             + target.what.ljust(23)
-            + need.rjust(8)
+            + need.rjust(10)
             + "".join(c.rjust(15) for c in cells)
         )
     if any(v.within_spread for v in verdicts):

@@ -60,6 +60,7 @@ class BenchOptions:
             duration=self.duration if self.duration is not None else workload.duration * scale,
             cap=self.messages if self.messages is not None else int(DEFAULT_CAP * scale),
             cpu=pin_cpu() if self.pin and workload.pin else None,
+            transport=workload.transport,
         )
 
 
@@ -249,7 +250,8 @@ def _header(meta: dict[str, Any], opts: BenchOptions) -> list[str]:
         *_joined(versions, WIDTH),
         f"each row the median of {opts.repeats} run(s), each in a fresh process",
         *_pinning(opts),
-        "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to blocking pyzmq",
+        "vs peer: ratio to the layer's peer on the same loop; vs limit: ratio to plain pyzmq in",
+        "  one thread: pyzmq.poller (non-blocking, a zmq.Poller) or, for reqrep, blocking pyzmq",
         "  > 1.00x means better (for latency: theirs / ours); spread: (max - min) / median",
     ]
 

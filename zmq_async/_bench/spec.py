@@ -6,6 +6,7 @@ agree on field names without importing anything heavier than the standard librar
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
@@ -42,6 +43,12 @@ class Workload:
     #: on a VM varies from process to process (55 vs 150 us seen), drowning the differences
     #: between layers. On one CPU the chain is repeatable and what remains is the layer's work.
     pin: bool = False
+    #: ``tcp`` (loopback) or ``inproc``.
+    transport: str = "tcp"
+    #: The contender every ``vs limit`` ratio is taken against: plain pyzmq in one thread,
+    #: non-blocking around a ``zmq.Poller`` (what an event loop could reach) for streams of
+    #: messages, blocking for one round trip at a time.
+    limit: str = "pyzmq.poller"
 
 
 WORKLOADS: dict[str, Workload] = {
@@ -49,6 +56,13 @@ WORKLOADS: dict[str, Workload] = {
     for w in (
         Workload(
             "push_pull", "throughput", "64 B PUSH->PULL over tcp, SNDHWM=RCVHWM=0", duration=0.3
+        ),
+        Workload(
+            "push_pull_inproc",
+            "throughput",
+            "64 B PUSH->PULL over inproc, SNDHWM=RCVHWM=0",
+            duration=0.3,
+            transport="inproc",
         ),
         Workload(
             "push_pull_hwm", "throughput", "64 B PUSH->PULL over tcp, default HWM 1000", hwm=None
@@ -60,7 +74,14 @@ WORKLOADS: dict[str, Workload] = {
             frames=3,
             duration=0.3,
         ),
-        Workload("reqrep", "latency", "64 B REQ/REP round trip over tcp", hwm=None, pin=True),
+        Workload(
+            "reqrep",
+            "latency",
+            "64 B REQ/REP round trip over tcp",
+            hwm=None,
+            pin=True,
+            limit="pyzmq",
+        ),
         Workload(
             "fanin",
             "requests",
@@ -93,6 +114,7 @@ class Params:
     dealers: int = FANIN_DEALERS
     #: The CPU the worker pins itself (and so libzmq's threads) to; ``None``: no pinning.
     cpu: int | None = None
+    transport: str = "tcp"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +123,23 @@ class Params:
     def from_json(cls, data: dict[str, Any]) -> Params:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_inproc_names = itertools.count()
+
+
+def bind(sock: Any, transport: str) -> str:
+    """Bind ``sock`` to a fresh endpoint of ``transport`` (``tcp`` on loopback, ``inproc``).
+
+    Returns the endpoint to connect to. Every driver binds through this.
+    """
+    if transport == "inproc":
+        endpoint = f"inproc://bench-{next(_inproc_names)}"
+        sock.bind(endpoint)
+        return endpoint
+    if transport != "tcp":
+        raise ValueError(f"unknown transport {transport!r}")
+    return f"tcp://127.0.0.1:{sock.bind_to_random_port('tcp://127.0.0.1')}"
 
 
 def rate_sample(count: int, seconds: float) -> Sample:

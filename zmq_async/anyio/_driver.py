@@ -27,11 +27,12 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
-import threading
 from collections.abc import Callable, Sequence
 from math import inf
 from typing import TYPE_CHECKING, Any
 from weakref import WeakValueDictionary
+
+from zmq_async import _thread
 
 if TYPE_CHECKING:
     import trio
@@ -132,7 +133,7 @@ class TrioDriver:
     def __init__(self, trio_module: Any, token: trio.lowlevel.TrioToken) -> None:
         self._trio = trio_module
         self.token = token
-        self.thread = threading.get_ident()
+        self.thread = _thread.get_ident()
         self._callbacks: dict[Key, list[Callback]] = {}
         self._watchers: dict[Key, TrioCompletion] = {}
         self._parked: dict[Key, dict[TrioCompletion, None]] = {}

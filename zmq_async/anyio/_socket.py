@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _ops
+from zmq_async import _ops, _thread
 from zmq_async._reactor import Reactor, Waiter
 from zmq_async._socket import ReactorSocket
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
@@ -61,6 +60,45 @@ try:
     _checkpoint_if_cancelled = get_async_backend("asyncio").checkpoint_if_cancelled
 except Exception:  # pragma: no cover - another anyio layout: the public, slower function
     from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
+
+try:
+    # What that check reads, looked up without a coroutine per call: the task's anyio state
+    # (its innermost cancel scope) and the running task of a loop.
+    from anyio._backends._asyncio import _task_states
+
+    _task_state_of: Callable[[Any], Any] | None = _task_states.get
+    _task_of: Callable[[Any], Any] = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+except Exception:  # pragma: no cover - another anyio or asyncio layout: always checkpoint
+    _task_state_of = None
+
+
+def _maybe_cancelled(cache: list[Any], loop: asyncio.AbstractEventLoop) -> bool:
+    """False when no cancel scope around the running task was cancelled (no checkpoint needed).
+
+    The same walk as anyio's ``checkpoint_if_cancelled`` (innermost scope outwards, stopping at
+    a shield), minus its coroutine and its lookups: ``cache`` holds the socket's last
+    ``[task, state]`` (a task keeps one anyio state for its life). True when unsure.
+    """
+    if _task_state_of is None:
+        return True
+    task = _task_of(loop)
+    if task is cache[0]:
+        state = cache[1]
+    else:
+        state = _task_state_of(task)
+        if state is None:
+            return False  # a task anyio does not manage: no scope of anyio's to check
+        cache[0] = task
+        cache[1] = state
+    scope = state.cancel_scope
+    while scope is not None:
+        if scope.cancel_called:
+            return True
+        if scope.shield:
+            return False
+        scope = scope._parent_scope
+    return False
+
 
 #: trio, imported on first use from a trio run (never at import: trio is optional).
 _trio: Any = None
@@ -117,6 +155,8 @@ class Socket(ReactorSocket[Any]):
     #: Calls left before one yields (a list: pyzmq's ``__setattr__`` makes attribute
     #: assignment on a socket slow).
     _countdown: list[int]
+    #: The last asyncio task that called, and its anyio state (see ``_maybe_cancelled``).
+    _task_cache: list[Any]
 
     def __init__(
         self,
@@ -133,6 +173,7 @@ class Socket(ReactorSocket[Any]):
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
         self._reactor = Reactor(self)
         self._countdown = [YIELD_EVERY]
+        self._task_cache = [None, None]
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:
@@ -169,7 +210,7 @@ class Socket(ReactorSocket[Any]):
         driver = self._trio_driver
         if loop is not None and loop.is_running() and loop is not _get_running_loop():
             owner = repr(loop)
-        elif driver is not None and driver.thread != threading.get_ident() and driver.alive():
+        elif driver is not None and driver.thread != _thread.get_ident() and driver.alive():
             owner = "a trio run"
         else:
             return
@@ -198,13 +239,27 @@ class Socket(ReactorSocket[Any]):
         if loop is not None:
             if loop is not self._loop:
                 self._bind_asyncio(loop)
-            await _checkpoint_if_cancelled()
+            if _maybe_cancelled(self._task_cache, loop):
+                await _checkpoint_if_cancelled()
         else:
             driver = self._trio_driver
             if driver is None or _trio is None:
                 driver = self._trio()
-            await _trio.lowlevel.checkpoint_if_cancelled()
-            if driver.token is not _trio.lowlevel.current_trio_token():
+            task = _trio.lowlevel.current_task()
+            try:
+                # trio's checkpoint_if_cancelled and current_trio_token, read inline: no
+                # coroutine and no calls per operation.
+                runner = task._runner
+                cancelled = task._cancel_status.effectively_cancelled or (
+                    runner.ki_pending and task is runner.main_task
+                )
+                token = runner.trio_token
+            except AttributeError:  # pragma: no cover - another trio layout: its public calls
+                cancelled = True
+                token = _trio.lowlevel.current_trio_token()
+            if cancelled:
+                await _trio.lowlevel.checkpoint_if_cancelled()
+            if driver.token is not token:
                 driver = self._trio()
         countdown = self._countdown
         countdown[0] -= 1
@@ -216,12 +271,19 @@ class Socket(ReactorSocket[Any]):
                 await _trio.lowlevel.checkpoint()
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
-        if not (queue and not flags & _NOBLOCK and reactor.busy(queue)):
+        tried = False
+        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+            pass  # FIFO: wait behind the others
+        elif not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            tried = True  # the last attempt found nothing: EVENTS says so for a third of the cost
+        else:
             try:
                 result = op(self, *args)
             except _Again:
                 if flags & _NOBLOCK:
                     raise
+                if not sending:
+                    reactor.recv_dry = tried = True
             except Exception:
                 reactor.after_op()
                 raise
@@ -236,14 +298,14 @@ class Socket(ReactorSocket[Any]):
             if sending:
                 reactor.wait_send(waiter)
             else:
-                reactor.wait_recv(waiter)
+                reactor.wait_recv(waiter, tried)
             return await _await_future(reactor, waiter, future)
         completion = TrioCompletion(driver)
         waiter = Waiter(completion, op, args, post)
         if sending:
             reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter)
+            reactor.wait_recv(waiter, tried)
         try:
             return await driver.block(completion, ((reactor.fd, False),))
         finally:
@@ -382,7 +444,7 @@ class Socket(ReactorSocket[Any]):
             reactor = self._reactor
             reactor.close(_closed_error())
             driver = self._trio_driver
-            if driver is not None and driver.thread == threading.get_ident():
+            if driver is not None and driver.thread == _thread.get_ident():
                 # A task still waiting on the FD (cancelled, not yet run) must let go. If the
                 # run is over (RuntimeError), nobody waits.
                 with contextlib.suppress(RuntimeError):
@@ -397,7 +459,7 @@ class Socket(ReactorSocket[Any]):
             if loop is not None and loop.is_running() and loop is not _get_running_loop():
                 loop.call_soon_threadsafe(self.close, linger)
                 return True
-            if driver is not None and driver.thread != threading.get_ident():
+            if driver is not None and driver.thread != _thread.get_ident():
                 driver.token.run_sync_soon(self.close, linger)
                 return True
         except RuntimeError:

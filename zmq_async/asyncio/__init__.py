@@ -9,8 +9,22 @@ Change ``import zmq.asyncio`` to ``import zmq_async.asyncio`` and keep the rest:
 Works on any asyncio loop with ``add_reader`` (the default loop, uvloop).
 """
 
+import asyncio as _asyncio
+
 from zmq_async.asyncio._context import Context
 from zmq_async.asyncio._poller import Poller
 from zmq_async.asyncio._socket import Socket
 
 __all__ = ["Context", "Poller", "Socket"]
+
+#: ``zmq.asyncio.ZMQEventLoop``, deprecated since pyzmq 17 and still used by old programs: any
+#: asyncio loop serves our sockets, and pyzmq's is a plain ``SelectorEventLoop`` subclass too.
+#: Kept (outside ``__all__``) so such programs run under :func:`zmq_async.install`.
+ZMQEventLoop = _asyncio.SelectorEventLoop
+
+
+def install() -> None:
+    """``zmq.asyncio.install()``: a no-op, as in pyzmq since 17 (nothing to install).
+
+    Not to be confused with :func:`zmq_async.install`, which redirects pyzmq's modules.
+    """

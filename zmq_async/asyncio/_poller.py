@@ -27,9 +27,13 @@ class Poller(zmq.Poller):
     def poll(self, timeout: int | None = -1) -> asyncio.Future[list[tuple[Any, int]]]:  # type: ignore[override]
         """A Future of the ready ``(socket, event)`` pairs; ``[]`` after ``timeout`` ms.
 
-        ``timeout`` None or negative waits for ever; 0 answers at once.
+        ``timeout`` None or negative waits for ever; 0 answers at once. Over a socket whose
+        loop runs in another thread, the poll is handed to that loop, as its operations are.
         """
         loop = current_loop()
+        foreign = _foreign_socket(self.sockets, loop)
+        if foreign is not None:
+            return foreign._hand_off(loop, self.poll, timeout)
         future: asyncio.Future[list[tuple[Any, int]]] = loop.create_future()
         wait = PollWait(
             driver_for(loop),
@@ -41,6 +45,14 @@ class Poller(zmq.Poller):
         if wait.begin(_ops.poll_timeout(timeout)):
             future.add_done_callback(lambda _: wait.teardown())
         return future
+
+
+def _foreign_socket(items: list[tuple[Any, int]], loop: Any) -> Socket | None:
+    """One of our sockets in ``items`` whose loop (not ``loop``) runs in another thread."""
+    for item, _ in items:
+        if isinstance(item, Socket) and item._loop is not loop and item._foreign():
+            return item
+    return None
 
 
 def _reactor_on(loop: asyncio.AbstractEventLoop, item: Any) -> Reactor | None:

@@ -8,6 +8,7 @@ only ``zmq.Again`` queues a waiter in the socket's :class:`~zmq_async._reactor.R
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import warnings
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -50,6 +51,11 @@ class Socket(ReactorSocket["Future[Any]"]):
     ``send``/``recv`` (and their multipart, ``_into``, json, pyobj, string and serialized
     forms) and ``poll`` return ``asyncio.Future`` objects. Beyond the peer: ``async for``
     yields ``recv_multipart()`` results, and ``async with`` closes the socket.
+
+    A socket belongs to the loop that first used it (or uses it after that loop stopped).
+    Called from another thread while that loop runs, an operation is handed to it
+    (``call_soon_threadsafe``), in the caller's order, and the caller gets a Future of its
+    own loop; only the owning loop's thread touches the socket.
     """
 
     _repr_cls = "zmq_async.asyncio.Socket"
@@ -85,11 +91,48 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     # -- loop and thread discipline ---------------------------------------------------------
 
+    def _foreign(self) -> bool:
+        """Whether the socket's loop runs, in another thread (the caller's is not it)."""
+        owner = self._loop
+        return owner is not _UNBOUND and owner.is_running()
+
+    def _hand_off(
+        self, loop: asyncio.AbstractEventLoop | None, method: Callable[..., Any], *args: Any
+    ) -> Future[Any]:
+        """Run ``method(*args)`` on the socket's loop, after the calls handed off before.
+
+        For a caller outside that loop while it runs in another thread. Returns a Future of
+        the caller's loop (outside a loop, as the peer: the thread's loop, with its warning)
+        that takes the outcome of ``method``'s Future; cancelling it before the operation is
+        served cancels the operation, which then consumes nothing.
+        """
+        if loop is None:
+            loop = current_loop()
+        outer: Future[Any] = loop.create_future()
+        owner = self._loop
+
+        def run() -> None:
+            if outer.done():  # cancelled before its turn
+                return
+            try:
+                inner = method(*args)
+            except Exception as exc:
+                inner = owner.create_future()
+                inner.set_exception(exc)
+            _chain(inner, outer, owner)
+
+        try:
+            owner.call_soon_threadsafe(run)
+        except RuntimeError:  # the owner closed meanwhile: the socket may move to this loop
+            return method(*args)  # type: ignore[no-any-return]
+        return outer
+
     def _bind(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
         """Attach to ``loop`` (None: the thread's loop), moving off a loop that has stopped.
 
-        Raises RuntimeError if the socket's loop is running in another thread: zmq sockets
-        are not thread-safe, and its waiters cannot be moved while that loop serves them.
+        Raises RuntimeError if the socket's loop is running in another thread (callers hand
+        their operation to it instead): zmq sockets are not thread-safe, and its waiters
+        cannot be moved while that loop serves them.
         """
         owner = self._loop
         if owner is not _UNBOUND and owner.is_running():
@@ -108,7 +151,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         """A Future already failed with ``error`` (bad arguments found before any I/O)."""
         loop = _get_running_loop()
         if loop is not self._loop:
-            loop = self._bind(loop)
+            # From another thread while the socket's loop runs: nothing to hand over to it.
+            loop = (loop or current_loop()) if self._foreign() else self._bind(loop)
         future = loop.create_future()
         future.set_exception(error)
         return future
@@ -125,23 +169,30 @@ class Socket(ReactorSocket["Future[Any]"]):
     ) -> Future[Any]:
         """Run ``op(self, *args)`` now if no one is queued ahead, else queue it (FIFO).
 
-        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT it is "now or
-        never", even with others queued (zmq.asyncio would queue it). ``recv`` and ``send``
-        inline this.
+        ``args`` carry NOBLOCK; ``flags`` are the caller's: with DONTWAIT a receive is "now or
+        never", even with others queued, and so is a send with none queued ahead; a send
+        queued behind others waits its turn, as with zmq.asyncio (jumping the queue would
+        reorder messages, or split a multipart one). ``recv`` and ``send`` inline this.
         """
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self._submit, sending, op, args, flags, post)
             loop = self._bind(loop)
         future: Future[Any] = Future(loop=loop)
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
-        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+        if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
             return self._queue(sending, future, op, args, post)
+        if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            return self._queue(False, future, op, args, post, tried=True)
         try:
             result = op(self, *args)
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(sending, future, op, args, post)
+                if not sending:
+                    reactor.recv_dry = True
+                return self._queue(sending, future, op, args, post, tried=not sending)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL and not sending:
@@ -168,14 +219,18 @@ class Socket(ReactorSocket["Future[Any]"]):
         op: Callable[..., Any],
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
+        tried: bool = False,
     ) -> Future[Any]:
-        """The slow path: queue a waiter for the reactor to serve when EVENTS allows."""
+        """The slow path: queue a waiter for the reactor to serve when EVENTS allows.
+
+        ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
+        """
         reactor = self._reactor
         waiter = Waiter(future, op, args, post)
         if sending:
             reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter)
+            reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(reactor, waiter, future)
         return future
 
@@ -186,17 +241,23 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.recv, flags, copy, track)
             loop = self._bind(loop)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
         if reactor.recvq and not flags & _NOBLOCK:
             return self._submit(False, _recv, (noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
+        if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            # The last attempt found nothing: EVENTS says so for a third of the cost.
+            return self._queue(False, future, _recv, (noblock, copy, track), None, True)
         try:
             future.set_result(_recv(self, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(False, future, _recv, (noblock, copy, track))
+                reactor.recv_dry = True
+                return self._queue(False, future, _recv, (noblock, copy, track), None, True)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL:
@@ -269,10 +330,12 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.send, data, flags, copy, track)
             loop = self._bind(loop)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
-        if reactor.sendq and not flags & _NOBLOCK:
+        if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
             return self._submit(True, _send, (data, noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
@@ -312,6 +375,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         flags = _ops.poll_flags(flags)
         loop = _get_running_loop()
         if loop is not self._loop:
+            if self._foreign():
+                return self._hand_off(loop, self.poll, timeout, flags)
             loop = self._bind(loop)
         future: Future[int] = loop.create_future()
         reactor = self._reactor
@@ -366,8 +431,12 @@ class Socket(ReactorSocket["Future[Any]"]):
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
                     return
-            self._reactor.close()
+            self._reactor.close(self._close_error())
         super().close(linger)
+
+    def _close_error(self) -> BaseException | None:
+        """What pending operations fail with when the socket closes; None: they are cancelled."""
+        return None
 
     # -- beyond the peer: async iteration and async with --------------------------------------
 
@@ -394,6 +463,34 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _chain(inner: Future[Any], outer: Future[Any], owner: asyncio.AbstractEventLoop) -> None:
+    """Give ``outer`` (another loop's) the outcome of ``inner``; cancel ``inner`` with it."""
+    target = outer.get_loop()
+
+    def copy(_: Future[Any]) -> None:
+        with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
+            target.call_soon_threadsafe(_copy_outcome, inner, outer)
+
+    def cancel(_: Future[Any]) -> None:
+        if outer.cancelled() and not inner.done():
+            with contextlib.suppress(RuntimeError):  # the socket's loop closed: it never runs
+                owner.call_soon_threadsafe(inner.cancel)
+
+    inner.add_done_callback(copy)
+    outer.add_done_callback(cancel)
+
+
+def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
+    if outer.done():
+        return
+    if inner.cancelled():
+        outer.cancel()
+    elif inner.exception() is not None:
+        outer.set_exception(inner.exception())  # type: ignore[arg-type]
+    else:
+        outer.set_result(inner.result())
 
 
 def _disarm_on_cancel(reactor: Reactor, waiter: Waiter, future: Future[Any]) -> None:

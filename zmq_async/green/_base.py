@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import gc
 import sys
-import threading
 import warnings
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -32,7 +31,7 @@ from typing import Any, ClassVar, TypeVar
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _ops
+from zmq_async import _ops, _thread
 from zmq_async._poller import PollWait
 from zmq_async._reactor import Driver, Reactor, Waiter
 from zmq_async._socket import ReactorSocket
@@ -92,7 +91,7 @@ class GreenHub:
         self.switch = switch
         self.defer = defer
         self.run_blocking = run_blocking
-        self.thread = threading.get_ident()
+        self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
 
 
 class Wakeup:
@@ -237,7 +236,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = type(self)._current_hub()
         if hub is not self._hub:
             old = self._hub
-            if old is not None and old.thread != hub.thread and _thread_alive(old.thread):
+            if old is not None and old.thread != hub.thread and _thread.alive(old.thread):
                 raise RuntimeError(
                     f"{self!r} is used by greenlets of another thread; "
                     "a zmq socket may only be used from one thread"
@@ -254,6 +253,8 @@ class GreenSocket(ReactorSocket[Any]):
         queue = reactor.sendq if sending else reactor.recvq
         if queue and not flags & _NOBLOCK and reactor.busy(queue):
             return self._park(sending, op, args)
+        if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            return self._park(False, op, args, tried=True)
         try:
             result = op(self, *args)
         except _Again:
@@ -265,7 +266,9 @@ class GreenSocket(ReactorSocket[Any]):
             self._touched()
             raise
         if result is _AGAIN:
-            return self._park(sending, op, args)
+            if not sending:
+                reactor.recv_dry = True
+            return self._park(sending, op, args, tried=not sending)
         if reactor.recvq or reactor.sendq or reactor.pollq:
             reactor.kick()  # rule 1: the operation may have consumed their edge
         return result
@@ -275,8 +278,13 @@ class GreenSocket(ReactorSocket[Any]):
         if reactor.recvq or reactor.sendq or reactor.pollq:
             reactor.kick()
 
-    def _park(self, sending: bool, op: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        """Queue a waiter for ``op`` and park until the reactor ran it (or gave up)."""
+    def _park(
+        self, sending: bool, op: Callable[..., Any], args: tuple[Any, ...], tried: bool = False
+    ) -> Any:
+        """Queue a waiter for ``op`` and park until the reactor ran it (or gave up).
+
+        ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
+        """
         self._check_open()
         hub = self._here()
         reactor = self._reactor
@@ -285,7 +293,7 @@ class GreenSocket(ReactorSocket[Any]):
         if sending:
             reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter)
+            reactor.wait_recv(waiter, tried)
         try:
             return completion.wait()
         except BaseException:
@@ -307,6 +315,9 @@ class GreenSocket(ReactorSocket[Any]):
         reactor = self._reactor
         if reactor.recvq and not flags & _NOBLOCK and reactor.busy(reactor.recvq):
             return self._park(False, _recv, (flags | _NOBLOCK, copy, track))
+        if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            # The last attempt found nothing: EVENTS says so for a third of the cost.
+            return self._park(False, _recv, (flags | _NOBLOCK, copy, track), tried=True)
         try:
             result = _recv(self, flags | _NOBLOCK, copy, track)
         except _Again:
@@ -318,7 +329,8 @@ class GreenSocket(ReactorSocket[Any]):
             self._touched()
             raise
         if result is _AGAIN:
-            return self._park(False, _recv, (flags | _NOBLOCK, copy, track))
+            reactor.recv_dry = True
+            return self._park(False, _recv, (flags | _NOBLOCK, copy, track), tried=True)
         if reactor.recvq or reactor.sendq or reactor.pollq:
             reactor.kick()
         return result
@@ -418,10 +430,6 @@ class GreenSocket(ReactorSocket[Any]):
         if not reactor.closed:
             self._close_error = error
             reactor.close(error)
-
-
-def _thread_alive(ident: int) -> bool:
-    return any(thread.ident == ident for thread in threading.enumerate())
 
 
 class GreenContext(zmq.Context[_SocketT]):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+import os
 from collections.abc import Callable
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
+from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub
 
@@ -61,6 +62,17 @@ class GeventDriver:
                 watcher.close()  # stops it and frees it: no watcher outlives its FD
                 return
 
+    def forget_all(self) -> None:
+        """Stop every watcher (in a forked child: the FDs are the parent's sockets').
+
+        Safe after fork: libev applies the change to its epoll set when the loop next runs,
+        which is after ``gevent.reinit()`` has given the child its own (gevent requires it).
+        """
+        for entries in self._watchers.values():
+            for _, watcher in entries:
+                watcher.close()
+        self._watchers.clear()
+
     def call_soon(self, callback: Callback) -> None:
         self.loop.run_callback(callback)
 
@@ -74,7 +86,21 @@ def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
     return hub.threadpool.apply(function)
 
 
-_local = threading.local()
+#: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
+_local = _thread.local()
+
+
+def _forget_after_fork() -> None:
+    """In a forked child: stop watching the parent's sockets' FDs (libev watches them
+    level-triggered: the parent's pending signals would make the child's hub spin)."""
+    ours: GreenHub | None = getattr(_local, "hub", None)
+    _local.hub = None
+    if ours is not None:
+        assert isinstance(ours.driver, GeventDriver)
+        ours.driver.forget_all()
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)
 
 
 def current_hub() -> GreenHub:

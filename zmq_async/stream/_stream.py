@@ -15,6 +15,7 @@ import inspect
 import logging
 import pickle
 import sys
+import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq.utils import jsonapi
 
 from zmq_async import _ops
-from zmq_async._reactor import Reactor, Waiter
+from zmq_async._reactor import BATCH, Reactor, Waiter
 from zmq_async.asyncio._driver import driver_for
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
 
@@ -39,16 +40,21 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
+_RCVMORE = int(zmq.RCVMORE)
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 _Again = zmq.Again
+_recv: Callable[..., Any] = _ops.recv
+_send: Callable[..., Any] = _ops.send
 _recv_multipart = _ops.recv_multipart
 _send_multipart = _ops.send_multipart
 _isawaitable = inspect.isawaitable
 _get_running_loop = asyncio._get_running_loop
 
-#: A queued message: (as given, frames to send, flags, copy, track, extra send options).
-_Item = tuple[Any, Sequence[Any], int, bool, bool, "dict[str, Any] | None"]
+#: A queued message: (as given, frames to send, flags, copy, track, extra send options). The
+#: frames are the error instead when the message cannot be sent (a frame that is not a buffer):
+#: the stream logs it when the message's turn comes, as the peer does.
+_Item = tuple[Any, "Sequence[Any] | Exception", int, bool, bool, "dict[str, Any] | None"]
 
 
 class SendQueueFull(zmq.Again):
@@ -70,41 +76,85 @@ class _NotCallable(TypeError, AssertionError):
 class _Receiver:
     """The standing receive: a Completion the reactor sees as live until receiving stops.
 
-    Each message the reactor receives for it goes to the stream's callback; then it queues
-    itself again, at the back, so other receivers of a shared socket keep their turn.
+    Its operation (:meth:`drain`) receives messages and hands each to the stream's callback
+    in a tight loop, up to :data:`~zmq_async._reactor.BATCH` per wakeup, with no Future and
+    no reactor round per message. A failed (NOBLOCK) receive ends it, leaving it first in
+    line and the FD re-armed; a full batch yields to the loop first (rule 3); with other
+    receivers queued on a shared socket it takes one message per turn, as they do.
     """
 
-    __slots__ = ("active", "reactor", "stream", "waiter")
+    __slots__ = ("_requeue_cb", "active", "reactor", "stream", "waiter")
 
-    def __init__(self, stream: ZMQStream, reactor: Reactor, copy: bool) -> None:
+    def __init__(self, stream: ZMQStream, reactor: Reactor) -> None:
         self.stream = stream
         self.reactor = reactor
         self.active = True
-        self.waiter = Waiter(self, _recv_multipart, (_NOBLOCK, copy, False))
+        self.waiter = Waiter(self, self.drain)
+        self._requeue_cb = self._requeue
 
     def done(self) -> bool:
         return not self.active
 
-    def set_result(self, msg: list[Any], /) -> None:
-        # The hot path: one call per message received.
-        callback = self.stream._recv_callback
-        if callback is not None:
-            try:
-                result = callback(msg)
-            except Exception:
-                log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+    def drain(self, socket: zmq.Socket[Any]) -> int:
+        """The waiter's operation: receive and dispatch messages; returns how many.
+
+        Raises zmq.Again when the socket has no more (after dispatching those it had).
+        """
+        # The hot path: everything per message is local here.
+        stream = self.stream
+        reactor = self.reactor
+        recvq = reactor.recvq
+        recv = _recv
+        spawn = stream._spawn
+        count = 0
+        while True:
+            # A Frame says whether more follow (zmq_msg_more); asking the socket (RCVMORE)
+            # costs more than copying the frame out.
+            frame = recv(socket, _NOBLOCK, False, False)
+            if stream._recv_copy:
+                msg = [frame.bytes]
+                while frame.more:
+                    frame = recv(socket, _NOBLOCK, False, False)
+                    msg.append(frame.bytes)
             else:
-                if result is not None:
-                    self.stream._spawn(result)
-        if self.active:
-            reactor = self.reactor
-            if not reactor.closed:
-                # Popped by the dispatch that is calling us, which is watching the FD: no need
-                # for wait_recv's bookkeeping (or its RCVTIMEO deadline; a stream waits forever).
-                reactor.recvq.append(self.waiter)
-            else:  # the callback closed the (shared) socket itself
-                self.active = False
-                self.stream._released(reactor)
+                msg = [frame]
+                while frame.more:
+                    frame = recv(socket, _NOBLOCK, False, False)
+                    msg.append(frame)
+            count += 1
+            callback = stream._recv_callback
+            if callback is not None:
+                try:
+                    result = callback(msg)
+                except Exception:
+                    log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+                else:
+                    if result is not None:
+                        spawn(result)
+            if count >= BATCH or recvq or not self.active or reactor.closed:
+                return count  # (closed: by the callback, closing the shared socket)
+
+    def set_result(self, count: int, /) -> None:
+        if not self.active:
+            return
+        reactor = self.reactor
+        if reactor.closed:  # a callback closed the (shared) socket itself
+            self.active = False
+            self.stream._released(reactor)
+        elif count >= BATCH:
+            # Let the loop run (and other sockets be served) before the next batch.
+            reactor.driver.call_soon(self._requeue_cb)  # type: ignore[union-attr]
+        else:
+            # Others wait on this shared socket: back of the line. Popped by the dispatch
+            # that is calling us, which is watching the FD: no need for wait_recv's
+            # bookkeeping (or its RCVTIMEO deadline; a stream waits forever).
+            reactor.recvq.append(self.waiter)
+
+    def _requeue(self) -> None:
+        reactor = self.reactor
+        if self.active and not reactor.closed:
+            reactor.wait_recv(self.waiter)
+            reactor.dispatch()  # the socket may hold more, with no edge to come
 
     def set_exception(self, exception: BaseException, /) -> None:
         stream = self.stream
@@ -183,6 +233,11 @@ class ZMQStream:
     Beyond the peer: ``max_send_queue`` bounds the messages waiting to be sent; a send beyond
     it raises :class:`SendQueueFull` instead of growing the queue without limit.
 
+    Any thread may call the stream, as with the peer: a call that changes it, made outside its
+    loop while that loop runs in another thread, is handed to the loop
+    (``call_soon_threadsafe``) and carried out there in the caller's order; only the loop's
+    thread touches the socket and the reactor.
+
     Raises TypeError if ``socket`` is not a zmq socket, RuntimeError if there is no loop.
     """
 
@@ -232,6 +287,10 @@ class ZMQStream:
         self._close_callback: Callable[[], Any] | None = None
         self._drain_callback: Callable[[], Any] | None = None
         self._refused = False
+        # Sends handed over by other threads and not yet queued by the loop, counted in
+        # send_queue_size (and against max_send_queue) from the moment the caller returns.
+        self._handed_sends = 0
+        self._handed_lock = threading.Lock()
         # The peer links these straight to the socket's methods.
         self.bind = socket.bind
         self.bind_to_random_port = socket.bind_to_random_port
@@ -281,6 +340,9 @@ class ZMQStream:
         self._check_closed()
         if callback is not None and not callable(callback):
             raise _NotCallable(f"callback must be callable or None, not {callback!r}")
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_off(self.on_recv, callback, copy)
+            return
         self._recv_callback = callback
         self._recv_copy = copy
         receiver = self._receiver
@@ -289,12 +351,10 @@ class ZMQStream:
                 receiver.active = False  # the reactor drops its waiter: done() is now True
                 self._receiver = None
         elif receiver is None or not receiver.active:  # (inactive: released by the reactor)
-            receiver = self._receiver = _Receiver(self, self._reactor, copy)
+            receiver = self._receiver = _Receiver(self, self._reactor)
             self._reactor.wait_recv(receiver.waiter)
             # Messages may already be waiting, their edge consumed: look now, not on the FD.
             self._reactor.kick()
-        else:
-            receiver.waiter.args = (_NOBLOCK, copy, False)
 
     def on_recv_stream(
         self, callback: Callable[[ZMQStream, list[Any]], Any] | None, copy: bool = True
@@ -310,7 +370,11 @@ class ZMQStream:
         self.on_recv(None)
 
     def receiving(self) -> bool:
-        """Whether a receive callback is registered."""
+        """Whether a receive callback is registered.
+
+        From another thread: as of the calls the loop has carried out (an ``on_recv`` handed
+        over a moment ago may not count yet).
+        """
         return self._recv_callback is not None
 
     # -- sending ----------------------------------------------------------------------------
@@ -328,6 +392,9 @@ class ZMQStream:
         self._check_closed()
         if callback is not None and not callable(callback):
             raise _NotCallable(f"callback must be callable or None, not {callback!r}")
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_off(self.on_send, callback)
+            return
         self._send_callback = callback
 
     def on_send_stream(self, callback: Callable[[ZMQStream, list[Any], Any], Any] | None) -> None:
@@ -342,19 +409,22 @@ class ZMQStream:
         self.on_send(None)
 
     def sending(self) -> bool:
-        """Whether messages are waiting to be sent."""
-        return bool(self._sendbuf)
+        """Whether messages are waiting to be sent (sends handed over by other threads too)."""
+        return bool(self._sendbuf) or self._handed_sends > 0
 
     @property
     def send_queue_size(self) -> int:
-        """How many messages wait to be sent."""
-        return len(self._sendbuf)
+        """How many messages wait to be sent (sends handed over by other threads too)."""
+        return len(self._sendbuf) + self._handed_sends
 
     def set_drain_callback(self, callback: Callable[[], Any] | None) -> None:
         """Call ``callback()`` when the send queue is empty again after a refused send.
 
         Pairs with ``max_send_queue``: on :class:`SendQueueFull`, stop sending until then.
         """
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_off(self.set_drain_callback, callback)
+            return
         self._drain_callback = callback
 
     def send(
@@ -381,19 +451,61 @@ class ZMQStream:
         """Queue a multipart message; messages go out in order as soon as the socket allows.
 
         ``callback``, if given, becomes the :meth:`on_send` callback (as with the peer).
+        A message that cannot be sent (a frame without the buffer interface, no frame at all)
+        fails where the peer's does: the call returns, and the stream logs the error when the
+        message's turn comes, dropping only that message; the stream keeps running.
         Raises OSError if the stream is closed, :class:`SendQueueFull` if ``max_send_queue``
-        messages already wait, TypeError/IndexError for a frame without the buffer interface
-        or an empty message (nothing is queued then).
+        messages already wait (nothing is queued then).
         """
         if self._closed:
             raise OSError("Stream is closed")
-        if _get_running_loop() is not self._loop:
-            self._check_thread()
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_send_off(msg, flags, copy, track, callback, kwargs)
+            return
+        if (
+            type(msg) is list
+            and len(msg) == 1
+            and callback is None
+            and not kwargs
+            and not self._sendbuf
+            and self._send_callback is None
+            and not self._reactor.sendq
+        ):
+            # The hot path: one frame, nothing to keep order with, no one to tell.
+            try:
+                _send(self.socket, msg[0], flags | _NOBLOCK, copy, track)
+            except Exception:
+                pass  # nothing was sent: _send below sorts it out (queue, log, or defer)
+            else:
+                reactor = self._reactor
+                if reactor.recvq or reactor.pollq:
+                    reactor.kick()  # rule 1: our send may have consumed their edge
+                return
+        self._send(msg, flags, copy, track, callback, kwargs, self.max_send_queue)
+
+    def _send(
+        self,
+        msg: Sequence[Any],
+        flags: int,
+        copy: bool,
+        track: bool,
+        callback: Callable[[list[Any], Any], Any] | None,
+        kwargs: dict[str, Any],
+        limit: int | None,
+    ) -> None:
+        """send_multipart on the loop's thread, against a queue of at most ``limit``."""
         if callback is not None:
             self.on_send(callback)
-        parts = _ops.frames(msg)
         buf = self._sendbuf
-        if not buf and self._send_callback is None:
+        unsendable: Exception | None = None
+        if type(msg) is list and len(msg) == 1 and type(msg[0]) is bytes:
+            parts: Sequence[Any] = msg  # the common case, checked in a glance
+        else:
+            try:
+                parts = _ops.frames(msg)
+            except (TypeError, IndexError) as exc:
+                unsendable = exc  # logged in its turn: the peer's fails there
+        if unsendable is None and not buf and self._send_callback is None:
             # Nothing ahead of it and no one to tell: try it now, as a zmq_async socket does.
             reactor = self._reactor
             sendq = reactor.sendq
@@ -403,6 +515,8 @@ class ZMQStream:
                         _send_with_options(
                             self.socket, parts, flags | _NOBLOCK, copy, track, kwargs
                         )
+                    elif len(parts) == 1:
+                        _send(self.socket, parts[0], flags | _NOBLOCK, copy, track)
                     else:
                         _send_multipart(self.socket, parts, flags | _NOBLOCK, copy, track)
                 except _Again:
@@ -416,13 +530,40 @@ class ZMQStream:
                     if reactor.recvq or sendq or reactor.pollq:
                         reactor.kick()  # rule 1: our send may have consumed their edge
                     return
-        limit = self.max_send_queue
         if limit is not None and len(buf) >= limit:
             self._refused = True
             raise SendQueueFull(limit)
-        buf.append((msg, parts, flags | _NOBLOCK, copy, track, kwargs or None))
+        buf.append((msg, unsendable or parts, flags | _NOBLOCK, copy, track, kwargs or None))
         if not self._sender.armed:
             self._arm_sender()
+
+    def _hand_send_off(
+        self,
+        msg: Sequence[Any],
+        flags: int,
+        copy: bool,
+        track: bool,
+        callback: Callable[[list[Any], Any], Any] | None,
+        kwargs: dict[str, Any],
+    ) -> None:
+        """send_multipart from another thread: admitted here, queued by the loop, in order."""
+        if callback is not None:
+            self.on_send(callback)  # handed over first, so it is in place for this message
+        limit = self.max_send_queue
+        with self._handed_lock:
+            if limit is not None and len(self._sendbuf) + self._handed_sends >= limit:
+                self._refused = True
+                raise SendQueueFull(limit)
+            self._handed_sends += 1
+        self._hand_off(self._send_handed, msg, flags, copy, track, kwargs)
+
+    def _send_handed(
+        self, msg: Sequence[Any], flags: int, copy: bool, track: bool, kwargs: dict[str, Any]
+    ) -> None:
+        with self._handed_lock:
+            self._handed_sends -= 1
+        if not self._closed:  # else dropped, as close() drops every unsent message
+            self._send(msg, flags, copy, track, None, kwargs, None)  # admitted by the caller
 
     def send_string(
         self,
@@ -475,6 +616,10 @@ class ZMQStream:
         if not buf:
             return None  # flush() sent it
         msg, parts, flags, copy, track, kwargs = buf[0]
+        if isinstance(parts, Exception):
+            buf.popleft()
+            log.error("SEND Error: %s", parts, exc_info=parts)
+            return None  # no status for the send callback: the peer's raised before it
         try:
             if kwargs:
                 status = _send_with_options(socket, parts, flags, copy, track, kwargs)
@@ -511,9 +656,13 @@ class ZMQStream:
         With POLLIN in ``flag``, receives every waiting message and passes it to the receive
         callback (dropping it if there is none); with POLLOUT, sends the queued messages the
         socket takes now. Stops when neither can proceed, or after ``limit`` messages.
-        Raises OSError if the stream is closed.
+        Called from another thread while the loop runs, the flush is handed to the loop and
+        0 is returned. Raises OSError if the stream is closed.
         """
         self._check_closed()
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_off(self.flush, flag, limit)
+            return 0
         socket = self.socket
         count = 0
         try:
@@ -557,23 +706,25 @@ class ZMQStream:
 
     def set_close_callback(self, callback: Callable[[], Any] | None) -> None:
         """Call ``callback()`` once, when the stream is closed."""
+        if _get_running_loop() is not self._loop and self._loop.is_running():
+            self._hand_off(self.set_close_callback, callback)
+            return
         self._close_callback = callback
 
     def close(self, linger: int | None = None) -> None:
         """Stop every callback, drop unsent messages, close the socket; then the close callback.
 
         No receive or send callback runs after this. Idempotent. Called from another thread
-        while the stream's loop runs, the close is handed to that loop, which must unwatch
-        the FD before the socket closes.
+        while the stream's loop runs, the stream counts as closed at once (``closed()`` is
+        True, further calls raise OSError) and the close is handed to that loop, which must
+        unwatch the FD before the socket closes; a callback the loop runs meanwhile finds
+        the stream closed.
         """
         loop = self._loop
         if not self._closed and _get_running_loop() is not loop and loop.is_running():
-            try:
-                loop.call_soon_threadsafe(self._close, linger, True)
-            except RuntimeError:
-                pass  # the loop closed meanwhile: no one watches the FD any more
-            else:
-                return
+            self._closed = True
+            self._hand_off(self._close, linger, True)
+            return
         self._close(linger, warn_late=True)
 
     def _close_listed(self) -> None:
@@ -581,9 +732,9 @@ class ZMQStream:
         self._close(None, warn_late=False)
 
     def _close(self, linger: int | None, warn_late: bool) -> None:
-        if self._closed:
+        socket: zmq.Socket[Any] | None = self.socket
+        if socket is None:  # torn down already (``_closed`` may be set by another thread)
             return
-        socket = self.socket
         reactor = self._reactor
         if warn_late and socket.closed and not reactor.closed:
             _warn_late_unregister(reactor.fd, stacklevel=4)
@@ -606,7 +757,11 @@ class ZMQStream:
             self._run_callback(callback)
 
     def closed(self) -> bool:
-        """Whether the stream is closed; closes it if its socket was closed under it."""
+        """Whether the stream is closed; closes it if its socket was closed under it.
+
+        True at once after ``close()``, from any thread, even while the loop has still to
+        carry out a close handed over by another thread.
+        """
         if self._closed:
             return True
         if self.socket.closed:
@@ -625,23 +780,20 @@ class ZMQStream:
     # -- internals --------------------------------------------------------------------------
 
     def _check_closed(self) -> None:
-        """Raise OSError if the stream is closed, RuntimeError if used from a foreign thread."""
+        """Raise OSError if the stream is closed."""
         if self._closed:
             raise OSError("Stream is closed")
-        if _get_running_loop() is not self._loop:
-            self._check_thread()
 
-    def _check_thread(self) -> None:
-        """Raise RuntimeError if the stream's loop is running, in another thread.
+    def _hand_off(self, method: Callable[..., Any], *args: Any) -> None:
+        """Have the stream's loop call ``method(*args)``, after the calls handed off before.
 
-        A zmq socket is not thread-safe, nor is the stream's state (the peer's neither).
+        For a caller outside the loop while it runs in another thread: a zmq socket is not
+        thread-safe, nor is the stream's state, so only the loop's thread touches them.
         """
-        loop = self._loop
-        if loop.is_running():
-            raise RuntimeError(
-                f"{self!r} belongs to {loop!r}, running in another thread; hand the call to "
-                "that loop, e.g. io_loop.add_callback(stream.send, msg)"
-            )
+        try:
+            self._loop.call_soon_threadsafe(_run_handed, method, args)
+        except RuntimeError:  # the loop closed meanwhile: no thread serves the stream now
+            method(*args)
 
     def _lost_socket(self, exception: BaseException) -> None:
         """The reactor found the socket closed (ENOTSOCK) or its context terminated."""
@@ -676,6 +828,16 @@ class ZMQStream:
         """Run a coroutine (or other awaitable) a callback returned, logging its failure."""
         if _isawaitable(result):
             asyncio.ensure_future(result, loop=self._loop).add_done_callback(_log_failure)
+
+
+def _run_handed(method: Callable[..., Any], args: tuple[Any, ...]) -> None:
+    """Carry out a call another thread handed to the loop; its failure is logged."""
+    try:
+        method(*args)
+    except Exception:
+        log.error(
+            "ZMQStream.%s, called from another thread, failed", method.__name__, exc_info=True
+        )
 
 
 def _warn_late_unregister(fd: int, stacklevel: int = 1) -> None:

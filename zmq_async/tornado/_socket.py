@@ -13,7 +13,17 @@ from typing import Any
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
 from zmq_async.tornado._ioloop import IOLoopEntry, enlist, io_loop_of, unlist
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "SocketClosed"]
+
+
+class SocketClosed(asyncio.CancelledError, Exception):
+    """What a pending operation fails with when its socket is closed.
+
+    ``zmq.eventloop.future`` fails it with its ``CancelledError``, an ``Exception``; this is
+    both an ``asyncio.CancelledError`` (``zmq_async.tornado.CancelledError``, which a
+    cancelled operation raises too, as the peer's does) and an ``Exception``, so code
+    catching either keeps working.
+    """
 
 
 class Socket(_AsyncioSocket):
@@ -47,6 +57,18 @@ class Socket(_AsyncioSocket):
         io_loop = IOLoop.current()
         self._bind(io_loop.asyncio_loop)  # type: ignore[attr-defined]
         return io_loop
+
+    def _close_error(self) -> BaseException:
+        return SocketClosed("socket closed")
+
+    async def __anext__(self) -> list[Any]:
+        """The next multipart message; iteration ends when the socket is closed."""
+        try:
+            return await super().__anext__()
+        except SocketClosed:
+            if self._reactor.closed:
+                raise StopAsyncIteration from None
+            raise
 
     def close(self, linger: int | None = None) -> None:
         super().close(linger)

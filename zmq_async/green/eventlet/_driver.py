@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +9,7 @@ import eventlet.hubs  # type: ignore[import-untyped]
 import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
+from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub
 
@@ -79,7 +79,8 @@ class EventletDriver:
         return timer
 
 
-_local = threading.local()
+#: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
+_local = _thread.local()
 
 
 def current_hub() -> GreenHub:

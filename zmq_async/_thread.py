@@ -1,0 +1,48 @@
+"""OS-thread identity that gevent and eventlet monkeypatching cannot change.
+
+After ``gevent.monkey.patch_all()`` or ``eventlet.monkey_patch()``, ``threading.get_ident()``
+names the current greenlet and ``threading.local`` is greenlet-local, so every greenlet of one
+OS thread would look like a thread of its own (DESIGN.md, invariant 7). This module keeps the
+unpatched originals, whether the patching happened before or after it was imported: imported
+first, it holds the builtins before anyone replaced them; imported after, it asks the patcher
+for them (``gevent.monkey.get_original``, ``eventlet.patcher.original``), found through
+``sys.modules`` so that no framework is ever imported here. ``get_ident`` and ``local`` are the
+C builtins themselves: no cost over ``threading.get_ident()``.
+"""
+
+from __future__ import annotations
+
+import _thread
+import sys
+from collections.abc import Callable
+from typing import Any, cast
+
+__all__ = ["alive", "get_ident", "local"]
+
+
+def _original(name: str) -> Any:
+    """``_thread.<name>`` as it was before any monkeypatching."""
+    value = getattr(_thread, name)
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None:
+        value = monkey.get_original("_thread", name)  # the current one if never patched
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("thread"):
+        value = getattr(patcher.original("_thread"), name)
+    return value
+
+
+#: The identifier of the calling OS thread (``threading.get_ident()`` before any patching).
+get_ident = cast("Callable[[], int]", _original("get_ident"))
+
+#: Thread-local storage per OS thread, shared by all the greenlets of that thread.
+local = cast("type[_thread._local]", _original("_local"))
+
+
+def alive(ident: int) -> bool:
+    """Whether an OS thread with this identifier is running Python now.
+
+    Counts every thread, also those that ``threading`` does not know (started by
+    ``_thread.start_new_thread``, gevent's threadpool, eventlet's tpool); a rare-path check.
+    """
+    return ident in sys._current_frames()
