@@ -201,6 +201,9 @@ class TrioDriver:
             while not completion._done:
                 self._run_timers()
                 if completion.done():  # a timer (its deadline) may have completed it
+                    # We may have been the FD's watcher (and so the timers' runner) until
+                    # just now: a task parked behind us must take the role over.
+                    self._hand_off_all(keys)
                     break
                 key = self._free_key(keys)
                 if key is None:
