@@ -71,6 +71,16 @@ class Socket(_AsyncioSocket):
             raise
 
     def close(self, linger: int | None = None) -> None:
+        reactor = self._reactor
+        pending = [w.completion for q in (reactor.recvq, reactor.sendq, reactor.pollq) for w in q]
         super().close(linger)
         if self.closed:  # not when the close was handed to the socket's loop's thread
             unlist(self)
+            for completion in pending:
+                # Failed by the caller's own close: a Future nobody awaited must not be
+                # reported at exit as a lost error ("Future exception was never retrieved"),
+                # as the asyncio layer's cancelled ones are not. A Poller's wait holds its
+                # Future as ``completion``.
+                future = getattr(completion, "completion", completion)
+                if isinstance(future, asyncio.Future) and future.done() and not future.cancelled():
+                    future.exception()
