@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import zmq
+from hypothesis import HealthCheck, settings
 
 import zmq_async.anyio
 import zmq_async.asyncio
@@ -16,6 +20,39 @@ try:
     import uvloop
 except ImportError:  # uvloop is optional (and absent on Windows)
     uvloop = None
+
+# -- hypothesis profiles (here, the parent of tests/green, so the green runs share them) -----
+# "ci", the default, keeps the model-checked reactor (test_model*.py) to a few seconds per
+# framework, derandomized so CI explores the same interleavings every run;
+# ``--hypothesis-profile=long`` explores for real (minutes; run it with ``nice``).
+_MODEL_SETTINGS: dict[str, Any] = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile(
+    "ci",
+    max_examples=20,
+    stateful_step_count=30,
+    derandomize=True,
+    database=None,
+    **_MODEL_SETTINGS,
+)
+settings.register_profile("long", max_examples=1000, stateful_step_count=60, **_MODEL_SETTINGS)
+settings.load_profile("ci")
+
+
+def _share(name: str, filename: str) -> None:
+    """Make tests/``filename`` importable as ``name`` by the test modules that share it
+    (here and in tests/green): with pytest's importlib mode they cannot import each other."""
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name(filename))
+        assert spec is not None and spec.loader is not None
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+
+
+_share("zmq_async_model_machine", "test_model_machine.py")
+_share("zmq_async_bad_args", "test_bad_args.py")
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
 

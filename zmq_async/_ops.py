@@ -8,6 +8,7 @@ move a whole message or nothing: see rule 4 of :mod:`zmq_async._reactor`.
 from __future__ import annotations
 
 import pickle
+import struct
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -18,8 +19,11 @@ from zmq.utils import jsonapi
 
 __all__ = [
     "decoder",
+    "deserializer",
     "frames",
     "json_loader",
+    "poll_flags",
+    "poll_timeout",
     "recv",
     "recv_into",
     "recv_multipart",
@@ -36,6 +40,7 @@ _sugar_send = zmq.Socket.send
 _RCVMORE = int(zmq.RCVMORE)
 _SNDMORE = int(zmq.SNDMORE)
 _FRAME_TYPES = (zmq.Frame, bytes, memoryview)
+_C_LONG_MAX = 2 ** (8 * struct.calcsize("l") - 1) - 1
 
 
 def send_with_options(
@@ -92,6 +97,31 @@ def frames(msg_parts: Any) -> Sequence[Any]:
     return parts
 
 
+def poll_timeout(timeout: float | None) -> float | None:
+    """A poll ``timeout`` in ms as the reactor's seconds; None (no limit) if None or negative.
+
+    Raises what ``zmq.Poller.poll`` raises for a bad one, at once: TypeError (not a number),
+    ValueError (NaN), OverflowError (beyond a C long).
+    """
+    if timeout is None or timeout < 0:
+        return None
+    _c_long(int(timeout))
+    return timeout / 1000
+
+
+def poll_flags(flags: int) -> int:
+    """A socket poll's ``flags``; raises OverflowError as ``zmq.Poller.poll`` does for a huge one
+    (which would otherwise wait for ever on events no socket has)."""
+    if isinstance(flags, int):
+        _c_long(flags)
+    return flags
+
+
+def _c_long(value: int) -> None:
+    if not -_C_LONG_MAX - 1 <= value <= _C_LONG_MAX:
+        raise OverflowError("Python int too large to convert to C long")
+
+
 def _decode_utf8(data: bytes) -> str:
     return data.decode()
 
@@ -101,6 +131,17 @@ def decoder(encoding: str) -> Callable[[bytes], str]:
     if encoding in ("utf-8", "utf8"):
         return _decode_utf8
     return partial(bytes.decode, encoding=encoding)
+
+
+def deserializer(deserialize: Callable[[list[Any]], Any]) -> Callable[[list[Any]], Any]:
+    """``recv_serialized``'s ``deserialize``, checked before anything is received.
+
+    Raises TypeError if it is not callable (pyzmq raises it after taking the message; a
+    waiter's ``post`` of None would return the frames undecoded).
+    """
+    if not callable(deserialize):
+        raise TypeError(f"'{type(deserialize).__name__}' object is not callable")
+    return deserialize
 
 
 def json_loader(options: dict[str, Any]) -> Callable[[bytes], Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import zmq
 from anyio.lowlevel import checkpoint_if_cancelled
 
-from zmq_async import _poller
+from zmq_async import _ops, _poller
 from zmq_async._poller import PollWait
 from zmq_async._reactor import Reactor
 from zmq_async.anyio import _socket
@@ -34,7 +34,7 @@ class Poller(zmq.Poller):
         one of our sockets is closed (before or during the wait), TypeError for an item
         that cannot be polled.
         """
-        seconds = None if timeout is None or timeout < 0 else timeout / 1000
+        seconds = _ops.poll_timeout(timeout)
         loop = asyncio._get_running_loop()
         sync_poll = partial(zmq.Poller.poll, self, 0)
         if loop is not None:

@@ -354,8 +354,9 @@ class Socket(ReactorSocket[Any]):
         self, deserialize: Callable[[list[Any]], Any], flags: int = 0, copy: bool = True
     ) -> Any:
         """Receive a multipart message decoded by ``deserialize(frames)``."""
+        post = _ops.deserializer(deserialize)
         return await self._call(
-            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, False), flags, deserialize
+            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, False), flags, post
         )
 
     # -- sending (send_json, send_pyobj, send_string, send_serialized come from zmq.Socket,
@@ -398,6 +399,8 @@ class Socket(ReactorSocket[Any]):
         """
         if self.closed:
             raise zmq.ZMQError(zmq.ENOTSUP)
+        seconds = _ops.poll_timeout(timeout)
+        flags = _ops.poll_flags(flags)
         loop = _get_running_loop()
         driver: TrioDriver | None = None
         if loop is not None:
@@ -412,7 +415,6 @@ class Socket(ReactorSocket[Any]):
         if ready or timeout == 0:
             reactor.after_op()
             return ready
-        seconds = None if timeout is None or timeout < 0 else timeout / 1000
         if driver is None:
             future = loop.create_future()  # type: ignore[union-attr]
             waiter = Waiter(future, None, mask=flags)

@@ -8,6 +8,7 @@ from typing import Any
 
 import zmq
 
+from zmq_async import _ops
 from zmq_async._poller import PollWait
 from zmq_async._reactor import Reactor
 from zmq_async.asyncio._driver import current_loop, driver_for
@@ -41,7 +42,7 @@ class Poller(zmq.Poller):
             partial(_reactor_on, loop),
             future,
         )
-        if wait.begin(None if timeout is None or timeout < 0 else timeout / 1000):
+        if wait.begin(_ops.poll_timeout(timeout)):
             future.add_done_callback(lambda _: wait.teardown())
         return future
 

@@ -41,6 +41,8 @@ _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+#: Errors after which the socket can never proceed: closed, or its context terminated.
+_FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 
 
 class Socket(ReactorSocket["Future[Any]"]):
@@ -192,6 +194,10 @@ class Socket(ReactorSocket["Future[Any]"]):
                     reactor.recv_dry = True
                 return self._queue(sending, future, op, args, post, tried=not sending)
             future.set_exception(exc)
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL and not sending:
+                raise  # closed, or its context terminated: see recv
+            future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
         else:
@@ -238,21 +244,26 @@ class Socket(ReactorSocket["Future[Any]"]):
             if self._foreign():
                 return self._hand_off(loop, self.recv, flags, copy, track)
             loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
         if reactor.recvq and not flags & _NOBLOCK:
-            return self._submit(False, _recv, (flags | _NOBLOCK, copy, track), flags)
+            return self._submit(False, _recv, (noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
             # The last attempt found nothing: EVENTS says so for a third of the cost.
-            return self._queue(False, future, _recv, (flags | _NOBLOCK, copy, track), None, True)
+            return self._queue(False, future, _recv, (noblock, copy, track), None, True)
         try:
-            future.set_result(_recv(self, flags | _NOBLOCK, copy, track))
+            future.set_result(_recv(self, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
                 reactor.recv_dry = True
-                return self._queue(
-                    False, future, _recv, (flags | _NOBLOCK, copy, track), None, True
-                )
+                return self._queue(False, future, _recv, (noblock, copy, track), None, True)
+            future.set_exception(exc)
+        except zmq.ZMQError as exc:
+            if exc.errno in _FATAL:
+                # Closed, or its context terminated: raised at the call, as the peer's
+                # receives do (its sends set it on the Future, as ours do).
+                raise
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
@@ -292,9 +303,12 @@ class Socket(ReactorSocket["Future[Any]"]):
         self, deserialize: Callable[[list[Any]], Any], flags: int = 0, copy: bool = True
     ) -> Future[Any]:
         """Receive a multipart message decoded by ``deserialize(frames)``."""
-        return self._submit(
-            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, False), flags, deserialize
-        )
+        try:
+            post = _ops.deserializer(deserialize)
+        except TypeError as exc:
+            return self._done(exc)  # on the Future, as the peer's
+        args = (flags | _NOBLOCK, copy, False)
+        return self._submit(False, _ops.recv_multipart, args, flags, post)
 
     # -- sending (send_json, send_pyobj, send_string, send_serialized come from zmq.Socket,
     #    which calls these two) ------------------------------------------------------------
@@ -319,15 +333,16 @@ class Socket(ReactorSocket["Future[Any]"]):
             if self._foreign():
                 return self._hand_off(loop, self.send, data, flags, copy, track)
             loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
         if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
-            return self._submit(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
+            return self._submit(True, _send, (data, noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         try:
-            future.set_result(_send(self, data, flags | _NOBLOCK, copy, track))
+            future.set_result(_send(self, data, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(True, future, _send, (data, flags | _NOBLOCK, copy, track))
+                return self._queue(True, future, _send, (data, noblock, copy, track))
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
@@ -356,6 +371,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         """
         if self.closed:
             raise zmq.ZMQError(zmq.ENOTSUP)
+        seconds = _ops.poll_timeout(timeout)
+        flags = _ops.poll_flags(flags)
         loop = _get_running_loop()
         if loop is not self._loop:
             if self._foreign():
@@ -373,7 +390,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             reactor.after_op()
             return future
         waiter = Waiter(future, None, mask=flags)
-        reactor.wait_poll(waiter, None if timeout is None or timeout < 0 else timeout / 1000)
+        reactor.wait_poll(waiter, seconds)
         _disarm_on_cancel(reactor, waiter, future)
         return future
 

@@ -396,6 +396,8 @@ class GreenSocket(ReactorSocket[Any]):
         """
         if self.closed:
             raise zmq.ZMQError(zmq.ENOTSUP)
+        seconds = _ops.poll_timeout(timeout)
+        flags = _ops.poll_flags(flags)
         reactor = self._reactor
         ready = _get(self, _EVENTS) & flags
         if ready or timeout == 0:
@@ -405,7 +407,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = self._here()
         completion = Wakeup(hub, direct=False)
         waiter = Waiter(completion, None, mask=flags)
-        reactor.wait_poll(waiter, None if timeout is None or timeout < 0 else timeout / 1000)
+        reactor.wait_poll(waiter, seconds)
         try:
             return int(completion.wait())
         except BaseException:
@@ -527,7 +529,7 @@ class GreenPoller(zmq.Poller):
             partial(_reactor_on, self._socket_class),
             completion,
         )
-        if wait.begin(None if timeout is None or timeout < 0 else timeout / 1000):
+        if wait.begin(_ops.poll_timeout(timeout)):
             try:
                 completion.wait()
             except BaseException:
