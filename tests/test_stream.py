@@ -7,6 +7,7 @@ import itertools
 import logging
 import pickle
 import sys
+import time
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -115,6 +116,34 @@ def test_on_recv_gets_multipart_lists_of_bytes(env: Env) -> None:
         assert got == [[b"a", b"b"], [b"c"]]
 
     env.run(main)
+
+
+def test_req_and_rep_streams_wait_their_turn_without_spinning_or_logging(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A REQ stream listening before it sent (and a REP before its reply) is not an error.
+
+    A receive out of turn fails with EFSM; the peer only receives once EVENTS shows POLLIN.
+    Retrying instead logged "receive error" in a busy loop (a round trip took ~1 ms).
+    """
+
+    async def main() -> None:
+        req, rep = env.pair(zmq.REQ, zmq.REP)
+        rep.on_recv(rep.send_multipart)
+        replies: list[Any] = []
+        req.on_recv(replies.append)
+        cpu = time.process_time()
+        await settle(0.3)  # the REQ stream listens before its first send
+        idle = (time.process_time() - cpu) / 0.3
+        for i in range(20):
+            req.send(b"%d" % i)
+            await until(lambda n=i + 1: len(replies) == n)
+        assert replies == [[b"%d" % i] for i in range(20)]
+        assert idle < 0.3, f"{idle:.2f} s of CPU per second while a REQ stream waits its turn"
+
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        env.run(main)
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
 
 
 def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:

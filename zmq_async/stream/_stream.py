@@ -83,7 +83,7 @@ class _Receiver:
     receivers queued on a shared socket it takes one message per turn, as they do.
     """
 
-    __slots__ = ("_requeue_cb", "active", "reactor", "stream", "waiter")
+    __slots__ = ("_requeue_cb", "active", "reactor", "stream", "turn", "waiter")
 
     def __init__(self, stream: ZMQStream, reactor: Reactor) -> None:
         self.stream = stream
@@ -91,6 +91,8 @@ class _Receiver:
         self.active = True
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
+        #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
+        self.turn = _Turn(self)
 
     def done(self) -> bool:
         return not self.active
@@ -162,6 +164,12 @@ class _Receiver:
             self.active = False
             stream._lost_socket(exception)
             return
+        if isinstance(exception, zmq.ZMQError) and exception.errno == zmq.EFSM:
+            # Not our turn (a REQ before its send, a REP before its reply): the peer only
+            # receives once EVENTS shows POLLIN, so wait for that, not retry (a busy loop).
+            if self.active:
+                self.turn.wait()
+            return
         if not isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
             log.error("ZMQStream receive error: %s", exception)
         if self.active:
@@ -174,6 +182,38 @@ class _Receiver:
         if was_active:
             self.stream._released(self.reactor)
         return was_active
+
+
+class _Turn:
+    """A poll waiter's completion: once POLLIN is set, the receiver queues again."""
+
+    __slots__ = ("pending", "receiver")
+
+    def __init__(self, receiver: _Receiver) -> None:
+        self.receiver = receiver
+        self.pending = False
+
+    def wait(self) -> None:
+        self.pending = True
+        self.receiver.reactor.wait_poll(Waiter(self, None, mask=_POLLIN), None)
+
+    def done(self) -> bool:
+        return not (self.pending and self.receiver.active)
+
+    def set_result(self, events: int, /) -> None:
+        self.pending = False
+        receiver = self.receiver
+        if receiver.active and not receiver.reactor.closed:
+            receiver.reactor.wait_recv(receiver.waiter)
+            receiver.reactor.kick()  # the EVENTS read that found POLLIN took the edge
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.pending = False
+        self.receiver.set_exception(exception)
+
+    def cancel(self) -> bool:
+        self.pending = False
+        return self.receiver.cancel()
 
 
 class _Sender:
