@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,30 @@ def test_bench_scale_rejects_a_bad_size() -> None:
 
     with pytest.raises(SystemExit):
         main(["bench", "scale", "--sizes", "0"])
+
+
+def test_bench_scale_gives_up_on_a_contender_at_larger_n_once_it_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A peer that timed out at N is not run again at every larger N (each a full timeout)."""
+    import io
+
+    from zmq_async._bench import runner, scale
+
+    calls: list[tuple[str, int]] = []
+
+    def fake_worker(request: dict[str, Any], timeout: float, module: str = "") -> dict[str, Any]:
+        calls.append((request["layer"], request["n"]))
+        if request["layer"] == "zmq_async.asyncio" and request["n"] >= 3:
+            return {"ok": False, "error": "timed out"}
+        sample = {"n": request["n"], "idle_cpu": 0.0, "wake_us": 1.0, "reqrep_us": 1.0}
+        sample.update(idle_us_per_socket=0.0, throughput=1.0, throughput_per_socket=1.0)
+        return {"ok": True, "sample": sample}
+
+    monkeypatch.setattr(runner, "_call_worker", fake_worker)
+    monkeypatch.setattr(runner, "_probe", lambda variant, timeout: None)
+    opts = scale.ScaleOptions(quick=True, sizes=(1, 3, 5), layers=("zmq_async.asyncio/asyncio",))
+    err = io.StringIO()
+    assert scale.run_scale(opts, out=io.StringIO(), err=err) == 1
+    assert calls == [("zmq_async.asyncio", 1), ("zmq_async.asyncio", 3)]
+    assert "not run: failed at N=3" in err.getvalue()

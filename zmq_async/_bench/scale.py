@@ -698,6 +698,9 @@ def run_scale(opts: ScaleOptions, out: TextIO | None = None, err: TextIO | None 
             print(f"skipping {variant.label}: {reason}", file=err)
     results: list[dict[str, Any]] = []
     failed = False
+    #: Contenders that failed at some N, and that N: a larger N is not tried (a peer that
+    #: timed out at 1,000 sockets would only time out again, for opts.timeout each).
+    gave_up: dict[str, int] = {}
     total, done = len(sizes) * len(runnable), 0
     for n in sizes:
         params = opts.params(n)
@@ -705,15 +708,21 @@ def run_scale(opts: ScaleOptions, out: TextIO | None = None, err: TextIO | None 
             done += 1
             err.write(f"[{done}/{total}] scale N={n:,} {variant.label} ... ")
             err.flush()
+            row: dict[str, Any] = {"n": n, "label": variant.label, "role": variant.layer.role}
+            if variant.label in gave_up:
+                row["error"] = f"not run: failed at N={gave_up[variant.label]:,}"
+                err.write(f"{row['error']}\n")
+                results.append(row)
+                continue
             request = {"layer": variant.layer.name, "loop": variant.loop, **asdict(params)}
             reply = _call_worker(request, opts.timeout, module=__name__)
-            row: dict[str, Any] = {"n": n, "label": variant.label, "role": variant.layer.role}
             if reply.get("ok"):
                 row["sample"] = reply["sample"]
                 err.write(f"idle {reply['sample']['idle_cpu']:.4f} s/s\n")
             else:
                 row["error"] = str(reply.get("error"))
                 failed = True
+                gave_up[variant.label] = n
                 err.write(f"FAILED: {row['error']}\n")
             results.append(row)
     out.write(format_scale(results, sizes, opts.quick))
