@@ -28,7 +28,7 @@ def _params(workload: str) -> Params:
 
 
 @pytest.mark.parametrize("target", ["zmq.eventloop.zmqstream", "zmq_async.stream"])
-@pytest.mark.parametrize("workload", sorted(driver._WORKLOADS))
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
 def test_every_workload_runs_on_both_streams(target: str, workload: str) -> None:
     driver.probe(target, "asyncio")
     sample = driver.run(_params(workload), target, "asyncio")

@@ -17,9 +17,11 @@ from typing import Any, Protocol
 import zmq
 
 from zmq_async._bench.spec import (
+    Metric,
     Params,
     Sample,
     bind,
+    for_workload,
     rate_sample,
     receive_until_end,
     send_batches,
@@ -65,7 +67,7 @@ def run(params: Params, target: str, loop: str) -> Sample:
     asyncio.set_event_loop(new_loop)
     try:
         return new_loop.run_until_complete(
-            _in_context(mod.Context, _WORKLOADS[params.workload], params)
+            _in_context(mod.Context, for_workload(params, _WORKLOADS), params)
         )
     finally:
         new_loop.run_until_complete(new_loop.shutdown_asyncgens())
@@ -224,11 +226,8 @@ async def _fanin(ctx: AsyncContext, p: Params) -> Sample:
     return rate_sample(sum(n for n, _ in results), max(t for _, t in results) - start)
 
 
-_WORKLOADS: dict[str, Workload] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Workload] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }

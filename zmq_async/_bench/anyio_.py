@@ -17,9 +17,11 @@ from typing import Any
 import zmq
 
 from zmq_async._bench.spec import (
+    Metric,
     Params,
     Sample,
     bind,
+    for_workload,
     rate_sample,
     receive_until_end,
     send_batches,
@@ -45,7 +47,7 @@ def run(params: Params, target: str, loop: str) -> Sample:
     import anyio
 
     backend, options = _backend(loop)
-    workload = _WORKLOADS[params.workload]
+    workload = for_workload(params, _WORKLOADS)
 
     async def main() -> Sample:
         async with _Sockets(target) as sockets:
@@ -226,11 +228,8 @@ async def _fanin(s: _Sockets, p: Params) -> Sample:
     return rate_sample(sum(n for n, _ in results), max(t for _, t in results) - start)
 
 
-_WORKLOADS: dict[str, Workload] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Workload] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }

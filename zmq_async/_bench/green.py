@@ -19,7 +19,15 @@ from typing import Any, Protocol
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
+from zmq_async._bench.spec import (
+    Metric,
+    Params,
+    Sample,
+    bind,
+    for_workload,
+    latency_sample,
+    rate_sample,
+)
 
 #: A PUSH sends this after its last measured message; the PULL stops when it sees it.
 _END = b""
@@ -97,7 +105,9 @@ def run(params: Params, target: str, loop: str) -> Sample:
     mod = _module(target)
     ctx: GreenContext = mod.Context()
     try:
-        result: list[Sample] = green.run([lambda: _WORKLOADS[params.workload](green, ctx, params)])
+        result: list[Sample] = green.run(
+            [lambda: for_workload(params, _WORKLOADS)(green, ctx, params)]
+        )
         return result[0]
     finally:
         # eventlet.green.zmq's Context does not track its sockets, so destroy() would not
@@ -234,11 +244,8 @@ def _fanin(green: Greenlets, ctx: GreenContext, p: Params) -> Sample:
     return rate_sample(sum(n for n, _ in results), max(t for _, t in results) - start)
 
 
-_WORKLOADS: dict[str, Callable[[Greenlets, GreenContext, Params], Sample]] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Callable[[Greenlets, GreenContext, Params], Sample]] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }

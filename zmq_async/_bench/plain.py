@@ -14,7 +14,15 @@ from typing import Any
 
 import zmq
 
-from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
+from zmq_async._bench.spec import (
+    Metric,
+    Params,
+    Sample,
+    bind,
+    for_workload,
+    latency_sample,
+    rate_sample,
+)
 
 Socket = zmq.Socket[bytes]
 
@@ -29,7 +37,7 @@ def probe(target: str, loop: str) -> None:
 def run(params: Params, target: str, loop: str) -> Sample:
     """Run ``params.workload`` with ``target``'s blocking ``Context``."""
     mod = importlib.import_module(target)
-    workload = _WORKLOADS[params.workload]
+    workload = for_workload(params, _WORKLOADS)
     ctx: zmq.Context[Socket] = mod.Context()
     try:
         return workload(ctx, params)
@@ -147,11 +155,8 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
     return rate_sample(count, perf_counter() - start)
 
 
-_WORKLOADS: dict[str, Callable[[zmq.Context[Socket], Params], Sample]] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Callable[[zmq.Context[Socket], Params], Sample]] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }

@@ -15,7 +15,7 @@ from typing import Any
 import zmq
 
 from zmq_async._bench.plain import Socket, _bound, _connected, fanin_sockets, probe, timed
-from zmq_async._bench.spec import Params, Sample, rate_sample
+from zmq_async._bench.spec import Metric, Params, Sample, for_workload, rate_sample
 
 __all__ = ["probe", "run"]
 
@@ -27,7 +27,7 @@ def run(params: Params, target: str, loop: str) -> Sample:
     """Run ``params.workload`` with plain pyzmq (``target`` is ``zmq``)."""
     ctx: zmq.Context[Socket] = zmq.Context()
     try:
-        return _WORKLOADS[params.workload](ctx, params)
+        return for_workload(params, _WORKLOADS)(ctx, params)
     finally:
         ctx.destroy(linger=0)
 
@@ -126,11 +126,8 @@ def _fanin(ctx: zmq.Context[Socket], p: Params) -> Sample:
     return rate_sample(count, perf_counter() - start)
 
 
-_WORKLOADS: dict[str, Callable[[zmq.Context[Socket], Params], Sample]] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Callable[[zmq.Context[Socket], Params], Sample]] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }

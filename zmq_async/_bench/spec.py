@@ -11,9 +11,10 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, fields
 from time import perf_counter, perf_counter_ns
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Metric = Literal["throughput", "latency", "requests"]
+_T = TypeVar("_T")
 
 #: One measurement's numbers, JSON-ready: ``count`` and ``seconds`` always; ``rate`` for throughput
 #: and requests; ``median_us``, ``p99_us`` and friends for latency.
@@ -90,6 +91,13 @@ WORKLOADS: dict[str, Workload] = {
         ),
     )
 }
+
+
+def for_workload(params: Params, by_metric: dict[Metric, _T]) -> _T:
+    """A driver's function for ``params.workload``: a driver has one per metric (a PUSH/PULL
+    stream, a REQ/REP round trip, a DEALER fan-in), whatever the transport, size or HWM."""
+    return by_metric[WORKLOADS[params.workload].metric]
+
 
 UNITS: dict[Metric, str] = {"throughput": "msgs/s", "latency": "us", "requests": "req/s"}
 

@@ -17,7 +17,15 @@ from typing import Any
 import zmq
 
 from zmq_async._bench.aio import _loop_factory
-from zmq_async._bench.spec import Params, Sample, bind, latency_sample, rate_sample
+from zmq_async._bench.spec import (
+    Metric,
+    Params,
+    Sample,
+    bind,
+    for_workload,
+    latency_sample,
+    rate_sample,
+)
 
 #: A sender's last message (a single empty frame); the receiver stops when it sees it.
 _END = [b""]
@@ -43,7 +51,9 @@ def run(params: Params, target: str, loop: str) -> Sample:
     asyncio.set_event_loop(new_loop)
     ctx: zmq.Context[Any] = zmq.Context()
     try:
-        return new_loop.run_until_complete(_WORKLOADS[params.workload](stream_class, ctx, params))
+        return new_loop.run_until_complete(
+            for_workload(params, _WORKLOADS)(stream_class, ctx, params)
+        )
     finally:
         ctx.destroy(linger=0)
         asyncio.set_event_loop(None)
@@ -202,11 +212,8 @@ async def _fanin(make: Callable[..., Stream], ctx: zmq.Context[Any], p: Params) 
     return rate_sample(sum(n for n, _ in finished), max(t for _, t in finished) - start)
 
 
-_WORKLOADS: dict[str, Workload] = {
-    "push_pull": _push_pull,
-    "push_pull_inproc": _push_pull,
-    "push_pull_hwm": _push_pull,
-    "multipart": _push_pull,
-    "reqrep": _reqrep,
-    "fanin": _fanin,
+_WORKLOADS: dict[Metric, Workload] = {
+    "throughput": _push_pull,
+    "latency": _reqrep,
+    "requests": _fanin,
 }
