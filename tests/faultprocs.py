@@ -23,6 +23,11 @@ from typing import Any
 
 HERE = os.path.abspath(__file__)
 WAIT = 10.0
+#: CPU a side waiting for a dead peer may use per second. Quiet, it is about 0.002 s/s
+#: (libzmq's reconnect attempts included); a spinning loop costs 0.5-1 s/s. The bound is
+#: generous because a loaded 2-core CI machine stretches every cost: 0.012-0.022 s/s were
+#: seen beside CPU hogs (trio, uvloop), which a bound of 0.01 turned into failures.
+IDLE_CPU = 0.05
 
 
 # -- the test side ---------------------------------------------------------------------------

@@ -19,11 +19,6 @@ import zmq
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 WAIT = 10.0
-#: CPU the waiting side may use per second while its peer is gone (the wait is measured).
-#: Quiet, it is about 0.002 s/s (libzmq's reconnect attempts included); a spinning loop costs
-#: 0.5-1 s/s. The bound is generous because a loaded 2-core CI machine stretches every cost
-#: (0.012-0.016 s/s seen on trio beside two CPU hogs).
-IDLE_CPU = 0.05
 IDLE_FOR = 1.0
 #: Messages sent after the restart, each of which must arrive.
 COUNT = 200
@@ -79,7 +74,7 @@ def test_dealer_router_pub_sub_push_pull(on_layer: Any, peer: Any, procs: Any) -
             for task in (receive, subscribe, fill):
                 tasks.start_soon(task)
             used = await idle_cpu()
-            assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+            assert used < procs.IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
             assert not first_of_run_2 and b"after" not in replies
             stuck_at = sent
             assert stuck_at < 1000, "sends to a dead peer never blocked"

@@ -17,7 +17,6 @@ import pytest
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 10.0
-IDLE_CPU = 0.01
 COUNT = 200
 PATCHING = ["plain", "patched"]
 
@@ -80,7 +79,7 @@ def test_dealer_router_pub_sub_push_pull_restart(
 
     receiver, subscriber, filler = (green.spawn(f) for f in (receive, first_of_run_2, fill))
     used = idle_cpu(green)
-    assert used < IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+    assert used < procs.IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
     assert not green.dead(subscriber) and not green.dead(receiver)
     stuck_at = sent[0]
     assert stuck_at < 1000, "sends to a dead peer never blocked"
