@@ -1,4 +1,9 @@
-"""Shared fixtures: every asyncio test runs on the default loop and on uvloop."""
+"""Shared fixtures: every asyncio test runs on the default loop and on uvloop.
+
+pytest-asyncio (strict mode) runs ``@pytest.mark.asyncio`` tests, once per loop factory of
+:func:`pytest_asyncio_loop_factories`; anyio's plugin runs ``@pytest.mark.anyio`` tests once
+per :data:`ANYIO_BACKENDS` entry.
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,21 @@ _share("zmq_async_model_machine", "test_model_machine.py")
 _share("zmq_async_bad_args", "test_bad_args.py")
 
 LOOPS = ["asyncio"] + (["uvloop"] if uvloop is not None else [])
+
+#: The loops every ``@pytest.mark.asyncio`` test runs on, by test id.
+LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
+    "asyncio": asyncio.new_event_loop
+}
+if uvloop is not None:
+    LOOP_FACTORIES["uvloop"] = uvloop.new_event_loop
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """pytest-asyncio's hook: run each asyncio test on the default loop and on uvloop."""
+    return LOOP_FACTORIES
+
 
 Runner = Callable[..., Any]
 
