@@ -27,7 +27,8 @@ from zmq.utils import jsonapi
 
 from zmq_async import _ops
 from zmq_async._reactor import BATCH, Reactor, Waiter
-from zmq_async.asyncio._driver import driver_for
+from zmq_async._thread import get_ident as _get_ident
+from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
 
 __all__ = ["SendQueueFull", "ZMQStream"]
@@ -83,12 +84,21 @@ class _Receiver:
     receivers queued on a shared socket it takes one message per turn, as they do.
     """
 
-    __slots__ = ("_requeue_cb", "active", "reactor", "stream", "turn", "waiter")
+    __slots__ = ("_requeue_cb", "active", "callback", "copy", "reactor", "stream", "turn", "waiter")
 
-    def __init__(self, stream: ZMQStream, reactor: Reactor) -> None:
+    def __init__(
+        self,
+        stream: ZMQStream,
+        reactor: Reactor,
+        callback: Callable[[list[Any]], Any],
+        copy: bool,
+    ) -> None:
         self.stream = stream
         self.reactor = reactor
         self.active = True
+        #: The ``on_recv`` callback and its ``copy``, changed in place by a later ``on_recv``.
+        self.callback = callback
+        self.copy = copy
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
         #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
@@ -102,18 +112,18 @@ class _Receiver:
 
         Raises zmq.Again when the socket has no more (after dispatching those it had).
         """
-        # The hot path: everything per message is local here.
-        stream = self.stream
+        # The hot path: everything per message is local here, or in slots (the stream's own
+        # attributes are read through its __getattr__ hook, several times slower).
         reactor = self.reactor
         recvq = reactor.recvq
         recv = _recv
-        spawn = stream._spawn
+        spawn = self.stream._spawn
         count = 0
         while True:
             # A Frame says whether more follow (zmq_msg_more); asking the socket (RCVMORE)
             # costs more than copying the frame out.
             frame = recv(socket, _NOBLOCK, False, False)
-            if stream._recv_copy:
+            if self.copy:
                 msg = [frame.bytes]
                 while frame.more:
                     frame = recv(socket, _NOBLOCK, False, False)
@@ -124,15 +134,13 @@ class _Receiver:
                     frame = recv(socket, _NOBLOCK, False, False)
                     msg.append(frame)
             count += 1
-            callback = stream._recv_callback
-            if callback is not None:
-                try:
-                    result = callback(msg)
-                except Exception:
-                    log.error("Uncaught exception in ZMQStream callback", exc_info=True)
-                else:
-                    if result is not None:
-                        spawn(result)
+            try:
+                result = self.callback(msg)
+            except Exception:
+                log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+            else:
+                if result is not None:
+                    spawn(result)
             if count >= BATCH or recvq or not self.active or reactor.closed:
                 return count  # (closed: by the callback, closing the shared socket)
 
@@ -217,17 +225,78 @@ class _Turn:
 
 
 class _Sender:
-    """The standing send: queued in the reactor while the stream's send buffer is not empty."""
+    """The send side: the standing send, queued in the reactor while the stream's send buffer
+    is not empty, and the state :meth:`send_now` reads, in slots (the stream's own attributes
+    are read through its ``__getattr__`` hook, several times slower)."""
 
-    __slots__ = ("armed", "stream", "waiter")
+    __slots__ = (
+        "armed",
+        "buf",
+        "callback",
+        "closed",
+        "home",
+        "loop",
+        "pollq",
+        "reactor",
+        "recvq",
+        "sendq",
+        "socket",
+        "stream",
+        "waiter",
+    )
 
-    def __init__(self, stream: ZMQStream) -> None:
+    def __init__(
+        self,
+        stream: ZMQStream,
+        socket: zmq.Socket[Any],
+        reactor: Reactor,
+        loop: asyncio.AbstractEventLoop,
+        buf: deque[_Item],
+    ) -> None:
         self.stream = stream
         self.armed = False
         self.waiter = Waiter(self, stream._send_head)
+        #: The stream is closed (:attr:`ZMQStream._closed`).
+        self.closed = False
+        #: The ``on_send`` callback.
+        self.callback: Callable[[list[Any], Any], Any] | None = None
+        self.socket = socket
+        self.reactor = reactor
+        self.recvq = reactor.recvq
+        self.sendq = reactor.sendq
+        self.pollq = reactor.pollq
+        self.loop = loop
+        self.home = thread_marker(loop)
+        self.buf = buf
+
+    def send_now(self, msg: Any, flags: int, copy: bool, track: bool) -> bool:
+        """Send a one-frame message at once if nothing has to come first; True if sent.
+
+        False leaves everything to the general path: the stream is closed, the call comes
+        from outside the loop, a message or an ``on_send`` callback waits, or the send
+        failed (``zmq.Again``, a frame that is not a buffer: nothing was sent).
+        """
+        if (
+            self.closed
+            or self.callback is not None
+            or type(msg) is not list
+            or len(msg) != 1
+            or self.buf
+            or self.sendq
+            or self.reactor.closed  # (also abandoned: inherited across fork)
+            or (self.home._thread_id != _get_ident() and _get_running_loop() is not self.loop)
+        ):
+            return False
+        try:
+            _send(self.socket, msg[0], flags | _NOBLOCK, copy, track)
+        except Exception:
+            return False
+        if self.recvq or self.pollq:
+            self.reactor.kick()  # rule 1: our send may have consumed their edge
+        return True
 
     def done(self) -> bool:
-        return self.stream._closed
+        return self.closed
 
     def set_result(self, result: tuple[Any, Any] | None, /) -> None:
         stream = self.stream
@@ -317,13 +386,10 @@ class ZMQStream:
             self._owns_reactor = True
         self.socket = socket
         self.max_send_queue = max_send_queue
-        self._closed = False
-        self._recv_callback: Callable[[list[Any]], Any] | None = None
-        self._recv_copy = True
-        self._receiver: _Receiver | None = None
-        self._send_callback: Callable[[list[Any], Any], Any] | None = None
         self._sendbuf: deque[_Item] = deque()
-        self._sender = _Sender(self)
+        self._sender = _Sender(self, socket, self._reactor, loop, self._sendbuf)
+        #: Receiving: the ``on_recv`` callback and its ``copy`` live in it; None: no callback.
+        self._receiver: _Receiver | None = None
         self._close_callback: Callable[[], Any] | None = None
         self._drain_callback: Callable[[], Any] | None = None
         self._refused = False
@@ -347,6 +413,15 @@ class ZMQStream:
             # Listed among its handlers, as the peer's socket is: IOLoop.close(all_fds=True)
             # closes the stream. It takes the place of its zmq_async.tornado socket's listing.
             enlist(self, self.io_loop, self._reactor.fd, take_over=socket)
+
+    @property
+    def _closed(self) -> bool:
+        """Whether the stream is closed; kept in the send side's slots, which its hot path reads."""
+        return self._sender.closed
+
+    @_closed.setter
+    def _closed(self, value: bool) -> None:
+        self._sender.closed = value
 
     def __getattr__(self, name: str) -> Any:
         """The rest of the socket's interface (``subscribe``, ``unbind``, options ...).
@@ -383,15 +458,16 @@ class ZMQStream:
         if _get_running_loop() is not self._loop and self._loop.is_running():
             self._hand_off(self.on_recv, callback, copy)
             return
-        self._recv_callback = callback
-        self._recv_copy = copy
         receiver = self._receiver
         if callback is None:
             if receiver is not None:
                 receiver.active = False  # the reactor drops its waiter: done() is now True
                 self._receiver = None
-        elif receiver is None or not receiver.active:  # (inactive: released by the reactor)
-            receiver = self._receiver = _Receiver(self, self._reactor)
+        elif receiver is not None and receiver.active:
+            receiver.callback = callback  # from the next message on, even within a batch
+            receiver.copy = copy
+        else:  # (inactive: released by the reactor)
+            receiver = self._receiver = _Receiver(self, self._reactor, callback, copy)
             self._reactor.wait_recv(receiver.waiter)
             # Messages may already be waiting, their edge consumed: look now, not on the FD.
             self._reactor.kick()
@@ -415,7 +491,7 @@ class ZMQStream:
         From another thread: as of the calls the loop has carried out (an ``on_recv`` handed
         over a moment ago may not count yet).
         """
-        return self._recv_callback is not None
+        return self._receiver is not None
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -435,7 +511,7 @@ class ZMQStream:
         if _get_running_loop() is not self._loop and self._loop.is_running():
             self._hand_off(self.on_send, callback)
             return
-        self._send_callback = callback
+        self._sender.callback = callback
 
     def on_send_stream(self, callback: Callable[[ZMQStream, list[Any], Any], Any] | None) -> None:
         """Like :meth:`on_send`, but ``callback(stream, msg, status)`` also gets this stream."""
@@ -450,12 +526,14 @@ class ZMQStream:
 
     def sending(self) -> bool:
         """Whether messages are waiting to be sent (sends handed over by other threads too)."""
-        return bool(self._sendbuf) or self._handed_sends > 0
+        with self._handed_lock:
+            return bool(self._sendbuf) or self._handed_sends > 0
 
     @property
     def send_queue_size(self) -> int:
         """How many messages wait to be sent (sends handed over by other threads too)."""
-        return len(self._sendbuf) + self._handed_sends
+        with self._handed_lock:
+            return len(self._sendbuf) + self._handed_sends
 
     def set_drain_callback(self, callback: Callable[[], Any] | None) -> None:
         """Call ``callback()`` when the send queue is empty again after a refused send.
@@ -497,30 +575,14 @@ class ZMQStream:
         Raises OSError if the stream is closed, :class:`SendQueueFull` if ``max_send_queue``
         messages already wait (nothing is queued then).
         """
+        # The hot path: one frame, nothing to keep order with, no one to tell.
+        if callback is None and not kwargs and self._sender.send_now(msg, flags, copy, track):
+            return
         if self._closed:
             raise OSError("Stream is closed")
         if _get_running_loop() is not self._loop and self._loop.is_running():
             self._hand_send_off(msg, flags, copy, track, callback, kwargs)
             return
-        if (
-            type(msg) is list
-            and len(msg) == 1
-            and callback is None
-            and not kwargs
-            and not self._sendbuf
-            and self._send_callback is None
-            and not self._reactor.sendq
-        ):
-            # The hot path: one frame, nothing to keep order with, no one to tell.
-            try:
-                _send(self.socket, msg[0], flags | _NOBLOCK, copy, track)
-            except Exception:
-                pass  # nothing was sent: _send below sorts it out (queue, log, or defer)
-            else:
-                reactor = self._reactor
-                if reactor.recvq or reactor.pollq:
-                    reactor.kick()  # rule 1: our send may have consumed their edge
-                return
         self._send(msg, flags, copy, track, callback, kwargs, self.max_send_queue)
 
     def _send(
@@ -545,7 +607,7 @@ class ZMQStream:
                 parts = _ops.frames(msg)
             except (TypeError, IndexError) as exc:
                 unsendable = exc  # logged in its turn: the peer's fails there
-        if unsendable is None and not buf and self._send_callback is None:
+        if unsendable is None and not buf and self._sender.callback is None:
             # Nothing ahead of it and no one to tell: try it now, as a zmq_async socket does.
             reactor = self._reactor
             sendq = reactor.sendq
@@ -600,10 +662,15 @@ class ZMQStream:
     def _send_handed(
         self, msg: Sequence[Any], flags: int, copy: bool, track: bool, kwargs: dict[str, Any]
     ) -> None:
+        # Queued (or sent) and no longer counted as handed over in one step, so that another
+        # thread never finds it in neither count (send_queue_size, max_send_queue).
         with self._handed_lock:
-            self._handed_sends -= 1
-        if not self._closed:  # else dropped, as close() drops every unsent message
-            self._send(msg, flags, copy, track, None, kwargs, None)  # admitted by the caller
+            try:
+                # Closed: dropped, as close() drops every unsent message. Admitted by the caller.
+                if not self._closed:
+                    self._send(msg, flags, copy, track, None, kwargs, None)
+            finally:
+                self._handed_sends -= 1
 
     def send_string(
         self,
@@ -677,7 +744,7 @@ class ZMQStream:
         return msg, status
 
     def _sent(self, result: tuple[Any, Any]) -> None:
-        callback = self._send_callback
+        callback = self._sender.callback
         if callback is not None and not self._closed:
             self._run_callback(callback, *result)
 
@@ -714,15 +781,16 @@ class ZMQStream:
                 if not events:
                     break
                 if events & _POLLIN:
+                    receiver = self._receiver
+                    copy = receiver is None or receiver.copy
                     try:
-                        msg = _recv_multipart(socket, _NOBLOCK, self._recv_copy, False)
+                        msg = _recv_multipart(socket, _NOBLOCK, copy, False)
                     except _Again:
                         pass
                     else:
                         count += 1
-                        callback = self._recv_callback
-                        if callback is not None:
-                            self._run_callback(callback, msg)
+                        if receiver is not None:
+                            self._run_callback(receiver.callback, msg)
                         if self._closed or (limit and count >= limit):
                             break
                 if events & _POLLOUT and self._sendbuf:
@@ -779,7 +847,7 @@ class ZMQStream:
         if warn_late and socket.closed and not reactor.closed:
             _warn_late_unregister(reactor.fd, stacklevel=4)
         self._closed = True
-        self._recv_callback = self._send_callback = None
+        self._sender.callback = None
         if self._receiver is not None:
             self._receiver.active = False
             self._receiver = None
