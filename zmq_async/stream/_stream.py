@@ -226,8 +226,8 @@ class _Turn:
 
 class _Sender:
     """The send side: the standing send, queued in the reactor while the stream's send buffer
-    is not empty, and the state :meth:`send_now` reads, in slots (the stream's own attributes
-    are read through its ``__getattr__`` hook, several times slower)."""
+    is not empty, and the state ``send_multipart``'s hot path reads, in slots (the stream's own
+    attributes are read through its ``__getattr__`` hook, several times slower)."""
 
     __slots__ = (
         "armed",
@@ -268,32 +268,6 @@ class _Sender:
         self.loop = loop
         self.home = thread_marker(loop)
         self.buf = buf
-
-    def send_now(self, msg: Any, flags: int, copy: bool, track: bool) -> bool:
-        """Send a one-frame message at once if nothing has to come first; True if sent.
-
-        False leaves everything to the general path: the stream is closed, the call comes
-        from outside the loop, a message or an ``on_send`` callback waits, or the send
-        failed (``zmq.Again``, a frame that is not a buffer: nothing was sent).
-        """
-        if (
-            self.closed
-            or self.callback is not None
-            or type(msg) is not list
-            or len(msg) != 1
-            or self.buf
-            or self.sendq
-            or self.reactor.closed  # (also abandoned: inherited across fork)
-            or (self.home._thread_id != _get_ident() and _get_running_loop() is not self.loop)
-        ):
-            return False
-        try:
-            _send(self.socket, msg[0], flags | _NOBLOCK, copy, track)
-        except Exception:
-            return False
-        if self.recvq or self.pollq:
-            self.reactor.kick()  # rule 1: our send may have consumed their edge
-        return True
 
     def done(self) -> bool:
         return self.closed
@@ -575,9 +549,28 @@ class ZMQStream:
         Raises OSError if the stream is closed, :class:`SendQueueFull` if ``max_send_queue``
         messages already wait (nothing is queued then).
         """
-        # The hot path: one frame, nothing to keep order with, no one to tell.
-        if callback is None and not kwargs and self._sender.send_now(msg, flags, copy, track):
-            return
+        # The hot path: one frame, nothing to keep order with, no one to tell, on the loop.
+        sender = self._sender
+        if (
+            callback is None
+            and not kwargs
+            and not sender.closed
+            and sender.callback is None
+            and type(msg) is list
+            and len(msg) == 1
+            and not sender.buf
+            and not sender.sendq
+            and not sender.reactor.closed  # (also abandoned: inherited across fork)
+            and (sender.home._thread_id == _get_ident() or _get_running_loop() is sender.loop)
+        ):
+            try:
+                _send(sender.socket, msg[0], flags | _NOBLOCK, copy, track)
+            except Exception:
+                pass  # nothing was sent: _send below sorts it out (queue, log, or defer)
+            else:
+                if sender.recvq or sender.pollq:
+                    sender.reactor.kick()  # rule 1: our send may have consumed their edge
+                return
         if self._closed:
             raise OSError("Stream is closed")
         if _get_running_loop() is not self._loop and self._loop.is_running():
