@@ -22,10 +22,12 @@ class AsyncioDriver:
     socket's reactor and a poller holding a shadow of it), so extra ones share a fan-out.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "loop")
+    __slots__ = ("__weakref__", "_callbacks", "home", "loop")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
+        #: ``thread_marker(loop)``, for the sockets' check that they run on their loop.
+        self.home = thread_marker(loop)
         self._callbacks: dict[tuple[int, bool], list[Callback]] = {}
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:

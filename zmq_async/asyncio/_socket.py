@@ -20,6 +20,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter
 from zmq_async._socket import ReactorSocket
+from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
 __all__ = ["Socket"]
@@ -174,13 +175,17 @@ class Socket(ReactorSocket["Future[Any]"]):
         queued behind others waits its turn, as with zmq.asyncio (jumping the queue would
         reorder messages, or split a multipart one). ``recv`` and ``send`` inline this.
         """
-        loop = _get_running_loop()
-        if loop is not self._loop:
-            if self._foreign():
-                return self._hand_off(loop, self._submit, sending, op, args, flags, post)
-            loop = self._bind(loop)
-        future: Future[Any] = Future(loop=loop)
         reactor = self._reactor
+        driver: Any = reactor.driver
+        if driver is not None and driver.home._thread_id == _get_ident():
+            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        else:
+            loop = _get_running_loop()
+            if loop is not self._loop:
+                if self._foreign():
+                    return self._hand_off(loop, self._submit, sending, op, args, flags, post)
+                loop = self._bind(loop)
+        future: Future[Any] = Future(loop=loop)
         queue = reactor.sendq if sending else reactor.recvq
         if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
             return self._queue(sending, future, op, args, post)
@@ -239,13 +244,17 @@ class Socket(ReactorSocket["Future[Any]"]):
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Future[Any]:  # type: ignore[override]
         """Receive one frame: a Future of bytes (``copy=False``: of a ``zmq.Frame``)."""
         # _submit, inlined for the hottest path (a quarter faster, measured).
-        loop = _get_running_loop()
-        if loop is not self._loop:
-            if self._foreign():
-                return self._hand_off(loop, self.recv, flags, copy, track)
-            loop = self._bind(loop)
-        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
+        driver: Any = reactor.driver
+        if driver is not None and driver.home._thread_id == _get_ident():
+            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        else:
+            loop = _get_running_loop()
+            if loop is not self._loop:
+                if self._foreign():
+                    return self._hand_off(loop, self.recv, flags, copy, track)
+                loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.recvq and not flags & _NOBLOCK:
             return self._submit(False, _recv, (noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
@@ -328,13 +337,17 @@ class Socket(ReactorSocket["Future[Any]"]):
             args: tuple[Any, ...] = (data, flags | _NOBLOCK, copy, track, options)
             return self._submit(True, _ops.send_with_options, args, flags)
         # _submit, inlined for the hottest path (a quarter faster, measured).
-        loop = _get_running_loop()
-        if loop is not self._loop:
-            if self._foreign():
-                return self._hand_off(loop, self.send, data, flags, copy, track)
-            loop = self._bind(loop)
-        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         reactor = self._reactor
+        driver: Any = reactor.driver
+        if driver is not None and driver.home._thread_id == _get_ident():
+            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        else:
+            loop = _get_running_loop()
+            if loop is not self._loop:
+                if self._foreign():
+                    return self._hand_off(loop, self.send, data, flags, copy, track)
+                loop = self._bind(loop)
+        noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
             return self._submit(True, _send, (data, noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
