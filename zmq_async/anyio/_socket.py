@@ -28,6 +28,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq_async import _ops, _thread
 from zmq_async._reactor import Reactor, Waiter
 from zmq_async._socket import ReactorSocket
+from zmq_async._thread import get_ident as _get_ident
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
 from zmq_async.asyncio._driver import driver_for
 
@@ -234,11 +235,21 @@ class Socket(ReactorSocket[Any]):
         ``args`` carry NOBLOCK; ``flags`` are the caller's: with NOBLOCK it is now or never
         (``zmq.Again``). Checks for cancellation first (see the module docstring).
         """
-        loop = _get_running_loop()
+        reactor = self._reactor
+        bound = self._loop
+        bound_driver: Any = reactor.driver
+        if (
+            bound is not None
+            and bound_driver is not None
+            and bound_driver.home._thread_id == _get_ident()
+        ):
+            loop = bound  # the socket's asyncio loop, running here (see thread_marker)
+        else:
+            loop = _get_running_loop()
+            if loop is not None and loop is not bound:
+                self._bind_asyncio(loop)
         driver: TrioDriver | None = None
         if loop is not None:
-            if loop is not self._loop:
-                self._bind_asyncio(loop)
             if _maybe_cancelled(self._task_cache, loop):
                 await _checkpoint_if_cancelled()
         else:
@@ -269,7 +280,6 @@ class Socket(ReactorSocket[Any]):
                 await _sleep0(0)
             else:
                 await _trio.lowlevel.checkpoint()
-        reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
         tried = False
         if queue and not flags & _NOBLOCK and reactor.busy(queue):
