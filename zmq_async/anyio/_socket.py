@@ -303,7 +303,7 @@ class Socket(ReactorSocket[Any]):
                 return result if post is None else post(result)
         waiter: Waiter
         if driver is None:
-            future = loop.create_future()  # type: ignore[union-attr]
+            future = loop.create_future()
             waiter = Waiter(future, op, args, post)
             if sending:
                 reactor.wait_send(waiter)
