@@ -73,24 +73,24 @@ except Exception:  # pragma: no cover - another anyio or asyncio layout: always 
     _task_state_of = None
 
 
-def _maybe_cancelled(cache: list[Any], loop: asyncio.AbstractEventLoop) -> bool:
+def _maybe_cancelled(hot: _Hot, loop: asyncio.AbstractEventLoop) -> bool:
     """False when no cancel scope around the running task was cancelled (no checkpoint needed).
 
     The same walk as anyio's ``checkpoint_if_cancelled`` (innermost scope outwards, stopping at
-    a shield), minus its coroutine and its lookups: ``cache`` holds the socket's last
-    ``[task, state]`` (a task keeps one anyio state for its life). True when unsure.
+    a shield), minus its coroutine and its lookups: ``hot`` holds the socket's last task and
+    its anyio state (a task keeps one anyio state for its life). True when unsure.
     """
     if _task_state_of is None:
         return True
     task = _task_of(loop)
-    if task is cache[0]:
-        state = cache[1]
+    if task is hot.task:
+        state = hot.state
     else:
         state = _task_state_of(task)
         if state is None:
             return False  # a task anyio does not manage: no scope of anyio's to check
-        cache[0] = task
-        cache[1] = state
+        hot.task = task
+        hot.state = state
     scope = state.cancel_scope
     while scope is not None:
         if scope.cancel_called:
@@ -135,6 +135,25 @@ def current_trio_driver(user: object) -> TrioDriver:
     return trio_driver(trio, token)
 
 
+class _Hot:
+    """What every operation of a socket reads, in slots: a zmq socket's own attributes are read
+    through pyzmq's ``__getattr__`` hook (measured: four times the instructions of a slot)."""
+
+    __slots__ = ("countdown", "loop", "reactor", "state", "task", "trio_driver")
+
+    def __init__(self, reactor: Reactor) -> None:
+        self.reactor = reactor
+        #: The asyncio loop the socket is bound to, or None.
+        self.loop: Any = None
+        #: The trio run's driver the socket is bound to, or None.
+        self.trio_driver: TrioDriver | None = None
+        #: Calls left before one yields (see :data:`YIELD_EVERY`).
+        self.countdown = YIELD_EVERY
+        #: The last asyncio task that called, and its anyio state (see ``_maybe_cancelled``).
+        self.task: Any = None
+        self.state: Any = None
+
+
 class Socket(ReactorSocket[Any]):
     """A zmq socket for anyio (asyncio and trio backends); blocking methods are coroutines.
 
@@ -149,15 +168,9 @@ class Socket(ReactorSocket[Any]):
 
     _repr_cls = "zmq_async.anyio.Socket"
     _reactor: Reactor
-    #: The asyncio loop the socket is bound to, or None.
-    _loop: Any = None
-    #: The trio run's driver the socket is bound to, or None.
-    _trio_driver: TrioDriver | None = None
-    #: Calls left before one yields (a list: pyzmq's ``__setattr__`` makes attribute
-    #: assignment on a socket slow).
-    _countdown: list[int]
-    #: The last asyncio task that called, and its anyio state (see ``_maybe_cancelled``).
-    _task_cache: list[Any]
+    #: The state every operation reads (its assignments also skip pyzmq's slow
+    #: ``__setattr__``).
+    _hot: _Hot
 
     def __init__(
         self,
@@ -173,8 +186,7 @@ class Socket(ReactorSocket[Any]):
         else:
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
         self._reactor = Reactor(self)
-        self._countdown = [YIELD_EVERY]
-        self._task_cache = [None, None]
+        self._hot = _Hot(self._reactor)
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:
@@ -183,11 +195,22 @@ class Socket(ReactorSocket[Any]):
 
     # -- backend, loop and thread discipline ------------------------------------------------
 
+    @property
+    def _loop(self) -> Any:
+        """The asyncio loop the socket is bound to, or None."""
+        return self._hot.loop
+
+    @property
+    def _trio_driver(self) -> TrioDriver | None:
+        """The trio run's driver the socket is bound to, or None."""
+        return self._hot.trio_driver
+
     def _bind_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
         self._check_owner()
         self._reactor.rebind(driver_for(loop))
-        self._loop = loop
-        self._trio_driver = None
+        hot = self._hot
+        hot.loop = loop
+        hot.trio_driver = None
 
     def _trio(self) -> TrioDriver:
         """The driver of the current trio run, binding to it if needed.
@@ -198,8 +221,9 @@ class Socket(ReactorSocket[Any]):
         if driver is not self._trio_driver:
             self._check_owner()
             self._reactor.rebind(driver)
-            self._trio_driver = driver
-            self._loop = None
+            hot = self._hot
+            hot.trio_driver = driver
+            hot.loop = None
         return driver
 
     def _check_owner(self) -> None:
@@ -235,8 +259,9 @@ class Socket(ReactorSocket[Any]):
         ``args`` carry NOBLOCK; ``flags`` are the caller's: with NOBLOCK it is now or never
         (``zmq.Again``). Checks for cancellation first (see the module docstring).
         """
-        reactor = self._reactor
-        bound = self._loop
+        hot = self._hot
+        reactor = hot.reactor
+        bound = hot.loop
         bound_driver: Any = reactor.driver
         if (
             bound is not None
@@ -250,10 +275,10 @@ class Socket(ReactorSocket[Any]):
                 self._bind_asyncio(loop)
         driver: TrioDriver | None = None
         if loop is not None:
-            if _maybe_cancelled(self._task_cache, loop):
+            if _maybe_cancelled(hot, loop):
                 await _checkpoint_if_cancelled()
         else:
-            driver = self._trio_driver
+            driver = hot.trio_driver
             if driver is None or _trio is None:
                 driver = self._trio()
             task = _trio.lowlevel.current_task()
@@ -272,10 +297,9 @@ class Socket(ReactorSocket[Any]):
                 await _trio.lowlevel.checkpoint_if_cancelled()
             if driver.token is not token:
                 driver = self._trio()
-        countdown = self._countdown
-        countdown[0] -= 1
-        if not countdown[0]:
-            countdown[0] = YIELD_EVERY
+        hot.countdown -= 1
+        if not hot.countdown:
+            hot.countdown = YIELD_EVERY
             if driver is None:
                 await _sleep0(0)
             else:
