@@ -148,6 +148,20 @@ class Socket(ReactorSocket["Future[Any]"]):
             self._loop = loop
         return loop
 
+    def _enter(self) -> Any:
+        """The calling thread's running loop (outside one, the thread's), the socket bound to
+        it; None when the socket's loop runs in another thread: hand the operation to it.
+
+        The slow half of every operation's loop check; the fast half, inline in each, is the
+        socket's loop recording that it runs in the calling thread (see ``thread_marker``).
+        """
+        loop = _get_running_loop()
+        if loop is not self._loop:
+            if self._foreign():
+                return None
+            loop = self._bind(loop)
+        return loop
+
     def _done(self, error: BaseException) -> Future[Any]:
         """A Future already failed with ``error`` (bad arguments found before any I/O)."""
         loop = _get_running_loop()
@@ -179,12 +193,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         driver: Any = reactor.driver
         if driver is not None and driver.home._thread_id == _get_ident():
             loop = driver.loop  # the socket's loop, running here (see thread_marker)
-        else:
-            loop = _get_running_loop()
-            if loop is not self._loop:
-                if self._foreign():
-                    return self._hand_off(loop, self._submit, sending, op, args, flags, post)
-                loop = self._bind(loop)
+        elif (loop := self._enter()) is None:
+            return self._hand_off(_get_running_loop(), self._submit, sending, op, args, flags, post)
         future: Future[Any] = Future(loop=loop)
         queue = reactor.sendq if sending else reactor.recvq
         if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
@@ -248,12 +258,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         driver: Any = reactor.driver
         if driver is not None and driver.home._thread_id == _get_ident():
             loop = driver.loop  # the socket's loop, running here (see thread_marker)
-        else:
-            loop = _get_running_loop()
-            if loop is not self._loop:
-                if self._foreign():
-                    return self._hand_off(loop, self.recv, flags, copy, track)
-                loop = self._bind(loop)
+        elif (loop := self._enter()) is None:
+            return self._hand_off(_get_running_loop(), self.recv, flags, copy, track)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.recvq and not flags & _NOBLOCK:
             return self._submit(False, _recv, (noblock, copy, track), flags)
@@ -341,12 +347,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         driver: Any = reactor.driver
         if driver is not None and driver.home._thread_id == _get_ident():
             loop = driver.loop  # the socket's loop, running here (see thread_marker)
-        else:
-            loop = _get_running_loop()
-            if loop is not self._loop:
-                if self._foreign():
-                    return self._hand_off(loop, self.send, data, flags, copy, track)
-                loop = self._bind(loop)
+        elif (loop := self._enter()) is None:
+            return self._hand_off(_get_running_loop(), self.send, data, flags, copy, track)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.sendq:  # _submit keeps the order (even with DONTWAIT)
             return self._submit(True, _send, (data, noblock, copy, track), flags)
@@ -386,11 +388,9 @@ class Socket(ReactorSocket["Future[Any]"]):
             raise zmq.ZMQError(zmq.ENOTSUP)
         seconds = _ops.poll_timeout(timeout)
         flags = _ops.poll_flags(flags)
-        loop = _get_running_loop()
-        if loop is not self._loop:
-            if self._foreign():
-                return self._hand_off(loop, self.poll, timeout, flags)
-            loop = self._bind(loop)
+        loop = self._enter()
+        if loop is None:
+            return self._hand_off(_get_running_loop(), self.poll, timeout, flags)
         future: Future[int] = loop.create_future()
         reactor = self._reactor
         try:
