@@ -164,6 +164,35 @@ def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
     env.run(main)
 
 
+def test_a_callback_replacing_itself_mid_batch_hands_over_the_next_message(env: Env) -> None:
+    """One wakeup drains many messages; ``on_recv`` from a callback takes effect at once.
+
+    The next message of the same batch goes to the new callback, with its ``copy``; none is
+    lost, repeated or reordered.
+    """
+
+    async def main() -> None:
+        push, pull = env.pair()
+        for i in range(10):
+            push.send(b"%d" % i)
+        await settle()  # all ten wait in the socket: one drain serves them
+        first: list[Any] = []
+        second: list[Any] = []
+
+        def before(msg: list[Any]) -> None:
+            first.append(msg)
+            if len(first) == 3:
+                pull.on_recv(second.append, copy=False)
+
+        pull.on_recv(before)
+        await until(lambda: len(first) + len(second) == 10)
+        assert first == [[b"0"], [b"1"], [b"2"]]
+        assert all(isinstance(msg[0], zmq.Frame) for msg in second)
+        assert [msg[0].bytes for msg in second] == [b"%d" % i for i in range(3, 10)]
+
+    env.run(main)
+
+
 def test_on_recv_none_pauses_and_nothing_is_lost_on_resume(env: Env) -> None:
     async def main() -> None:
         push, pull = env.pair()
