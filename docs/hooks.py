@@ -1,0 +1,150 @@
+"""MkDocs hooks for the zmq_async site (``hooks:`` in mkdocs.yml).
+
+- The README is the home page, its ``docs/...`` links rewritten to the site's pages.
+- The build fails, listing them, on public names without a docstring, and on a public module
+  without a reference page (a ``::: module`` line). Public: every module path without a
+  ``_``-component, the names its ``__all__`` lists (the green modules, whose ``__all__`` is
+  all of pyzmq's, re-export ours as ``Name as Name``), and the public methods and properties
+  of those classes and of their zmq_async bases. What we inherit from pyzmq is pyzmq's to
+  document: those names link to pyzmq's documentation (no inventory: the build is offline).
+- In the reference, docstrings' Sphinx roles (``:class:`~a.B```) render as code, linked
+  when the name is documented, and their ``text::`` before a code block as ``text:``.
+
+Griffe reads the sources statically, so the build imports no framework and no zmq_async.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import griffe
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File, Files
+
+PACKAGE = "zmq_async"
+ROOT = Path(__file__).resolve().parent.parent
+
+_PYZMQ = "https://pyzmq.readthedocs.io/en/latest/api/"
+#: What our classes inherit from, and what our docstrings name: pyzmq's documentation.
+PYZMQ_URLS = {
+    "zmq.Context": _PYZMQ + "zmq.html#zmq.Context",
+    "zmq.Socket": _PYZMQ + "zmq.html#zmq.Socket",
+    "zmq.Poller": _PYZMQ + "zmq.html#zmq.Poller",
+    "zmq.Frame": _PYZMQ + "zmq.html#zmq.Frame",
+    "zmq.ZMQError": _PYZMQ + "zmq.html#zmq.ZMQError",
+    "zmq.Again": _PYZMQ + "zmq.html#zmq.Again",
+    "zmq.asyncio": _PYZMQ + "zmq.asyncio.html",
+    "zmq.eventloop.future": _PYZMQ + "zmq.eventloop.future.html",
+    "zmq.eventloop.zmqstream": _PYZMQ + "zmq.eventloop.zmqstream.html",
+    "zmq.green": _PYZMQ + "zmq.green.html",
+}
+
+
+def public_modules(package: griffe.Module) -> list[griffe.Module]:
+    """The package and its submodules whose dotted path has no ``_``-component."""
+    found = [package]
+    for name, member in package.members.items():
+        if not member.is_alias and member.is_module and not name.startswith("_"):
+            found += public_modules(member)  # type: ignore[arg-type]
+    return found
+
+
+def public_names(module: griffe.Module) -> list[str]:
+    """``__all__``, or the ``Name as Name`` re-exports of our own objects where griffe cannot
+    read ``__all__`` (the green modules compute theirs from pyzmq's)."""
+    if module.exports:
+        return [str(name) for name in module.exports]
+    return [
+        name
+        for name, member in module.members.items()
+        if not name.startswith("_")
+        and member.is_alias
+        and member.target_path.startswith(PACKAGE + ".")
+    ]
+
+
+def missing_docstrings(package: str, search_path: Path) -> list[str]:
+    """Every public module, public name and public method or property of a public class (its
+    own and its zmq_async bases') that has no docstring, by its public path."""
+    root = griffe.load(
+        package, search_paths=[str(search_path)], allow_inspection=False, resolve_aliases=True
+    )
+    assert isinstance(root, griffe.Module)
+    missing: dict[str, str] = {}  # where it is defined: the first public path it has
+
+    def check(obj: griffe.Object | griffe.Alias, public: str) -> None:
+        if not obj.docstring:
+            defined = obj.final_target.path if obj.is_alias else obj.path
+            missing.setdefault(defined, public)
+
+    for module in public_modules(root):
+        check(module, module.path)
+        for name in public_names(module):
+            where = f"{module.path}.{name}"
+            if name not in module.members:
+                missing.setdefault(f"{where}: in __all__, not defined", "")
+                continue
+            obj = module.members[name]
+            check(obj, where)
+            obj = obj.final_target if obj.is_alias else obj
+            if isinstance(obj, griffe.Class):
+                for member_name, member in obj.all_members.items():
+                    if not member_name.startswith("_") and (
+                        member.is_function or "property" in member.labels
+                    ):
+                        check(member, f"{where}.{member_name}")
+    return sorted(
+        defined if not public or public == defined else f"{public} (defined as {defined})"
+        for defined, public in missing.items()
+    )
+
+
+def documented_modules(files: Files) -> set[str]:
+    """The identifiers of the ``::: identifier`` lines of the documentation pages."""
+    found: set[str] = set()
+    for file in files.documentation_pages():
+        found.update(re.findall(r"^::: *(\S+)", file.content_string, flags=re.MULTILINE))
+    return found
+
+
+def on_config(config: Any) -> None:
+    missing = missing_docstrings(PACKAGE, ROOT)
+    if missing:
+        raise PluginError(
+            f"{len(missing)} public names have no docstring:\n  " + "\n  ".join(missing)
+        )
+    autorefs = config.plugins["autorefs"]
+    for identifier, url in PYZMQ_URLS.items():
+        autorefs.register_url(identifier, url)
+
+
+def on_files(files: Files, config: Any) -> Files:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    files.append(File.generated(config, "index.md", content=readme.replace("](docs/", "](")))
+    root = griffe.load(PACKAGE, search_paths=[str(ROOT)], allow_inspection=False)
+    assert isinstance(root, griffe.Module)
+    unlisted = {m.path for m in public_modules(root)} - documented_modules(files)
+    if unlisted:
+        raise PluginError("public modules without a reference page: " + ", ".join(sorted(unlisted)))
+    return files
+
+
+_ROLE = re.compile(r":(?:py:)?[a-z]+:<code>(~?)([\w.]+)(\(\))?</code>")
+
+
+def _role(match: re.Match[str]) -> str:
+    short, target, call = match.groups()
+    text = (target.rpartition(".")[2] if short else target) + (call or "")
+    if "." not in target:
+        return f"<code>{text}</code>"
+    # optional: a private target (``_reactor.Reactor``) renders as code, without a warning.
+    return f'<autoref identifier="{target}" optional><code>{text}</code></autoref>'
+
+
+def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
+    if not page.file.src_uri.startswith("reference/"):
+        return html
+    # A docstring's reStructuredText "text::" (a code block follows) reads "text:" here.
+    return _ROLE.sub(_role, html).replace("::</p>", ":</p>")
