@@ -61,7 +61,7 @@ def public_names(module: griffe.Module) -> list[str]:
         for name, member in module.members.items()
         if not name.startswith("_")
         and member.is_alias
-        and member.target_path.startswith(PACKAGE + ".")
+        and member.target_path.startswith(module.package.path + ".")
     ]
 
 
