@@ -65,13 +65,18 @@ def public_names(module: griffe.Module) -> list[str]:
     ]
 
 
-def missing_docstrings(package: str, search_path: Path) -> list[str]:
-    """Every public module, public name and public method or property of a public class (its
-    own and its zmq_async bases') that has no docstring, by its public path."""
+def load(package: str, search_path: Path) -> griffe.Module:
+    """The package, read from its sources (nothing is imported)."""
     root = griffe.load(
         package, search_paths=[str(search_path)], allow_inspection=False, resolve_aliases=True
     )
     assert isinstance(root, griffe.Module)
+    return root
+
+
+def missing_docstrings(root: griffe.Module) -> list[str]:
+    """Every public module, public name and public method or property of a public class (its
+    own and its bases' in the package) that has no docstring, by its public path."""
     missing: dict[str, str] = {}  # where it is defined: the first public path it has
 
     def check(obj: griffe.Object | griffe.Alias, public: str) -> None:
@@ -101,33 +106,42 @@ def missing_docstrings(package: str, search_path: Path) -> list[str]:
     )
 
 
-def documented_modules(files: Files) -> set[str]:
-    """The identifiers of the ``::: identifier`` lines of the documentation pages."""
+def documented(docs_dir: Path) -> set[str]:
+    """The identifiers of the pages' ``::: identifier`` lines."""
     found: set[str] = set()
-    for file in files.documentation_pages():
-        found.update(re.findall(r"^::: *(\S+)", file.content_string, flags=re.MULTILINE))
+    for page in docs_dir.rglob("*.md"):
+        found.update(re.findall(r"^::: *(\S+)", page.read_text(encoding="utf-8"), re.MULTILINE))
     return found
 
 
 def on_config(config: Any) -> None:
-    missing = missing_docstrings(PACKAGE, ROOT)
+    root = load(PACKAGE, ROOT)
+    missing = missing_docstrings(root)
     if missing:
         raise PluginError(
             f"{len(missing)} public names have no docstring:\n  " + "\n  ".join(missing)
         )
+    unlisted = {m.path for m in public_modules(root)} - documented(Path(config.docs_dir))
+    if unlisted:
+        raise PluginError("public modules without a reference page: " + ", ".join(sorted(unlisted)))
     autorefs = config.plugins["autorefs"]
     for identifier, url in PYZMQ_URLS.items():
         autorefs.register_url(identifier, url)
 
 
+#: A README link to a file of the repository: ``[text](path)`` or ``![alt](path)``.
+_LINK = re.compile(r"\]\((?![a-z]+:|#)([^)\s#]+)")
+
+
 def on_files(files: Files, config: Any) -> Files:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    # The README's images and other files outside docs/ (a chart, ...) come along as they are;
+    # a Markdown file outside docs/ is no page of the site, and the strict build says so.
+    for target in sorted(set(_LINK.findall(readme))):
+        path = ROOT / target
+        if not target.startswith("docs/") and not target.endswith(".md") and path.is_file():
+            files.append(File.generated(config, target, abs_src_path=str(path)))
     files.append(File.generated(config, "index.md", content=readme.replace("](docs/", "](")))
-    root = griffe.load(PACKAGE, search_paths=[str(ROOT)], allow_inspection=False)
-    assert isinstance(root, griffe.Module)
-    unlisted = {m.path for m in public_modules(root)} - documented_modules(files)
-    if unlisted:
-        raise PluginError("public modules without a reference page: " + ", ".join(sorted(unlisted)))
     return files
 
 

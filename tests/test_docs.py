@@ -99,7 +99,8 @@ def test_missing_docstrings_names_each_public_name_without_one(tmp_path: Path) -
     (tmp_path / "pkg").mkdir()
     for name, source in FIXTURE.items():
         (tmp_path / "pkg" / name).write_text(textwrap.dedent(source))
-    assert load_hooks().missing_docstrings("pkg", tmp_path) == [
+    hooks = load_hooks()
+    assert hooks.missing_docstrings(hooks.load("pkg", tmp_path)) == [
         "pkg.Thing.inherited (defined as pkg._impl._Base.inherited)",
         "pkg.Thing.prop (defined as pkg._impl.Thing.prop)",
         "pkg.ghost: in __all__, not defined",
