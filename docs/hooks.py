@@ -7,6 +7,7 @@
   all of pyzmq's, re-export ours as ``Name as Name``), and the public methods and properties
   of those classes and of their zmq_async bases. What we inherit from pyzmq is pyzmq's to
   document: those names link to pyzmq's documentation (no inventory: the build is offline).
+- Code is highlighted at build time, with Pygments' stylesheet: the site needs no network.
 - In the reference, docstrings' Sphinx roles (``:class:`~a.B```) render as code, linked
   when the name is documented, and their ``text::`` before a code block as ``text:``.
 
@@ -22,6 +23,7 @@ from typing import Any
 import griffe
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
+from pygments.formatters import HtmlFormatter
 
 PACKAGE = "zmq_async"
 ROOT = Path(__file__).resolve().parent.parent
@@ -142,6 +144,9 @@ def on_files(files: Files, config: Any) -> Files:
         if not target.startswith("docs/") and not target.endswith(".md") and path.is_file():
             files.append(File.generated(config, target, abs_src_path=str(path)))
     files.append(File.generated(config, "index.md", content=readme.replace("](docs/", "](")))
+    # Code is highlighted at build time (the theme's highlight.js would load from a CDN).
+    css = HtmlFormatter(style="default").get_style_defs(".highlight")
+    files.append(File.generated(config, "css/pygments.css", content=css))
     return files
 
 
