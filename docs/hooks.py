@@ -9,7 +9,7 @@
   document: those names link to pyzmq's documentation (no inventory: the build is offline).
 - Code is highlighted at build time, with Pygments' stylesheet: the site needs no network.
 - In the reference, docstrings' Sphinx roles (``:class:`~a.B```) render as code, linked
-  when the name is documented, and their ``text::`` before a code block as ``text:``.
+  when the name is documented, and ``text::`` before a code block as ``text:``.
 
 Griffe reads the sources statically, so the build imports no framework and no zmq_async.
 """
@@ -165,5 +165,5 @@ def _role(match: re.Match[str]) -> str:
 def on_page_content(html: str, page: Any, **kwargs: Any) -> str:
     if not page.file.src_uri.startswith("reference/"):
         return html
-    # A docstring's reStructuredText "text::" (a code block follows) reads "text:" here.
-    return _ROLE.sub(_role, html).replace("::</p>", ":</p>")
+    # reStructuredText's "text::" (a code block follows) reads "text:" here, and "::" nothing.
+    return _ROLE.sub(_role, html).replace("<p>::</p>", "").replace("::</p>", ":</p>")
