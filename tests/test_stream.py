@@ -69,6 +69,16 @@ class Env:
         sa.connect(f"tcp://127.0.0.1:{port}")
         return sa, sb
 
+    def push_to_future_pull(self, module: Any = zmq_async.asyncio) -> tuple[ZMQStream, Any]:
+        """A PUSH stream connected to a bound PULL future socket of ``module`` (its Context
+        shadowing this one), not a stream yet: ``(push, pull)``."""
+        pull = module.Context.shadow(self.ctx).socket(zmq.PULL)
+        pull.linger = 0
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = self.stream(self.socket(zmq.PUSH))
+        push.connect(f"tcp://127.0.0.1:{port}")
+        return push, pull
+
 
 @pytest.fixture(params=KINDS)
 def env(request: pytest.FixtureRequest) -> Iterator[Env]:
@@ -586,12 +596,7 @@ async def test_socket_methods_are_reachable_on_the_stream(env: Env) -> None:
 @pytest.mark.parametrize("module", [zmq_async.asyncio, zmq_async.tornado])
 @pytest.mark.asyncio
 async def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, module: Any) -> None:
-    ctx = module.Context.shadow(env.ctx)
-    pull = ctx.socket(zmq.PULL)
-    pull.linger = 0
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = env.stream(env.socket(zmq.PUSH))
-    push.connect(f"tcp://127.0.0.1:{port}")
+    push, pull = env.push_to_future_pull(module)
     push.send(b"for the future")
     assert await asyncio.wait_for(pull.recv(), 5) == b"for the future"
     stream = env.stream(pull)
@@ -612,12 +617,7 @@ async def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, m
 async def test_a_stream_and_futures_sharing_a_socket_take_turns(env: Env) -> None:
     """With futures waiting on the shared socket, the stream takes one message per turn."""
 
-    ctx = zmq_async.asyncio.Context.shadow(env.ctx)
-    pull = ctx.socket(zmq.PULL)
-    pull.linger = 0
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = env.stream(env.socket(zmq.PUSH))
-    push.connect(f"tcp://127.0.0.1:{port}")
+    push, pull = env.push_to_future_pull()
     stream = env.stream(pull)
     got: list[Any] = []
     stream.on_recv(lambda msg: got.append(msg[0]))
@@ -768,13 +768,8 @@ async def test_large_messages_and_many_streams(env: Env) -> None:
 
 @pytest.mark.asyncio
 async def test_a_callback_closing_the_shared_socket_closes_the_stream(env: Env) -> None:
-    ctx = zmq_async.asyncio.Context.shadow(env.ctx)
-    pull = ctx.socket(zmq.PULL)
-    pull.linger = 0
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push, pull = env.push_to_future_pull()
     stream = env.stream(pull)
-    push = env.stream(env.socket(zmq.PUSH))
-    push.connect(f"tcp://127.0.0.1:{port}")
     closes: list[int] = []
     got: list[Any] = []
     stream.set_close_callback(lambda: closes.append(1))
