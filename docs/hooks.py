@@ -23,7 +23,7 @@ from typing import Any
 import griffe
 from mkdocs.exceptions import PluginError
 from mkdocs.structure.files import File, Files
-from pygments.formatters import HtmlFormatter
+from pygments.formatters import HtmlFormatter  # type: ignore[import-untyped]
 
 PACKAGE = "zmq_async"
 ROOT = Path(__file__).resolve().parent.parent
@@ -62,7 +62,7 @@ def public_names(module: griffe.Module) -> list[str]:
         name
         for name, member in module.members.items()
         if not name.startswith("_")
-        and member.is_alias
+        and isinstance(member, griffe.Alias)
         and member.target_path.startswith(module.package.path + ".")
     ]
 
@@ -83,7 +83,7 @@ def missing_docstrings(root: griffe.Module) -> list[str]:
 
     def check(obj: griffe.Object | griffe.Alias, public: str) -> None:
         if not obj.docstring:
-            defined = obj.final_target.path if obj.is_alias else obj.path
+            defined = obj.final_target.path if isinstance(obj, griffe.Alias) else obj.path
             missing.setdefault(defined, public)
 
     for module in public_modules(root):
@@ -95,7 +95,7 @@ def missing_docstrings(root: griffe.Module) -> list[str]:
                 continue
             obj = module.members[name]
             check(obj, where)
-            obj = obj.final_target if obj.is_alias else obj
+            obj = obj.final_target if isinstance(obj, griffe.Alias) else obj
             if isinstance(obj, griffe.Class):
                 for member_name, member in obj.all_members.items():
                     if not member_name.startswith("_") and (
