@@ -121,7 +121,7 @@ def on_config(config: Any) -> None:
     missing = missing_docstrings(root)
     if missing:
         raise PluginError(
-            f"{len(missing)} public names have no docstring:\n  " + "\n  ".join(missing)
+            f"public names without a docstring ({len(missing)}):\n  " + "\n  ".join(missing)
         )
     unlisted = {m.path for m in public_modules(root)} - documented(Path(config.docs_dir))
     if unlisted:
