@@ -88,8 +88,9 @@ def test_idle_wake_up_and_req_rep_are_flat_in_the_number_of_waiting_sockets(
 FUTURE_LAYERS = pytest.mark.parametrize(
     "layer", ["zmq_async.asyncio", "zmq_async.tornado"], ids=["asyncio", "tornado"]
 )
-#: zmq_async.anyio at scale on asyncio and trio (uvloop's is the asyncio layer's business).
-ANYIO_BACKENDS = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+#: zmq_async.anyio at scale on asyncio and trio (each costs seconds; the Future layers' tests
+#: cover uvloop).
+ASYNCIO_AND_TRIO = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
 
 @pytest.fixture
@@ -175,7 +176,7 @@ async def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little(
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["poll", "poller"])
-@ANYIO_BACKENDS
+@ASYNCIO_AND_TRIO
 async def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little_anyio(
     raised_limits: None, fast_climb: None, how: str
 ) -> None:
@@ -253,7 +254,7 @@ async def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound(
 
 @pytest.mark.anyio
 @pytest.mark.timeout(60)
-@ANYIO_BACKENDS
+@ASYNCIO_AND_TRIO
 async def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound_anyio(
     raised_limits: None, recheck_bound: float
 ) -> None:
