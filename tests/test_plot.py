@@ -74,7 +74,7 @@ def test_svg_has_a_panel_per_workload_with_unit_direction_ratios_and_limit(
     svg = out.read_text()
     assert "push_pull: msgs/s, higher is better" in svg
     assert "reqrep: median round trip, µs, lower is better" in svg
-    assert "fanin: requests/s, higher is better" in svg
+    assert "fanin: req/s, higher is better" in svg
     for name, data in document["workloads"].items():
         assert data["title"].split()[0] in svg, name  # the workload's own title, wrapped
     # every pair's two names, the limit line's label, the failed row's status

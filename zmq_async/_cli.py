@@ -120,11 +120,11 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.set_defaults(handler=_bench)
 
 
+#: ``bench`` options that do something other than run the workloads: nothing to draw.
+_NOT_DRAWN = {"mode": "scale", "list": "--list", "soak": "--soak"}
 #: ``bench`` options that choose what to run: meaningless when re-drawing a saved run.
 _RUN_OPTIONS = {
-    "mode": "scale",
-    "list": "--list",
-    "soak": "--soak",
+    **_NOT_DRAWN,
     "repeat": "--repeat",
     "quick": "--quick",
     "workloads": "--workloads",
@@ -139,14 +139,12 @@ _RUN_OPTIONS = {
 def _bench(args: argparse.Namespace) -> int:
     from zmq_async._bench.runner import BenchOptions, run_bench
 
-    if args.plot_path is not None and (args.mode or args.list or args.soak):
-        chosen = "scale" if args.mode else "--list" if args.list else "--soak"
-        return _usage_error(f"--plot draws the workloads' results; it does not go with {chosen}")
+    if args.plot_path is not None and (other := _given(args, _NOT_DRAWN)):
+        return _usage_error(f"--plot draws the workloads' results; it does not go with {other[0]}")
     if args.from_json is not None:
-        given = [flag for dest, flag in _RUN_OPTIONS.items() if getattr(args, dest)]
         if args.plot_path is None:
             return _usage_error("--from-json needs --plot FILE (it only re-draws)")
-        if given:
+        if given := _given(args, _RUN_OPTIONS):
             return _usage_error(f"--from-json re-draws a saved run: drop {', '.join(given)}")
         from zmq_async._bench.plot import redraw
 
@@ -189,6 +187,11 @@ def _bench(args: argparse.Namespace) -> int:
             plot_path=args.plot_path,
         )
     )
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
+    """The flags among ``options`` (dest: flag) given on the command line (all default falsy)."""
+    return [flag for dest, flag in options.items() if getattr(args, dest)]
 
 
 def _usage_error(message: str) -> int:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from zmq_async._bench.report import Table
 from zmq_async._bench.results import Row, key_metric, rows_from_json
-from zmq_async._bench.spec import Workload
+from zmq_async._bench.spec import UNITS, Workload
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -36,7 +36,6 @@ _WIDTH = 11.0
 _BAR = 0.4
 #: Characters per line of a panel's title, to stay within the panel's width.
 _TITLE_CHARS = 46
-_UNITS = {"throughput": "msgs/s", "requests": "requests/s"}
 
 
 def check(path: str) -> str | None:
@@ -134,7 +133,7 @@ def _panel(
 ) -> None:
     """One workload: bar pairs top to bottom, the limit line, the ratios, y labels if given."""
     latency = workload.metric == "latency"
-    unit = "median round trip, µs" if latency else _UNITS[workload.metric]
+    unit = "median round trip, µs" if latency else UNITS[workload.metric]
     better = "lower" if latency else "higher"
     title = textwrap.fill(workload.title, _TITLE_CHARS)
     ax.set_title(f"{workload.name}: {unit}, {better} is better\n{title}", loc="left")
