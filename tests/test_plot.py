@@ -15,6 +15,7 @@ import textwrap
 import time
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -72,6 +73,7 @@ def test_svg_has_a_panel_per_workload_with_unit_direction_ratios_and_limit(
     out = tmp_path / "chart.svg"
     draw(document, str(out))
     svg = out.read_text()
+    assert ElementTree.fromstring(svg).tag == "{http://www.w3.org/2000/svg}svg"  # well-formed
     assert "push_pull: msgs/s, higher is better" in svg
     assert "reqrep: median round trip, µs, lower is better" in svg
     assert "fanin: req/s, higher is better" in svg
