@@ -17,7 +17,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -398,3 +402,122 @@ async def test_anyio_module_fixture_shares_its_run(
     with anyio.fail_after(WAIT):
         await push.send_multipart([b"n", b"%d" % n])
         assert await pull.recv_multipart() == [b"n", b"%d" % n]
+
+
+# == 4. gevent and eventlet: plain pytest, monkeypatched in a process of its own ==================
+
+#: A user's green suite: sync fixtures (a session context, a pair per test), greenlets.
+GREEN_CONFTEST = """
+import pytest
+import zmq
+import {module} as zgreen
+from {framework} import Timeout, sleep, spawn
+{is_patched}
+
+@pytest.fixture(scope="session")
+def ctx():
+    context = zgreen.Context()
+    yield context
+    context.destroy(linger=0)
+
+@pytest.fixture
+def pair(ctx):
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{{port}}")
+    yield push, pull
+    push.close(linger=0)
+    pull.close(linger=0)
+
+def result(greenlet):
+    with Timeout(10):
+        return greenlet.{get}()
+"""
+
+GREEN_TESTS = """
+import zmq
+from conftest import Timeout, is_patched, result, sleep, spawn
+
+def test_monkeypatched():
+    assert is_patched("socket")
+
+def test_round_trip_in_a_greenlet(pair):
+    push, pull = pair
+    receiver = spawn(pull.recv_multipart)
+    sleep(0.01)  # it waits
+    push.send_multipart([b"a", b"b"])
+    assert result(receiver) == [b"a", b"b"]
+
+def test_timed_out_recv_consumes_nothing(pair):
+    push, pull = pair
+    with Timeout(0.05, False):
+        pull.recv()
+    push.send(b"x")
+    assert result(spawn(pull.recv)) == b"x"
+
+def test_close_wakes_a_waiting_greenlet(pair):
+    _, pull = pair
+    def receive():
+        try:
+            pull.recv()
+        except zmq.ZMQError as exc:
+            return exc.errno
+    receiver = spawn(receive)
+    sleep(0.01)
+    pull.close(linger=0)
+    assert result(receiver) == zmq.ENOTSOCK
+"""
+
+#: Per flavour: the names GREEN_CONFTEST needs, and how to start pytest patched.
+GREEN_FLAVOURS: dict[str, tuple[dict[str, str], list[str]]] = {
+    # gevent runs any module patched first: python -m gevent.monkey --module pytest
+    "gevent": (
+        {
+            "module": "zmq_async.green",
+            "framework": "gevent",
+            "get": "get",
+            "is_patched": "from gevent.monkey import is_module_patched as is_patched",
+        },
+        ["-m", "gevent.monkey", "--module", "pytest"],
+    ),
+    # eventlet has no such launcher: a short script patches, then runs pytest.
+    "eventlet": (
+        {
+            "module": "zmq_async.green.eventlet",
+            "framework": "eventlet",
+            "get": "wait",
+            "is_patched": "from eventlet.patcher import is_monkey_patched as is_patched",
+        },
+        ["run_patched.py"],
+    ),
+}
+
+RUN_PATCHED = """
+import eventlet
+eventlet.monkey_patch()
+import sys, pytest
+sys.exit(pytest.main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("flavour", list(GREEN_FLAVOURS))
+def test_green_suite_monkeypatched_in_its_own_process(tmp_path: Path, flavour: str) -> None:
+    """A user's green suite, run by plain pytest in a process patched before pytest starts."""
+    names, launcher = GREEN_FLAVOURS[flavour]
+    (tmp_path / "conftest.py").write_text(GREEN_CONFTEST.format(**names))
+    (tmp_path / "test_user_green.py").write_text(GREEN_TESTS)
+    (tmp_path / "run_patched.py").write_text(RUN_PATCHED)
+    # Only pytest's own plugins: anyio's imports trio, which cannot load over eventlet's socket.
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    args = ["-q", "-p", "no:cacheprovider", "-W", "error", "-W", "ignore::ResourceWarning"]
+    done = subprocess.run(
+        [sys.executable, *launcher, *args, str(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout, done.stdout
