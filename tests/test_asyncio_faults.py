@@ -224,9 +224,9 @@ class TestCancellationLosesNothing:
 # =============================================================================================
 
 
+@pytest.mark.asyncio
+@pytest.mark.timeout(10)
 class TestCloseWithPendingOperations:
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_cancels_pending_recv_and_send_at_once(self, pair: Any, ctx: Any) -> None:
         _push, pull = pair
         lonely = ctx.socket(zmq.PUSH)  # no peer: its sends stay pending
@@ -244,8 +244,6 @@ class TestCloseWithPendingOperations:
     @pytest.mark.parametrize(
         "form", ["recv_json", "recv_string", "recv_pyobj", "recv_serialized", "recv_into"]
     )
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_cancels_every_recv_form(self, pair: Any, form: str) -> None:
         _push, pull = pair
 
@@ -255,8 +253,6 @@ class TestCloseWithPendingOperations:
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(fut, 2)
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_cancels_pending_poll(self, pair: Any) -> None:
         _push, pull = pair
 
@@ -266,8 +262,6 @@ class TestCloseWithPendingOperations:
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(fut, 2)
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_ends_a_task_awaiting_recv(self, pair: Any) -> None:
         _push, pull = pair
 
@@ -284,8 +278,6 @@ class TestCloseWithPendingOperations:
         with pytest.raises(asyncio.CancelledError):
             await asyncio.wait_for(task, 2)
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_closing_a_polled_socket_ends_the_poller_poll(self, pair: Any) -> None:
         """The peer cancels it. (A blocking zmq.Poller reports a bogus ``(0, POLLIN)``.)"""
         _push, pull = pair
@@ -300,8 +292,6 @@ class TestCloseWithPendingOperations:
             await asyncio.wait_for(poller.poll(10), 2)
         assert info.value.errno == zmq.ENOTSOCK
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_context_destroy_cancels_pending_operations(self, pair: Any, ctx: Any) -> None:
         _push, pull = pair
         lonely = ctx.socket(zmq.PUSH)
@@ -314,8 +304,6 @@ class TestCloseWithPendingOperations:
             await asyncio.wait_for(poll, 2)
         assert pull.closed and lonely.closed
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_from_a_done_callback_of_its_own_recv(self, pair: Any) -> None:
         """Re-entrant close while the reactor is delivering: the next waiter is cancelled."""
         push, pull = pair
@@ -328,8 +316,6 @@ class TestCloseWithPendingOperations:
             await asyncio.wait_for(second, 2)
         assert pull.closed
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_poll_after_close_raises_zmq_error(self, pair: Any) -> None:
         _push, pull = pair
 
@@ -341,8 +327,6 @@ class TestCloseWithPendingOperations:
             await pull.poll(10)
 
     @pytest.mark.parametrize("method", ["recv", "recv_multipart", "send", "send_multipart"])
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_io_after_close_raises_enotsock(self, pair: Any, method: str) -> None:
         push, pull = pair
         sock = pull if method.startswith("recv") else push
@@ -358,8 +342,6 @@ class TestCloseWithPendingOperations:
             await asyncio.wait_for(getattr(sock, method)(*args), 2)
         assert info.value.errno == zmq.ENOTSOCK
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_close_unregisters_the_fd_from_the_loop(self, pair: Any) -> None:
         if on_uvloop():
             pytest.skip("inspects the default loop's selector")
@@ -372,8 +354,6 @@ class TestCloseWithPendingOperations:
         assert fut.cancelled()
         assert fd not in selector.get_map()
 
-    @pytest.mark.timeout(10)
-    @pytest.mark.asyncio
     async def test_new_socket_reusing_a_closed_fd_number_works(self, pair: Any, ctx: Any) -> None:
         """The OS reuses FD numbers: a stale registration must not hijack the new socket."""
         _push, pull = pair
@@ -393,8 +373,11 @@ class TestCloseWithPendingOperations:
             new_push.close()
             assert pending.cancelled()
 
+
+class TestLoopClosedUnderPendingOperations:
+    """Explicit loops: each test closes one under a pending recv; the plugin's outlives a test."""
+
     def test_close_after_its_loop_closed_is_quiet(self, new_loop: Any, pair: Any) -> None:
-        # An explicit loop: this is about after it closed (the plugin's closes after the test).
         push, pull = pair
 
         async def leave_pending() -> Any:
@@ -415,7 +398,6 @@ class TestCloseWithPendingOperations:
         self, new_loop: Any, pair: Any
     ) -> None:
         """A future of a closed loop can never be awaited: delivering to it loses data."""
-        # Explicit loops: two in turn, the first closed under a pending recv (the plugin has one).
         push, pull = pair
 
         async def leave_pending() -> Any:
