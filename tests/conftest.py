@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -276,45 +276,42 @@ def peer(procs: Any) -> Iterator[Callable[..., Any]]:
         process.close()
 
 
-#: The async layers the fault scenarios run on: (module, anyio backend, backend options).
-FAULT_LAYERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "asyncio": ("zmq_async.asyncio", "asyncio", {}),
-    "uvloop": ("zmq_async.asyncio", "asyncio", {"use_uvloop": True}),
-    "tornado": ("zmq_async.tornado", "asyncio", {}),
-    "anyio-asyncio": ("zmq_async.anyio", "asyncio", {}),
-    "anyio-trio": ("zmq_async.anyio", "trio", {}),
+#: The async layers the fault scenarios run on, by test id: (module, anyio backend). anyio's
+#: asyncio backend is a real asyncio loop, on which zmq_async.asyncio and zmq_async.tornado
+#: run as they would in an application; zmq_async.anyio runs on trio too.
+FAULT_LAYERS: dict[str, tuple[str, tuple[str, dict[str, Any]]]] = {
+    "asyncio": ("zmq_async.asyncio", ("asyncio", {})),
+    "uvloop": ("zmq_async.asyncio", ("asyncio", {"use_uvloop": True})),
+    "tornado": ("zmq_async.tornado", ("asyncio", {})),
+    "tornado-uvloop": ("zmq_async.tornado", ("asyncio", {"use_uvloop": True})),
+    "anyio-asyncio": ("zmq_async.anyio", ("asyncio", {})),
+    "anyio-uvloop": ("zmq_async.anyio", ("asyncio", {"use_uvloop": True})),
+    "anyio-trio": ("zmq_async.anyio", ("trio", {})),
 }
 
 
 @pytest.fixture(params=list(FAULT_LAYERS))
-def on_layer(
-    request: pytest.FixtureRequest,
-) -> Callable[[Callable[[Any], Awaitable[None]]], None]:
-    """Run ``scenario(ctx)`` on the parametrized layer (under anyio), with a fresh context.
+def fault_layer(request: pytest.FixtureRequest) -> tuple[str, tuple[str, dict[str, Any]]]:
+    """The parametrized layer of :data:`FAULT_LAYERS`: (its module, the anyio backend for it).
 
-    The layers: zmq_async.asyncio (asyncio, uvloop), zmq_async.tornado (under an IOLoop) and
-    zmq_async.anyio (asyncio, trio); one scenario, awaited under anyio's cancel scopes.
+    A module of fault scenarios marks its tests ``anyio``, overrides ``anyio_backend`` with
+    ``fault_layer[1]`` and takes a context of the layer from :func:`layer_ctx`.
     """
-    layer = request.param
+    return FAULT_LAYERS[request.param]
+
+
+@pytest.fixture
+async def layer_ctx(fault_layer: tuple[str, Any]) -> AsyncIterator[Any]:
+    """A fresh context of the test's layer, made on its running loop; destroyed after."""
     import importlib
 
-    import anyio
+    module = fault_layer[0]
+    if module == "zmq_async.tornado":
+        from tornado.ioloop import IOLoop
 
-    module, backend, options = FAULT_LAYERS[layer]
-    context_class = importlib.import_module(module).Context
-
-    async def main(scenario: Callable[[Any], Awaitable[None]]) -> None:
-        if layer == "tornado":
-            from tornado.ioloop import IOLoop
-
-            IOLoop.current()  # sockets run under the IOLoop of this asyncio loop
-        ctx = context_class()
-        try:
-            await scenario(ctx)
-        finally:
-            ctx.destroy(linger=0)
-
-    def run(scenario: Callable[[Any], Awaitable[None]]) -> None:
-        anyio.run(main, scenario, backend=backend, backend_options=options)
-
-    return run
+        IOLoop.current()  # sockets run under the IOLoop of this asyncio loop
+    ctx = importlib.import_module(module).Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)
