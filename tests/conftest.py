@@ -8,12 +8,15 @@ per :data:`ANYIO_BACKENDS` entry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import zmq
 from hypothesis import HealthCheck, settings
@@ -76,34 +79,44 @@ def pytest_asyncio_loop_factories(
     return LOOP_FACTORIES
 
 
-Runner = Callable[..., Any]
+def _bounded(
+    test: Callable[..., Coroutine[Any, Any, Any]], seconds: float
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        with anyio.fail_after(seconds):
+            return await test(*args, **kwargs)
+
+    return bounded
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Bound each async test inside its loop by its pytest-timeout as well.
+
+    pytest-timeout raises from SIGALRM, which ends a test on asyncio's default loop but not on
+    uvloop (its callbacks catch the exception, log it and wait on) nor on trio: there a hung
+    test would hang the run. A cancel scope ends it on every loop. Hypothesis tests keep
+    their own bounds (their body is not the coroutine).
+    """
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not inspect.iscoroutinefunction(test) or hasattr(test, "hypothesis"):
+            continue
+        marker = item.get_closest_marker("timeout")
+        seconds = float(marker.args[0] if marker and marker.args else config.getini("timeout"))
+        if seconds > 0:
+            item.obj = _bounded(test, seconds)  # type: ignore[attr-defined]
 
 
 def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    if kind == "uvloop":
-        assert uvloop is not None
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
-    return asyncio.new_event_loop()
+    return LOOP_FACTORIES[kind]()
 
 
 @pytest.fixture(params=LOOPS)
 def loop_kind(request: pytest.FixtureRequest) -> str:
+    """The loop a test that makes its own loops runs on (the rest use the plugins)."""
     return str(request.param)
-
-
-@pytest.fixture
-def run(loop_kind: str) -> Runner:
-    """Run a coroutine to completion on a fresh loop of the parametrized kind, bounded in time."""
-
-    def runner(coro: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
-        loop = _new_loop(loop_kind)
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    return runner
 
 
 @pytest.fixture
