@@ -8,12 +8,15 @@ per :data:`ANYIO_BACKENDS` entry.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
+import inspect
 import sys
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import zmq
 from hypothesis import HealthCheck, settings
@@ -76,34 +79,44 @@ def pytest_asyncio_loop_factories(
     return LOOP_FACTORIES
 
 
-Runner = Callable[..., Any]
+def _bounded(
+    test: Callable[..., Coroutine[Any, Any, Any]], seconds: float
+) -> Callable[..., Coroutine[Any, Any, Any]]:
+    @functools.wraps(test)
+    async def bounded(*args: Any, **kwargs: Any) -> Any:
+        with anyio.fail_after(seconds):
+            return await test(*args, **kwargs)
+
+    return bounded
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Bound each async test inside its loop by its pytest-timeout as well.
+
+    pytest-timeout raises from SIGALRM, which ends a test on asyncio's default loop but not on
+    uvloop (its callbacks catch the exception, log it and wait on) nor on trio: there a hung
+    test would hang the run. A cancel scope ends it on every loop. Hypothesis tests keep
+    their own bounds (their body is not the coroutine).
+    """
+    for item in items:
+        test = getattr(item, "obj", None)
+        if not inspect.iscoroutinefunction(test) or hasattr(test, "hypothesis"):
+            continue
+        marker = item.get_closest_marker("timeout")
+        seconds = float(marker.args[0] if marker and marker.args else config.getini("timeout"))
+        if seconds > 0:
+            item.obj = _bounded(test, seconds)  # type: ignore[attr-defined]
 
 
 def _new_loop(kind: str) -> asyncio.AbstractEventLoop:
-    if kind == "uvloop":
-        assert uvloop is not None
-        return uvloop.new_event_loop()  # type: ignore[no-any-return]
-    return asyncio.new_event_loop()
+    return LOOP_FACTORIES[kind]()
 
 
 @pytest.fixture(params=LOOPS)
 def loop_kind(request: pytest.FixtureRequest) -> str:
+    """The loop a test that makes its own loops runs on (the rest use the plugins)."""
     return str(request.param)
-
-
-@pytest.fixture
-def run(loop_kind: str) -> Runner:
-    """Run a coroutine to completion on a fresh loop of the parametrized kind, bounded in time."""
-
-    def runner(coro: Coroutine[Any, Any, Any], timeout: float = 10.0) -> Any:
-        loop = _new_loop(loop_kind)
-        try:
-            return loop.run_until_complete(asyncio.wait_for(coro, timeout))
-        finally:
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
-
-    return runner
 
 
 @pytest.fixture
@@ -276,45 +289,42 @@ def peer(procs: Any) -> Iterator[Callable[..., Any]]:
         process.close()
 
 
-#: The async layers the fault scenarios run on: (module, anyio backend, backend options).
-FAULT_LAYERS: dict[str, tuple[str, str, dict[str, Any]]] = {
-    "asyncio": ("zmq_async.asyncio", "asyncio", {}),
-    "uvloop": ("zmq_async.asyncio", "asyncio", {"use_uvloop": True}),
-    "tornado": ("zmq_async.tornado", "asyncio", {}),
-    "anyio-asyncio": ("zmq_async.anyio", "asyncio", {}),
-    "anyio-trio": ("zmq_async.anyio", "trio", {}),
+#: The async layers the fault scenarios run on, by test id: (module, anyio backend). anyio's
+#: asyncio backend is a real asyncio loop, on which zmq_async.asyncio and zmq_async.tornado
+#: run as they would in an application; zmq_async.anyio runs on trio too.
+FAULT_LAYERS: dict[str, tuple[str, tuple[str, dict[str, Any]]]] = {
+    "asyncio": ("zmq_async.asyncio", ("asyncio", {})),
+    "uvloop": ("zmq_async.asyncio", ("asyncio", {"use_uvloop": True})),
+    "tornado": ("zmq_async.tornado", ("asyncio", {})),
+    "tornado-uvloop": ("zmq_async.tornado", ("asyncio", {"use_uvloop": True})),
+    "anyio-asyncio": ("zmq_async.anyio", ("asyncio", {})),
+    "anyio-uvloop": ("zmq_async.anyio", ("asyncio", {"use_uvloop": True})),
+    "anyio-trio": ("zmq_async.anyio", ("trio", {})),
 }
 
 
 @pytest.fixture(params=list(FAULT_LAYERS))
-def on_layer(
-    request: pytest.FixtureRequest,
-) -> Callable[[Callable[[Any], Awaitable[None]]], None]:
-    """Run ``scenario(ctx)`` on the parametrized layer (under anyio), with a fresh context.
+def fault_layer(request: pytest.FixtureRequest) -> tuple[str, tuple[str, dict[str, Any]]]:
+    """The parametrized layer of :data:`FAULT_LAYERS`: (its module, the anyio backend for it).
 
-    The layers: zmq_async.asyncio (asyncio, uvloop), zmq_async.tornado (under an IOLoop) and
-    zmq_async.anyio (asyncio, trio); one scenario, awaited under anyio's cancel scopes.
+    A module of fault scenarios marks its tests ``anyio``, overrides ``anyio_backend`` with
+    ``fault_layer[1]`` and takes a context of the layer from :func:`layer_ctx`.
     """
-    layer = request.param
+    return FAULT_LAYERS[request.param]
+
+
+@pytest.fixture
+async def layer_ctx(fault_layer: tuple[str, Any]) -> AsyncIterator[Any]:
+    """A fresh context of the test's layer, made on its running loop; destroyed after."""
     import importlib
 
-    import anyio
+    module = fault_layer[0]
+    if module == "zmq_async.tornado":
+        from tornado.ioloop import IOLoop
 
-    module, backend, options = FAULT_LAYERS[layer]
-    context_class = importlib.import_module(module).Context
-
-    async def main(scenario: Callable[[Any], Awaitable[None]]) -> None:
-        if layer == "tornado":
-            from tornado.ioloop import IOLoop
-
-            IOLoop.current()  # sockets run under the IOLoop of this asyncio loop
-        ctx = context_class()
-        try:
-            await scenario(ctx)
-        finally:
-            ctx.destroy(linger=0)
-
-    def run(scenario: Callable[[Any], Awaitable[None]]) -> None:
-        anyio.run(main, scenario, backend=backend, backend_options=options)
-
-    return run
+        IOLoop.current()  # sockets run under the IOLoop of this asyncio loop
+    ctx = importlib.import_module(module).Context()
+    try:
+        yield ctx
+    finally:
+        ctx.destroy(linger=0)

@@ -426,6 +426,7 @@ def test_same_socket_across_successive_runs_is_rebound(actx: za.Context) -> None
                 tg.start_soon(push.send, payload)
                 return await pull.recv()  # type: ignore[no-any-return]
 
+    # Several runs one after another, of either backend: the plugin gives a test only one.
     for backend in ("asyncio", "trio", "asyncio", "trio", "trio"):
         assert anyio.run(roundtrip, backend.encode(), backend=backend) == backend.encode()
 
@@ -446,7 +447,7 @@ def test_fd_count_is_stable(actx: za.Context) -> None:
             for s in socks:
                 s.close(linger=0)
 
-    def run_all() -> None:
+    def run_all() -> None:  # every backend in turn, in one test: the plugin gives one run
         for backend, options in (("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})):
             anyio.run(main, backend=backend, backend_options=options)
 

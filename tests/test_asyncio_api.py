@@ -1,7 +1,8 @@
 """Behaviour of ``zmq_async.asyncio`` as a drop-in for ``zmq.asyncio``: the public API.
 
-Every test runs on the default asyncio loop and on uvloop (the ``run`` fixture). Waits are
-bounded with ``asyncio.wait_for``; sleeps only let a real deadline pass.
+Every test runs on the default asyncio loop and on uvloop (pytest-asyncio, through the
+``pytest_asyncio_loop_factories`` hook of conftest.py). Waits are bounded with
+``asyncio.wait_for`` and each test by pytest-timeout; sleeps only let a real deadline pass.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from zmq.utils.monitor import parse_monitor_message
 import zmq_async.asyncio
 
 WAIT = 5.0  # bound for anything that should happen "soon"
+TIMEOUT = 20  # pytest-timeout's bound per test (setup included): twice the old runner's 10 s
+
+pytestmark = pytest.mark.timeout(TIMEOUT)
 
 LOOPBACK = "tcp://127.0.0.1"
 
@@ -31,6 +35,15 @@ async def roundtrip(push: Any, pull: Any, payload: bytes = b"ping") -> bytes:
     """Send ``payload`` PUSH -> PULL and return what arrived (bounded)."""
     await asyncio.wait_for(push.send(payload), WAIT)
     return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
+
+
+def new_loop_of_this_kind() -> asyncio.AbstractEventLoop:
+    """A new loop of the running loop's kind (asyncio's default or uvloop), for another thread."""
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        import uvloop
+
+        return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
 
 
 # =============================================================================================
@@ -56,36 +69,34 @@ class TestDropInSurface:
         sock.close()
         assert repr(sock).endswith(" closed>")
 
-    def test_every_io_method_returns_an_asyncio_future(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_every_io_method_returns_an_asyncio_future(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            sends = [
-                push.send(b"a"),
-                push.send_multipart([b"b", b"c"]),
-                push.send_string("d"),
-                push.send_json({"e": 1}),
-                push.send_pyobj(("f",)),
-                push.send_serialized(["g"], lambda m: [m[0].encode()]),
-                push.poll(0, zmq.POLLOUT),
-            ]
-            recvs = [
-                pull.recv(),
-                pull.recv_multipart(),
-                pull.recv_string(),
-                pull.recv_json(),
-                pull.recv_pyobj(),
-                pull.recv_serialized(lambda frames: frames[0].decode()),
-                pull.poll(0),
-            ]
-            for fut in sends + recvs:
-                assert isinstance(fut, asyncio.Future), fut
-                assert fut.get_loop() is asyncio.get_running_loop()
-            results = await asyncio.wait_for(asyncio.gather(*recvs[:-1]), WAIT)
-            assert results == [b"a", [b"b", b"c"], "d", {"e": 1}, ("f",), "g"]
-            assert await asyncio.wait_for(asyncio.gather(*sends[:-1]), WAIT) == [None] * 6
-
-        run(main())
+        sends = [
+            push.send(b"a"),
+            push.send_multipart([b"b", b"c"]),
+            push.send_string("d"),
+            push.send_json({"e": 1}),
+            push.send_pyobj(("f",)),
+            push.send_serialized(["g"], lambda m: [m[0].encode()]),
+            push.poll(0, zmq.POLLOUT),
+        ]
+        recvs = [
+            pull.recv(),
+            pull.recv_multipart(),
+            pull.recv_string(),
+            pull.recv_json(),
+            pull.recv_pyobj(),
+            pull.recv_serialized(lambda frames: frames[0].decode()),
+            pull.poll(0),
+        ]
+        for fut in sends + recvs:
+            assert isinstance(fut, asyncio.Future), fut
+            assert fut.get_loop() is asyncio.get_running_loop()
+        results = await asyncio.wait_for(asyncio.gather(*recvs[:-1]), WAIT)
+        assert results == [b"a", [b"b", b"c"], "d", {"e": 1}, ("f",), "g"]
+        assert await asyncio.wait_for(asyncio.gather(*sends[:-1]), WAIT) == [None] * 6
 
     def test_context_instance_is_our_own_singleton(self) -> None:
         first = zmq_async.asyncio.Context.instance()
@@ -94,40 +105,37 @@ class TestDropInSurface:
         assert first is not zmq.Context.instance()
         assert not isinstance(zmq.Context.instance(), zmq_async.asyncio.Context)
 
-    def test_socket_class_argument_is_honoured(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_socket_class_argument_is_honoured(self, ctx: Any) -> None:
         class Traced(zmq_async.asyncio.Socket):
             pass
 
-        async def main() -> None:
-            pull = ctx.socket(zmq.PULL, socket_class=Traced)
-            assert type(pull) is Traced
-            plain = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-            assert not isinstance(plain, zmq_async.asyncio.Socket)
+        pull = ctx.socket(zmq.PULL, socket_class=Traced)
+        assert type(pull) is Traced
+        plain = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+        assert not isinstance(plain, zmq_async.asyncio.Socket)
+        port = pull.bind_to_random_port(LOOPBACK)
+        plain.connect(f"{LOOPBACK}:{port}")
+        fut = pull.recv()
+        assert isinstance(fut, asyncio.Future)
+        plain.send(b"from a blocking socket")  # plain zmq.Socket: a blocking call
+        assert await asyncio.wait_for(fut, WAIT) == b"from a blocking socket"
+
+    @pytest.mark.asyncio
+    async def test_direct_socket_construction(self, ctx: Any) -> None:
+        pull = zmq_async.asyncio.Socket(ctx, zmq.PULL)
+        push = zmq_async.asyncio.Socket(ctx, zmq.PUSH)
+        try:
             port = pull.bind_to_random_port(LOOPBACK)
-            plain.connect(f"{LOOPBACK}:{port}")
-            fut = pull.recv()
-            assert isinstance(fut, asyncio.Future)
-            plain.send(b"from a blocking socket")  # plain zmq.Socket: a blocking call
-            assert await asyncio.wait_for(fut, WAIT) == b"from a blocking socket"
+            push.connect(f"{LOOPBACK}:{port}")
+            assert await roundtrip(push, pull) == b"ping"
+        finally:
+            push.close(linger=0)
+            pull.close(linger=0)
 
-        run(main())
-
-    def test_direct_socket_construction(self, run: Any, ctx: Any) -> None:
-        async def main() -> None:
-            pull = zmq_async.asyncio.Socket(ctx, zmq.PULL)
-            push = zmq_async.asyncio.Socket(ctx, zmq.PUSH)
-            try:
-                port = pull.bind_to_random_port(LOOPBACK)
-                push.connect(f"{LOOPBACK}:{port}")
-                assert await roundtrip(push, pull) == b"ping"
-            finally:
-                push.close(linger=0)
-                pull.close(linger=0)
-
-        run(main())
-
+    @pytest.mark.asyncio
     @pytest.mark.parametrize("how", ["shadow_kwarg", "positional_context"])
-    def test_context_shadowing_a_sync_context(self, run: Any, sync_ctx: Any, how: str) -> None:
+    async def test_context_shadowing_a_sync_context(self, sync_ctx: Any, how: str) -> None:
         """A shadow shares the libzmq context: inproc works between the two worlds."""
         if how == "shadow_kwarg":
             actx = zmq_async.asyncio.Context(shadow=sync_ctx.underlying)
@@ -139,18 +147,15 @@ class TestDropInSurface:
         sync_push.bind(addr)
         pull = actx.socket(zmq.PULL)
         pull.connect(addr)
-
-        async def main() -> None:
+        try:
             fut = pull.recv()
             sync_push.send(b"across")
             assert await asyncio.wait_for(fut, WAIT) == b"across"
-
-        try:
-            run(main())
         finally:
             pull.close(linger=0)
 
-    def test_from_socket_wraps_a_blocking_socket(self, run: Any, sync_ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_from_socket_wraps_a_blocking_socket(self, sync_ctx: Any) -> None:
         sync_pull = sync_ctx.socket(zmq.PULL)
         port = sync_pull.bind_to_random_port(LOOPBACK)
         sync_push = sync_ctx.socket(zmq.PUSH)
@@ -160,12 +165,9 @@ class TestDropInSurface:
         assert isinstance(pull, zmq_async.asyncio.Socket)
         assert pull.underlying == sync_pull.underlying
 
-        async def main() -> None:
-            fut = pull.recv_multipart()
-            await asyncio.wait_for(push.send_multipart([b"wrapped", b"twice"]), WAIT)
-            assert await asyncio.wait_for(fut, WAIT) == [b"wrapped", b"twice"]
-
-        run(main())
+        fut = pull.recv_multipart()
+        await asyncio.wait_for(push.send_multipart([b"wrapped", b"twice"]), WAIT)
+        assert await asyncio.wait_for(fut, WAIT) == [b"wrapped", b"twice"]
         pull.close(linger=0)
         push.close(linger=0)
 
@@ -181,14 +183,15 @@ class TestDropInSurface:
         sock.setsockopt(zmq.RCVTIMEO, -1)
         assert sock.rcvtimeo == -1
 
-    def test_bind_to_random_port(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_bind_to_random_port(self, ctx: Any) -> None:
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK, min_port=20000, max_port=60000)
         assert 20000 <= port < 60000
         assert pull.last_endpoint == f"{LOOPBACK}:{port}".encode()
         push = ctx.socket(zmq.PUSH)
         push.connect(f"{LOOPBACK}:{port}")
-        assert run(roundtrip(push, pull)) == b"ping"
+        assert await roundtrip(push, pull) == b"ping"
 
 
 # =============================================================================================
@@ -197,94 +200,83 @@ class TestDropInSurface:
 
 
 class TestMessaging:
-    def test_copy_false_gives_frames(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_copy_false_gives_frames(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            await push.send(b"one")
-            await push.send_multipart([b"two", b"three"])
-            frame = await asyncio.wait_for(pull.recv(copy=False), WAIT)
-            assert isinstance(frame, zmq.Frame)
-            assert frame.bytes == b"one"
-            frames = await asyncio.wait_for(pull.recv_multipart(copy=False), WAIT)
-            assert all(isinstance(f, zmq.Frame) for f in frames)
-            assert [f.bytes for f in frames] == [b"two", b"three"]
+        await push.send(b"one")
+        await push.send_multipart([b"two", b"three"])
+        frame = await asyncio.wait_for(pull.recv(copy=False), WAIT)
+        assert isinstance(frame, zmq.Frame)
+        assert frame.bytes == b"one"
+        frames = await asyncio.wait_for(pull.recv_multipart(copy=False), WAIT)
+        assert all(isinstance(f, zmq.Frame) for f in frames)
+        assert [f.bytes for f in frames] == [b"two", b"three"]
 
-        run(main())
-
-    def test_track_true_gives_a_message_tracker(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_track_true_gives_a_message_tracker(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            tracker = await asyncio.wait_for(push.send(b"x" * 1000, copy=False, track=True), WAIT)
-            assert isinstance(tracker, zmq.MessageTracker)
-            multi = await asyncio.wait_for(
-                push.send_multipart([b"y" * 1000, b"z"], copy=False, track=True), WAIT
-            )
-            assert isinstance(multi, zmq.MessageTracker)
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x" * 1000
-            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"y" * 1000, b"z"]
-            tracker.wait(WAIT)  # raises zmq.NotDone if libzmq never released the message
-            assert tracker.done
+        tracker = await asyncio.wait_for(push.send(b"x" * 1000, copy=False, track=True), WAIT)
+        assert isinstance(tracker, zmq.MessageTracker)
+        multi = await asyncio.wait_for(
+            push.send_multipart([b"y" * 1000, b"z"], copy=False, track=True), WAIT
+        )
+        assert isinstance(multi, zmq.MessageTracker)
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"x" * 1000
+        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"y" * 1000, b"z"]
+        tracker.wait(WAIT)  # raises zmq.NotDone if libzmq never released the message
+        assert tracker.done
 
-        run(main())
-
-    def test_send_without_track_resolves_to_none(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_send_without_track_resolves_to_none(self, pair: Any) -> None:
         push, _pull = pair
 
-        async def main() -> None:
-            assert await asyncio.wait_for(push.send(b"x"), WAIT) is None
-            assert await asyncio.wait_for(push.send_multipart([b"x", b"y"]), WAIT) is None
+        assert await asyncio.wait_for(push.send(b"x"), WAIT) is None
+        assert await asyncio.wait_for(push.send_multipart([b"x", b"y"]), WAIT) is None
 
-        run(main())
-
-    def test_buffer_protocol_payloads(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_buffer_protocol_payloads(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            await push.send(bytearray(b"ba"))
-            await push.send(memoryview(b"mv"))
-            await push.send_multipart([bytearray(b"1"), memoryview(b"2"), zmq.Frame(b"3")])
-            await push.send_multipart((b"a", b"tuple"))
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"ba"
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"mv"
-            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"1", b"2", b"3"]
-            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"a", b"tuple"]
+        await push.send(bytearray(b"ba"))
+        await push.send(memoryview(b"mv"))
+        await push.send_multipart([bytearray(b"1"), memoryview(b"2"), zmq.Frame(b"3")])
+        await push.send_multipart((b"a", b"tuple"))
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"ba"
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"mv"
+        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"1", b"2", b"3"]
+        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"a", b"tuple"]
 
-        run(main())
-
-    def test_recv_into_fills_the_buffer(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_recv_into_fills_the_buffer(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            buf = bytearray(16)
-            fut = pull.recv_into(buf)  # pending: nothing sent yet
-            await push.send(b"hello")
-            assert await asyncio.wait_for(fut, WAIT) == 5
-            assert bytes(buf[:5]) == b"hello"
+        buf = bytearray(16)
+        fut = pull.recv_into(buf)  # pending: nothing sent yet
+        await push.send(b"hello")
+        assert await asyncio.wait_for(fut, WAIT) == 5
+        assert bytes(buf[:5]) == b"hello"
 
-            # nbytes limits the copy; the return value is the full frame size (truncated)
-            await push.send(b"0123456789")
-            small = bytearray(16)
-            assert await asyncio.wait_for(pull.recv_into(small, nbytes=4), WAIT) == 10
-            assert bytes(small[:4]) == b"0123"
-            assert bytes(small[4:]) == bytes(12)
+        # nbytes limits the copy; the return value is the full frame size (truncated)
+        await push.send(b"0123456789")
+        small = bytearray(16)
+        assert await asyncio.wait_for(pull.recv_into(small, nbytes=4), WAIT) == 10
+        assert bytes(small[:4]) == b"0123"
+        assert bytes(small[4:]) == bytes(12)
 
-        run(main())
-
-    def test_recv_part_by_part_with_rcvmore(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_recv_part_by_part_with_rcvmore(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            await push.send_multipart([b"head", b"tail"])
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"head"
-            assert pull.rcvmore
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"tail"
-            assert not pull.rcvmore
+        await push.send_multipart([b"head", b"tail"])
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"head"
+        assert pull.rcvmore
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"tail"
+        assert not pull.rcvmore
 
-        run(main())
-
-    def test_serialization_helpers_roundtrip(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_serialization_helpers_roundtrip(self, pair: Any) -> None:
         push, pull = pair
 
         def serialize(obj: Any) -> list[bytes]:
@@ -294,50 +286,42 @@ class TestMessaging:
             assert frames[0] == b"v1"
             return json.loads(frames[1])
 
-        async def main() -> None:
-            await push.send_string("héllo")
-            await push.send_string("latin-1 é", encoding="latin-1")
-            await push.send_json({"a": [1, 2, None]})
-            await push.send_pyobj({"set": {1, 2}})
-            await push.send_serialized({"x": 1}, serialize)
-            assert await asyncio.wait_for(pull.recv_string(), WAIT) == "héllo"
-            assert await asyncio.wait_for(pull.recv_string(encoding="latin-1"), WAIT) == (
-                "latin-1 é"
-            )
-            assert await asyncio.wait_for(pull.recv_json(), WAIT) == {"a": [1, 2, None]}
-            assert await asyncio.wait_for(pull.recv_pyobj(), WAIT) == {"set": {1, 2}}
-            assert await asyncio.wait_for(pull.recv_serialized(deserialize), WAIT) == {"x": 1}
+        await push.send_string("héllo")
+        await push.send_string("latin-1 é", encoding="latin-1")
+        await push.send_json({"a": [1, 2, None]})
+        await push.send_pyobj({"set": {1, 2}})
+        await push.send_serialized({"x": 1}, serialize)
+        assert await asyncio.wait_for(pull.recv_string(), WAIT) == "héllo"
+        assert await asyncio.wait_for(pull.recv_string(encoding="latin-1"), WAIT) == "latin-1 é"
+        assert await asyncio.wait_for(pull.recv_json(), WAIT) == {"a": [1, 2, None]}
+        assert await asyncio.wait_for(pull.recv_pyobj(), WAIT) == {"set": {1, 2}}
+        assert await asyncio.wait_for(pull.recv_serialized(deserialize), WAIT) == {"x": 1}
 
-        run(main())
-
-    def test_undecodable_json_fails_that_recv_only(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_undecodable_json_fails_that_recv_only(self, pair: Any) -> None:
         """A bad payload raises in its own future and does not poison the next message."""
         push, pull = pair
 
-        async def main() -> None:
-            await push.send(b"{not json")
-            await push.send_json([1])
-            with pytest.raises(ValueError):
-                await asyncio.wait_for(pull.recv_json(), WAIT)
-            assert await asyncio.wait_for(pull.recv_json(), WAIT) == [1]
+        await push.send(b"{not json")
+        await push.send_json([1])
+        with pytest.raises(ValueError):
+            await asyncio.wait_for(pull.recv_json(), WAIT)
+        assert await asyncio.wait_for(pull.recv_json(), WAIT) == [1]
 
-        run(main())
-
-    def test_router_dealer_without_routing_ids(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_router_dealer_without_routing_ids(self, socket_pair: Any) -> None:
         router, dealer = socket_pair(zmq.ROUTER, zmq.DEALER)
 
-        async def main() -> None:
-            await dealer.send_multipart([b"", b"request"])
-            envelope = await asyncio.wait_for(router.recv_multipart(), WAIT)
-            assert len(envelope) == 3
-            peer_id, empty, body = envelope
-            assert peer_id and empty == b"" and body == b"request"
-            await router.send_multipart([peer_id, b"", b"reply"])
-            assert await asyncio.wait_for(dealer.recv_multipart(), WAIT) == [b"", b"reply"]
+        await dealer.send_multipart([b"", b"request"])
+        envelope = await asyncio.wait_for(router.recv_multipart(), WAIT)
+        assert len(envelope) == 3
+        peer_id, empty, body = envelope
+        assert peer_id and empty == b"" and body == b"request"
+        await router.send_multipart([peer_id, b"", b"reply"])
+        assert await asyncio.wait_for(dealer.recv_multipart(), WAIT) == [b"", b"reply"]
 
-        run(main())
-
-    def test_req_rep_lockstep(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_req_rep_lockstep(self, socket_pair: Any) -> None:
         rep, req = socket_pair(zmq.REP, zmq.REQ)
 
         async def server() -> None:
@@ -352,75 +336,64 @@ class TestMessaging:
                 replies.append(await req.recv())
             return replies
 
-        async def main() -> None:
-            _, replies = await asyncio.wait_for(asyncio.gather(server(), client()), WAIT)
-            assert replies == [b"HI %d" % i for i in range(5)]
+        _, replies = await asyncio.wait_for(asyncio.gather(server(), client()), WAIT)
+        assert replies == [b"HI %d" % i for i in range(5)]
 
-        run(main())
-
-    def test_req_enforces_lockstep(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_req_enforces_lockstep(self, socket_pair: Any) -> None:
         """The state machine errors of REQ come through as in pyzmq."""
         _rep, req = socket_pair(zmq.REP, zmq.REQ)
 
-        async def main() -> None:
-            await req.send(b"first")
-            with pytest.raises(zmq.ZMQError) as info:
-                await asyncio.wait_for(req.send(b"second"), WAIT)
-            assert info.value.errno == zmq.EFSM
+        await req.send(b"first")
+        with pytest.raises(zmq.ZMQError) as info:
+            await asyncio.wait_for(req.send(b"second"), WAIT)
+        assert info.value.errno == zmq.EFSM
 
-        run(main())
-
-    def test_pub_sub_subscribe_all(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_pub_sub_subscribe_all(self, socket_pair: Any) -> None:
         pub, sub = socket_pair(zmq.PUB, zmq.SUB)
         sub.subscribe(b"")
 
-        async def main() -> None:
-            # PUB drops until the subscription arrives: publish until the first one lands.
-            async def warm_up() -> None:
-                while not await sub.poll(10):
-                    await pub.send(b"warm-up")
+        # PUB drops until the subscription arrives: publish until the first one lands.
+        async def warm_up() -> None:
+            while not await sub.poll(10):
+                await pub.send(b"warm-up")
 
-            await asyncio.wait_for(warm_up(), WAIT)
-            await pub.send(b"last")
-            while (msg := await asyncio.wait_for(sub.recv(), WAIT)) == b"warm-up":
-                pass
-            assert msg == b"last"
+        await asyncio.wait_for(warm_up(), WAIT)
+        await pub.send(b"last")
+        while (msg := await asyncio.wait_for(sub.recv(), WAIT)) == b"warm-up":
+            pass
+        assert msg == b"last"
 
-        run(main())
-
-    def test_pub_sub_topic_filter(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_pub_sub_topic_filter(self, socket_pair: Any) -> None:
         pub, sub = socket_pair(zmq.PUB, zmq.SUB)
         sub.subscribe(b"a")
 
-        async def main() -> None:
-            async def warm_up() -> None:
-                while not await sub.poll(10):
-                    await pub.send(b"a-warm-up")
+        async def warm_up() -> None:
+            while not await sub.poll(10):
+                await pub.send(b"a-warm-up")
 
-            await asyncio.wait_for(warm_up(), WAIT)
-            await pub.send_multipart([b"b", b"filtered out"])
-            await pub.send_multipart([b"a", b"wanted"])
-            while (msg := await asyncio.wait_for(sub.recv_multipart(), WAIT)) == [b"a-warm-up"]:
-                pass
-            assert msg == [b"a", b"wanted"]
+        await asyncio.wait_for(warm_up(), WAIT)
+        await pub.send_multipart([b"b", b"filtered out"])
+        await pub.send_multipart([b"a", b"wanted"])
+        while (msg := await asyncio.wait_for(sub.recv_multipart(), WAIT)) == [b"a-warm-up"]:
+            pass
+        assert msg == [b"a", b"wanted"]
 
-        run(main())
-
-    def test_monitor_socket_is_async_too(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_monitor_socket_is_async_too(self, ctx: Any) -> None:
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = ctx.socket(zmq.PUSH)
         monitor = push.get_monitor_socket(zmq.EVENT_CONNECTED)
         assert isinstance(monitor, zmq_async.asyncio.Socket)
 
-        async def main() -> None:
+        try:
             fut = monitor.recv_multipart()
             push.connect(f"{LOOPBACK}:{port}")
             event = parse_monitor_message(await asyncio.wait_for(fut, WAIT))
             assert event["event"] == zmq.EVENT_CONNECTED
-
-        try:
-            run(main())
         finally:
             push.disable_monitor()
             monitor.close(linger=0)
@@ -432,33 +405,29 @@ class TestMessaging:
 
 
 class TestProtocols:
-    def test_async_for_yields_multipart_messages(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_async_for_yields_multipart_messages(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            for i in range(3):
-                await push.send_multipart([b"msg", b"%d" % i])
-            got = []
+        for i in range(3):
+            await push.send_multipart([b"msg", b"%d" % i])
+        got = []
 
-            async def consume() -> None:
-                async for msg in pull:
-                    got.append(msg)
-                    if len(got) == 3:
-                        break
+        async def consume() -> None:
+            async for msg in pull:
+                got.append(msg)
+                if len(got) == 3:
+                    break
 
-            await asyncio.wait_for(consume(), WAIT)
-            assert got == [[b"msg", b"0"], [b"msg", b"1"], [b"msg", b"2"]]
+        await asyncio.wait_for(consume(), WAIT)
+        assert got == [[b"msg", b"0"], [b"msg", b"1"], [b"msg", b"2"]]
 
-        run(main())
-
-    def test_async_with_closes_the_socket(self, run: Any, ctx: Any) -> None:
-        async def main() -> None:
-            async with ctx.socket(zmq.PUSH) as sock:
-                assert isinstance(sock, zmq_async.asyncio.Socket)
-                assert not sock.closed
-            assert sock.closed
-
-        run(main())
+    @pytest.mark.asyncio
+    async def test_async_with_closes_the_socket(self, ctx: Any) -> None:
+        async with ctx.socket(zmq.PUSH) as sock:
+            assert isinstance(sock, zmq_async.asyncio.Socket)
+            assert not sock.closed
+        assert sock.closed
 
     def test_sync_with_closes_the_socket(self, ctx: Any) -> None:
         with ctx.socket(zmq.PUSH) as sock:
@@ -472,13 +441,13 @@ class TestProtocols:
 
 
 async def on_another_threads_loop(
-    new_loop: Any, main: Any, outcome: dict[str, Any], timeout: float = 4 * WAIT
+    main: Any, outcome: dict[str, Any], timeout: float = 4 * WAIT
 ) -> None:
-    """Run ``main()`` on a new loop in another thread, while this loop goes on; its exception
-    (if any) goes to ``outcome["raised"]``."""
+    """Run ``main()`` on a new loop (of this loop's kind) in another thread, while this loop
+    goes on; its exception (if any) goes to ``outcome["raised"]``."""
+    loop = new_loop_of_this_kind()
 
     def worker() -> None:
-        loop = new_loop()
         try:
             loop.run_until_complete(asyncio.wait_for(main(), timeout))
         except BaseException as exc:  # recorded, asserted on by the caller
@@ -504,17 +473,15 @@ class TestDontwait:
     @pytest.mark.parametrize(
         "method", ["recv", "recv_multipart", "recv_string", "recv_json", "recv_pyobj"]
     )
-    def test_dontwait_recv_with_nothing_there_is_already_failed(
-        self, run: Any, pair: Any, method: str
+    @pytest.mark.asyncio
+    async def test_dontwait_recv_with_nothing_there_is_already_failed(
+        self, pair: Any, method: str
     ) -> None:
         _push, pull = pair
 
-        async def main() -> None:
-            fut = getattr(pull, method)(flags=zmq.DONTWAIT)
-            assert fut.done()
-            assert isinstance(fut.exception(), zmq.Again)
-
-        run(main())
+        fut = getattr(pull, method)(flags=zmq.DONTWAIT)
+        assert fut.done()
+        assert isinstance(fut.exception(), zmq.Again)
 
     @pytest.mark.parametrize(
         ("method", "payload", "expected"),
@@ -525,80 +492,70 @@ class TestDontwait:
             ("recv_json", b"[1]", [1]),
         ],
     )
-    def test_dontwait_recv_with_a_message_is_already_resolved(
-        self, run: Any, pair: Any, method: str, payload: bytes, expected: Any
+    @pytest.mark.asyncio
+    async def test_dontwait_recv_with_a_message_is_already_resolved(
+        self, pair: Any, method: str, payload: bytes, expected: Any
     ) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            await push.send(payload)
-            await wait_readable(pull)
-            fut = getattr(pull, method)(flags=zmq.NOBLOCK)
-            assert fut.done()
-            assert fut.result() == expected
+        await push.send(payload)
+        await wait_readable(pull)
+        fut = getattr(pull, method)(flags=zmq.NOBLOCK)
+        assert fut.done()
+        assert fut.result() == expected
 
-        run(main())
-
-    def test_dontwait_recv_while_another_recv_is_pending(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_dontwait_recv_while_another_recv_is_pending(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            pending = pull.recv()
-            fut = pull.recv(zmq.DONTWAIT)
-            assert fut.done()
-            assert isinstance(fut.exception(), zmq.Again)
-            assert not pending.done()
-            await push.send(b"for the pending one")
-            assert await asyncio.wait_for(pending, WAIT) == b"for the pending one"
-
-        run(main())
+        pending = pull.recv()
+        fut = pull.recv(zmq.DONTWAIT)
+        assert fut.done()
+        assert isinstance(fut.exception(), zmq.Again)
+        assert not pending.done()
+        await push.send(b"for the pending one")
+        assert await asyncio.wait_for(pending, WAIT) == b"for the pending one"
 
     @pytest.mark.parametrize("method", ["send", "send_multipart"])
-    def test_dontwait_send_without_peer_is_already_failed(
-        self, run: Any, ctx: Any, method: str
+    @pytest.mark.asyncio
+    async def test_dontwait_send_without_peer_is_already_failed(
+        self, ctx: Any, method: str
     ) -> None:
         push = ctx.socket(zmq.PUSH)  # no peer: nowhere to queue
 
-        async def main() -> None:
-            payload = b"x" if method == "send" else [b"x", b"y"]
-            fut = getattr(push, method)(payload, flags=zmq.DONTWAIT)
-            assert fut.done()
-            assert isinstance(fut.exception(), zmq.Again)
+        payload = b"x" if method == "send" else [b"x", b"y"]
+        fut = getattr(push, method)(payload, flags=zmq.DONTWAIT)
+        assert fut.done()
+        assert isinstance(fut.exception(), zmq.Again)
 
-        run(main())
-
-    def test_dontwait_send_with_room_is_already_resolved(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_dontwait_send_with_room_is_already_resolved(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            assert await asyncio.wait_for(push.poll(WAIT * 1000, zmq.POLLOUT), WAIT)
-            fut = push.send(b"now", zmq.DONTWAIT)
-            assert fut.done()
-            assert fut.result() is None
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"now"
+        assert await asyncio.wait_for(push.poll(WAIT * 1000, zmq.POLLOUT), WAIT)
+        fut = push.send(b"now", zmq.DONTWAIT)
+        assert fut.done()
+        assert fut.result() is None
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"now"
 
-        run(main())
-
-    def test_dontwait_send_waits_its_turn_behind_a_pending_send(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_dontwait_send_waits_its_turn_behind_a_pending_send(self, ctx: Any) -> None:
         """As zmq.asyncio: queued behind, in order; never splits a multipart message."""
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = ctx.socket(zmq.PUSH)
 
-        async def main() -> None:
-            first = push.send(b"multi", zmq.SNDMORE)  # no peer yet: pending
-            assert not first.done()
-            rest = push.send(b"part")
-            fut = push.send(b"dontwait", zmq.DONTWAIT)
-            assert not fut.done()
-            push.connect(f"{LOOPBACK}:{port}")
-            await asyncio.wait_for(asyncio.gather(first, rest, fut), WAIT)
-            await push.send(b"after")
-            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"multi", b"part"]
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"dontwait"
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
-
-        run(main())
+        first = push.send(b"multi", zmq.SNDMORE)  # no peer yet: pending
+        assert not first.done()
+        rest = push.send(b"part")
+        fut = push.send(b"dontwait", zmq.DONTWAIT)
+        assert not fut.done()
+        push.connect(f"{LOOPBACK}:{port}")
+        await asyncio.wait_for(asyncio.gather(first, rest, fut), WAIT)
+        await push.send(b"after")
+        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"multi", b"part"]
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"dontwait"
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
 
 
 # =============================================================================================
@@ -607,86 +564,74 @@ class TestDontwait:
 
 
 class TestTimeouts:
-    def test_rcvtimeo_fails_with_again_and_consumes_nothing(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_rcvtimeo_fails_with_again_and_consumes_nothing(self, pair: Any) -> None:
         push, pull = pair
         pull.rcvtimeo = 100
 
-        async def main() -> None:
-            start = time.monotonic()
-            with pytest.raises(zmq.Again):
-                await asyncio.wait_for(pull.recv(), WAIT)
-            assert 0.05 <= time.monotonic() - start < 2.0
-            pull.rcvtimeo = -1
-            fut = pull.recv()
-            await push.send(b"afterwards")
-            assert await asyncio.wait_for(fut, WAIT) == b"afterwards"
-
-        run(main())
+        start = time.monotonic()
+        with pytest.raises(zmq.Again):
+            await asyncio.wait_for(pull.recv(), WAIT)
+        assert 0.05 <= time.monotonic() - start < 2.0
+        pull.rcvtimeo = -1
+        fut = pull.recv()
+        await push.send(b"afterwards")
+        assert await asyncio.wait_for(fut, WAIT) == b"afterwards"
 
     @pytest.mark.parametrize("method", ["recv_multipart", "recv_json", "recv_string"])
-    def test_rcvtimeo_applies_to_every_recv_form(self, run: Any, pair: Any, method: str) -> None:
+    @pytest.mark.asyncio
+    async def test_rcvtimeo_applies_to_every_recv_form(self, pair: Any, method: str) -> None:
         _push, pull = pair
         pull.rcvtimeo = 50
 
-        async def main() -> None:
-            start = time.monotonic()
-            with pytest.raises(zmq.Again):
-                await asyncio.wait_for(getattr(pull, method)(), WAIT)
-            assert 0.025 <= time.monotonic() - start < 2.0
+        start = time.monotonic()
+        with pytest.raises(zmq.Again):
+            await asyncio.wait_for(getattr(pull, method)(), WAIT)
+        assert 0.025 <= time.monotonic() - start < 2.0
 
-        run(main())
-
-    def test_rcvtimeo_does_not_fire_after_success(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_rcvtimeo_does_not_fire_after_success(self, pair: Any) -> None:
         """A recv that completed must not be failed later by its (stale) deadline."""
         push, pull = pair
         pull.rcvtimeo = 100
 
-        async def main() -> None:
-            fut = pull.recv()
-            await push.send(b"quick")
-            assert await asyncio.wait_for(fut, WAIT) == b"quick"
-            await asyncio.sleep(0.2)  # let the 100 ms deadline pass
-            assert fut.result() == b"quick"
-            await push.send(b"next")
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"next"
+        fut = pull.recv()
+        await push.send(b"quick")
+        assert await asyncio.wait_for(fut, WAIT) == b"quick"
+        await asyncio.sleep(0.2)  # let the 100 ms deadline pass
+        assert fut.result() == b"quick"
+        await push.send(b"next")
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"next"
 
-        run(main())
-
-    def test_rcvtimeo_change_applies_to_the_next_recv(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_rcvtimeo_change_applies_to_the_next_recv(self, pair: Any) -> None:
         _push, pull = pair
 
-        async def main() -> None:
-            pull.rcvtimeo = 30
-            with pytest.raises(zmq.Again):
-                await asyncio.wait_for(pull.recv(), WAIT)
-            pull.rcvtimeo = -1
-            fut = pull.recv()
-            await asyncio.sleep(0.1)  # longer than the old timeout
-            assert not fut.done()
-            fut.cancel()
+        pull.rcvtimeo = 30
+        with pytest.raises(zmq.Again):
+            await asyncio.wait_for(pull.recv(), WAIT)
+        pull.rcvtimeo = -1
+        fut = pull.recv()
+        await asyncio.sleep(0.1)  # longer than the old timeout
+        assert not fut.done()
+        fut.cancel()
 
-        run(main())
-
-    def test_sndtimeo_fails_with_again_and_the_message_is_never_sent(
-        self, run: Any, ctx: Any
-    ) -> None:
+    @pytest.mark.asyncio
+    async def test_sndtimeo_fails_with_again_and_the_message_is_never_sent(self, ctx: Any) -> None:
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = ctx.socket(zmq.PUSH)  # not connected yet: no peer
         push.sndtimeo = 100
 
-        async def main() -> None:
-            start = time.monotonic()
-            with pytest.raises(zmq.Again):
-                await asyncio.wait_for(push.send(b"lost"), WAIT)
-            assert 0.05 <= time.monotonic() - start < 2.0
-            push.sndtimeo = -1
-            push.connect(f"{LOOPBACK}:{port}")
-            await asyncio.wait_for(push.send(b"second"), WAIT)
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"second"
-            assert await pull.poll(100) == 0  # and nothing else ever shows up
-
-        run(main())
+        start = time.monotonic()
+        with pytest.raises(zmq.Again):
+            await asyncio.wait_for(push.send(b"lost"), WAIT)
+        assert 0.05 <= time.monotonic() - start < 2.0
+        push.sndtimeo = -1
+        push.connect(f"{LOOPBACK}:{port}")
+        await asyncio.wait_for(push.send(b"second"), WAIT)
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"second"
+        assert await pull.poll(100) == 0  # and nothing else ever shows up
 
 
 # =============================================================================================
@@ -695,120 +640,107 @@ class TestTimeouts:
 
 
 class TestPoller:
-    def test_poll_returns_socket_event_tuples(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_returns_socket_event_tuples(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            fut = poller.poll(WAIT * 1000)
-            assert isinstance(fut, asyncio.Future)
-            await push.send(b"x")
-            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"  # poll consumed nothing
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        fut = poller.poll(WAIT * 1000)
+        assert isinstance(fut, asyncio.Future)
+        await push.send(b"x")
+        assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"  # poll consumed nothing
 
-        run(main())
-
-    def test_poll_pollout(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_pollout(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(push, zmq.POLLOUT)
-            poller.register(pull, zmq.POLLIN)
-            assert await asyncio.wait_for(poller.poll(WAIT * 1000), WAIT) == [(push, zmq.POLLOUT)]
+        poller = zmq_async.asyncio.Poller()
+        poller.register(push, zmq.POLLOUT)
+        poller.register(pull, zmq.POLLIN)
+        assert await asyncio.wait_for(poller.poll(WAIT * 1000), WAIT) == [(push, zmq.POLLOUT)]
 
-        run(main())
-
-    def test_poll_in_and_out_on_one_socket(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_in_and_out_on_one_socket(self, socket_pair: Any) -> None:
         a, b = socket_pair(zmq.PAIR, zmq.PAIR)
 
-        async def main() -> None:
-            await b.send(b"x")
-            await wait_readable(a)
-            poller = zmq_async.asyncio.Poller()
-            poller.register(a, zmq.POLLIN | zmq.POLLOUT)
-            assert await asyncio.wait_for(poller.poll(0), WAIT) == [(a, zmq.POLLIN | zmq.POLLOUT)]
-            assert await asyncio.wait_for(a.poll(0, zmq.POLLIN | zmq.POLLOUT), WAIT) == (
-                zmq.POLLIN | zmq.POLLOUT
-            )
+        await b.send(b"x")
+        await wait_readable(a)
+        poller = zmq_async.asyncio.Poller()
+        poller.register(a, zmq.POLLIN | zmq.POLLOUT)
+        assert await asyncio.wait_for(poller.poll(0), WAIT) == [(a, zmq.POLLIN | zmq.POLLOUT)]
+        assert await asyncio.wait_for(a.poll(0, zmq.POLLIN | zmq.POLLOUT), WAIT) == (
+            zmq.POLLIN | zmq.POLLOUT
+        )
 
-        run(main())
-
-    def test_pollout_waits_for_room(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_pollout_waits_for_room(self, socket_pair: Any) -> None:
         opts = {zmq.SNDHWM: 1, zmq.RCVHWM: 1}
         pull, push = socket_pair(
             zmq.PULL, zmq.PUSH, transport="inproc", bind_opts=opts, connect_opts=opts
         )
 
-        async def main() -> None:
-            sent = 0
-            while push.send(b"%d" % sent, zmq.DONTWAIT).exception() is None:
-                sent += 1
-                assert sent < 100, "the HWM never pushed back"
-            fut = push.poll(WAIT * 1000, zmq.POLLOUT)
-            assert not fut.done()
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"0"
-            assert await asyncio.wait_for(fut, WAIT) == zmq.POLLOUT
+        sent = 0
+        while push.send(b"%d" % sent, zmq.DONTWAIT).exception() is None:
+            sent += 1
+            assert sent < 100, "the HWM never pushed back"
+        fut = push.poll(WAIT * 1000, zmq.POLLOUT)
+        assert not fut.done()
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"0"
+        assert await asyncio.wait_for(fut, WAIT) == zmq.POLLOUT
 
-        run(main())
-
-    def test_pending_poller_poll_and_recv_on_one_socket_both_complete(
-        self, run: Any, pair: Any
+    @pytest.mark.asyncio
+    async def test_pending_poller_poll_and_recv_on_one_socket_both_complete(
+        self, pair: Any
     ) -> None:
         """The recv gets the message; the poll ends (reporting it or, once taken, timing out)."""
         push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            polled = poller.poll(200)
-            received = pull.recv()
-            await push.send(b"shared")
-            assert await asyncio.wait_for(received, WAIT) == b"shared"
-            assert await asyncio.wait_for(polled, WAIT) in ([], [(pull, zmq.POLLIN)])
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        polled = poller.poll(200)
+        received = pull.recv()
+        await push.send(b"shared")
+        assert await asyncio.wait_for(received, WAIT) == b"shared"
+        assert await asyncio.wait_for(polled, WAIT) in ([], [(pull, zmq.POLLIN)])
 
-        run(main())
-
-    def test_poll_plain_zmq_sockets(self, run: Any, sync_ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_plain_zmq_sockets(self, sync_ctx: Any) -> None:
         pull = sync_ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = sync_ctx.socket(zmq.PUSH)
         push.connect(f"{LOOPBACK}:{port}")
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            fut = poller.poll(WAIT * 1000)
-            push.send(b"plain")
-            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
-            assert pull.recv(zmq.NOBLOCK) == b"plain"
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        fut = poller.poll(WAIT * 1000)
+        push.send(b"plain")
+        assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+        assert pull.recv(zmq.NOBLOCK) == b"plain"
 
-        run(main())
-
-    def test_poll_raw_pipe_fd(self, run: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_raw_pipe_fd(self) -> None:
         r, w = os.pipe()
 
-        async def main() -> None:
+        try:
             poller = zmq_async.asyncio.Poller()
             poller.register(r, zmq.POLLIN)
             assert await asyncio.wait_for(poller.poll(0), WAIT) == []
             fut = poller.poll(WAIT * 1000)
             os.write(w, b"x")
             assert await asyncio.wait_for(fut, WAIT) == [(r, zmq.POLLIN)]
-
-        try:
-            run(main())
         finally:
             os.close(r)
             os.close(w)
 
-    def test_poll_raw_socket_object(self, run: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_raw_socket_object(self) -> None:
         """As with ``zmq.Poller``, an object with ``fileno()`` is reported by its fd."""
         a, b = socket.socketpair()
         fd = a.fileno()
 
-        async def main() -> None:
+        try:
             poller = zmq_async.asyncio.Poller()
             poller.register(a, zmq.POLLIN)
             fut = poller.poll(WAIT * 1000)
@@ -816,18 +748,16 @@ class TestPoller:
             assert await asyncio.wait_for(fut, WAIT) == [(fd, zmq.POLLIN)]
             poller.modify(a, zmq.POLLOUT)
             assert await asyncio.wait_for(poller.poll(WAIT * 1000), WAIT) == [(fd, zmq.POLLOUT)]
-
-        try:
-            run(main())
         finally:
             a.close()
             b.close()
 
-    def test_poll_mixed_zmq_and_raw(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_mixed_zmq_and_raw(self, pair: Any) -> None:
         push, pull = pair
         r, w = os.pipe()
 
-        async def main() -> None:
+        try:
             poller = zmq_async.asyncio.Poller()
             poller.register(pull, zmq.POLLIN)
             poller.register(r, zmq.POLLIN)
@@ -838,77 +768,64 @@ class TestPoller:
             fut = poller.poll(WAIT * 1000)
             await push.send(b"y")
             assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
-
-        try:
-            run(main())
         finally:
             os.close(r)
             os.close(w)
 
-    def test_poll_timeout_zero_returns_at_once(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_timeout_zero_returns_at_once(self, pair: Any) -> None:
         _push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            fut = poller.poll(0)
-            assert fut.done()
-            assert fut.result() == []
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        fut = poller.poll(0)
+        assert fut.done()
+        assert fut.result() == []
 
-        run(main())
-
-    def test_poll_timeout_returns_empty_list(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_timeout_returns_empty_list(self, pair: Any) -> None:
         _push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            start = time.monotonic()
-            assert await asyncio.wait_for(poller.poll(50), WAIT) == []
-            assert 0.025 <= time.monotonic() - start < 2.0
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        start = time.monotonic()
+        assert await asyncio.wait_for(poller.poll(50), WAIT) == []
+        assert 0.025 <= time.monotonic() - start < 2.0
 
-        run(main())
-
-    def test_poll_without_timeout_waits_for_the_event(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_poll_without_timeout_waits_for_the_event(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            fut = poller.poll()
-            await asyncio.sleep(0.05)  # longer than "at once"
-            assert not fut.done()
-            await push.send(b"x")
-            assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        fut = poller.poll()
+        await asyncio.sleep(0.05)  # longer than "at once"
+        assert not fut.done()
+        await push.send(b"x")
+        assert await asyncio.wait_for(fut, WAIT) == [(pull, zmq.POLLIN)]
 
-        run(main())
-
-    def test_unregistered_socket_is_not_reported(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_unregistered_socket_is_not_reported(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            poller = zmq_async.asyncio.Poller()
-            poller.register(pull, zmq.POLLIN)
-            poller.unregister(pull)
-            await push.send(b"x")
-            await wait_readable(pull)
-            assert await asyncio.wait_for(poller.poll(50), WAIT) == []
+        poller = zmq_async.asyncio.Poller()
+        poller.register(pull, zmq.POLLIN)
+        poller.unregister(pull)
+        await push.send(b"x")
+        await wait_readable(pull)
+        assert await asyncio.wait_for(poller.poll(50), WAIT) == []
 
-        run(main())
-
-    def test_socket_poll_returns_mask_or_zero(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_socket_poll_returns_mask_or_zero(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            assert await asyncio.wait_for(pull.poll(timeout=50), WAIT) == 0
-            assert await asyncio.wait_for(pull.poll(timeout=0), WAIT) == 0
-            fut = pull.poll(timeout=WAIT * 1000)
-            await push.send(b"x")
-            assert await asyncio.wait_for(fut, WAIT) == zmq.POLLIN
-            assert await asyncio.wait_for(push.poll(1000, zmq.POLLOUT), WAIT) == zmq.POLLOUT
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"
-
-        run(main())
+        assert await asyncio.wait_for(pull.poll(timeout=50), WAIT) == 0
+        assert await asyncio.wait_for(pull.poll(timeout=0), WAIT) == 0
+        fut = pull.poll(timeout=WAIT * 1000)
+        await push.send(b"x")
+        assert await asyncio.wait_for(fut, WAIT) == zmq.POLLIN
+        assert await asyncio.wait_for(push.poll(1000, zmq.POLLOUT), WAIT) == zmq.POLLOUT
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"x"
 
 
 # =============================================================================================
@@ -917,20 +834,15 @@ class TestPoller:
 
 
 class TestLoopsAndThreads:
-    def test_socket_created_before_the_loop_works_inside_it(self, run: Any, ctx: Any) -> None:
-        pull = ctx.socket(zmq.PULL)
-        port = pull.bind_to_random_port(LOOPBACK)
-        push = ctx.socket(zmq.PUSH)
-        push.connect(f"{LOOPBACK}:{port}")
-
-        async def main() -> bytes:
-            fut = pull.recv()
-            await push.send(b"made before")
-            return await asyncio.wait_for(fut, WAIT)  # type: ignore[no-any-return]
-
-        assert run(main()) == b"made before"
+    @pytest.mark.asyncio
+    async def test_socket_created_before_the_loop_works_inside_it(self, pair: Any) -> None:
+        push, pull = pair  # made (bound, connected) by a sync fixture: before the loop ran
+        fut = pull.recv()
+        await push.send(b"made before")
+        assert await asyncio.wait_for(fut, WAIT) == b"made before"
 
     def test_same_sockets_work_in_successive_loops(self, new_loop: Any, pair: Any) -> None:
+        # Explicit loops: the plugin gives a test one loop, this one needs three in turn.
         push, pull = pair
 
         async def once(i: int) -> bytes:
@@ -949,6 +861,7 @@ class TestLoopsAndThreads:
     def test_timed_out_recv_in_a_closed_loop_does_not_break_the_next_loop(
         self, new_loop: Any, pair: Any
     ) -> None:
+        # Explicit loops: the plugin gives a test one loop, this one closes one and needs a next.
         push, pull = pair
 
         async def time_out() -> None:
@@ -972,8 +885,9 @@ class TestLoopsAndThreads:
             second.close()
 
     @pytest.mark.parametrize("op", ["recv", "send"])
-    def test_use_from_a_thread_without_a_loop_raises_runtime_error_as_the_peer(
-        self, run: Any, pair: Any, op: str
+    @pytest.mark.asyncio
+    async def test_use_from_a_thread_without_a_loop_raises_runtime_error_as_the_peer(
+        self, pair: Any, op: str
     ) -> None:
         """As zmq.asyncio: no loop to give a Future to, so RuntimeError (after its warning)."""
         push, pull = pair
@@ -989,23 +903,22 @@ class TestLoopsAndThreads:
                     outcome["raised"] = exc
             outcome["warnings"] = [w.category for w in caught]
 
-        async def main() -> None:
-            await push.send(b"waiting")
-            await wait_readable(pull)  # binds both sockets to this loop
-            thread = threading.Thread(target=worker)
-            thread.start()
-            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
-            assert not thread.is_alive()
-            assert isinstance(outcome.get("raised"), RuntimeError), outcome
-            assert RuntimeWarning in outcome["warnings"]
-            # the socket is intact for its own loop; the thread took nothing
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"waiting"
-            assert await roundtrip(push, pull, b"still fine") == b"still fine"
+        await push.send(b"waiting")
+        await wait_readable(pull)  # binds both sockets to this loop
+        thread = threading.Thread(target=worker)
+        thread.start()
+        await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
+        assert not thread.is_alive()
+        assert isinstance(outcome.get("raised"), RuntimeError), outcome
+        assert RuntimeWarning in outcome["warnings"]
+        # the socket is intact for its own loop; the thread took nothing
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"waiting"
+        assert await roundtrip(push, pull, b"still fine") == b"still fine"
 
-        run(main())
-
-    def test_use_from_a_loop_in_another_thread_is_handed_to_the_socket_loop(
-        self, run: Any, new_loop: Any, pair: Any
+    @pytest.mark.asyncio
+    @pytest.mark.timeout(3 * TIMEOUT)  # the old runner's 30 s: another thread's loop too
+    async def test_use_from_a_loop_in_another_thread_is_handed_to_the_socket_loop(
+        self, pair: Any
     ) -> None:
         """As with zmq.asyncio, another thread's loop may use the socket: here its operations
         run on the socket's loop, in order, and their outcome comes back to the caller."""
@@ -1029,25 +942,24 @@ class TestLoopsAndThreads:
             lost.cancel()  # cancelled while waiting: it takes nothing
             await asyncio.sleep(0.05)
 
-        async def main() -> None:
-            pending = pull.recv()  # pull now belongs to this (running) loop
-            pending.add_done_callback(lambda _: served_in.add(threading.get_ident()))
-            await push.send(b"bind push here")
-            await on_another_threads_loop(new_loop, foreign, outcome)
-            assert "raised" not in outcome, outcome
-            # FIFO across threads: the pending receive of this loop was served first
-            assert pending.result() == b"bind push here"
-            assert served_in == {threading.get_ident()}
-            assert outcome["second"] == b"0"
-            assert outcome["poll"] == zmq.POLLIN
-            assert outcome["rest"] == [b"%d" % i for i in range(1, 100)]
-            assert outcome["multi"] == [b"multi", b"part"]
-            assert await roundtrip(push, pull, b"after") == b"after"  # nothing was taken
+        pending = pull.recv()  # pull now belongs to this (running) loop
+        pending.add_done_callback(lambda _: served_in.add(threading.get_ident()))
+        await push.send(b"bind push here")
+        await on_another_threads_loop(foreign, outcome)
+        assert "raised" not in outcome, outcome
+        # FIFO across threads: the pending receive of this loop was served first
+        assert pending.result() == b"bind push here"
+        assert served_in == {threading.get_ident()}
+        assert outcome["second"] == b"0"
+        assert outcome["poll"] == zmq.POLLIN
+        assert outcome["rest"] == [b"%d" % i for i in range(1, 100)]
+        assert outcome["multi"] == [b"multi", b"part"]
+        assert await roundtrip(push, pull, b"after") == b"after"  # nothing was taken
 
-        run(main(), 6 * WAIT)
-
-    def test_a_poller_on_another_threads_loop_is_handed_to_the_socket_loop(
-        self, run: Any, new_loop: Any, pair: Any
+    @pytest.mark.asyncio
+    @pytest.mark.timeout(3 * TIMEOUT)  # the old runner's 30 s: another thread's loop too
+    async def test_a_poller_on_another_threads_loop_is_handed_to_the_socket_loop(
+        self, pair: Any
     ) -> None:
         """As zmq.asyncio's, a Poller on another thread's loop may poll the socket."""
         push, pull = pair
@@ -1064,17 +976,15 @@ class TestLoopsAndThreads:
             outcome["polled"] = await asyncio.wait_for(polling, WAIT)
             outcome["got"] = await asyncio.wait_for(pull.recv(), WAIT)
 
-        async def main() -> None:
-            await push.send(b"bind")
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind"  # both bound here
-            await on_another_threads_loop(new_loop, foreign, outcome)
-            assert "raised" not in outcome, outcome
-            assert outcome["polled"] == [(pull, zmq.POLLIN)]
-            assert outcome["got"] == b"wake"
+        await push.send(b"bind")
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind"  # both bound here
+        await on_another_threads_loop(foreign, outcome)
+        assert "raised" not in outcome, outcome
+        assert outcome["polled"] == [(pull, zmq.POLLIN)]
+        assert outcome["got"] == b"wake"
 
-        run(main(), 6 * WAIT)
-
-    def test_independent_loops_in_two_threads(self, run: Any, new_loop: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_independent_loops_in_two_threads(self, ctx: Any) -> None:
         """Each thread with its own sockets and loop: both run concurrently, unaffected."""
         results: dict[str, Any] = {}
 
@@ -1094,8 +1004,9 @@ class TestLoopsAndThreads:
                 push.close(linger=0)
                 pull.close(linger=0)
 
+        loop = new_loop_of_this_kind()  # the other thread's own loop
+
         def worker() -> None:
-            loop = new_loop()
             try:
                 results["thread"] = loop.run_until_complete(exchange(b"t"))
             except BaseException as exc:  # recorded, asserted on below
@@ -1106,9 +1017,9 @@ class TestLoopsAndThreads:
         thread = threading.Thread(target=worker)
         thread.start()
         try:
-            assert run(exchange(b"m")) == [b"m%d" % i for i in range(200)]
+            assert await exchange(b"m") == [b"m%d" % i for i in range(200)]
         finally:
-            thread.join(WAIT * 2)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT * 2)
         assert not thread.is_alive()
         assert results["thread"] == [b"t%d" % i for i in range(200)]
 
@@ -1119,62 +1030,57 @@ class TestLoopsAndThreads:
 
 
 class TestOrdering:
-    def test_concurrent_recv_waiters_are_served_fifo(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_concurrent_recv_waiters_are_served_fifo(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            async def waiter(started: asyncio.Event) -> bytes:
-                fut = pull.recv()
-                started.set()
-                return await fut  # type: ignore[no-any-return]
+        async def waiter(started: asyncio.Event) -> bytes:
+            fut = pull.recv()
+            started.set()
+            return await fut  # type: ignore[no-any-return]
 
-            tasks = []
-            for _ in range(10):
-                started = asyncio.Event()
-                tasks.append(asyncio.create_task(waiter(started)))
-                await asyncio.wait_for(started.wait(), WAIT)
-            for i in range(10):
-                await push.send(b"%d" % i)
-            results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
-            assert results == [b"%d" % i for i in range(10)]
+        tasks = []
+        for _ in range(10):
+            started = asyncio.Event()
+            tasks.append(asyncio.create_task(waiter(started)))
+            await asyncio.wait_for(started.wait(), WAIT)
+        for i in range(10):
+            await push.send(b"%d" % i)
+        results = await asyncio.wait_for(asyncio.gather(*tasks), WAIT)
+        assert results == [b"%d" % i for i in range(10)]
 
-        run(main())
-
-    def test_mixed_recv_kinds_are_served_fifo(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_mixed_recv_kinds_are_served_fifo(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            futs = [pull.recv_multipart(), pull.recv_string(), pull.recv_json(), pull.recv()]
-            await push.send_multipart([b"m", b"p"])
-            await push.send_string("s")
-            await push.send_json({"j": 1})
-            await push.send(b"r")
-            assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [
-                [b"m", b"p"],
-                "s",
-                {"j": 1},
-                b"r",
-            ]
+        futs = [pull.recv_multipart(), pull.recv_string(), pull.recv_json(), pull.recv()]
+        await push.send_multipart([b"m", b"p"])
+        await push.send_string("s")
+        await push.send_json({"j": 1})
+        await push.send(b"r")
+        assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [
+            [b"m", b"p"],
+            "s",
+            {"j": 1},
+            b"r",
+        ]
 
-        run(main())
-
-    def test_queued_sends_go_out_in_call_order(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_queued_sends_go_out_in_call_order(self, ctx: Any) -> None:
         pull = ctx.socket(zmq.PULL)
         port = pull.bind_to_random_port(LOOPBACK)
         push = ctx.socket(zmq.PUSH)  # no peer yet: every send queues
 
-        async def main() -> None:
-            futs = [push.send(b"%d" % i) for i in range(5)]
-            futs.append(push.send_multipart([b"5", b"part"]))
-            assert not any(f.done() for f in futs)
-            push.connect(f"{LOOPBACK}:{port}")
-            received = [await asyncio.wait_for(pull.recv_multipart(), WAIT) for _ in range(6)]
-            assert received == [[b"%d" % i] for i in range(5)] + [[b"5", b"part"]]
-            assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [None] * 6
+        futs = [push.send(b"%d" % i) for i in range(5)]
+        futs.append(push.send_multipart([b"5", b"part"]))
+        assert not any(f.done() for f in futs)
+        push.connect(f"{LOOPBACK}:{port}")
+        received = [await asyncio.wait_for(pull.recv_multipart(), WAIT) for _ in range(6)]
+        assert received == [[b"%d" % i] for i in range(5)] + [[b"5", b"part"]]
+        assert await asyncio.wait_for(asyncio.gather(*futs), WAIT) == [None] * 6
 
-        run(main())
-
-    def test_concurrent_send_multipart_never_interleaves(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_concurrent_send_multipart_never_interleaves(self, socket_pair: Any) -> None:
         """Many senders, a slow consumer and small HWMs: every message arrives whole."""
         opts = {zmq.SNDHWM: 5, zmq.RCVHWM: 5}
         pull, push = socket_pair(zmq.PULL, zmq.PUSH, bind_opts=opts, connect_opts=opts)
@@ -1199,13 +1105,10 @@ class TestOrdering:
                     await asyncio.sleep(0.001)  # be slow: let the HWMs fill
             return seen
 
-        async def main() -> None:
-            consuming = asyncio.create_task(consumer())
-            await asyncio.wait_for(asyncio.gather(*(sender(s) for s in range(senders))), WAIT)
-            seen = await asyncio.wait_for(consuming, WAIT)
-            assert seen == {s: list(range(per_sender)) for s in range(senders)}
-
-        run(main())
+        consuming = asyncio.create_task(consumer())
+        await asyncio.wait_for(asyncio.gather(*(sender(s) for s in range(senders))), WAIT)
+        seen = await asyncio.wait_for(consuming, WAIT)
+        assert seen == {s: list(range(per_sender)) for s in range(senders)}
 
 
 # =============================================================================================
@@ -1215,75 +1118,61 @@ class TestOrdering:
 
 class TestArgumentErrors:
     @pytest.mark.parametrize("payload", ["str", 123, None, 1.5])
-    def test_send_non_buffer_raises_type_error(self, run: Any, pair: Any, payload: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_send_non_buffer_raises_type_error(self, pair: Any, payload: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send(payload), WAIT)
-            assert await roundtrip(push, pull, b"ok") == b"ok"
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send(payload), WAIT)
+        assert await roundtrip(push, pull, b"ok") == b"ok"
 
-        run(main())
-
-    def test_bad_multipart_sends_nothing_at_all(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_bad_multipart_sends_nothing_at_all(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send_multipart([b"a", 1]), WAIT)
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send_multipart([b"a", "text"]), WAIT)
-            await push.send_multipart([b"ok"])
-            assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"ok"]
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send_multipart([b"a", 1]), WAIT)
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send_multipart([b"a", "text"]), WAIT)
+        await push.send_multipart([b"ok"])
+        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"ok"]
 
-        run(main())
-
-    def test_bad_multipart_fails_even_when_queued(self, run: Any, ctx: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_bad_multipart_fails_even_when_queued(self, ctx: Any) -> None:
         """Type errors surface at once, not when the socket becomes writable (if ever)."""
         push = ctx.socket(zmq.PUSH)  # no peer: sends queue
 
-        async def main() -> None:
-            blocked = push.send(b"first")
-            assert not blocked.done()
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send_multipart([b"a", 1]), 1)
-            blocked.cancel()
+        blocked = push.send(b"first")
+        assert not blocked.done()
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send_multipart([b"a", 1]), 1)
+        blocked.cancel()
 
-        run(main())
-
-    def test_send_string_rejects_bytes(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_send_string_rejects_bytes(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send_string(b"bytes"), WAIT)
-            assert await roundtrip(push, pull, b"ok") == b"ok"
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send_string(b"bytes"), WAIT)
+        assert await roundtrip(push, pull, b"ok") == b"ok"
 
-        run(main())
-
-    def test_send_json_unserializable_raises_type_error(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_send_json_unserializable_raises_type_error(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            with pytest.raises(TypeError):
-                await asyncio.wait_for(push.send_json({"x": object()}), WAIT)
-            assert await roundtrip(push, pull, b"ok") == b"ok"
+        with pytest.raises(TypeError):
+            await asyncio.wait_for(push.send_json({"x": object()}), WAIT)
+        assert await roundtrip(push, pull, b"ok") == b"ok"
 
-        run(main())
-
-    def test_recv_into_readonly_buffer_fails_and_consumes_nothing(
-        self, run: Any, pair: Any
-    ) -> None:
+    @pytest.mark.asyncio
+    async def test_recv_into_readonly_buffer_fails_and_consumes_nothing(self, pair: Any) -> None:
         push, pull = pair
 
-        async def main() -> None:
-            await push.send(b"keep me")
-            await wait_readable(pull)
-            with pytest.raises((TypeError, BufferError)):
-                await asyncio.wait_for(pull.recv_into(b"read-only"), WAIT)
-            assert await asyncio.wait_for(pull.recv(), WAIT) == b"keep me"
-
-        run(main())
+        await push.send(b"keep me")
+        await wait_readable(pull)
+        with pytest.raises((TypeError, BufferError)):
+            await asyncio.wait_for(pull.recv_into(b"read-only"), WAIT)
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"keep me"
 
 
 # =============================================================================================
@@ -1293,8 +1182,9 @@ class TestArgumentErrors:
 
 class TestVolume:
     @pytest.mark.parametrize("transport", ["inproc", "tcp"])
-    def test_hwm_back_pressure_delivers_everything_in_order(
-        self, run: Any, socket_pair: Any, transport: str
+    @pytest.mark.asyncio
+    async def test_hwm_back_pressure_delivers_everything_in_order(
+        self, socket_pair: Any, transport: str
     ) -> None:
         pull, push = socket_pair(
             zmq.PULL,
@@ -1322,52 +1212,46 @@ class TestVolume:
                     await asyncio.sleep(0.001)  # a slow consumer
             return got
 
-        async def main() -> None:
-            blocked, got = await asyncio.wait_for(asyncio.gather(sender(), consumer()), WAIT)
-            assert got == [b"%d" % i for i in range(total)]
-            if transport == "inproc":  # no kernel buffers: the HWM must have pushed back
-                assert blocked > 0
+        blocked, got = await asyncio.wait_for(asyncio.gather(sender(), consumer()), WAIT)
+        assert got == [b"%d" % i for i in range(total)]
+        if transport == "inproc":  # no kernel buffers: the HWM must have pushed back
+            assert blocked > 0
 
-        run(main())
-
-    def test_large_message_roundtrip(self, run: Any, pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_large_message_roundtrip(self, pair: Any) -> None:
         push, pull = pair
         big = os.urandom(10 * 1024 * 1024)
 
-        async def main() -> None:
-            fut = pull.recv_multipart(copy=False)
-            await asyncio.wait_for(push.send_multipart([big, b"small", big[::-1]]), WAIT)
-            frames = await asyncio.wait_for(fut, WAIT)
-            assert len(frames) == 3
-            assert frames[0].bytes == big
-            assert frames[1].bytes == b"small"
-            assert frames[2].bytes == big[::-1]
-            await push.send(big)
-            assert await asyncio.wait_for(pull.recv(), WAIT) == big
+        fut = pull.recv_multipart(copy=False)
+        await asyncio.wait_for(push.send_multipart([big, b"small", big[::-1]]), WAIT)
+        frames = await asyncio.wait_for(fut, WAIT)
+        assert len(frames) == 3
+        assert frames[0].bytes == big
+        assert frames[1].bytes == b"small"
+        assert frames[2].bytes == big[::-1]
+        await push.send(big)
+        assert await asyncio.wait_for(pull.recv(), WAIT) == big
 
-        run(main())
-
-    def test_many_socket_pairs_all_deliver(self, run: Any, socket_pair: Any) -> None:
+    @pytest.mark.asyncio
+    async def test_many_socket_pairs_all_deliver(self, socket_pair: Any) -> None:
         pairs = [socket_pair(zmq.PAIR, zmq.PAIR, transport="inproc") for _ in range(200)]
 
-        async def main() -> None:
-            pending = [b.recv() for _a, b in pairs]  # 200 registered waiters
-            for i, (a, _b) in enumerate(pairs):
-                await a.send(b"%d" % i)
-            got = await asyncio.wait_for(asyncio.gather(*pending), WAIT)
-            assert got == [b"%d" % i for i in range(200)]
-            # and back the other way, all concurrently
-            replies = [a.recv() for a, _b in pairs]
-            await asyncio.gather(*(b.send(b"r%d" % i) for i, (_a, b) in enumerate(pairs)))
-            assert await asyncio.wait_for(asyncio.gather(*replies), WAIT) == [
-                b"r%d" % i for i in range(200)
-            ]
-
-        run(main())
+        pending = [b.recv() for _a, b in pairs]  # 200 registered waiters
+        for i, (a, _b) in enumerate(pairs):
+            await a.send(b"%d" % i)
+        got = await asyncio.wait_for(asyncio.gather(*pending), WAIT)
+        assert got == [b"%d" % i for i in range(200)]
+        # and back the other way, all concurrently
+        replies = [a.recv() for a, _b in pairs]
+        await asyncio.gather(*(b.send(b"r%d" % i) for i, (_a, b) in enumerate(pairs)))
+        assert await asyncio.wait_for(asyncio.gather(*replies), WAIT) == [
+            b"r%d" % i for i in range(200)
+        ]
 
 
-def test_a_receive_out_of_turn_fails_after_one_found_nothing(
-    run: Any, ctx: Any, inproc_addr: Any
+@pytest.mark.asyncio
+async def test_a_receive_out_of_turn_fails_after_one_found_nothing(
+    ctx: Any, inproc_addr: Any
 ) -> None:
     """A receive that found nothing makes the next one ask EVENTS before trying: REQ and REP
     out of turn (no POLLIN there) must still fail with EFSM, not wait for ever."""
@@ -1377,21 +1261,18 @@ def test_a_receive_out_of_turn_fails_after_one_found_nothing(
     req = ctx.socket(zmq.REQ)
     req.connect(addr)
 
-    async def main() -> None:
-        request = rep.recv()  # finds nothing: waits
-        await req.send(b"q")
-        reply = req.recv()  # finds nothing: waits
-        assert await asyncio.wait_for(request, 5) == b"q"
-        for sock in (rep, req):
-            out_of_turn = sock.recv()
-            assert out_of_turn.done()  # failed at once, did not wait
-            with pytest.raises(zmq.ZMQError) as info:
-                await out_of_turn
-            assert info.value.errno == zmq.EFSM
-            if sock is rep:
-                await rep.send(b"a")
-                assert await asyncio.wait_for(reply, 5) == b"a"
-        await req.send(b"q2")  # and the next exchange goes through
-        assert await asyncio.wait_for(rep.recv(), 5) == b"q2"
-
-    run(main())
+    request = rep.recv()  # finds nothing: waits
+    await req.send(b"q")
+    reply = req.recv()  # finds nothing: waits
+    assert await asyncio.wait_for(request, 5) == b"q"
+    for sock in (rep, req):
+        out_of_turn = sock.recv()
+        assert out_of_turn.done()  # failed at once, did not wait
+        with pytest.raises(zmq.ZMQError) as info:
+            await out_of_turn
+        assert info.value.errno == zmq.EFSM
+        if sock is rep:
+            await rep.send(b"a")
+            assert await asyncio.wait_for(reply, 5) == b"a"
+    await req.send(b"q2")  # and the next exchange goes through
+    assert await asyncio.wait_for(rep.recv(), 5) == b"q2"

@@ -38,84 +38,81 @@ async def idle_cpu() -> float:
 
 
 @pytest.mark.slow
-def test_dealer_router_pub_sub_restart(run: Any, ctx: Any, peer: Any, procs: Any) -> None:
+@pytest.mark.timeout(60)  # starts, kills and restarts peer processes
+@pytest.mark.asyncio
+async def test_dealer_router_pub_sub_restart(ctx: Any, peer: Any, procs: Any) -> None:
     echo, pub = peers = peer("echo", "pub")
-
-    async def main() -> None:
-        dealer = ZMQStream(ctx.socket(zmq.DEALER))
-        dealer.connect(echo.endpoint)
-        replies: list[bytes] = []
-        dealer.on_recv(lambda msg: replies.append(msg[0]))
-        sock = ctx.socket(zmq.SUB)
-        sock.subscribe(b"")
-        sub = ZMQStream(sock)
-        sub.connect(pub.endpoint)
-        published: list[bytes] = []
-        sub.on_recv(lambda msg: published.append(msg[0]))
-        dealer.send(b"hello")
-        await until(lambda: replies == [b"hello"] and len(published) >= 5)
-        for i in range(50):
-            dealer.send(b"before %d" % i)
-        for process in peers:
-            process.kill()
-        used = await idle_cpu()
-        assert used < procs.IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
-        assert all(message.startswith(b"1 ") for message in published)
-        replies.clear()
-        await asyncio.get_running_loop().run_in_executor(None, procs.start_all, peers)
-        dealer.send(b"after")
-        await until(lambda: b"after" in replies)
-        assert all(reply.startswith(b"before") for reply in replies[:-1])
-        replies.clear()
-        for i in range(COUNT):
-            dealer.send(b"%d" % i)
-        await until(lambda: len(replies) >= COUNT)
-        assert replies == [b"%d" % i for i in range(COUNT)]
-        await until(lambda: sum(message.startswith(b"2 ") for message in published) >= 50)
-        run_2 = [int(message.split()[1]) for message in published if message.startswith(b"2 ")]
-        assert run_2 == list(range(run_2[0], run_2[0] + len(run_2)))  # no gap
-        dealer.close(linger=0)
-        sub.close(linger=0)
-
-    run(main(), timeout=30)
+    dealer = ZMQStream(ctx.socket(zmq.DEALER))
+    dealer.connect(echo.endpoint)
+    replies: list[bytes] = []
+    dealer.on_recv(lambda msg: replies.append(msg[0]))
+    sock = ctx.socket(zmq.SUB)
+    sock.subscribe(b"")
+    sub = ZMQStream(sock)
+    sub.connect(pub.endpoint)
+    published: list[bytes] = []
+    sub.on_recv(lambda msg: published.append(msg[0]))
+    dealer.send(b"hello")
+    await until(lambda: replies == [b"hello"] and len(published) >= 5)
+    for i in range(50):
+        dealer.send(b"before %d" % i)
+    for process in peers:
+        process.kill()
+    used = await idle_cpu()
+    assert used < procs.IDLE_CPU, f"{used:.4f} s of CPU per second waiting for dead peers"
+    assert all(message.startswith(b"1 ") for message in published)
+    replies.clear()
+    await asyncio.get_running_loop().run_in_executor(None, procs.start_all, peers)
+    dealer.send(b"after")
+    await until(lambda: b"after" in replies)
+    assert all(reply.startswith(b"before") for reply in replies[:-1])
+    replies.clear()
+    for i in range(COUNT):
+        dealer.send(b"%d" % i)
+    await until(lambda: len(replies) >= COUNT)
+    assert replies == [b"%d" % i for i in range(COUNT)]
+    await until(lambda: sum(message.startswith(b"2 ") for message in published) >= 50)
+    run_2 = [int(message.split()[1]) for message in published if message.startswith(b"2 ")]
+    assert run_2 == list(range(run_2[0], run_2[0] + len(run_2)))  # no gap
+    dealer.close(linger=0)
+    sub.close(linger=0)
 
 
 @pytest.mark.parametrize("at_hwm", [False, True], ids=["at-once", "waiting-at-hwm"])
-def test_router_mandatory_error_reaches_on_send(run: Any, ctx: Any, at_hwm: bool) -> None:
-    async def main() -> None:
-        router = ctx.socket(zmq.ROUTER)
-        router.router_mandatory = 1
-        router.sndhwm = 1
-        port = router.bind_to_random_port("tcp://127.0.0.1")
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.identity = b"d"
-        dealer.rcvhwm = 1
-        dealer.connect(f"tcp://127.0.0.1:{port}")
-        await dealer.send(b"hi")
-        assert await asyncio.wait_for(router.recv_multipart(), WAIT) == [b"d", b"hi"]
-        stream = ZMQStream(router)
-        statuses: list[Any] = []
-        stream.on_send(lambda msg, status: statuses.append(status))
-        if at_hwm:
-            deadline = time.monotonic() + WAIT
-            while not stream.sending():  # until the peer's buffers are full and sends wait
-                assert time.monotonic() < deadline
-                for _ in range(100):
-                    stream.send_multipart([b"d", b"x" * 10_000])
-                await asyncio.sleep(0.05)
-            assert all(status is None for status in statuses)
-            waiting = len(statuses)
-        dealer.close(linger=0)
-        started = time.monotonic()
-        if not at_hwm:
-            while not any(isinstance(status, zmq.ZMQError) for status in statuses):
-                stream.send_multipart([b"d", b"x"])
-                await asyncio.sleep(0.01)
-                assert time.monotonic() - started < 2.0, "no error after the peer left"
-        else:
-            await until(lambda: len(statuses) > waiting, 2.0)
-        errors = [status for status in statuses if isinstance(status, zmq.ZMQError)]
-        assert errors and errors[0].errno == zmq.EHOSTUNREACH, statuses[-3:]
-        stream.close(linger=0)
-
-    run(main())
+@pytest.mark.timeout(10)
+@pytest.mark.asyncio
+async def test_router_mandatory_error_reaches_on_send(ctx: Any, at_hwm: bool) -> None:
+    router = ctx.socket(zmq.ROUTER)
+    router.router_mandatory = 1
+    router.sndhwm = 1
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.identity = b"d"
+    dealer.rcvhwm = 1
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    await dealer.send(b"hi")
+    assert await asyncio.wait_for(router.recv_multipart(), WAIT) == [b"d", b"hi"]
+    stream = ZMQStream(router)
+    statuses: list[Any] = []
+    stream.on_send(lambda msg, status: statuses.append(status))
+    if at_hwm:
+        deadline = time.monotonic() + WAIT
+        while not stream.sending():  # until the peer's buffers are full and sends wait
+            assert time.monotonic() < deadline
+            for _ in range(100):
+                stream.send_multipart([b"d", b"x" * 10_000])
+            await asyncio.sleep(0.05)
+        assert all(status is None for status in statuses)
+        waiting = len(statuses)
+    dealer.close(linger=0)
+    started = time.monotonic()
+    if not at_hwm:
+        while not any(isinstance(status, zmq.ZMQError) for status in statuses):
+            stream.send_multipart([b"d", b"x"])
+            await asyncio.sleep(0.01)
+            assert time.monotonic() - started < 2.0, "no error after the peer left"
+    else:
+        await until(lambda: len(statuses) > waiting, 2.0)
+    errors = [status for status in statuses if isinstance(status, zmq.ZMQError)]
+    assert errors and errors[0].errno == zmq.EHOSTUNREACH, statuses[-3:]
+    stream.close(linger=0)

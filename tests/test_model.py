@@ -140,6 +140,8 @@ class PortalHarness(machine.Harness):  # type: ignore[misc, name-defined]
         self._portal_cm.__exit__(None, None, None)
 
 
+# Not plugin tests: hypothesis calls the machine's steps synchronously, so each example's loop
+# runs in a portal thread and is driven per step (a plugin's loop would run the whole test).
 def machine_test(backend: str, zmq_module: Any, futures: bool) -> Any:
     class Machine(machine.ReactorModel):  # type: ignore[misc, name-defined]
         @staticmethod

@@ -23,6 +23,7 @@ import pytest
 import sniffio
 import zmq
 
+import zmq_async.anyio
 from zmq_async import _reactor
 from zmq_async._bench.scale import ScaleParams, bind_pulls, measure
 
@@ -70,6 +71,7 @@ def _params(n: int) -> ScaleParams:
 def test_idle_wake_up_and_req_rep_are_flat_in_the_number_of_waiting_sockets(
     fast_climb: None, flavour: tuple[str, str, str]
 ) -> None:
+    # measure() is `zmq-async bench scale` itself, which runs its own loop as the CLI does.
     small = measure(*flavour, _params(SMALL))
     large = measure(*flavour, _params(LARGE))
     assert large["idle_cpu"] < IDLE_BOUND, (small, large)
@@ -81,16 +83,14 @@ def test_idle_wake_up_and_req_rep_are_flat_in_the_number_of_waiting_sockets(
 
 # -- pending polls, and one Poller over every socket ---------------------------------------
 
-#: (module, loop) of the future- and coroutine-style layers that have poll() and Poller.
-POLLING = {
-    "asyncio": ("zmq_async.asyncio", "asyncio"),
-    "uvloop": ("zmq_async.asyncio", "uvloop"),
-    "tornado": ("zmq_async.tornado", "asyncio"),
-    "anyio-asyncio": ("zmq_async.anyio", "asyncio"),
-    "anyio-trio": ("zmq_async.anyio", "trio"),
-}
-if uvloop is None:
-    del POLLING["uvloop"]
+#: The Future-returning layers that have poll() and Poller, run by pytest-asyncio (on the
+#: default loop and uvloop); zmq_async.anyio's tests run under anyio's plugin.
+FUTURE_LAYERS = pytest.mark.parametrize(
+    "layer", ["zmq_async.asyncio", "zmq_async.tornado"], ids=["asyncio", "tornado"]
+)
+#: zmq_async.anyio at scale on asyncio and trio (each costs seconds; the Future layers' tests
+#: cover uvloop).
+ASYNCIO_AND_TRIO = pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 
 
 @pytest.fixture
@@ -117,18 +117,6 @@ async def _idle_cpu(sleep: Callable[[float], Awaitable[Any]]) -> float:
         await sleep(0.4)
         windows.append((time.process_time() - start_cpu) / (time.perf_counter() - start))
     return min(windows)
-
-
-def _run(module: str, loop: str, main: Callable[[Any], Awaitable[Any]]) -> Any:
-    """Run ``main(module)`` on ``loop`` (anyio's backends for zmq_async.anyio)."""
-    mod = importlib.import_module(module)
-    if module == "zmq_async.anyio":
-        return anyio.run(main, mod, backend=loop)
-    new = uvloop.new_event_loop() if loop == "uvloop" else asyncio.new_event_loop()
-    try:
-        return new.run_until_complete(asyncio.wait_for(main(mod), 60))
-    finally:
-        new.close()
 
 
 async def _started(function: Callable[[], Awaitable[Any]], *, task_status: Any) -> None:
@@ -174,73 +162,101 @@ async def _idle_with_pending(mod: Any, how: str, n: int) -> float:
         ctx.destroy(linger=0)
 
 
+@pytest.mark.asyncio
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("how", ["poll", "poller"])
-@pytest.mark.parametrize("layer", list(POLLING))
-def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little(
+@FUTURE_LAYERS
+async def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little(
     raised_limits: None, fast_climb: None, layer: str, how: str
 ) -> None:
-    module, loop = POLLING[layer]
-    idle = _run(module, loop, lambda mod: _idle_with_pending(mod, how, LARGE))
+    idle = await _idle_with_pending(importlib.import_module(layer), how, LARGE)
+    assert idle < IDLE_BOUND
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["poll", "poller"])
+@ASYNCIO_AND_TRIO
+async def test_idle_pending_polls_and_a_poller_over_many_sockets_cost_little_anyio(
+    raised_limits: None, fast_climb: None, how: str
+) -> None:
+    idle = await _idle_with_pending(zmq_async.anyio, how, LARGE)
     assert idle < IDLE_BOUND
 
 
 # -- rule 1 at scale: an edge eaten where we cannot see is found within the bound ------------
 
 
-@pytest.mark.timeout(60)
-@pytest.mark.parametrize("layer", list(POLLING))
-def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound(
-    raised_limits: None, layer: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Beside many idle sockets, after the re-check backed off as far as it goes."""
-    # Shrunk tenfold so the generations are climbed in a fraction of a second.
+@pytest.fixture
+def recheck_bound(monkeypatch: pytest.MonkeyPatch) -> float:
+    """The re-check's intervals shrunk tenfold, so the generations are climbed in a fraction
+    of a second: the documented bound on a stranded wait beside LARGE sockets."""
     for name in ("RECHECK_FIRST", "RECHECK_MAX", "RECHECK_PER_SOCKET"):
         monkeypatch.setattr(_reactor, name, getattr(_reactor, name) / 10)
-    bound = max(_reactor.RECHECK_MAX, LARGE * _reactor.RECHECK_PER_SOCKET)  # as documented
-    module, loop = POLLING[layer]
+    return max(_reactor.RECHECK_MAX, LARGE * _reactor.RECHECK_PER_SOCKET)  # as documented
 
-    async def main(mod: Any) -> float:
-        ctx = mod.Context()
-        pulls = bind_pulls(ctx, LARGE, f"inproc://scale-test-{id(ctx)}-")
-        target = pulls[0]
-        push = zmq.Context.shadow(ctx.underlying).socket(zmq.PUSH)
-        push.connect(target.LAST_ENDPOINT.decode())
-        shadow = zmq.Socket.shadow(target.underlying)
-        got: list[float] = []
-        asyncio_style = mod.__name__ != "zmq_async.anyio"
-        sleep = asyncio.sleep if asyncio_style else anyio.sleep
 
-        async def receive(pull: Any) -> None:
-            await pull.recv()
-            got.append(time.perf_counter())
+async def _stranded(mod: Any, bound: float) -> float:
+    """How late a receive beside LARGE idle sockets, after the re-check backed off as far as
+    it goes, gets a message whose edge a shadow's poll ate."""
+    ctx = mod.Context()
+    pulls = bind_pulls(ctx, LARGE, f"inproc://scale-test-{id(ctx)}-")
+    target = pulls[0]
+    push = zmq.Context.shadow(ctx.underlying).socket(zmq.PUSH)
+    push.connect(target.LAST_ENDPOINT.decode())
+    shadow = zmq.Socket.shadow(target.underlying)
+    got: list[float] = []
+    asyncio_style = mod.__name__ != "zmq_async.anyio"
+    sleep = asyncio.sleep if asyncio_style else anyio.sleep
 
-        try:
-            if asyncio_style:
-                tasks = [asyncio.ensure_future(receive(pull)) for pull in pulls]
-            else:
-                tg = anyio.create_task_group()
-                await tg.__aenter__()
-                for pull in pulls:
-                    tg.start_soon(receive, pull)
-            await sleep(4 * bound)  # every socket is in the oldest generation by now
-            push.send(b"eaten")
-            assert shadow.poll(1000) == zmq.POLLIN  # consumes the edge behind our back
-            sent = time.perf_counter()
-            while not got and time.perf_counter() - sent < 10 * bound + 5:
-                await sleep(0.01)
-            assert got, "stranded"
-            return got[0] - sent
-        finally:
-            if asyncio_style:
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-            else:
-                tg.cancel_scope.cancel()
-                await tg.__aexit__(None, None, None)
-            push.close(linger=0)
-            ctx.destroy(linger=0)
+    async def receive(pull: Any) -> None:
+        await pull.recv()
+        got.append(time.perf_counter())
 
-    stranded = _run(module, loop, main)
-    assert stranded < bound + 1.0  # the bound, plus a loaded machine's lateness
+    try:
+        if asyncio_style:
+            tasks = [asyncio.ensure_future(receive(pull)) for pull in pulls]
+        else:
+            tg = anyio.create_task_group()
+            await tg.__aenter__()
+            for pull in pulls:
+                tg.start_soon(receive, pull)
+        await sleep(4 * bound)  # every socket is in the oldest generation by now
+        push.send(b"eaten")
+        assert shadow.poll(1000) == zmq.POLLIN  # consumes the edge behind our back
+        sent = time.perf_counter()
+        while not got and time.perf_counter() - sent < 10 * bound + 5:
+            await sleep(0.01)
+        assert got, "stranded"
+        return got[0] - sent
+    finally:
+        if asyncio_style:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        else:
+            tg.cancel_scope.cancel()
+            await tg.__aexit__(None, None, None)
+        push.close(linger=0)
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+@FUTURE_LAYERS
+async def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound(
+    raised_limits: None, recheck_bound: float, layer: str
+) -> None:
+    """Beside many idle sockets, after the re-check backed off as far as it goes."""
+    stranded = await _stranded(importlib.import_module(layer), recheck_bound)
+    assert stranded < recheck_bound + 1.0  # the bound, plus a loaded machine's lateness
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(60)
+@ASYNCIO_AND_TRIO
+async def test_a_long_wait_whose_edge_a_shadow_ate_is_served_within_the_bound_anyio(
+    raised_limits: None, recheck_bound: float
+) -> None:
+    stranded = await _stranded(zmq_async.anyio, recheck_bound)
+    assert stranded < recheck_bound + 1.0

@@ -88,21 +88,19 @@ def test_same_methods_and_parameters_as_the_peer(mine, theirs):
                 assert actual.parameters[param.name].default == param.default, (name, param.name)
 
 
-def test_pending_futures_are_visible_like_the_peers(run, ctx):
+@pytest.mark.timeout(10)
+@pytest.mark.asyncio
+async def test_pending_futures_are_visible_like_the_peers(ctx):
     """zmq.asyncio users (and its own test suite) inspect ``_recv_futures``/``_send_futures``."""
     pull = ctx.socket(zmq.PULL)
     push = ctx.socket(zmq.PUSH)  # no peer: sends block
-
-    async def main():
-        assert pull._recv_futures == [] and push._send_futures == []
-        recv, poll, send = pull.recv(), pull.poll(timeout=1000), push.send(b"x")
-        assert pull._recv_futures == [recv, poll]
-        assert push._send_futures == [send]
-        for fut in (recv, poll, send):
-            fut.cancel()
-        assert pull._recv_futures == [] and push._send_futures == []
-
-    run(main())
+    assert pull._recv_futures == [] and push._send_futures == []
+    recv, poll, send = pull.recv(), pull.poll(timeout=1000), push.send(b"x")
+    assert pull._recv_futures == [recv, poll]
+    assert push._send_futures == [send]
+    for fut in (recv, poll, send):
+        fut.cancel()
+    assert pull._recv_futures == [] and push._send_futures == []
 
 
 # -- issue 4: zmq_async.stream and zmq_async.tornado --------------------------------------------

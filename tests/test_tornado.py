@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +18,10 @@ import zmq_async.asyncio
 import zmq_async.stream
 import zmq_async.tornado as ours
 
-
-def run_sync(main: Callable[[], Any], timeout: float = 10.0) -> Any:
-    """Run ``main`` (a coroutine function or a gen.coroutine) on a fresh IOLoop."""
-    io_loop = tornado.ioloop.IOLoop(make_current=False)
-    try:
-        return io_loop.run_sync(main, timeout=timeout)
-    finally:
-        io_loop.close(all_fds=False)
+#: The bound of each test (the old hand-made IOLoop runner's was 10 s on the loop alone).
+#: The async tests run on pytest-asyncio's loop (asyncio's, then uvloop's): inside them,
+#: ``IOLoop.current()`` is Tornado's wrapper of that loop, as in any Tornado 6 program.
+pytestmark = pytest.mark.timeout(20)
 
 
 @pytest.fixture
@@ -102,7 +98,8 @@ def test_same_methods_and_parameters_as_the_peer(mine: type, theirs: type) -> No
             ), (name, param.name)
 
 
-def test_gen_coroutine_yields_futures(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_gen_coroutine_yields_futures(ctx: ours.Context) -> None:
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
 
     @tornado.gen.coroutine
@@ -117,10 +114,11 @@ def test_gen_coroutine_yields_futures(ctx: ours.Context) -> None:
         obj = yield pull.recv_json()
         return msg, obj
 
-    assert run_sync(main) == ([b"a", b"b"], {"k": 1})
+    assert await main() == ([b"a", b"b"], {"k": 1})
 
 
-def test_await_and_poller_on_the_ioloop(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_await_and_poller_on_the_ioloop(ctx: ours.Context) -> None:
     req, rep = connected(ctx, zmq.REQ, zmq.REP)
 
     async def server() -> None:
@@ -130,17 +128,15 @@ def test_await_and_poller_on_the_ioloop(ctx: ours.Context) -> None:
         assert ready == [(rep, zmq.POLLIN)]
         await rep.send(await rep.recv())
 
-    async def main() -> bytes:
-        task = asyncio.ensure_future(server())
-        await req.send(b"echo")
-        reply: bytes = await req.recv()
-        await task
-        return reply
-
-    assert run_sync(main) == b"echo"
+    task = asyncio.ensure_future(server())
+    await req.send(b"echo")
+    reply: bytes = await req.recv()
+    await task
+    assert reply == b"echo"
 
 
-def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> None:
     pull = ctx.socket(zmq.PULL)
     pull.rcvtimeo = 50
 
@@ -154,82 +150,79 @@ def test_timeout_raises_again_and_close_cancels_pending(ctx: ours.Context) -> No
         with pytest.raises(ours.CancelledError):
             yield pending
 
-    run_sync(main)
+    await main()
 
 
-def test_close_fails_pending_futures_with_an_exception_as_the_peer(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_close_fails_pending_futures_with_an_exception_as_the_peer(
+    ctx: ours.Context,
+) -> None:
     """zmq.eventloop.future's CancelledError is an Exception: ``except Exception`` around an
     await catches it, and the task goes on (an asyncio.CancelledError would end it)."""
     assert ours.CancelledError.__name__ == peer.CancelledError.__name__
     _, pull = connected(ctx, zmq.PUSH, zmq.PULL)
     _, pull2 = connected(ctx, zmq.PUSH, zmq.PULL)
 
-    async def main() -> list[str]:
-        async def consumer() -> list[str]:
-            seen = []
-            try:
-                await pull.recv()
-            except Exception as exc:  # as a program written for the peer does
-                assert isinstance(exc, ours.CancelledError)  # caught by that too
-                seen.append("closed")
-            async for _ in pull2:  # our beyond-the-peer iteration ends at close
-                seen.append("message")
-            seen.append("ended")
-            return seen
+    async def consumer() -> list[str]:
+        seen = []
+        try:
+            await pull.recv()
+        except Exception as exc:  # as a program written for the peer does
+            assert isinstance(exc, ours.CancelledError)  # caught by that too
+            seen.append("closed")
+        async for _ in pull2:  # our beyond-the-peer iteration ends at close
+            seen.append("message")
+        seen.append("ended")
+        return seen
 
-        task = asyncio.ensure_future(consumer())
-        await asyncio.sleep(0.05)
-        pull.close()
-        await asyncio.sleep(0.05)
-        pull2.close()
-        return await asyncio.wait_for(task, 5)
-
-    assert run_sync(main) == ["closed", "ended"]
+    task = asyncio.ensure_future(consumer())
+    await asyncio.sleep(0.05)
+    pull.close()
+    await asyncio.sleep(0.05)
+    pull2.close()
+    assert await asyncio.wait_for(task, 5) == ["closed", "ended"]
 
 
-def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_zmqstream_on_a_tornado_socket_beside_its_futures(ctx: ours.Context) -> None:
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
+    stream = ours.ZMQStream(pull)
+    assert stream.io_loop is tornado.ioloop.IOLoop.current()
+    got: list[Any] = []
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    async def main() -> list[Any]:
-        stream = ours.ZMQStream(pull)
-        got: list[Any] = []
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    def on_recv(msg: list[bytes]) -> None:
+        got.append(msg)
+        done.set_result(None)
 
-        def on_recv(msg: list[bytes]) -> None:
-            got.append(msg)
-            done.set_result(None)
-
-        stream.on_recv(on_recv)
-        await push.send(b"streamed")
-        await asyncio.wait_for(done, 5)
-        stream.close()
-        return got
-
-    assert run_sync(main) == [[b"streamed"]]
+    stream.on_recv(on_recv)
+    await push.send(b"streamed")
+    await asyncio.wait_for(done, 5)
+    stream.close()
+    assert got == [[b"streamed"]]
 
 
-def test_a_task_awaiting_a_receive_can_be_cancelled(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_a_task_awaiting_a_receive_can_be_cancelled(ctx: ours.Context) -> None:
     """zmq.eventloop.future's Futures break this (``cancel()`` takes no ``msg``); ours do not."""
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
 
     async def receive() -> bytes:
         return await pull.recv()  # type: ignore[no-any-return]
 
-    async def main() -> bytes:
-        task = asyncio.ensure_future(receive())
-        await asyncio.sleep(0.01)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await push.send(b"not lost")  # the cancelled receive consumed nothing
-        return await asyncio.wait_for(pull.recv(), 5)  # type: ignore[no-any-return]
-
-    assert run_sync(main) == b"not lost"
+    task = asyncio.ensure_future(receive())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await push.send(b"not lost")  # the cancelled receive consumed nothing
+    assert await asyncio.wait_for(pull.recv(), 5) == b"not lost"
 
 
 def test_ioloop_close_all_fds_closes_the_sockets_used_under_it(ctx: ours.Context) -> None:
     """As the peer (pyzmq's test_future.py::test_close_all_fds): a socket is listed among the
     IOLoop's handlers once used there, so ``close(all_fds=True)`` closes it."""
+    # An explicit IOLoop: the test is of what closing it does.
     io_loop = tornado.ioloop.IOLoop(make_current=False)
     used, idle = ctx.socket(zmq.PUB), ctx.socket(zmq.PUB)
 
@@ -247,6 +240,7 @@ def test_ioloop_close_all_fds_closes_the_sockets_used_under_it(ctx: ours.Context
 def test_ioloop_listing_follows_the_socket(ctx: ours.Context) -> None:
     """Closing leaves the handlers; ``all_fds=False`` leaves the socket open; a second wrapper
     of the same libzmq socket (whose FD is listed already) and a plain asyncio loop are fine."""
+    # Explicit loops: an IOLoop closed, then the socket used on a plain asyncio loop after it.
     io_loop = tornado.ioloop.IOLoop(make_current=False)
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
     shadow = ours.Socket.from_socket(pull)
@@ -274,12 +268,12 @@ def test_ioloop_listing_follows_the_socket(ctx: ours.Context) -> None:
     pull.close()
 
 
-def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
+@pytest.mark.asyncio
+async def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
     """A listed socket dropped unclosed is freed, and its stale entry gives way to the next."""
     import gc
     import weakref
 
-    io_loop = tornado.ioloop.IOLoop(make_current=False)
     plain = zmq.Context.socket(ctx, zmq.PULL)  # a plain socket, wrapped (shadowed) below
 
     async def use_a_wrapper() -> Any:
@@ -289,24 +283,25 @@ def test_ioloop_holds_its_sockets_weakly(ctx: ours.Context) -> None:
         return weakref.ref(sock)
 
     try:
-        handlers = io_loop.handlers  # type: ignore[attr-defined]
-        first = io_loop.run_sync(use_a_wrapper)
+        handlers = tornado.ioloop.IOLoop.current().handlers  # type: ignore[attr-defined]
+        first = await use_a_wrapper()
         stale = handlers[plain.FD][0]
         gc.collect()
         assert first() is None
-        io_loop.run_sync(use_a_wrapper)  # its entry replaces the stale one
+        await use_a_wrapper()  # its entry replaces the stale one
         assert handlers[plain.FD][0] is not stale
     finally:
-        io_loop.close(all_fds=True)
-    plain.close()
+        plain.close()
 
 
 @pytest.mark.timeout(30)
-def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
+@pytest.mark.asyncio
+async def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
     ctx: ours.Context,
 ) -> None:
     """The socket's IOLoop runs in a thread (jupyter_client's IOLoopThread shape); a
     coroutine on another IOLoop awaits its operations, which run on the socket's thread."""
+    # The owner's IOLoop is explicit: it runs in another thread; the test's loop is the other.
     import threading
 
     push, pull = connected(ctx, zmq.PUSH, zmq.PULL)
@@ -324,7 +319,7 @@ def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
     thread = threading.Thread(target=owner.start)
     thread.start()
     try:
-        assert bound.wait(10)
+        assert await asyncio.to_thread(bound.wait, 10)
 
         @tornado.gen.coroutine
         def elsewhere() -> Any:
@@ -332,9 +327,9 @@ def test_a_coroutine_on_another_threads_ioloop_uses_the_socket_through_its_loop(
             result = yield pull.recv()
             return result
 
-        assert run_sync(elsewhere) == b"second"
+        assert await elsewhere() == b"second"
         assert served_in == [thread.ident]  # the owner's receive was served first, there
     finally:
         owner.add_callback(owner.stop)
-        thread.join(10)
+        await asyncio.to_thread(thread.join, 10)
         owner.close(all_fds=True)

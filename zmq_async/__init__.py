@@ -8,5 +8,6 @@ async modules (``zmq.asyncio``, ...) resolve to ours in the whole process.
 from zmq_async._install import install, installed, uninstall
 
 __version__ = "0.1.0"
+"""This package's version."""
 
 __all__ = ["__version__", "install", "installed", "uninstall"]

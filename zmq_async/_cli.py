@@ -61,6 +61,18 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     bench.add_argument("--json", dest="json_path", metavar="PATH", help="write all results here")
     bench.add_argument(
+        "--plot",
+        dest="plot_path",
+        metavar="FILE",
+        help="draw a chart of the results: FILE.svg or FILE.png (needs zmq-async[plot])",
+    )
+    bench.add_argument(
+        "--from-json",
+        dest="from_json",
+        metavar="PATH",
+        help="with --plot: draw the results a --json PATH saved, running nothing",
+    )
+    bench.add_argument(
         "--messages",
         type=_positive(int),
         metavar="N",
@@ -108,9 +120,35 @@ def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     bench.set_defaults(handler=_bench)
 
 
+#: ``bench`` options that do something other than run the workloads: nothing to draw.
+_NOT_DRAWN = {"mode": "scale", "list": "--list", "soak": "--soak"}
+#: ``bench`` options that choose what to run: meaningless when re-drawing a saved run.
+_RUN_OPTIONS = {
+    **_NOT_DRAWN,
+    "repeat": "--repeat",
+    "quick": "--quick",
+    "workloads": "--workloads",
+    "layers": "--layers",
+    "json_path": "--json",
+    "messages": "--messages",
+    "duration": "--duration",
+    "sizes": "--sizes",
+}
+
+
 def _bench(args: argparse.Namespace) -> int:
     from zmq_async._bench.runner import BenchOptions, run_bench
 
+    if args.plot_path is not None and (other := _given(args, _NOT_DRAWN)):
+        return _usage_error(f"--plot draws the workloads' results; it does not go with {other[0]}")
+    if args.from_json is not None:
+        if args.plot_path is None:
+            return _usage_error("--from-json needs --plot FILE (it only re-draws)")
+        if given := _given(args, _RUN_OPTIONS):
+            return _usage_error(f"--from-json re-draws a saved run: drop {', '.join(given)}")
+        from zmq_async._bench.plot import redraw
+
+        return redraw(args.from_json, args.plot_path, sys.stderr)
     if args.mode == "scale":
         from zmq_async._bench.scale import ScaleOptions, run_scale
 
@@ -146,8 +184,19 @@ def _bench(args: argparse.Namespace) -> int:
             duration=args.duration,
             timeout=args.timeout,
             pin=args.pin,
+            plot_path=args.plot_path,
         )
     )
+
+
+def _given(args: argparse.Namespace, options: dict[str, str]) -> list[str]:
+    """The flags among ``options`` (dest: flag) given on the command line (all default falsy)."""
+    return [flag for dest, flag in options.items() if getattr(args, dest)]
+
+
+def _usage_error(message: str) -> int:
+    print(f"zmq-async bench: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _sizes(text: str) -> tuple[int, ...]:

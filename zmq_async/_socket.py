@@ -38,6 +38,11 @@ class ReactorSocket(zmq.Socket[_T]):
     _reactor: Reactor
 
     def get(self, option: int) -> Any:
+        """Get the value of a socket option, as ``zmq.Socket.get``.
+
+        Reading ``EVENTS`` makes the reactor re-check its waiters (the read may consume the edge
+        one of them needs). Raises ``zmq.ZMQError`` as pyzmq does (closed socket, bad option).
+        """
         result = _get(self, option)
         if option == _EVENTS:
             # Reading EVENTS may have consumed the edge a queued waiter needs.
@@ -45,9 +50,15 @@ class ReactorSocket(zmq.Socket[_T]):
         return result
 
     def getsockopt(self, option: int) -> Any:
+        """``get(option)``, under its older name."""
         return self.get(option)
 
     def set(self, option: int, optval: Any) -> None:
+        """Set a socket option, as ``zmq.Socket.set`` (``setsockopt`` is the same method).
+
+        Setting ``RCVTIMEO`` or ``SNDTIMEO`` applies to the next wait. Raises ``zmq.ZMQError``
+        as pyzmq does (closed socket, bad option or value).
+        """
         _set(self, option, optval)
         if option in _TIMEOUTS:
             self._reactor.invalidate_timeouts()

@@ -10,8 +10,8 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from zmq_async._bench.layers import Variant
-from zmq_async._bench.spec import Sample, Workload
+from zmq_async._bench.layers import LAYERS, Layer, Variant
+from zmq_async._bench.spec import Sample, Workload, known_fields
 
 Status = Literal["ok", "partial", "failed", "skipped", "not_run"]
 
@@ -86,3 +86,36 @@ def ratio(row: Row, reference: Row | None) -> float | None:
     if not ours or not theirs:
         return None
     return theirs / ours if row.workload.metric == "latency" else ours / theirs
+
+
+def rows_from_json(document: dict[str, Any]) -> list[Row]:
+    """The rows of a saved ``zmq-async bench --json`` document, as the run that wrote it had them.
+
+    A layer the registry no longer has is rebuilt from the document's own ``meta.layers``.
+    Raises ValueError if ``document`` is not such a document.
+    """
+    try:
+        workloads = {
+            name: Workload(**known_fields(Workload, data))
+            for name, data in document["workloads"].items()
+        }
+        saved = document.get("meta", {}).get("layers", {})
+        layers = {
+            name: Layer(**{**known_fields(Layer, data), "loops": tuple(data["loops"])})
+            for name, data in saved.items()
+        }
+        layers.update(LAYERS)
+        return [
+            Row(
+                workloads[r["workload"]],
+                Variant(layers[r["layer"]], r["loop"]),
+                runs=list(r["runs"]),
+                errors=list(r["errors"]),
+                skipped=r["skipped"],
+            )
+            for r in document["results"]
+        ]
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ValueError(
+            f"not a `zmq-async bench --json` document ({type(e).__name__}: {e})"
+        ) from e

@@ -45,6 +45,8 @@ class BenchOptions:
     timeout: float = 30.0
     #: Pin the workloads that ask for it (``Workload.pin``) to one CPU, where the OS allows.
     pin: bool = True
+    #: Draw the results here (``.svg`` or ``.png``, see :mod:`.plot`).
+    plot_path: str | None = None
 
     @property
     def repeats(self) -> int:
@@ -88,6 +90,13 @@ def run_bench(opts: BenchOptions, out: TextIO | None = None, err: TextIO | None 
         labels = ", ".join(v.label for v in variants())
         print(f"no contender matches {', '.join(opts.layers)}; have {labels}", file=err)
         return 2
+    if opts.plot_path is not None:
+        from zmq_async._bench.plot import check
+
+        problem = check(opts.plot_path)  # now, not after the run
+        if problem is not None:
+            print(problem, file=err)
+            return 2
 
     started = time.monotonic()
     skipped = {v.label: reason for v in chosen if (reason := _probe(v, opts.timeout)) is not None}
@@ -112,17 +121,24 @@ def run_bench(opts: BenchOptions, out: TextIO | None = None, err: TextIO | None 
     out.write(format_report(list(rows.values()), _header(meta, opts), opts.repeats))
     out.flush()
     print(f"done in {elapsed:.1f}s", file=err)
+    document = {
+        "meta": meta,
+        "workloads": {w.name: {**asdict(w), "params": opts.params(w).to_json()} for w in workloads},
+        "results": [row.to_json() for row in rows.values()],
+        "targets": [t.to_json() for t in evaluate_targets(rows.values())],
+    }
     if opts.json_path:
-        document = {
-            "meta": meta,
-            "workloads": {
-                w.name: {**asdict(w), "params": opts.params(w).to_json()} for w in workloads
-            },
-            "results": [row.to_json() for row in rows.values()],
-            "targets": [t.to_json() for t in evaluate_targets(rows.values())],
-        }
         Path(opts.json_path).write_text(json.dumps(document, indent=2) + "\n")
         print(f"wrote {opts.json_path}", file=err)
+    if opts.plot_path:
+        from zmq_async._bench.plot import draw
+
+        try:
+            draw(document, opts.plot_path)
+        except ValueError as e:  # nothing was measured: the table above says why
+            print(f"no chart: {e}", file=err)
+        else:
+            print(f"wrote {opts.plot_path}", file=err)
     if interrupted:
         return 130
     return 1 if any(row.errors for row in rows.values()) else 0

@@ -408,6 +408,7 @@ class Socket(ReactorSocket["Future[Any]"]):
         return future
 
     def get(self, key: int) -> Any:  # zmq.asyncio's parameter name
+        """Get the value of a socket option, as ``zmq.Socket.get`` (``key``: zmq.asyncio's name)."""
         return ReactorSocket.get(self, key)
 
     # -- introspection, as zmq.asyncio exposes it ---------------------------------------------

@@ -19,8 +19,8 @@ from zmq_async.tornado._context import Context
 from zmq_async.tornado._poller import Poller
 from zmq_async.tornado._socket import Socket
 
-#: What a cancelled operation raises, and (as a subclass that is also an ``Exception``, like
-#: ``zmq.eventloop.future.CancelledError``) a pending operation whose socket was closed.
 CancelledError = asyncio.CancelledError
+"""What a cancelled operation raises, and (as a subclass that is also an ``Exception``, like
+``zmq.eventloop.future.CancelledError``) a pending operation whose socket was closed."""
 
 __all__ = ["CancelledError", "Context", "Poller", "SendQueueFull", "Socket", "ZMQStream"]

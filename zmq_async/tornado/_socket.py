@@ -71,6 +71,10 @@ class Socket(_AsyncioSocket):
             raise
 
     def close(self, linger: int | None = None) -> None:
+        """Close the socket, as ``zmq.asyncio.Socket.close``, and unlist it from its IOLoop.
+
+        Pending operations fail with ``CancelledError`` (one that is also an ``Exception``).
+        """
         reactor = self._reactor
         pending = [w.completion for q in (reactor.recvq, reactor.sendq, reactor.pollq) for w in q]
         super().close(linger)

@@ -17,7 +17,10 @@ __all__ = ["LockReleaseError", "_BlockedThread", "_QueueLock"]
 
 
 class LockReleaseError(Exception):
-    """A :class:`_QueueLock` was released more often than acquired."""
+    """``eventlet.green.zmq.LockReleaseError``: a ``_QueueLock`` released more often than acquired.
+
+    Our sockets take no such lock; the name is here for code written against the peer.
+    """
 
 
 class _QueueLock:
