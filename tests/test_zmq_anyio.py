@@ -153,12 +153,16 @@ async def test_a_send_that_must_wait_is_queued_and_sent_in_order(new: Any) -> No
             assert await first is None
 
 
-async def test_req_rep_receive_waits_for_the_queued_send(pair: Any) -> None:
-    rep, req = pair(zmq.REP, zmq.REQ)
+async def test_req_rep_receive_waits_for_the_queued_send(new: Any) -> None:
+    rep, req = new(zmq.REP), new(zmq.REQ)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
     with anyio.fail_after(10):
         async with rep, req:
-            req.send(b"ping")  # may still wait for the connection
-            reply = req.arecv()  # must not fail with EFSM: it is behind the send
+            req.send(b"ping")  # no peer yet: queued
+            reply = req.arecv()  # behind the send: must not fail with EFSM
+            await anyio.wait_all_tasks_blocked()
+            assert reply.status is PENDING
+            req.connect(f"tcp://127.0.0.1:{port}")
             assert await rep.arecv() == b"ping"
             await rep.asend(b"pong")
             assert await reply == b"pong"
