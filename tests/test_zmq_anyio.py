@@ -373,6 +373,29 @@ async def test_restart_many_times(ctx: Any) -> None:
                 sock.linger = 0
 
 
+def test_signatures_are_zmq_anyios() -> None:
+    """Every method zmq-anyio adds to pyzmq's, with its parameter names, kinds and defaults."""
+    import inspect
+
+    import zmq_anyio  # the peer, for this comparison only
+
+    def params(func: Any) -> list[tuple[str, Any, Any]]:
+        sig = inspect.signature(func)
+        return [(p.name, p.default, p.kind) for p in sig.parameters.values()]
+
+    for theirs, ours, base in (
+        (zmq_anyio.Socket, Socket, zmq.Socket),
+        (zmq_anyio.Poller, Poller, zmq.Poller),
+    ):
+        names = {n for n in vars(theirs) if not n.startswith("_") and not hasattr(base, n)}
+        names |= {"__init__", "__aenter__", "__aexit__", "close"} & set(vars(theirs))
+        for name in sorted(names):
+            if callable(getattr(theirs, name)):
+                assert params(getattr(ours, name)) == params(getattr(theirs, name)), name
+            else:  # started, stopped: instance attributes, annotated on the class
+                assert name in ours.__annotations__, name
+
+
 def test_exports_and_repr() -> None:
     import zmq_async.zmq_anyio as za
 

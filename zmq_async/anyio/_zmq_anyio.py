@@ -166,11 +166,11 @@ class Socket(ReactorSocket[Any]):
         self._mark_started()
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
+    async def __aexit__(self, exc_type: Any, exc_value: Any, exc_tb: Any) -> bool | None:
         self.close()
         group, self._own_group = self._own_group, None
         if group is not None:
-            return await group.__aexit__(*exc_info)  # type: ignore[no-any-return]
+            return await group.__aexit__(exc_type, exc_value, exc_tb)  # type: ignore[no-any-return]
         return None
 
     async def start(self, *, task_status: TaskStatus[None] = TASK_STATUS_IGNORED) -> None:
