@@ -212,6 +212,25 @@ async def test_cancelling_a_future_consumes_nothing(pair: Any) -> None:
             assert await pull.arecv() == b"two"
 
 
+async def test_cancel_as_the_message_arrives_consumes_nothing(ctx: Any) -> None:
+    """zmq-anyio loses this message (its helpers cancel their receive one task switch late)."""
+    raw = ctx.socket(zmq.PUSH)
+    raw.linger = 0
+    pull = Socket(ctx.socket(zmq.PULL))
+    pull.linger = 0
+    pull.bind("inproc://cancel-race")
+    raw.connect("inproc://cancel-race")
+    with anyio.fail_after(10):
+        async with pull:
+            for helper in (pull.arecv_json, pull.arecv_string, pull.arecv_pyobj):
+                f = helper()
+                await anyio.wait_all_tasks_blocked()
+                raw.send(b'{"n": 1}')  # inproc: there at once, before any task switch
+                f.cancel()
+                assert await pull.arecv() == b'{"n": 1}'
+    raw.close()
+
+
 async def test_cancel_after_the_message_arrived_keeps_it(pair: Any) -> None:
     pull, push = pair()
     with anyio.fail_after(10):
