@@ -171,6 +171,50 @@ def test_install_after_the_peer_was_imported(peer):
     """)
 
 
+@pytest.mark.parametrize("statement", ["import zmq_anyio as m", "from zmq_anyio import Socket"])
+def test_zmq_anyio_gives_ours(statement):
+    """zmq-anyio is a top-level package: no parent to bind; ``Socket`` and ``Poller`` are ours."""
+    _check(f"""
+        zmq_async.install()
+        {statement}
+        ours = sys.modules["zmq_async.zmq_anyio"]
+        assert sys.modules["zmq_anyio"] is ours
+        from zmq_anyio import Poller, Socket
+        assert (Socket, Poller) == (ours.Socket, ours.Poller)
+        assert set(frameworks()) <= {{"anyio"}}, frameworks()
+        zmq_async.uninstall()
+        assert "zmq_anyio" not in sys.modules
+        import zmq_anyio  # zmq-anyio's own again
+        assert zmq_anyio.__name__ == "zmq_anyio" and zmq_anyio.Socket is not ours.Socket
+    """)
+
+
+def test_zmq_anyio_imported_before_install():
+    _check("""
+        import zmq_anyio
+        before = zmq_anyio.Socket
+        zmq_async.install()
+        ours = sys.modules["zmq_async.zmq_anyio"]
+        assert sys.modules["zmq_anyio"] is ours and zmq_anyio.Socket is ours.Socket
+        zmq_async.uninstall()
+        assert sys.modules["zmq_anyio"] is zmq_anyio and zmq_anyio.Socket is before
+    """)
+
+
+def test_zmq_anyio_stays_theirs_without_anyio():
+    _check("""
+        sys.modules["anyio"] = None
+        zmq_async.install()
+        try:
+            import zmq_anyio
+        except ImportError:
+            pass  # zmq-anyio's own import of anyio fails, as without install
+        else:
+            raise AssertionError(f"imported {zmq_anyio!r}")
+        assert "zmq_async.zmq_anyio" not in sys.modules
+    """)
+
+
 def test_programs_written_for_pyzmq_before_17_run_too():
     """``zmq.asyncio.ZMQEventLoop()`` and ``zmq.asyncio.install()``, deprecated, still in use."""
     _check("""

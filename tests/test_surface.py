@@ -24,6 +24,7 @@ OWN_FRAMEWORK: dict[str, set[str]] = {
     "zmq_async.stream": set(),  # Tornado only if the user brings it
     "zmq_async.tornado": set(),  # Tornado's Futures are asyncio's: nothing of it is needed
     "zmq_async.anyio": {"anyio", "sniffio"},  # trio once a trio run uses a socket
+    "zmq_async.zmq_anyio": {"anyio", "sniffio"},  # never zmq_anyio itself
     "zmq_async.green": set(),  # gevent once a green name is used (see the green tests below)
     "zmq_async.green.eventlet": {"eventlet", "greenlet"},
 }

@@ -44,6 +44,7 @@ REDIRECTS: dict[str, tuple[str, str | None]] = {
     "zmq.eventloop.zmqstream": ("zmq_async.stream", "tornado"),
     "zmq.green": ("zmq_async.green", "gevent"),
     "eventlet.green.zmq": ("zmq_async.green.eventlet", "eventlet"),
+    "zmq_anyio": ("zmq_async.zmq_anyio", "anyio"),
 }
 
 #: The environment variable the ``.pth`` start-up hook reads: ``1`` installs at start-up.
@@ -126,9 +127,10 @@ def install() -> None:
 
     ``zmq.asyncio`` -> ``zmq_async.asyncio``, ``zmq.eventloop.future`` -> ``zmq_async.tornado``,
     ``zmq.eventloop.zmqstream`` -> ``zmq_async.stream``, ``zmq.green`` -> ``zmq_async.green``,
-    ``eventlet.green.zmq`` -> ``zmq_async.green.eventlet``; each only if its framework is
-    importable. Peers imported already are switched over in place (see the module docstring).
-    Imports no framework; calling it again does nothing. Undo with :func:`uninstall`.
+    ``eventlet.green.zmq`` -> ``zmq_async.green.eventlet``, ``zmq_anyio`` (zmq-anyio) ->
+    ``zmq_async.zmq_anyio``; each only if its framework is importable. Peers imported already
+    are switched over in place (see the module docstring). Imports no framework; calling it
+    again does nothing. Undo with :func:`uninstall`.
     """
     global _state
     with _lock:
