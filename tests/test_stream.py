@@ -38,6 +38,16 @@ def on_uvloop() -> bool:
     return type(asyncio.get_running_loop()).__module__.startswith("uvloop")
 
 
+def over_future_socket(sock: zmq_async.asyncio.Socket, **kwargs: Any) -> ZMQStream:
+    """A stream over a zmq_async future socket: as the peer's, it warns and shows a plain
+    shadow as ``stream.socket`` (pyzmq's test_shadow_socket); it shares the socket's reactor."""
+    with pytest.warns(RuntimeWarning, match="plain shadow"):
+        stream = ZMQStream(sock, **kwargs)
+    assert type(stream.socket) is zmq.Socket and stream.socket.underlying == sock.underlying
+    assert stream._reactor is sock._reactor
+    return stream
+
+
 class Env:
     """One test's stream kind, context and helpers; streams are closed at the end."""
 
@@ -50,7 +60,10 @@ class Env:
         """A stream on the running loop: by default on Tornado's IOLoop; else given the loop."""
         if self.kind == "loop":
             kwargs.setdefault("io_loop", asyncio.get_running_loop())
-        stream = ZMQStream(sock, **kwargs)
+        if isinstance(sock, zmq_async.asyncio.Socket):
+            stream = over_future_socket(sock, **kwargs)
+        else:
+            stream = ZMQStream(sock, **kwargs)
         self.streams.append(stream)
         return stream
 
@@ -627,8 +640,7 @@ async def test_a_zmq_async_socket_shares_its_reactor_with_the_stream(env: Env, m
     push, pull = env.push_to_future_pull(module)
     push.send(b"for the future")
     assert await asyncio.wait_for(pull.recv(), 5) == b"for the future"
-    stream = env.stream(pull)
-    assert stream.socket is pull and stream._reactor is pull._reactor
+    stream = env.stream(pull)  # a plain shadow as stream.socket, the socket's reactor shared
     got: list[Any] = []
     stream.on_recv(got.append)
     push.send_multipart([b"for", b"the stream"])
@@ -920,7 +932,7 @@ def test_ioloop_close_all_fds_closes_streams_as_the_peer() -> None:
     async def make() -> tuple[ZMQStream, ...]:
         plain = ZMQStream(ctx.socket(zmq.PULL))
         ours_sock = zmq_async.tornado.Context.shadow(ctx).socket(zmq.PULL)
-        over_ours = ZMQStream(ours_sock)  # takes its socket's place in the listing
+        over_ours = over_future_socket(ours_sock)  # takes its socket's place in the listing
         gone = ZMQStream(ctx.socket(zmq.PUSH))
         for name, stream in (("plain", plain), ("over_ours", over_ours), ("gone", gone)):
             stream.set_close_callback(lambda name=name: closes.append(name))  # type: ignore[misc]

@@ -247,7 +247,7 @@ async def echo(
 ) -> AsyncIterator[Echo]:
     """An echo server on the module's loop, for every test of the module; closed at the end."""
     ctx, loop = loop_ctx
-    router = ctx.socket(zmq.ROUTER)
+    router = ctx.socket(zmq.ROUTER, socket_class=zmq.Socket)  # a stream drives a plain socket
     port = router.bind_to_random_port("tcp://127.0.0.1")
     stream = ZMQStream(router)  # made on the loop that will run it
     assert stream._loop is loop

@@ -16,7 +16,8 @@ from zmq_async.tornado import ZMQStream
 async def main() -> None:
     ctx = zmq_async.tornado.Context()
     try:
-        server = ZMQStream(ctx.socket(zmq.ROUTER))
+        # A stream drives a plain zmq.Socket (a future socket would be shadowed, with a warning).
+        server = ZMQStream(ctx.socket(zmq.ROUTER, socket_class=zmq.Socket))
         port = server.bind_to_random_port("tcp://127.0.0.1")
         # A ROUTER receives [client identity, request]; sending it back answers that client.
         server.on_recv(server.send_multipart)

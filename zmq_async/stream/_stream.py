@@ -346,18 +346,20 @@ class ZMQStream:
     ) -> None:
         if max_send_queue is not None and max_send_queue < 1:
             raise ValueError(f"max_send_queue must be None or at least 1, not {max_send_queue}")
-        socket = _stream_socket(socket)
+        given, socket = socket, _stream_socket(socket)
         self.io_loop, loop = _resolve_loop(io_loop)
         self._loop = loop
-        if isinstance(socket, _AsyncioSocket):
+        if isinstance(given, _AsyncioSocket):
             # One reactor per libzmq socket: its futures and this stream share the FD's edges.
-            if socket._loop is not loop:
-                socket._bind(loop)  # raises if its loop runs in another thread
-            self._reactor = socket._reactor
+            if given._loop is not loop:
+                given._bind(loop)  # raises if its loop runs in another thread
+            self._reactor = given._reactor
             self._owns_reactor = False
+            self._closer: zmq.Socket[Any] = given  # closes the shared reactor, then the socket
         else:
             self._reactor = Reactor(socket, driver_for(loop))
             self._owns_reactor = True
+            self._closer = socket
         self.socket = socket
         self.max_send_queue = max_send_queue
         self._sendbuf: deque[_Item] = deque()
@@ -386,7 +388,7 @@ class ZMQStream:
 
             # Listed among its handlers, as the peer's socket is: IOLoop.close(all_fds=True)
             # closes the stream. It takes the place of its zmq_async.tornado socket's listing.
-            enlist(self, self.io_loop, self._reactor.fd, take_over=socket)
+            enlist(self, self.io_loop, self._reactor.fd, take_over=given)
 
     @property
     def _closed(self) -> bool:
@@ -847,7 +849,7 @@ class ZMQStream:
         self._sendbuf.clear()
         if self._owns_reactor:
             reactor.close()  # unwatch the FD while it is still valid
-        socket.close(linger)  # a zmq_async socket closes the shared reactor first
+        self._closer.close(linger)  # a zmq_async socket closes the shared reactor first
         self.socket = None  # type: ignore[assignment]  # as the peer: closed() is "socket is None"
         if self._io_loop_entry is not None:
             from zmq_async.tornado._ioloop import unlist
@@ -971,29 +973,39 @@ def _send_with_options(
 
 
 def _stream_socket(socket: Any) -> zmq.Socket[Any]:
-    """The socket a stream can drive: ours as is, a peer future socket as a plain shadow."""
-    if isinstance(socket, _AsyncioSocket):
-        return socket
-    if not isinstance(socket, zmq.Socket):
-        raise TypeError(f"ZMQStream needs a zmq.Socket, not {type(socket).__name__}")
-    module = type(socket).__module__
-    if module.startswith("zmq_async."):
-        raise TypeError(
-            f"ZMQStream runs on an asyncio loop; a {module} socket belongs to another "
-            "framework. Use a plain zmq.Socket or a zmq_async.asyncio / zmq_async.tornado one."
-        )
-    if any(cls.__module__ == "zmq._future" for cls in type(socket).__mro__):
-        # zmq.asyncio / zmq.eventloop.future: its methods return Futures and it watches the FD
-        # itself. Do as the peer's ZMQStream does: drive a plain shadow of it.
-        warnings.warn(
-            "ZMQStream only supports plain zmq.Socket objects and zmq_async's sockets; "
-            f"{type(socket).__module__}.{type(socket).__name__} is replaced by a plain shadow "
-            "(zmq.Socket(shadow=socket)). Do not await its futures while the stream runs.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return zmq.Socket(shadow=socket)
-    return socket
+    """The socket a stream drives and shows as ``stream.socket``: a plain ``zmq.Socket`` as
+    is; a future socket (ours or the peer's) as a plain shadow, with the peer's RuntimeWarning.
+
+    Raises TypeError for anything else, or a zmq_async socket of another framework.
+    """
+    ours = isinstance(socket, _AsyncioSocket)
+    if not ours:
+        if not isinstance(socket, zmq.Socket):
+            raise TypeError(f"ZMQStream needs a zmq.Socket, not {type(socket).__name__}")
+        module = type(socket).__module__
+        if module.startswith("zmq_async."):
+            raise TypeError(
+                f"ZMQStream runs on an asyncio loop; a {module} socket belongs to another "
+                "framework. Use a plain zmq.Socket or a zmq_async.asyncio / zmq_async.tornado one."
+            )
+        if not any(cls.__module__ == "zmq._future" for cls in type(socket).__mro__):
+            return socket
+    # A future socket's methods return Futures: as the peer's ZMQStream, drive (and show the
+    # callbacks) a plain shadow. Ours shares its reactor with the stream, so its futures still
+    # work beside it; the peer's (zmq.asyncio, zmq.eventloop.future) watch the FD themselves.
+    warnings.warn(
+        "ZMQStream only supports the base zmq.Socket class; "
+        f"{type(socket).__module__}.{type(socket).__name__} is replaced by a plain shadow "
+        "(zmq.Socket(shadow=socket)). "
+        + (
+            "Its futures still work beside the stream."
+            if ours
+            else "Do not await its futures while the stream runs."
+        ),
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return zmq.Socket(shadow=socket)
 
 
 def _resolve_loop(io_loop: Any) -> tuple[Any, asyncio.AbstractEventLoop]:
