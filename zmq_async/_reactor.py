@@ -185,6 +185,7 @@ class Reactor:
         "closed",
         "driver",
         "fd",
+        "owner",
         "pollq",
         "recv_dry",
         "recvq",
@@ -192,8 +193,17 @@ class Reactor:
         "socket",
     )
 
-    def __init__(self, socket: zmq.Socket[Any], driver: Driver | None = None) -> None:
+    def __init__(
+        self,
+        socket: zmq.Socket[Any],
+        driver: Driver | None = None,
+        owner: zmq.Socket[Any] | None = None,
+    ) -> None:
+        #: The socket the reactor touches: for an adapter's socket (``owner``), a plain shadow
+        #: of it, so that the reactor does not keep its owner alive (see ReactorSocket).
         self.socket = socket
+        #: The adapter's socket this reactor serves, weakly; None when it serves ``socket``.
+        self.owner = None if owner is None else weakref.ref(owner)
         self.fd: int = _get(socket, zmq.FD)
         self.driver = driver
         self.recvq: deque[Waiter] = deque()

@@ -37,6 +37,17 @@ class ReactorSocket(zmq.Socket[_T]):
 
     _reactor: Reactor
 
+    def _new_reactor(self) -> Reactor:
+        """A reactor for this socket, touching it through a plain shadow.
+
+        Holding ``self`` would make a cycle (socket -> reactor -> socket): a socket dropped
+        without ``close()`` would then wait for the cycle collector, its context's ``term()``
+        hanging until it runs, where pyzmq closes such a socket (with a ResourceWarning) as
+        soon as its last reference goes. Its ``__del__`` calls our ``close()``, which closes
+        the reactor first.
+        """
+        return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
+
     def get(self, option: int) -> Any:
         """Get the value of a socket option, as ``zmq.Socket.get``.
 
@@ -122,7 +133,7 @@ def _disown_after_fork() -> None:
     parent, _pid = _pid, os.getpid()
     for reactor in live_reactors():
         reactor.abandon()
-        sock = reactor.socket
+        sock = reactor.socket if reactor.owner is None else reactor.owner()
         if not isinstance(sock, ReactorSocket) or isinstance(sock, InheritedSocket):
             continue
         cls = type(sock)

@@ -859,3 +859,21 @@ def test_each_thread_waits_in_its_own_hub(green, zmq, ctx):
     assert sorted(r for r, _ in results) == [b"0", b"1"]
     idents = {ident for _, ident in results}
     assert len(idents) == 2 and zmq.Socket._current_hub().thread not in idents
+
+
+def test_a_dropped_socket_is_freed_at_once_and_term_returns(zmq: Any, green: Any) -> None:
+    """As pyzmq's: a socket dropped without close() is closed when its last reference goes,
+    so term() returns (not only after the cycle collector ran), also after it waited."""
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("tcp://127.0.0.1:*")
+    assert pull.poll(10) == 0  # it waited in the hub, then timed out
+    ref = weakref.ref(pull)
+    gc.disable()
+    try:
+        del pull
+        assert ref() is None, "the socket outlived its last reference"
+    finally:
+        gc.enable()
+    ctx.term()  # returns: no socket is left open
+    assert ctx.closed

@@ -185,7 +185,7 @@ class Socket(ReactorSocket[Any]):
             super().__init__(shadow=_from_socket)
         else:
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
-        self._reactor = Reactor(self)
+        self._reactor = self._new_reactor()
         self._hot = _Hot(self._reactor)
 
     @classmethod

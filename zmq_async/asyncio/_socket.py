@@ -83,7 +83,7 @@ class Socket(ReactorSocket["Future[Any]"]):
                 DeprecationWarning,
                 stacklevel=2,
             )
-        self._reactor = Reactor(self)
+        self._reactor = self._new_reactor()
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any], io_loop: Any = None) -> _SocketT:

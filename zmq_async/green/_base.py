@@ -224,7 +224,7 @@ class GreenSocket(ReactorSocket[Any]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._reactor = Reactor(self)
+        self._reactor = self._new_reactor()
 
     # -- the hub this socket waits in ----------------------------------------------------
 
@@ -454,8 +454,9 @@ class GreenContext(zmq.Context[_SocketT]):
             self._open.discard(id(socket))
 
     def __del__(self) -> None:
-        # A context dropped with sockets never closed is garbage together with them (each
-        # socket and its reactor form a cycle), and their finalizers may run after this one:
+        # A context dropped with sockets never closed can be garbage together with them (each
+        # socket refers to its context; a traceback can close the cycle), and their
+        # finalizers may run after this one:
         # terminating here, as zmq.Context does, would wait for them for ever. Terminate once
         # the collection is over and they have closed themselves. (No thread: monkeypatched,
         # starting one would switch greenlets in the middle of the collection.)
