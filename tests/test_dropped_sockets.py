@@ -8,7 +8,9 @@ its reactor once referred to each other): ``term()`` would hang until it ran.
 from __future__ import annotations
 
 import gc
+import sys
 import threading
+import warnings
 import weakref
 from collections.abc import Iterator
 from typing import Any
@@ -86,4 +88,22 @@ async def test_an_anyio_socket_dropped_after_waiting_is_freed_and_term_returns(
     ref = weakref.ref(pull)
     del pull
     assert ref() is None, "the socket outlived its last reference"
+    assert term_returns(ctx)
+
+
+@pytest.mark.parametrize("module", [zmq_async.asyncio, zmq_async.anyio])
+def test_a_dropped_socket_is_closed_even_where_warnings_are_errors(
+    module: Any, no_cycle_collection: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyzmq's ``__del__`` warns, then closes: under ``-W error`` the warning raises first and
+    the socket would stay open, its context's term() hanging. Ours closes it regardless."""
+    unraisable: list[Any] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    ctx = module.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("tcp://127.0.0.1:*")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        del sock
+    assert [type(u.exc_value) for u in unraisable] == [ResourceWarning]  # as pyzmq's
     assert term_returns(ctx)

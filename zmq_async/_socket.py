@@ -48,6 +48,15 @@ class ReactorSocket(zmq.Socket[_T]):
         """
         return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
 
+    def __del__(self) -> None:
+        # pyzmq's warns (ResourceWarning), then closes; where warnings are errors, the warning
+        # raises and the close never happens, and the context's term() would wait for ever.
+        try:
+            super().__del__()
+        finally:
+            if not self._shadow and not self.closed:
+                self.close()
+
     def get(self, option: int) -> Any:
         """Get the value of a socket option, as ``zmq.Socket.get``.
 

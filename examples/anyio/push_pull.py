@@ -23,9 +23,10 @@ async def ventilator(push: zmq_async.anyio.Socket) -> None:
 
 
 async def worker(pull: zmq_async.anyio.Socket, push: zmq_async.anyio.Socket) -> None:
-    async for frames in pull:  # yields what recv_multipart() returns; ends when pull closes
-        n = json.loads(frames[0])["n"]
-        await push.send_json({"n": n, "square": n * n})
+    async with push:  # closes it when the worker ends
+        async for frames in pull:  # yields what recv_multipart() returns; ends when pull closes
+            n = json.loads(frames[0])["n"]
+            await push.send_json({"n": n, "square": n * n})
 
 
 async def main() -> None:

@@ -24,9 +24,10 @@ async def server(router: zmq_async.anyio.Socket) -> None:
 
 
 async def client(dealer: zmq_async.anyio.Socket, name: str, replies: dict[str, list[str]]) -> None:
-    for i in range(REQUESTS):
-        await dealer.send_string(f"{name}/{i}")  # all requests first ...
-    replies[name] = [await dealer.recv_string() for _ in range(REQUESTS)]  # ... then replies
+    async with dealer:  # closes it when the client is done
+        for i in range(REQUESTS):
+            await dealer.send_string(f"{name}/{i}")  # all requests first ...
+        replies[name] = [await dealer.recv_string() for _ in range(REQUESTS)]  # ... then replies
 
 
 async def main() -> None:
