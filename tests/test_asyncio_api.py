@@ -884,6 +884,50 @@ class TestLoopsAndThreads:
         finally:
             second.close()
 
+    @pytest.mark.timeout(3 * TIMEOUT)
+    def test_a_loop_that_ran_here_and_now_runs_in_another_thread_is_not_this_threads(
+        self, new_loop: Any, pair: Any
+    ) -> None:
+        """The socket's loop ran in this thread, stopped, and now runs in another one: this
+        thread's next loop must hand its operations to that thread, not run them itself (the
+        fast "running here" check must not trust where the loop ran before)."""
+        push, pull = pair
+        owner = new_loop()
+
+        async def bind() -> None:
+            for i in range(3):  # more than once: the loop's fast check has seen it run here
+                await push.send(b"bind %d" % i)
+                assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind %d" % i
+
+        async def use() -> bytes:
+            mine = asyncio.get_running_loop()
+            sent = push.send(b"moved")
+            got = pull.recv()
+            # Futures of this loop, answered by the owner's: the operations were handed over.
+            assert sent.get_loop() is mine and got.get_loop() is mine
+            await asyncio.wait_for(sent, WAIT)
+            return await asyncio.wait_for(got, WAIT)  # type: ignore[no-any-return]
+
+        try:
+            owner.run_until_complete(bind())  # both sockets now belong to ``owner``
+            running = threading.Event()
+            owner.call_soon(running.set)
+            thread = threading.Thread(target=owner.run_forever)
+            thread.start()
+            try:
+                assert running.wait(WAIT)
+                mine = new_loop()
+                try:
+                    assert mine.run_until_complete(use()) == b"moved"
+                finally:
+                    mine.close()
+            finally:
+                owner.call_soon_threadsafe(owner.stop)
+                thread.join(WAIT)
+            assert not thread.is_alive()
+        finally:
+            owner.close()
+
     @pytest.mark.parametrize("op", ["recv", "send"])
     @pytest.mark.asyncio
     async def test_use_from_a_thread_without_a_loop_raises_runtime_error_as_the_peer(

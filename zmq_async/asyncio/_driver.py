@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from zmq_async._reactor import TimerHandle
+from zmq_async._thread import get_ident as _get_ident
 
 __all__ = ["AsyncioDriver", "current_loop", "driver_for", "thread_marker"]
 
 Callback = Callable[[], object]
+
+_asyncgen_hooks = sys.get_asyncgen_hooks
+_get_running_loop = asyncio._get_running_loop
 
 
 class AsyncioDriver:
@@ -109,14 +114,45 @@ def current_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_event_loop()
 
 
-class _NoThread:
-    """Stands for a loop that does not say which thread runs it: never the caller's."""
-
-    __slots__ = ()
-    _thread_id = None
+#: Never anyone's asyncgen hook.
+_NEVER = object()
 
 
-_NO_THREAD = _NoThread()
+class _RunMarker:
+    """The marker of a loop that does not record its thread (uvloop): see ``thread_marker``.
+
+    A loop's ``run_forever`` installs its own asyncgen hooks in the thread that runs it
+    (``sys.set_asyncgen_hooks``, as asyncio's and uvloop's both do) and restores the previous
+    ones when the run ends. Hooks are per thread, and the bound method a run installs is a new
+    object that this marker keeps alive (so its identity is never reused): the calling
+    thread's current ``firstiter`` hook being that object means the calling thread is inside
+    that very run. Reading the hooks costs a third of ``_get_running_loop()``'s getpid().
+    The object is learnt the first time the exact check says the loop runs here, and again
+    after each new run (another thread, or another loop in between).
+    """
+
+    __slots__ = ("_run", "loop")
+
+    def __init__(self, loop: Any) -> None:
+        self.loop = loop
+        #: The ``firstiter`` hook the loop's current (or last seen) run installed; at first
+        #: none (not None: that is the hook of a thread that runs no loop).
+        self._run: object = _NEVER
+
+    @property
+    def _thread_id(self) -> int | None:
+        """The calling thread's identifier if ``loop`` is running in it, else None."""
+        if _asyncgen_hooks()[0] is self._run:
+            return _get_ident()
+        loop = self.loop
+        if _get_running_loop() is not loop:
+            return None
+        hook = _asyncgen_hooks()[0]
+        # Only a hook of this loop's own making names its run (one the user installed may
+        # be installed in other threads too).
+        if getattr(hook, "__self__", None) is loop:
+            self._run = hook
+        return _get_ident()
 
 
 def thread_marker(loop: Any) -> Any:
@@ -124,11 +160,13 @@ def thread_marker(loop: Any) -> Any:
 
     ``thread_marker(loop)._thread_id == zmq_async._thread.get_ident()`` means ``loop`` is the
     running loop of the calling thread, as ``asyncio._get_running_loop() is loop`` does, for a
-    tenth of the cost: on CPython 3.11 that makes a getpid() system call on every call (about
-    0.2 us, as much as a whole send). asyncio's own loops (``BaseEventLoop``: the default loop,
-    Tornado's) record the thread they run in; for others (uvloop) the marker says None, and
-    callers fall back to ``_get_running_loop()``. False tells nothing: fall back then too. The
-    marker of a loop inherited across ``fork()`` may still match in the child, where
-    ``_get_running_loop()`` says None: callers check that their reactor was not abandoned.
+    fraction of the cost: on CPython 3.11 that makes a getpid() system call on every call
+    (about 0.2 us, as much as a whole send). asyncio's own loops (``BaseEventLoop``: the
+    default loop, Tornado's) record the thread they run in, and are their own marker; for
+    others (uvloop) a :class:`_RunMarker` recognises the loop's current run by the asyncgen
+    hook it installed in its thread. False tells nothing: fall back to ``_get_running_loop()``
+    then. The marker of a loop inherited across ``fork()`` may still match in the child,
+    where ``_get_running_loop()`` says None: callers check that their reactor was not
+    abandoned.
     """
-    return loop if isinstance(loop, asyncio.BaseEventLoop) else _NO_THREAD
+    return loop if isinstance(loop, asyncio.BaseEventLoop) else _RunMarker(loop)
