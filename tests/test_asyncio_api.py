@@ -928,6 +928,41 @@ class TestLoopsAndThreads:
         finally:
             owner.close()
 
+    @pytest.mark.timeout(3 * TIMEOUT)
+    def test_a_thread_without_a_loop_is_not_taken_for_the_loop_only_a_poller_used(
+        self, new_loop: Any, ctx: Any
+    ) -> None:
+        """A socket bound to its loop by a Poller alone: its loop's fast "running here" check
+        has learnt nothing yet, and must not match a thread that runs no loop either."""
+        pull = ctx.socket(zmq.PULL)
+        pull.bind_to_random_port(LOOPBACK)
+        outcome: dict[str, Any] = {}
+
+        def worker() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the peer's "no running loop" warning
+                try:
+                    outcome["future"] = pull.recv()
+                except BaseException as exc:  # recorded, asserted on below
+                    outcome["raised"] = exc
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            polling = poller.poll(int(WAIT * 1000))  # binds pull to this loop; waits
+            thread = threading.Thread(target=worker)
+            thread.start()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
+            assert not thread.is_alive()
+            polling.cancel()
+
+        loop = new_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        assert isinstance(outcome.get("raised"), RuntimeError), outcome
+
     @pytest.mark.parametrize("op", ["recv", "send"])
     @pytest.mark.asyncio
     async def test_use_from_a_thread_without_a_loop_raises_runtime_error_as_the_peer(
