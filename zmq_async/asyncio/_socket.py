@@ -408,7 +408,7 @@ class Socket(ReactorSocket["Future[Any]"]):
         loop = self._enter()
         if loop is None:
             return self._hand_off(_get_running_loop(), self.poll, timeout, flags)
-        future: Future[int] = loop.create_future()
+        future: Future[int] = Future(loop=loop)
         reactor = self._reactor
         try:
             ready = _get(self, _EVENTS) & flags
