@@ -22,6 +22,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 import zmq_async.asyncio
+from zmq_async.asyncio._driver import thread_marker
 
 WAIT = 5.0  # bound for anything that should happen "soon"
 TIMEOUT = 20  # pytest-timeout's bound per test (setup included): twice the old runner's 10 s
@@ -883,6 +884,35 @@ class TestLoopsAndThreads:
             assert second.run_until_complete(deliver()) == b"second loop"
         finally:
             second.close()
+
+    def test_thread_marker_names_the_thread_running_the_loop(self, new_loop: Any) -> None:
+        """The contract streams and anyio sockets rely on, on every kind of loop (uvloop
+        records no thread): ``_thread_id`` is the caller's thread only inside the loop."""
+        loop = new_loop()
+        marker = thread_marker(loop)
+
+        async def inside() -> Any:
+            return marker._thread_id
+
+        try:
+            assert marker._thread_id != threading.get_ident()  # not running
+            assert loop.run_until_complete(inside()) == threading.get_ident()
+            assert marker._thread_id != threading.get_ident()  # stopped
+            running = threading.Event()
+            loop.call_soon(running.set)
+            thread = threading.Thread(target=loop.run_forever)
+            thread.start()
+            try:
+                assert running.wait(WAIT)
+                assert marker._thread_id != threading.get_ident()  # another thread's
+                asked = asyncio.run_coroutine_threadsafe(inside(), loop)
+                assert asked.result(WAIT) == thread.ident
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(WAIT)
+            assert not thread.is_alive()
+        finally:
+            loop.close()
 
     @pytest.mark.timeout(3 * TIMEOUT)
     def test_a_loop_that_ran_here_and_now_runs_in_another_thread_is_not_this_threads(
