@@ -8,6 +8,7 @@ Every test runs on the default asyncio loop and on uvloop (pytest-asyncio, throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -462,6 +464,22 @@ async def on_another_threads_loop(
     assert not thread.is_alive()
 
 
+@contextlib.contextmanager
+def running_in_another_thread(loop: asyncio.AbstractEventLoop) -> Iterator[threading.Thread]:
+    """Run ``loop`` in a new thread for the block (running when the block begins)."""
+    running = threading.Event()
+    loop.call_soon(running.set)
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        assert running.wait(WAIT)
+        yield thread
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+    assert not thread.is_alive()
+
+
 async def wait_readable(sock: Any) -> None:
     """Wait (bounded) until ``sock`` has a message, without taking it."""
     assert await asyncio.wait_for(sock.poll(), WAIT) & zmq.POLLIN
@@ -898,19 +916,10 @@ class TestLoopsAndThreads:
             assert marker._thread_id != threading.get_ident()  # not running
             assert loop.run_until_complete(inside()) == threading.get_ident()
             assert marker._thread_id != threading.get_ident()  # stopped
-            running = threading.Event()
-            loop.call_soon(running.set)
-            thread = threading.Thread(target=loop.run_forever)
-            thread.start()
-            try:
-                assert running.wait(WAIT)
+            with running_in_another_thread(loop) as thread:
                 assert marker._thread_id != threading.get_ident()  # another thread's
                 asked = asyncio.run_coroutine_threadsafe(inside(), loop)
                 assert asked.result(WAIT) == thread.ident
-            finally:
-                loop.call_soon_threadsafe(loop.stop)
-                thread.join(WAIT)
-            assert not thread.is_alive()
         finally:
             loop.close()
 
@@ -940,21 +949,12 @@ class TestLoopsAndThreads:
 
         try:
             owner.run_until_complete(bind())  # both sockets now belong to ``owner``
-            running = threading.Event()
-            owner.call_soon(running.set)
-            thread = threading.Thread(target=owner.run_forever)
-            thread.start()
-            try:
-                assert running.wait(WAIT)
+            with running_in_another_thread(owner):
                 mine = new_loop()
                 try:
                     assert mine.run_until_complete(use()) == b"moved"
                 finally:
                     mine.close()
-            finally:
-                owner.call_soon_threadsafe(owner.stop)
-                thread.join(WAIT)
-            assert not thread.is_alive()
         finally:
             owner.close()
 
