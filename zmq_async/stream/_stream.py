@@ -5,7 +5,8 @@ completion (:class:`_Receiver`) hands each message to the callback and queues it
 so one dispatch drains up to :data:`~zmq_async._reactor.BATCH` messages with NOBLOCK receives
 and no per-message Future. Sending is an ordered buffer: a message goes out at once when
 nothing is queued ahead and no ``on_send`` callback waits for it, otherwise a standing send
-waiter (:class:`_Sender`) sends the buffer's head each time EVENTS allows.
+waiter (:class:`_Sender`) sends from the buffer's head, up to BATCH messages, each time EVENTS
+allows.
 """
 
 from __future__ import annotations
@@ -255,7 +256,7 @@ class _Sender:
     ) -> None:
         self.stream = stream
         self.armed = False
-        self.waiter = Waiter(self, stream._send_head)
+        self.waiter = Waiter(self, stream._send_buffered)
         #: The stream is closed (:attr:`ZMQStream._closed`).
         self.closed = False
         #: The ``on_send`` callback.
@@ -272,20 +273,28 @@ class _Sender:
     def done(self) -> bool:
         return self.closed
 
-    def set_result(self, result: tuple[Any, Any] | None, /) -> None:
+    def set_result(self, count: int, /) -> None:
         stream = self.stream
-        if result is not None:
-            stream._sent(result)
-        if stream._closed:
+        if self.closed:
             self.armed = False
-        elif stream._reactor.closed:
+        elif self.reactor.closed:
             self.armed = False
-            stream._released(stream._reactor)  # a callback closed the (shared) socket
-        elif stream._sendbuf:
-            stream._reactor.sendq.append(self.waiter)  # as in _Receiver.set_result
+            stream._released(self.reactor)  # a callback closed the (shared) socket
+        elif self.buf:
+            if count >= BATCH:
+                # Let the loop run (and other sockets be served) before the next batch.
+                self.reactor.driver.call_soon(self._requeue)  # type: ignore[union-attr]
+            else:
+                self.sendq.append(self.waiter)  # as in _Receiver.set_result
         else:
             self.armed = False
             stream._maybe_drained()
+
+    def _requeue(self) -> None:
+        reactor = self.reactor
+        if self.armed and not self.closed and not reactor.closed:
+            reactor.wait_send(self.waiter)
+            reactor.dispatch()  # the socket may take more, with no edge to come
 
     def set_exception(self, exception: BaseException, /) -> None:
         self.armed = False
@@ -708,6 +717,32 @@ class ZMQStream:
         self._reactor.wait_send(self._sender.waiter)
         # The socket may be writable with no edge to come: look now.
         self._reactor.kick()
+
+    def _send_buffered(self, socket: zmq.Socket[Any]) -> int:
+        """The send waiter's operation: send queued messages in order while the socket takes
+        them, up to :data:`~zmq_async._reactor.BATCH`, each followed by its ``on_send``
+        callback; returns how many left the queue.
+
+        One EVENTS read per batch, not per message. Raises zmq.Again, with nothing consumed,
+        if the socket takes none.
+        """
+        buf = self._sendbuf
+        sender = self._sender
+        reactor = self._reactor
+        count = 0
+        while buf:
+            try:
+                result = self._send_head(socket)
+            except _Again:
+                if count:
+                    return count  # the dispatch reads EVENTS next (rule 1)
+                raise
+            count += 1
+            if result is not None:
+                self._sent(result)
+            if count >= BATCH or sender.closed or reactor.closed:
+                break
+        return count
 
     def _send_head(self, socket: zmq.Socket[Any]) -> tuple[Any, Any] | None:
         """The send waiter's operation: send the oldest queued message, ``(msg, status)``.
