@@ -352,6 +352,38 @@ async def test_sends_queue_while_the_socket_cannot_send_and_go_out_in_order(env:
 
 
 @pytest.mark.asyncio
+async def test_queued_sends_go_out_in_batches_not_one_events_read_each(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send queue drains up to BATCH messages per wakeup, each followed by its on_send
+    callback, in order: not one EVENTS read (pyzmq's costliest call) per message."""
+    push, pull = env.pair()
+    got: list[Any] = []
+    sent: list[Any] = []
+    pull.on_recv(got.append)
+    await until(lambda: push.socket.get(zmq.EVENTS) & zmq.POLLOUT)
+    events_reads = 0
+    real_get = zmq_async._reactor._get
+
+    def counting_get(socket: Any, option: int) -> Any:
+        nonlocal events_reads
+        events_reads += option == zmq.EVENTS
+        return real_get(socket, option)
+
+    monkeypatch.setattr(zmq_async._reactor, "_get", counting_get)
+    n = 8 * BATCH
+    push.on_send(lambda msg, status: sent.append(msg[0]))  # every send queues, in order
+    for i in range(n):
+        push.send(b"%d" % i)
+    assert push.send_queue_size == n
+    await until(lambda: not push.sending())
+    assert sent == [b"%d" % i for i in range(n)]
+    assert events_reads <= n // 8
+    await until(lambda: len(got) == n)
+    assert [m[0] for m in got] == sent
+
+
+@pytest.mark.asyncio
 async def test_an_unsendable_message_is_logged_in_its_turn_and_the_stream_goes_on(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:
