@@ -159,6 +159,51 @@ async def test_req_and_rep_streams_wait_their_turn_without_spinning_or_logging(
     assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
 
 
+def count_agains(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the ``zmq.Again`` errors built from now on (a failed NOBLOCK call builds one)."""
+    built = [0]
+    init = zmq.Again.__init__
+
+    def counting_init(self: zmq.Again, *args: Any, **kwargs: Any) -> None:
+        built[0] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(zmq.Again, "__init__", counting_init)
+    return built
+
+
+@pytest.mark.asyncio
+async def test_streams_in_lockstep_look_before_receiving_instead_of_failing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages one per wakeup (a REQ/REP turn): after the first, a stream asks zmq_poll
+    rather than fail a receive (a zmq.Again costs several times that), and still wakes for
+    the next message; a burst after the trickle is received without asking, in order."""
+    req, rep = env.pair(zmq.REQ, zmq.REP)
+    rep.on_recv(rep.send_multipart)
+    replies: list[Any] = []
+    req.on_recv(replies.append)
+    built = count_agains(monkeypatch)
+    n = 40
+    for i in range(n):
+        req.send(b"%d" % i)
+        await until(lambda k=i + 1: len(replies) == k)
+    assert replies == [[b"%d" % i] for i in range(n)]
+    assert built[0] <= n // 4, built  # (about one per round trip before)
+
+    push, pull = env.pair()
+    got: list[Any] = []
+    pull.on_recv(got.append)
+    for i in range(5):
+        push.send(b"%d" % i)
+        await until(lambda k=i + 1: len(got) == k)
+    burst = 3 * BATCH
+    for i in range(5, 5 + burst):
+        push.send(b"%d" % i)
+    await until(lambda: len(got) == 5 + burst)
+    assert got == [[b"%d" % i] for i in range(5 + burst)]
+
+
 @pytest.mark.asyncio
 async def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
     push, pull = env.pair()

@@ -24,6 +24,7 @@ from typing import Any
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
+from zmq.backend import zmq_poll as _zmq_poll
 from zmq.utils import jsonapi
 
 from zmq_async import _ops
@@ -83,9 +84,25 @@ class _Receiver:
     no reactor round per message. A failed (NOBLOCK) receive ends it, leaving it first in
     line and the FD re-armed; a full batch yields to the loop first (rule 3); with other
     receivers queued on a shared socket it takes one message per turn, as they do.
+
+    While messages come one per wakeup (a REQ/REP turn, a trickle), it asks ``zmq_poll``
+    before receiving a second one instead: a failed receive builds a ``zmq.Again``, several
+    times the cost of that look, which re-arms the FD as well (rule 1).
     """
 
-    __slots__ = ("_requeue_cb", "active", "callback", "copy", "reactor", "stream", "turn", "waiter")
+    __slots__ = (
+        "_requeue_cb",
+        "active",
+        "callback",
+        "copy",
+        "lone",
+        "parked",
+        "poll_items",
+        "reactor",
+        "stream",
+        "turn",
+        "waiter",
+    )
 
     def __init__(
         self,
@@ -100,6 +117,12 @@ class _Receiver:
         #: The ``on_recv`` callback and its ``copy``, changed in place by a later ``on_recv``.
         self.callback = callback
         self.copy = copy
+        #: The last wakeup found one message only: look (zmq_poll) before receiving a second.
+        self.lone = False
+        #: The drain ended on a look that found no message: set_result queues as after a
+        #: failed receive.
+        self.parked = False
+        self.poll_items = [(reactor.socket, _POLLIN)]
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
         #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
@@ -111,7 +134,8 @@ class _Receiver:
     def drain(self, socket: zmq.Socket[Any]) -> int:
         """The waiter's operation: receive and dispatch messages; returns how many.
 
-        Raises zmq.Again when the socket has no more (after dispatching those it had).
+        Raises zmq.Again when the socket has no more (after dispatching those it had), unless
+        a look (``lone``) found that first.
         """
         # The hot path: everything per message is local here, or in slots (the stream's own
         # attributes are read through its __getattr__ hook, several times slower).
@@ -120,10 +144,21 @@ class _Receiver:
         recv = _recv
         spawn = self.stream._spawn
         count = 0
+        lone = self.lone
         while True:
+            if lone and count:
+                if not _zmq_poll(self.poll_items, 0):
+                    self.parked = True
+                    return count
+                lone = self.lone = False  # a second message: a burst, receive without asking
             # A Frame says whether more follow (zmq_msg_more); asking the socket (RCVMORE)
             # costs more than copying the frame out.
-            frame = recv(socket, _NOBLOCK, False, False)
+            try:
+                frame = recv(socket, _NOBLOCK, False, False)
+            except _Again:
+                if count == 1:
+                    self.lone = True
+                raise
             if self.copy:
                 msg = [frame.bytes]
                 while frame.more:
@@ -146,6 +181,7 @@ class _Receiver:
                 return count  # (closed: by the callback, closing the shared socket)
 
     def set_result(self, count: int, /) -> None:
+        parked, self.parked = self.parked, False
         if not self.active:
             return
         reactor = self.reactor
@@ -155,6 +191,10 @@ class _Receiver:
         elif count >= BATCH:
             # Let the loop run (and other sockets be served) before the next batch.
             reactor.driver.call_soon(self._requeue_cb)  # type: ignore[union-attr]
+        elif parked:
+            # Our look was the last touch of the socket and found nothing: as after a failed
+            # receive, the dispatch may end here (the FD is re-armed).
+            reactor.wait_recv(self.waiter, tried=True)
         else:
             # Others wait on this shared socket: back of the line. Popped by the dispatch
             # that is calling us, which is watching the FD: no need for wait_recv's
