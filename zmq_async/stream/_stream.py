@@ -622,9 +622,14 @@ class ZMQStream:
                 if sender.recvq or sender.pollq:
                     sender.reactor.kick()  # rule 1: our send may have consumed their edge
                 return
-        if self._closed:
+        if sender.closed:
             raise OSError("Stream is closed")
-        if _get_running_loop() is not self._loop and self._loop.is_running():
+        if (
+            # (the thread marker first: _get_running_loop() makes a system call on 3.11)
+            (sender.home._thread_id != _get_ident() or sender.reactor.closed)
+            and _get_running_loop() is not sender.loop
+            and sender.loop.is_running()
+        ):
             self._hand_send_off(msg, flags, copy, track, callback, kwargs)
             return
         self._send(msg, flags, copy, track, callback, kwargs, self.max_send_queue)
@@ -800,6 +805,8 @@ class ZMQStream:
         try:
             if kwargs:
                 status = _send_with_options(socket, parts, flags, copy, track, kwargs)
+            elif len(parts) == 1:
+                status = _send(socket, parts[0], flags, copy, track)
             else:
                 status = _send_multipart(socket, parts, flags, copy, track)
         except _Again:
