@@ -452,6 +452,25 @@ def test_a_close_from_the_hub_finishes_before_its_waiters_run(green, zmq, pair):
     assert outcome == [zmq.ENOTSOCK]
 
 
+@pytest.mark.timeout(20)
+def test_a_wait_in_a_hub_callback_is_refused_and_consumes_nothing(green, zmq, pair):
+    push, pull = pair
+    outcome: list[Any] = []
+
+    def in_the_hub() -> None:
+        for call in (pull.recv, lambda: pull.poll(1000), lambda: zmq.Poller().poll(1000)):
+            try:
+                outcome.append(call())
+            except RuntimeError as exc:
+                outcome.append("cannot block" in str(exc))
+
+    zmq.Socket._current_hub().driver.call_soon(in_the_hub)
+    green.sleep(0.05)
+    assert outcome == [True, True, True]
+    push.send(b"x")
+    assert pull.recv() == b"x"  # the refused receive left nothing queued or taken
+
+
 def _watched_fds(zmq: Any) -> set[int]:
     driver = zmq.Socket._current_hub().driver
     keys = getattr(driver, "_watchers", None) or getattr(driver, "_fan_outs", None) or {}
