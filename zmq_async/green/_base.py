@@ -214,6 +214,9 @@ class GreenSocket(ReactorSocket[Any]):
 
     #: The flavour's hub of the calling thread; set by each flavour.
     _current_hub: ClassVar[Callable[[], GreenHub]]
+    #: A slot, not an instance attribute: read on every call, a slot skips the dict lookup
+    #: that pyzmq's ``__getattr__`` hook leaves unspecialized.
+    __slots__ = ("_reactor",)
     _reactor: Reactor
     _hub: GreenHub | None = None
     _close_error: BaseException | None = None
@@ -389,7 +392,7 @@ class GreenSocket(ReactorSocket[Any]):
 
     def close(self, linger: int | None = None) -> None:
         """Wake every waiting greenlet with ``ZMQError(ENOTSOCK)``, unwatch the FD, close."""
-        if not self.closed and "_reactor" in self.__dict__:
+        if not self.closed and hasattr(self, "_reactor"):  # unset if __init__ failed
             self._release(_CLOSED)
         super().close(linger)
 
