@@ -153,6 +153,28 @@ def test_bad_multipart_sends_nothing(zmq, pair):
     assert pull.recv_multipart() == [b"only"]
 
 
+def test_a_socket_that_fails_to_open_raises_that_alone(zmq, monkeypatch):
+    # Its reactor failed to be made: the error is raised, and collecting the half-made socket
+    # closes it without failing again, so that its context terminates.
+    def broken(self: Any) -> Any:
+        raise RuntimeError("no reactor")
+
+    monkeypatch.setattr(zmq.Socket, "_new_reactor", broken)
+    context = zmq.Context()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # dropped without close()
+            with pytest.raises(RuntimeError, match="no reactor"):
+                context.socket(zmq.PULL)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    context.term()  # would wait for ever for a socket left open
+
+
 def test_state_errors_are_raised_at_once(zmq, ctx):
     req = ctx.socket(zmq.REQ)
     req.connect("tcp://127.0.0.1:1")
