@@ -308,6 +308,37 @@ class TestRule1NoLostWakeup:
         assert not reactor.recvq
         assert pull.recv() == b"unclaimed"
 
+    def test_a_served_receiver_whose_look_finds_nothing_ends_the_dispatch(self, sockets, driver):
+        # A stream's receiver: it receives, looks (recv_ready), and is re-queued by its
+        # completion. Its look was the last touch and re-armed the FD: dispatch must not try
+        # it again (a failed receive builds a zmq.Again), and the next message must wake it.
+        push, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        tries: list[str] = []
+        received: list[Any] = []
+
+        class Requeue(Result):
+            def set_result(self, result: Any, /) -> None:
+                received.append(result)
+                reactor.recvq.append(waiter)
+
+        def drain(socket: zmq.Socket[Any]) -> Any:
+            tries.append("recv")
+            message = _ops.recv(socket, NOBLOCK, True, False)
+            assert not reactor.recv_ready()
+            return message
+
+        waiter = Waiter(Requeue(), drain)
+        reactor.wait_recv(waiter)
+        for n in range(3):
+            push.send(b"%d" % n)
+            assert driver.fd_readable(reactor.fd)
+            driver.fire_fd(reactor.fd)
+            assert tries == ["recv"] * (n + 1)  # one receive per message, none that fails
+            assert not driver.fd_readable(reactor.fd)
+        assert received == [b"0", b"1", b"2"]
+        assert list(reactor.recvq) == [waiter]
+
 
 class TestRecheckIsSharedAndBounded:
     """Rule 1's re-check: one per driver, flat in the number of waiting sockets, bounded."""

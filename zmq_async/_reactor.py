@@ -251,7 +251,9 @@ class Reactor:
         read, measured); an EVENTS read answers as well and re-arms the FD as that does
         (rule 1). True (so: try it) when EVENTS shows a message, or what a receive would
         report other than ``Again``: POLLOUT on REQ/REP (a receive out of turn fails with
-        EFSM there), or an error. Clears ``recv_dry`` when True.
+        EFSM there), or an error. Clears ``recv_dry`` when True. False counts as a failed
+        receive: the caller queues (or is re-queued) with no touch of the socket in between,
+        so a dispatch serving it may end there (the look re-armed the FD).
         """
         try:
             events = self.events()
@@ -264,6 +266,7 @@ class Reactor:
         if events & mask:
             self.recv_dry = False
             return True
+        self._recv_failed = True
         return False
 
     def events(self) -> int:
@@ -456,9 +459,10 @@ class Reactor:
                     if self._serve(recvq):
                         if self._recv_failed and not (sendq or pollq):
                             # The caller served ran on at once (a green wakeup switches
-                            # into it), found no next message and queued again: that was
-                            # the last touch, so no receiver can proceed, and the FD is
-                            # re-armed. Any other touch since would have kicked (rule 1).
+                            # into it; a stream's receiver drains), found no next message
+                            # and queued again: that was the last touch, so no receiver can
+                            # proceed, and the FD is re-armed. Any other touch since would
+                            # have kicked (rule 1).
                             return
                         continue
                     if not recvq:
