@@ -520,7 +520,8 @@ class Reactor:
                 _cancel_timer(waiter)
                 completion.set_exception(exc)
                 return True
-            _cancel_timer(waiter)
+            if waiter.timer is not None:  # (most waiters have none: spare the call)
+                _cancel_timer(waiter)
             post = waiter.post
             if post is None:
                 completion.set_result(result)
