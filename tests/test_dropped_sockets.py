@@ -107,3 +107,45 @@ def test_a_dropped_socket_is_closed_even_where_warnings_are_errors(
         del sock
     assert [type(u.exc_value) for u in unraisable] == [ResourceWarning]  # as pyzmq's
     assert term_returns(ctx)
+
+
+def _loop_kinds() -> list[Any]:
+    import asyncio
+
+    kinds: list[Any] = [asyncio.new_event_loop]
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is in the test extra
+        return kinds
+    return [*kinds, uvloop.new_event_loop]
+
+
+@pytest.mark.parametrize("new_loop", _loop_kinds(), ids=["asyncio", "uvloop"])
+@pytest.mark.parametrize("module", [zmq_async.asyncio, zmq_async.tornado])
+def test_a_closed_loop_its_sockets_used_is_freed(module: Any, new_loop: Any) -> None:
+    """A program (or a test suite) running one loop after another must not keep them all."""
+    ctx = module.Context()
+    loops = []
+    for n in range(3):
+        loop = new_loop()
+
+        async def use(n: int = n) -> None:
+            a, b = ctx.socket(zmq.PAIR), ctx.socket(zmq.PAIR)
+            a.bind(f"inproc://loops-{id(ctx)}-{n}")
+            b.connect(f"inproc://loops-{id(ctx)}-{n}")
+            pending = b.recv()  # a receive that waits: the loop watches the FD
+            await a.send(b"x")
+            assert await pending == b"x"
+            poller = module.Poller()
+            poller.register(b, zmq.POLLIN)
+            assert await poller.poll(0) == []
+            a.close()
+            b.close()
+
+        loop.run_until_complete(use())
+        loop.close()
+        loops.append(weakref.ref(loop))
+        del loop
+    gc.collect()
+    assert [ref() for ref in loops] == [None] * 3, "a loop outlived its use"
+    ctx.term()

@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
-from weakref import WeakKeyDictionary
+from weakref import WeakValueDictionary
 
 from zmq_async._reactor import TimerHandle
 from zmq_async._thread import get_ident as _get_ident
@@ -118,11 +118,14 @@ class AsyncioDriver:
             callback()
 
 
-_drivers: WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncioDriver] = WeakKeyDictionary()
+#: Each loop's driver while anything uses it: the sockets, pollers and FD callbacks that need
+#: a driver hold it, and it holds its loop. Weak values, not weak keys: a driver in a weak-key
+#: map would keep its own key alive, and every loop ever used with it with it.
+_drivers: WeakValueDictionary[asyncio.AbstractEventLoop, AsyncioDriver] = WeakValueDictionary()
 
 
 def driver_for(loop: asyncio.AbstractEventLoop) -> AsyncioDriver:
-    """The one driver of ``loop``."""
+    """The one driver of ``loop`` (a new one once nothing uses the last)."""
     driver = _drivers.get(loop)
     if driver is None:
         driver = _drivers[loop] = AsyncioDriver(loop)
