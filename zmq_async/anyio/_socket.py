@@ -429,7 +429,7 @@ class Socket(ReactorSocket[Any]):
             else:
                 reactor.wait_recv(waiter, tried)
             return await _await_future(reactor, waiter, future)
-        completion = TrioCompletion(driver)
+        completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, op, args, post)
         if sending:
             reactor.wait_send(waiter)
@@ -561,7 +561,7 @@ class Socket(ReactorSocket[Any]):
             waiter = Waiter(future, None, mask=flags)
             reactor.wait_poll(waiter, seconds)
             return await _await_future(reactor, waiter, future)  # type: ignore[no-any-return]
-        completion = TrioCompletion(driver)
+        completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, None, mask=flags)
         reactor.wait_poll(waiter, seconds)
         try:
