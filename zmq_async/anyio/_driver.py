@@ -118,7 +118,9 @@ class TrioCompletion:
         return True
 
     def _wake(self) -> None:
-        if not self.stop_watching() and self.parked:
+        if self.scope is not None or self.waits_on is not None:
+            self.stop_watching()
+        elif self.parked:
             self.driver.unpark(self)
 
     def stop_watching(self) -> bool:
@@ -331,8 +333,8 @@ class TrioDriver:
         except BaseException:
             self._hand_off_all(keys)  # cancelled or failed: someone else must watch
             raise
-        if completion._done:
-            self._hand_off_all(keys)
+        if completion._done and self._parked:
+            self._hand_off_all(keys)  # (no task parked at all: nobody to hand the role to)
         # else: we were woken for nothing (or served someone else): block() watches again.
 
     async def _park(self, completion: TrioCompletion, keys: Sequence[Key]) -> None:
