@@ -428,7 +428,12 @@ class Socket(ReactorSocket[Any]):
                 reactor.wait_send(waiter)
             else:
                 reactor.wait_recv(waiter, tried)
-            return await _await_future(reactor, waiter, future)
+            try:
+                return await future
+            except _CancelledError:
+                if _kept(reactor, waiter, future):
+                    return future.result()
+                raise
         completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, op, args, post)
         if sending:
@@ -560,7 +565,12 @@ class Socket(ReactorSocket[Any]):
             future = loop.create_future()  # type: ignore[union-attr]
             waiter = Waiter(future, None, mask=flags)
             reactor.wait_poll(waiter, seconds)
-            return await _await_future(reactor, waiter, future)  # type: ignore[no-any-return]
+            try:
+                return await future  # type: ignore[no-any-return]
+            except _CancelledError:
+                if _kept(reactor, waiter, future):
+                    return future.result()  # type: ignore[no-any-return]
+                raise
         completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, None, mask=flags)
         reactor.wait_poll(waiter, seconds)
@@ -630,15 +640,12 @@ class Socket(ReactorSocket[Any]):
         self.close()
 
 
-async def _await_future(reactor: Reactor, waiter: Waiter, future: asyncio.Future[Any]) -> Any:
-    """Await a queued waiter's Future; a cancellation racing its result keeps the result."""
-    try:
-        return await future
-    except _CancelledError:
-        if waiter.timer is not None:
-            reactor.discard(waiter)
-        if future.done() and not future.cancelled() and future.exception() is None:
-            # A message was received for us just before the cancellation arrived: return it
-            # rather than lose it (anyio delivers the cancellation at the next checkpoint).
-            return future.result()
-        raise
+def _kept(reactor: Reactor, waiter: Waiter, future: asyncio.Future[Any]) -> bool:
+    """Whether a queued waiter's Future, whose await was cancelled, got its result first.
+
+    Then the caller returns that result rather than lose a message (anyio delivers the
+    cancellation at the next checkpoint). Stops the waiter's timer either way.
+    """
+    if waiter.timer is not None:
+        reactor.discard(waiter)
+    return future.done() and not future.cancelled() and future.exception() is None
