@@ -20,7 +20,8 @@ take turns doing the waiting (:meth:`TrioDriver.block`):
   deadline, each timer woke all N watchers: N re-checks times N wake-ups).
 
 A completion (:class:`TrioCompletion`) wakes its task when the reactor completes it: it
-reschedules a parked task, or cancels the private cancel scope of a watching one.
+reschedules a parked task, or ends the FD wait of a watching one: ``notify_closing`` on a zmq
+socket's FD (no one else waits on it), else by cancelling the wait's private cancel scope.
 
 trio is imported only when a trio run first uses a zmq_async.anyio object.
 """
@@ -123,18 +124,16 @@ class TrioCompletion:
         elif self.parked:
             self.driver.unpark(self)
 
-    def stop_watching(self) -> bool:
+    def stop_watching(self) -> None:
         """End its task's FD wait, if it watches one (it hands the role on as it leaves).
 
-        Either way unregisters the FD from trio now, before anyone may close it.
+        Either way (cancelling, or ``notify_closing``) unregisters the FD from trio now, before
+        anyone may close it.
         """
         if self.scope is not None:
             self.scope.cancel()
         elif self.waits_on is not None:
             self.driver._trio.lowlevel.notify_closing(self.waits_on)
-        else:
-            return False
-        return True
 
 
 class TrioDriver:
