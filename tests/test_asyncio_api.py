@@ -8,6 +8,7 @@ Every test runs on the default asyncio loop and on uvloop (pytest-asyncio, throu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -15,6 +16,7 @@ import socket
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ import zmq
 from zmq.utils.monitor import parse_monitor_message
 
 import zmq_async.asyncio
+from zmq_async.asyncio._driver import thread_marker
 
 WAIT = 5.0  # bound for anything that should happen "soon"
 TIMEOUT = 20  # pytest-timeout's bound per test (setup included): twice the old runner's 10 s
@@ -461,6 +464,22 @@ async def on_another_threads_loop(
     assert not thread.is_alive()
 
 
+@contextlib.contextmanager
+def running_in_another_thread(loop: asyncio.AbstractEventLoop) -> Iterator[threading.Thread]:
+    """Run ``loop`` in a new thread for the block (running when the block begins)."""
+    running = threading.Event()
+    loop.call_soon(running.set)
+    thread = threading.Thread(target=loop.run_forever)
+    thread.start()
+    try:
+        assert running.wait(WAIT)
+        yield thread
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+    assert not thread.is_alive()
+
+
 async def wait_readable(sock: Any) -> None:
     """Wait (bounded) until ``sock`` has a message, without taking it."""
     assert await asyncio.wait_for(sock.poll(), WAIT) & zmq.POLLIN
@@ -883,6 +902,96 @@ class TestLoopsAndThreads:
             assert second.run_until_complete(deliver()) == b"second loop"
         finally:
             second.close()
+
+    def test_thread_marker_names_the_thread_running_the_loop(self, new_loop: Any) -> None:
+        """The contract streams and anyio sockets rely on, on every kind of loop (uvloop
+        records no thread): ``_thread_id`` is the caller's thread only inside the loop."""
+        loop = new_loop()
+        marker = thread_marker(loop)
+
+        async def inside() -> Any:
+            return marker._thread_id
+
+        try:
+            assert marker._thread_id != threading.get_ident()  # not running
+            assert loop.run_until_complete(inside()) == threading.get_ident()
+            assert marker._thread_id != threading.get_ident()  # stopped
+            with running_in_another_thread(loop) as thread:
+                assert marker._thread_id != threading.get_ident()  # another thread's
+                asked = asyncio.run_coroutine_threadsafe(inside(), loop)
+                assert asked.result(WAIT) == thread.ident
+        finally:
+            loop.close()
+
+    @pytest.mark.timeout(3 * TIMEOUT)
+    def test_a_loop_that_ran_here_and_now_runs_in_another_thread_is_not_this_threads(
+        self, new_loop: Any, pair: Any
+    ) -> None:
+        """The socket's loop ran in this thread, stopped, and now runs in another one: this
+        thread's next loop must hand its operations to that thread, not run them itself (the
+        fast "running here" check must not trust where the loop ran before)."""
+        push, pull = pair
+        owner = new_loop()
+
+        async def bind() -> None:
+            for i in range(3):  # more than once: the loop's fast check has seen it run here
+                await push.send(b"bind %d" % i)
+                assert await asyncio.wait_for(pull.recv(), WAIT) == b"bind %d" % i
+
+        async def use() -> bytes:
+            mine = asyncio.get_running_loop()
+            sent = push.send(b"moved")
+            got = pull.recv()
+            # Futures of this loop, answered by the owner's: the operations were handed over.
+            assert sent.get_loop() is mine and got.get_loop() is mine
+            await asyncio.wait_for(sent, WAIT)
+            return await asyncio.wait_for(got, WAIT)  # type: ignore[no-any-return]
+
+        try:
+            owner.run_until_complete(bind())  # both sockets now belong to ``owner``
+            with running_in_another_thread(owner):
+                mine = new_loop()
+                try:
+                    assert mine.run_until_complete(use()) == b"moved"
+                finally:
+                    mine.close()
+        finally:
+            owner.close()
+
+    @pytest.mark.timeout(3 * TIMEOUT)
+    def test_a_thread_without_a_loop_is_not_taken_for_the_loop_only_a_poller_used(
+        self, new_loop: Any, ctx: Any
+    ) -> None:
+        """A socket bound to its loop by a Poller alone: its loop's fast "running here" check
+        has learnt nothing yet, and must not match a thread that runs no loop either."""
+        pull = ctx.socket(zmq.PULL)
+        pull.bind_to_random_port(LOOPBACK)
+        outcome: dict[str, Any] = {}
+
+        def worker() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the peer's "no running loop" warning
+                try:
+                    outcome["future"] = pull.recv()
+                except BaseException as exc:  # recorded, asserted on below
+                    outcome["raised"] = exc
+
+        async def main() -> None:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(pull, zmq.POLLIN)
+            polling = poller.poll(int(WAIT * 1000))  # binds pull to this loop; waits
+            thread = threading.Thread(target=worker)
+            thread.start()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
+            assert not thread.is_alive()
+            polling.cancel()
+
+        loop = new_loop()
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        assert isinstance(outcome.get("raised"), RuntimeError), outcome
 
     @pytest.mark.parametrize("op", ["recv", "send"])
     @pytest.mark.asyncio

@@ -7,6 +7,7 @@ behave as they do in production; only time and scheduling are fake.
 from __future__ import annotations
 
 import itertools
+import os
 import select
 import threading
 from collections.abc import Callable, Iterator
@@ -156,6 +157,62 @@ def test_waiter_registers_the_fd_once_and_dispatch_serves_it(sockets, driver):
     assert result.value == b"hello"
 
 
+class TestEvents:
+    """``Reactor.events()`` reads EVENTS through ``zmq_poll``: it must mean what ``get`` does."""
+
+    def test_events_are_those_get_reports_and_consume_the_edge_as_get_does(self, sockets):
+        push, pull, _ = sockets
+        reactor = Reactor(pull)
+        assert reactor.events() == zmq.Socket.get(pull, zmq.EVENTS) == 0
+        push.send(b"m")
+        fd = reactor.fd
+        assert select.select([fd], [], [], 0)[0]
+        assert reactor.events() == zmq.POLLIN
+        assert not select.select([fd], [], [], 0)[0]  # re-armed: rule 1 relies on it
+        assert Reactor(push).events() == zmq.POLLOUT
+
+    @pytest.mark.parametrize("stdin_readable", [False, True])
+    def test_a_closed_socket_raises_enotsock_whatever_fd_0_says(self, sockets, stdin_readable):
+        # pyzmq polls file descriptor 0 in place of a closed socket.
+        _, pull, _ = sockets
+        reactor = Reactor(pull)
+        pull.close()
+        saved = os.dup(0)
+        r, w = os.pipe()
+        try:
+            os.dup2(r, 0)
+            if stdin_readable:
+                os.write(w, b"x")
+            with pytest.raises(zmq.ZMQError) as info:
+                reactor.events()
+            assert info.value.errno == zmq.ENOTSOCK
+            assert reactor.recv_ready()  # so the receive runs, and raises the same error
+        finally:
+            os.dup2(saved, 0)
+            for fd in (saved, r, w):
+                os.close(fd)
+
+    def test_a_terminated_context_raises_eterm(self):
+        ctx: zmq.Context[Any] = zmq.Context()
+        pull = ctx.socket(zmq.PULL)
+        pull.linger = 0
+        reactor = Reactor(pull)
+        terminator = threading.Thread(target=ctx.term)
+        terminator.start()
+        try:
+            for _ in range(500):  # term() signals the socket from its thread
+                if select.select([reactor.fd], [], [], 0)[0]:
+                    break
+                terminator.join(0.01)
+            with pytest.raises(zmq.ZMQError) as info:
+                reactor.events()
+            assert info.value.errno == zmq.ETERM
+        finally:
+            pull.close()
+            terminator.join(5)
+        assert not terminator.is_alive()
+
+
 class TestRule1NoLostWakeup:
     def test_user_events_read_consumes_the_edge_and_after_op_recovers_it(self, sockets, driver):
         push, pull, _ = sockets
@@ -250,6 +307,37 @@ class TestRule1NoLostWakeup:
         assert not driver.fd_readable(reactor.fd)
         assert not reactor.recvq
         assert pull.recv() == b"unclaimed"
+
+    def test_a_served_receiver_whose_look_finds_nothing_ends_the_dispatch(self, sockets, driver):
+        # A stream's receiver: it receives, looks (recv_ready), and is re-queued by its
+        # completion. Its look was the last touch and re-armed the FD: dispatch must not try
+        # it again (a failed receive builds a zmq.Again), and the next message must wake it.
+        push, pull, _ = sockets
+        reactor = Reactor(pull, driver)
+        tries: list[str] = []
+        received: list[Any] = []
+
+        class Requeue(Result):
+            def set_result(self, result: Any, /) -> None:
+                received.append(result)
+                reactor.recvq.append(waiter)
+
+        def drain(socket: zmq.Socket[Any]) -> Any:
+            tries.append("recv")
+            message = _ops.recv(socket, NOBLOCK, True, False)
+            assert not reactor.recv_ready()
+            return message
+
+        waiter = Waiter(Requeue(), drain)
+        reactor.wait_recv(waiter)
+        for n in range(3):
+            push.send(b"%d" % n)
+            assert driver.fd_readable(reactor.fd)
+            driver.fire_fd(reactor.fd)
+            assert tries == ["recv"] * (n + 1)  # one receive per message, none that fails
+            assert not driver.fd_readable(reactor.fd)
+        assert received == [b"0", b"1", b"2"]
+        assert list(reactor.recvq) == [waiter]
 
 
 class TestRecheckIsSharedAndBounded:

@@ -159,6 +159,51 @@ async def test_req_and_rep_streams_wait_their_turn_without_spinning_or_logging(
     assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
 
 
+def count_agains(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the ``zmq.Again`` errors built from now on (a failed NOBLOCK call builds one)."""
+    built = [0]
+    init = zmq.Again.__init__
+
+    def counting_init(self: zmq.Again, *args: Any, **kwargs: Any) -> None:
+        built[0] += 1
+        init(self, *args, **kwargs)
+
+    monkeypatch.setattr(zmq.Again, "__init__", counting_init)
+    return built
+
+
+@pytest.mark.asyncio
+async def test_streams_in_lockstep_look_before_receiving_instead_of_failing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Messages one per wakeup (a REQ/REP turn): after the first, a stream asks zmq_poll
+    rather than fail a receive (a zmq.Again costs several times that), and still wakes for
+    the next message; a burst after the trickle is received without asking, in order."""
+    req, rep = env.pair(zmq.REQ, zmq.REP)
+    rep.on_recv(rep.send_multipart)
+    replies: list[Any] = []
+    req.on_recv(replies.append)
+    built = count_agains(monkeypatch)
+    n = 40
+    for i in range(n):
+        req.send(b"%d" % i)
+        await until(lambda k=i + 1: len(replies) == k)
+    assert replies == [[b"%d" % i] for i in range(n)]
+    assert built[0] <= n // 4, built  # (about one per round trip before)
+
+    push, pull = env.pair()
+    got: list[Any] = []
+    pull.on_recv(got.append)
+    for i in range(5):
+        push.send(b"%d" % i)
+        await until(lambda k=i + 1: len(got) == k)
+    burst = 3 * BATCH
+    for i in range(5, 5 + burst):
+        push.send(b"%d" % i)
+    await until(lambda: len(got) == 5 + burst)
+    assert got == [[b"%d" % i] for i in range(5 + burst)]
+
+
 @pytest.mark.asyncio
 async def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
     push, pull = env.pair()
@@ -349,6 +394,38 @@ async def test_sends_queue_while_the_socket_cannot_send_and_go_out_in_order(env:
     await until(lambda: len(got) == 21)
     assert [m[0] for m in got] == [b"%d" % i for i in range(21)]
     assert not push.sending()
+
+
+@pytest.mark.asyncio
+async def test_queued_sends_go_out_in_batches_not_one_events_read_each(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The send queue drains up to BATCH messages per wakeup, each followed by its on_send
+    callback, in order: not one EVENTS read (pyzmq's costliest call) per message."""
+    push, pull = env.pair()
+    got: list[Any] = []
+    sent: list[Any] = []
+    pull.on_recv(got.append)
+    await until(lambda: push.socket.get(zmq.EVENTS) & zmq.POLLOUT)
+    events_reads = 0
+    real_get = zmq_async._reactor._get
+
+    def counting_get(socket: Any, option: int) -> Any:
+        nonlocal events_reads
+        events_reads += option == zmq.EVENTS
+        return real_get(socket, option)
+
+    monkeypatch.setattr(zmq_async._reactor, "_get", counting_get)
+    n = 8 * BATCH
+    push.on_send(lambda msg, status: sent.append(msg[0]))  # every send queues, in order
+    for i in range(n):
+        push.send(b"%d" % i)
+    assert push.send_queue_size == n
+    await until(lambda: not push.sending())
+    assert sent == [b"%d" % i for i in range(n)]
+    assert events_reads <= n // 8
+    await until(lambda: len(got) == n)
+    assert [m[0] for m in got] == sent
 
 
 @pytest.mark.asyncio

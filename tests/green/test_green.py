@@ -153,6 +153,28 @@ def test_bad_multipart_sends_nothing(zmq, pair):
     assert pull.recv_multipart() == [b"only"]
 
 
+def test_a_socket_that_fails_to_open_raises_that_alone(zmq, monkeypatch):
+    # Its reactor failed to be made: the error is raised, and collecting the half-made socket
+    # closes it without failing again, so that its context terminates.
+    def broken(self: Any) -> Any:
+        raise RuntimeError("no reactor")
+
+    monkeypatch.setattr(zmq.Socket, "_new_reactor", broken)
+    context = zmq.Context()
+    unraisable: list[Any] = []
+    hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # dropped without close()
+            with pytest.raises(RuntimeError, match="no reactor"):
+                context.socket(zmq.PULL)
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+    assert unraisable == []
+    context.term()  # would wait for ever for a socket left open
+
+
 def test_state_errors_are_raised_at_once(zmq, ctx):
     req = ctx.socket(zmq.REQ)
     req.connect("tcp://127.0.0.1:1")
@@ -450,6 +472,25 @@ def test_a_close_from_the_hub_finishes_before_its_waiters_run(green, zmq, pair):
     zmq.Socket._current_hub().driver.call_soon(pull.close)  # close() in a hub callback
     green.get(g)
     assert outcome == [zmq.ENOTSOCK]
+
+
+@pytest.mark.timeout(20)
+def test_a_wait_in_a_hub_callback_is_refused_and_consumes_nothing(green, zmq, pair):
+    push, pull = pair
+    outcome: list[Any] = []
+
+    def in_the_hub() -> None:
+        for call in (pull.recv, lambda: pull.poll(1000), lambda: zmq.Poller().poll(1000)):
+            try:
+                outcome.append(call())
+            except RuntimeError as exc:
+                outcome.append("cannot block" in str(exc))
+
+    zmq.Socket._current_hub().driver.call_soon(in_the_hub)
+    green.sleep(0.05)
+    assert outcome == [True, True, True]
+    push.send(b"x")
+    assert pull.recv() == b"x"  # the refused receive left nothing queued or taken
 
 
 def _watched_fds(zmq: Any) -> set[int]:

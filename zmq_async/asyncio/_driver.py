@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
 from weakref import WeakKeyDictionary
 
 from zmq_async._reactor import TimerHandle
+from zmq_async._thread import get_ident as _get_ident
 
 __all__ = ["AsyncioDriver", "current_loop", "driver_for", "thread_marker"]
 
 Callback = Callable[[], object]
+
+_asyncgen_hooks = sys.get_asyncgen_hooks
+_get_running_loop = asyncio._get_running_loop
 
 
 class AsyncioDriver:
@@ -22,13 +27,43 @@ class AsyncioDriver:
     socket's reactor and a poller holding a shadow of it), so extra ones share a fan-out.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "home", "loop")
+    __slots__ = ("__weakref__", "_callbacks", "home", "loop", "run", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        #: ``thread_marker(loop)``, for the sockets' check that they run on their loop.
-        self.home = thread_marker(loop)
+        records = isinstance(loop, asyncio.BaseEventLoop)
+        #: The loop if it records the thread running it (``_thread_id``: asyncio's own loops),
+        #: else an object whose ``_thread_id`` is always None. With ``run``, the sockets' fast
+        #: check that their loop is the running loop of the calling thread.
+        self.thread: Any = loop if records else _NO_THREAD
+        #: The asyncgen hook the loop's current (or last seen) run installed in its thread:
+        #: the calling thread's current hook being this very object means the caller is
+        #: inside that run (see :class:`_RunMarker`). Learnt by :meth:`running_here`.
+        self.run: object = _NEVER
+        #: ``thread_marker(loop)``.
+        self.home: Any = loop if records else _RunMarker(self)
         self._callbacks: dict[tuple[int, bool], list[Callback]] = {}
+
+    def running_here(self) -> bool:
+        """Whether the loop is the running loop of the calling thread (the exact, slow check).
+
+        If so, learns its run (see :meth:`learn_run`).
+        """
+        if _get_running_loop() is not self.loop:
+            return False
+        self.learn_run()
+        return True
+
+    def learn_run(self) -> None:
+        """Remember the hook of the loop's current run; call only while it runs in this thread.
+
+        The fast check (``run``) then says so, until the run ends.
+        """
+        hook = _asyncgen_hooks()[0]
+        # Only a hook of this loop's own making names its run (one the user installed may
+        # be installed in other threads too).
+        if getattr(hook, "__self__", None) is self.loop:
+            self.run = hook
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
@@ -109,6 +144,10 @@ def current_loop() -> asyncio.AbstractEventLoop:
         return asyncio.get_event_loop()
 
 
+#: Never anyone's asyncgen hook (not None: that is the hook of a thread that runs no loop).
+_NEVER = object()
+
+
 class _NoThread:
     """Stands for a loop that does not say which thread runs it: never the caller's."""
 
@@ -119,16 +158,44 @@ class _NoThread:
 _NO_THREAD = _NoThread()
 
 
+class _RunMarker:
+    """The marker of a loop that does not record its thread (uvloop): see ``thread_marker``.
+
+    A loop's ``run_forever`` installs its own asyncgen hooks in the thread that runs it
+    (``sys.set_asyncgen_hooks``, as asyncio's and uvloop's both do) and restores the previous
+    ones when the run ends. Hooks are per thread, and the bound method a run installs is a new
+    object, which the driver keeps alive (so its identity is never reused): the calling
+    thread's current ``firstiter`` hook being that object means the calling thread is inside
+    that very run. The driver learns the object the first time the exact check says the loop
+    runs here, and again after each new run (in another thread, or after another loop).
+    """
+
+    __slots__ = ("_driver",)
+
+    def __init__(self, driver: AsyncioDriver) -> None:
+        self._driver = driver
+
+    @property
+    def _thread_id(self) -> int | None:
+        """The calling thread's identifier if the loop is running in it, else None."""
+        driver = self._driver
+        if driver.run is _asyncgen_hooks()[0] or driver.running_here():
+            return _get_ident()
+        return None
+
+
 def thread_marker(loop: Any) -> Any:
     """An object whose ``_thread_id`` is the identifier of the thread running ``loop``, or None.
 
     ``thread_marker(loop)._thread_id == zmq_async._thread.get_ident()`` means ``loop`` is the
     running loop of the calling thread, as ``asyncio._get_running_loop() is loop`` does, for a
-    tenth of the cost: on CPython 3.11 that makes a getpid() system call on every call (about
-    0.2 us, as much as a whole send). asyncio's own loops (``BaseEventLoop``: the default loop,
-    Tornado's) record the thread they run in; for others (uvloop) the marker says None, and
-    callers fall back to ``_get_running_loop()``. False tells nothing: fall back then too. The
-    marker of a loop inherited across ``fork()`` may still match in the child, where
-    ``_get_running_loop()`` says None: callers check that their reactor was not abandoned.
+    fraction of the cost: on CPython 3.11 that makes a getpid() system call on every call
+    (about 0.2 us, as much as a whole send). asyncio's own loops (``BaseEventLoop``: the
+    default loop, Tornado's) record the thread they run in, and are their own marker; for
+    others (uvloop) a marker recognises the loop's current run by the asyncgen hook it
+    installed in its thread (see :class:`_RunMarker`). False tells nothing: fall back to
+    ``_get_running_loop()`` then. The marker of a loop inherited across ``fork()`` may still
+    match in the child, where ``_get_running_loop()`` says None: callers check that their
+    reactor was not abandoned.
     """
-    return loop if isinstance(loop, asyncio.BaseEventLoop) else _NO_THREAD
+    return loop if isinstance(loop, asyncio.BaseEventLoop) else driver_for(loop).home

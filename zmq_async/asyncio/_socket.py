@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import warnings
 from collections.abc import Callable, Iterable
 from itertools import chain
@@ -29,6 +30,7 @@ _SocketT = TypeVar("_SocketT", bound="Socket")
 Future = asyncio.Future
 
 _get_running_loop = asyncio._get_running_loop
+_asyncgen_hooks = sys.get_asyncgen_hooks
 #: ``Socket._loop`` before first use: not None, which means "no running loop".
 _UNBOUND: Any = object()
 _get: Callable[[Any, int], Any] = _BackendSocket.get
@@ -152,14 +154,23 @@ class Socket(ReactorSocket["Future[Any]"]):
         """The calling thread's running loop (outside one, the thread's), the socket bound to
         it; None when the socket's loop runs in another thread: hand the operation to it.
 
-        The slow half of every operation's loop check; the fast half, inline in each, is the
-        socket's loop recording that it runs in the calling thread (see ``thread_marker``).
+        ``send`` and ``recv`` make the fast half of this check inline (see
+        ``AsyncioDriver.thread`` and ``run``) and call this only when it fails; others
+        (``poll``) call this first.
         """
-        loop = _get_running_loop()
+        driver: Any = self._reactor.driver
+        if driver is not None and (
+            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+        ):
+            return driver.loop
+        loop = running = _get_running_loop()
         if loop is not self._loop:
             if self._foreign():
                 return None
             loop = self._bind(loop)
+        driver = self._reactor.driver
+        if running is not None and driver is not None:
+            driver.learn_run()  # the fast check knows this run from now on
         return loop
 
     def _done(self, error: BaseException) -> Future[Any]:
@@ -191,8 +202,10 @@ class Socket(ReactorSocket["Future[Any]"]):
         """
         reactor = self._reactor
         driver: Any = reactor.driver
-        if driver is not None and driver.home._thread_id == _get_ident():
-            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        if driver is not None and (
+            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+        ):
+            loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
             return self._hand_off(_get_running_loop(), self._submit, sending, op, args, flags, post)
         future: Future[Any] = Future(loop=loop)
@@ -256,8 +269,10 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         reactor = self._reactor
         driver: Any = reactor.driver
-        if driver is not None and driver.home._thread_id == _get_ident():
-            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        if driver is not None and (
+            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+        ):
+            loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
             return self._hand_off(_get_running_loop(), self.recv, flags, copy, track)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
@@ -345,8 +360,10 @@ class Socket(ReactorSocket["Future[Any]"]):
         # _submit, inlined for the hottest path (a quarter faster, measured).
         reactor = self._reactor
         driver: Any = reactor.driver
-        if driver is not None and driver.home._thread_id == _get_ident():
-            loop = driver.loop  # the socket's loop, running here (see thread_marker)
+        if driver is not None and (
+            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+        ):
+            loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
             return self._hand_off(_get_running_loop(), self.send, data, flags, copy, track)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
@@ -391,7 +408,7 @@ class Socket(ReactorSocket["Future[Any]"]):
         loop = self._enter()
         if loop is None:
             return self._hand_off(_get_running_loop(), self.poll, timeout, flags)
-        future: Future[int] = loop.create_future()
+        future: Future[int] = Future(loop=loop)
         reactor = self._reactor
         try:
             ready = _get(self, _EVENTS) & flags

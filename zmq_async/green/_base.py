@@ -58,8 +58,6 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
-#: Marks "the NOBLOCK attempt raised Again" (no result of an operation is this object).
-_AGAIN: Any = object()
 #: The errors close() and term() give waiters (each raises a copy, see _fresh), made now:
 #: a socket collected at interpreter exit closes when ZMQError() can no longer import.
 _CLOSED = zmq.ZMQError(zmq.ENOTSOCK)
@@ -124,7 +122,18 @@ class Wakeup:
             self._done = True
             self._value = result
             if self._parked:
-                self._wake()
+                hub = self._hub
+                if self._direct and hub.getcurrent() is hub.greenlet:
+                    self._parked = False
+                    try:
+                        self._greenlet.switch()
+                    except BaseException as exc:
+                        # The greenlet died with an error that went to its parent, the hub,
+                        # here in the reactor's dispatch: raise it from a hub callback of its
+                        # own instead, which the framework reports as it does any other.
+                        hub.defer(partial(_reraise, exc))
+                else:
+                    hub.defer(self._resume)
 
     def set_exception(self, exception: BaseException, /) -> None:
         if not self._done:
@@ -146,11 +155,12 @@ class Wakeup:
     def wait(self) -> Any:
         """Park the calling greenlet until completed; return the result or raise its error.
 
-        Raises RuntimeError when called from the hub itself, which cannot block.
+        Call it from the greenlet that made this wakeup. Raises RuntimeError when that is the
+        hub itself, which cannot block.
         """
         if not self._done:
             hub = self._hub
-            if hub.getcurrent() is hub.greenlet:
+            if self._greenlet is hub.greenlet:  # made by the greenlet that waits
                 raise RuntimeError("cannot block in the hub (in a loop callback)")
             self._parked = True
             try:
@@ -162,20 +172,6 @@ class Wakeup:
         if error is not None:
             raise _fresh(error)
         return self._value
-
-    def _wake(self) -> None:
-        hub = self._hub
-        if self._direct and hub.getcurrent() is hub.greenlet:
-            self._parked = False
-            try:
-                self._greenlet.switch()
-            except BaseException as exc:
-                # The greenlet died with an error that went to its parent, the hub, here in
-                # the reactor's dispatch: raise it from a hub callback of its own instead,
-                # which the framework reports as it does any other.
-                hub.defer(partial(_reraise, exc))
-        else:
-            hub.defer(self._resume)
 
     def _resume(self) -> None:
         # Deferred: the greenlet may have left already (Timeout, kill); then do nothing.
@@ -218,6 +214,9 @@ class GreenSocket(ReactorSocket[Any]):
 
     #: The flavour's hub of the calling thread; set by each flavour.
     _current_hub: ClassVar[Callable[[], GreenHub]]
+    #: A slot, not an instance attribute: read on every call, a slot skips the dict lookup
+    #: that pyzmq's ``__getattr__`` hook leaves unspecialized.
+    __slots__ = ("_reactor",)
     _reactor: Reactor
     _hub: GreenHub | None = None
     _close_error: BaseException | None = None
@@ -252,55 +251,26 @@ class GreenSocket(ReactorSocket[Any]):
         reactor = self._reactor
         queue = reactor.sendq if sending else reactor.recvq
         if queue and not flags & _NOBLOCK and reactor.busy(queue):
-            return self._park(sending, op, args)
+            return _park(self, reactor, sending, op, args)
         if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
-            return self._park(False, op, args, tried=True)
+            return _park(self, reactor, False, op, args, True)
         try:
             result = op(self, *args)
         except _Again:
             if flags & _NOBLOCK:
-                self._touched()
+                _touched(reactor)
                 raise
-            result = _AGAIN  # park outside the except block: no chained Again
+            # Park below, outside the except block: no chained Again.
         except BaseException:
-            self._touched()
+            _touched(reactor)
             raise
-        if result is _AGAIN:
-            if not sending:
-                reactor.recv_dry = True
-            return self._park(sending, op, args, tried=not sending)
-        if reactor.recvq or reactor.sendq or reactor.pollq:
-            reactor.kick()  # rule 1: the operation may have consumed their edge
-        return result
-
-    def _touched(self) -> None:
-        reactor = self._reactor
-        if reactor.recvq or reactor.sendq or reactor.pollq:
-            reactor.kick()
-
-    def _park(
-        self, sending: bool, op: Callable[..., Any], args: tuple[Any, ...], tried: bool = False
-    ) -> Any:
-        """Queue a waiter for ``op`` and park until the reactor ran it (or gave up).
-
-        ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
-        """
-        self._check_open()
-        hub = self._here()
-        reactor = self._reactor
-        completion = Wakeup(hub)
-        waiter = Waiter(completion, op, args)
-        if sending:
-            reactor.wait_send(waiter)
         else:
-            reactor.wait_recv(waiter, tried)
-        try:
-            return completion.wait()
-        except BaseException:
-            if not completion.done():
-                completion.abandon()
-                reactor.discard(waiter)
-            raise
+            if reactor.recvq or reactor.sendq or reactor.pollq:
+                reactor.kick()  # rule 1: the operation may have consumed their edge
+            return result
+        if not sending:
+            reactor.recv_dry = True
+        return _park(self, reactor, sending, op, args, not sending)
 
     def _check_open(self) -> None:
         if self._reactor.closed:
@@ -311,29 +281,31 @@ class GreenSocket(ReactorSocket[Any]):
 
     def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:
         """Receive one frame: bytes (``copy=False``: a ``zmq.Frame``)."""
-        # _run, inlined for the hottest path.
+        # _run, inlined for the hottest path: one attribute read of the socket (each costs
+        # about 300 instructions through pyzmq's __getattr__ hook), no sentinel compare.
         reactor = self._reactor
-        if reactor.recvq and not flags & _NOBLOCK and reactor.busy(reactor.recvq):
-            return self._park(False, _recv, (flags | _NOBLOCK, copy, track))
-        if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
-            # The last attempt found nothing: EVENTS says so for a third of the cost.
-            return self._park(False, _recv, (flags | _NOBLOCK, copy, track), tried=True)
+        if (reactor.recvq or reactor.recv_dry) and not flags & _NOBLOCK:
+            if reactor.busy(reactor.recvq):
+                return _park(self, reactor, False, _recv, (flags | _NOBLOCK, copy, track))
+            if reactor.recv_dry and not reactor.recv_ready():
+                # The last attempt found nothing: EVENTS says so for a third of the cost.
+                return _park(self, reactor, False, _recv, (flags | _NOBLOCK, copy, track), True)
         try:
             result = _recv(self, flags | _NOBLOCK, copy, track)
         except _Again:
             if flags & _NOBLOCK:
-                self._touched()
+                _touched(reactor)
                 raise
-            result = _AGAIN  # park outside the except block: no chained Again
+            # Park below, outside the except block: no chained Again.
         except BaseException:
-            self._touched()
+            _touched(reactor)
             raise
-        if result is _AGAIN:
-            reactor.recv_dry = True
-            return self._park(False, _recv, (flags | _NOBLOCK, copy, track), tried=True)
-        if reactor.recvq or reactor.sendq or reactor.pollq:
-            reactor.kick()
-        return result
+        else:
+            if reactor.recvq or reactor.sendq or reactor.pollq:
+                reactor.kick()
+            return result
+        reactor.recv_dry = True
+        return _park(self, reactor, False, _recv, (flags | _NOBLOCK, copy, track), True)
 
     def recv_multipart(self, flags: int = 0, copy: bool = True, track: bool = False) -> list[Any]:
         """Receive a whole multipart message: a list of frames."""
@@ -360,25 +332,25 @@ class GreenSocket(ReactorSocket[Any]):
             options = {"routing_id": routing_id, "group": group}
             args: tuple[Any, ...] = (data, flags | _NOBLOCK, copy, track, options)
             return self._run(True, _ops.send_with_options, args, flags)
-        # _run, inlined for the hottest path.
+        # _run, inlined for the hottest path (see recv).
         reactor = self._reactor
         if reactor.sendq and not flags & _NOBLOCK and reactor.busy(reactor.sendq):
-            return self._park(True, _send, (data, flags | _NOBLOCK, copy, track))
+            return _park(self, reactor, True, _send, (data, flags | _NOBLOCK, copy, track))
         try:
             result = _send(self, data, flags | _NOBLOCK, copy, track)
         except _Again:
             if flags & _NOBLOCK:
-                self._touched()
+                _touched(reactor)
                 raise
-            result = _AGAIN  # park outside the except block: no chained Again
+            # Park below, outside the except block: no chained Again.
         except BaseException:
-            self._touched()
+            _touched(reactor)
             raise
-        if result is _AGAIN:
-            return self._park(True, _send, (data, flags | _NOBLOCK, copy, track))
-        if reactor.recvq or reactor.sendq or reactor.pollq:
-            reactor.kick()
-        return result
+        else:
+            if reactor.recvq or reactor.sendq or reactor.pollq:
+                reactor.kick()
+            return result
+        return _park(self, reactor, True, _send, (data, flags | _NOBLOCK, copy, track))
 
     def send_multipart(
         self, msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
@@ -420,7 +392,7 @@ class GreenSocket(ReactorSocket[Any]):
 
     def close(self, linger: int | None = None) -> None:
         """Wake every waiting greenlet with ``ZMQError(ENOTSOCK)``, unwatch the FD, close."""
-        if not self.closed and "_reactor" in self.__dict__:
+        if not self.closed and hasattr(self, "_reactor"):  # unset if __init__ failed
             self._release(_CLOSED)
         super().close(linger)
 
@@ -430,6 +402,47 @@ class GreenSocket(ReactorSocket[Any]):
         if not reactor.closed:
             self._close_error = error
             reactor.close(error)
+
+
+def _touched(reactor: Reactor) -> None:
+    """Rule 1 after a touch of the socket that raised: others queued re-read EVENTS soon."""
+    if reactor.recvq or reactor.sendq or reactor.pollq:
+        reactor.kick()
+
+
+def _park(
+    sock: GreenSocket,
+    reactor: Reactor,
+    sending: bool,
+    op: Callable[..., Any],
+    args: tuple[Any, ...],
+    tried: bool = False,
+) -> Any:
+    """Queue a waiter for ``op`` on ``sock`` and park until the reactor ran it (or gave up).
+
+    ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``). A
+    function, not a method: a method of the socket is found through pyzmq's ``__getattr__``
+    hook and bound anew on every call. Raises the socket's close error if it is closed, and
+    RuntimeError if it waits in the hub of another live thread.
+    """
+    if reactor.closed:
+        sock._check_open()
+    hub = type(sock)._current_hub()
+    if hub.driver is not reactor.driver:
+        hub = sock._here()
+    completion = Wakeup(hub)
+    waiter = Waiter(completion, op, args)
+    if sending:
+        reactor.wait_send(waiter)
+    else:
+        reactor.wait_recv(waiter, tried)
+    try:
+        return completion.wait()
+    except BaseException:
+        if not completion.done():
+            completion.abandon()
+            reactor.discard(waiter)
+        raise
 
 
 class GreenContext(zmq.Context[_SocketT]):

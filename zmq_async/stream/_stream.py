@@ -5,7 +5,8 @@ completion (:class:`_Receiver`) hands each message to the callback and queues it
 so one dispatch drains up to :data:`~zmq_async._reactor.BATCH` messages with NOBLOCK receives
 and no per-message Future. Sending is an ordered buffer: a message goes out at once when
 nothing is queued ahead and no ``on_send`` callback waits for it, otherwise a standing send
-waiter (:class:`_Sender`) sends the buffer's head each time EVENTS allows.
+waiter (:class:`_Sender`) sends from the buffer's head, up to BATCH messages, each time EVENTS
+allows.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
+from zmq.backend import zmq_poll as _zmq_poll
 from zmq.utils import jsonapi
 
 from zmq_async import _ops
@@ -82,9 +84,25 @@ class _Receiver:
     no reactor round per message. A failed (NOBLOCK) receive ends it, leaving it first in
     line and the FD re-armed; a full batch yields to the loop first (rule 3); with other
     receivers queued on a shared socket it takes one message per turn, as they do.
+
+    While messages come one per wakeup (a REQ/REP turn, a trickle), it asks ``zmq_poll``
+    before receiving a second one instead: a failed receive builds a ``zmq.Again``, several
+    times the cost of that look, which re-arms the FD as well (rule 1).
     """
 
-    __slots__ = ("_requeue_cb", "active", "callback", "copy", "reactor", "stream", "turn", "waiter")
+    __slots__ = (
+        "_requeue_cb",
+        "active",
+        "callback",
+        "copy",
+        "lone",
+        "parked",
+        "poll_items",
+        "reactor",
+        "stream",
+        "turn",
+        "waiter",
+    )
 
     def __init__(
         self,
@@ -99,6 +117,12 @@ class _Receiver:
         #: The ``on_recv`` callback and its ``copy``, changed in place by a later ``on_recv``.
         self.callback = callback
         self.copy = copy
+        #: The last wakeup found one message only: look (zmq_poll) before receiving a second.
+        self.lone = False
+        #: The drain ended on a look that found no message: set_result queues as after a
+        #: failed receive.
+        self.parked = False
+        self.poll_items = [(reactor.socket, _POLLIN)]
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
         #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
@@ -110,7 +134,8 @@ class _Receiver:
     def drain(self, socket: zmq.Socket[Any]) -> int:
         """The waiter's operation: receive and dispatch messages; returns how many.
 
-        Raises zmq.Again when the socket has no more (after dispatching those it had).
+        Raises zmq.Again when the socket has no more (after dispatching those it had), unless
+        a look (``lone``) found that first.
         """
         # The hot path: everything per message is local here, or in slots (the stream's own
         # attributes are read through its __getattr__ hook, several times slower).
@@ -119,10 +144,21 @@ class _Receiver:
         recv = _recv
         spawn = self.stream._spawn
         count = 0
+        lone = self.lone
         while True:
+            if lone and count:
+                if not _zmq_poll(self.poll_items, 0):
+                    self.parked = True
+                    return count
+                lone = self.lone = False  # a second message: a burst, receive without asking
             # A Frame says whether more follow (zmq_msg_more); asking the socket (RCVMORE)
             # costs more than copying the frame out.
-            frame = recv(socket, _NOBLOCK, False, False)
+            try:
+                frame = recv(socket, _NOBLOCK, False, False)
+            except _Again:
+                if count == 1:
+                    self.lone = True
+                raise
             if self.copy:
                 msg = [frame.bytes]
                 while frame.more:
@@ -145,6 +181,7 @@ class _Receiver:
                 return count  # (closed: by the callback, closing the shared socket)
 
     def set_result(self, count: int, /) -> None:
+        parked, self.parked = self.parked, False
         if not self.active:
             return
         reactor = self.reactor
@@ -154,6 +191,10 @@ class _Receiver:
         elif count >= BATCH:
             # Let the loop run (and other sockets be served) before the next batch.
             reactor.driver.call_soon(self._requeue_cb)  # type: ignore[union-attr]
+        elif parked:
+            # Our look was the last touch of the socket and found nothing: as after a failed
+            # receive, the dispatch may end here (the FD is re-armed).
+            reactor.wait_recv(self.waiter, tried=True)
         else:
             # Others wait on this shared socket: back of the line. Popped by the dispatch
             # that is calling us, which is watching the FD: no need for wait_recv's
@@ -255,7 +296,7 @@ class _Sender:
     ) -> None:
         self.stream = stream
         self.armed = False
-        self.waiter = Waiter(self, stream._send_head)
+        self.waiter = Waiter(self, stream._send_buffered)
         #: The stream is closed (:attr:`ZMQStream._closed`).
         self.closed = False
         #: The ``on_send`` callback.
@@ -272,20 +313,28 @@ class _Sender:
     def done(self) -> bool:
         return self.closed
 
-    def set_result(self, result: tuple[Any, Any] | None, /) -> None:
+    def set_result(self, count: int, /) -> None:
         stream = self.stream
-        if result is not None:
-            stream._sent(result)
-        if stream._closed:
+        if self.closed:
             self.armed = False
-        elif stream._reactor.closed:
+        elif self.reactor.closed:
             self.armed = False
-            stream._released(stream._reactor)  # a callback closed the (shared) socket
-        elif stream._sendbuf:
-            stream._reactor.sendq.append(self.waiter)  # as in _Receiver.set_result
+            stream._released(self.reactor)  # a callback closed the (shared) socket
+        elif self.buf:
+            if count >= BATCH:
+                # Let the loop run (and other sockets be served) before the next batch.
+                self.reactor.driver.call_soon(self._requeue)  # type: ignore[union-attr]
+            else:
+                self.sendq.append(self.waiter)  # as in _Receiver.set_result
         else:
             self.armed = False
             stream._maybe_drained()
+
+    def _requeue(self) -> None:
+        reactor = self.reactor
+        if self.armed and not self.closed and not reactor.closed:
+            reactor.wait_send(self.waiter)
+            reactor.dispatch()  # the socket may take more, with no edge to come
 
     def set_exception(self, exception: BaseException, /) -> None:
         self.armed = False
@@ -573,9 +622,14 @@ class ZMQStream:
                 if sender.recvq or sender.pollq:
                     sender.reactor.kick()  # rule 1: our send may have consumed their edge
                 return
-        if self._closed:
+        if sender.closed:
             raise OSError("Stream is closed")
-        if _get_running_loop() is not self._loop and self._loop.is_running():
+        if (
+            # (the thread marker first: _get_running_loop() makes a system call on 3.11)
+            (sender.home._thread_id != _get_ident() or sender.reactor.closed)
+            and _get_running_loop() is not sender.loop
+            and sender.loop.is_running()
+        ):
             self._hand_send_off(msg, flags, copy, track, callback, kwargs)
             return
         self._send(msg, flags, copy, track, callback, kwargs, self.max_send_queue)
@@ -709,6 +763,32 @@ class ZMQStream:
         # The socket may be writable with no edge to come: look now.
         self._reactor.kick()
 
+    def _send_buffered(self, socket: zmq.Socket[Any]) -> int:
+        """The send waiter's operation: send queued messages in order while the socket takes
+        them, up to :data:`~zmq_async._reactor.BATCH`, each followed by its ``on_send``
+        callback; returns how many left the queue.
+
+        One EVENTS read per batch, not per message. Raises zmq.Again, with nothing consumed,
+        if the socket takes none.
+        """
+        buf = self._sendbuf
+        sender = self._sender
+        reactor = self._reactor
+        count = 0
+        while buf:
+            try:
+                result = self._send_head(socket)
+            except _Again:
+                if count:
+                    return count  # the dispatch reads EVENTS next (rule 1)
+                raise
+            count += 1
+            if result is not None:
+                self._sent(result)
+            if count >= BATCH or sender.closed or reactor.closed:
+                break
+        return count
+
     def _send_head(self, socket: zmq.Socket[Any]) -> tuple[Any, Any] | None:
         """The send waiter's operation: send the oldest queued message, ``(msg, status)``.
 
@@ -725,6 +805,8 @@ class ZMQStream:
         try:
             if kwargs:
                 status = _send_with_options(socket, parts, flags, copy, track, kwargs)
+            elif len(parts) == 1:
+                status = _send(socket, parts[0], flags, copy, track)
             else:
                 status = _send_multipart(socket, parts, flags, copy, track)
         except _Again:
