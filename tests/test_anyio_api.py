@@ -355,6 +355,33 @@ async def test_each_call_checks_for_cancellation_before_consuming(apair: Any) ->
         assert await pull.recv() == b"kept"
 
 
+async def test_a_message_consumed_for_a_cancelled_asyncio_task_is_returned(
+    actx: za.Context, anyio_backend_name: str
+) -> None:
+    """asyncio's ``Task.cancel()`` (anyio's scopes wait while the Future is done) can reach a
+    waiting receive whose message the reactor has just consumed: it returns the message."""
+    if anyio_backend_name != "asyncio":
+        pytest.skip("asyncio's Task.cancel()")
+    import asyncio
+
+    pull = actx.socket(zmq.PULL)
+    push = zmq.Socket(actx, zmq.PUSH)
+    try:
+        pull.bind("inproc://kept-on-cancel")
+        push.connect("inproc://kept-on-cancel")
+        with anyio.fail_after(10):
+            task = asyncio.get_running_loop().create_task(pull.recv())
+            while not pull._reactor.recvq:
+                await anyio.sleep(0)
+            push.send(b"kept")
+            pull._reactor.dispatch()  # what the FD's callback runs: consumes it for the waiter
+            task.cancel()
+            assert await task == b"kept"
+    finally:
+        push.close(linger=0)
+        pull.close()
+
+
 async def test_the_cancellation_check_sees_outer_scopes_and_shields(apair: Any) -> None:
     pull, push = apair()
     with anyio.fail_after(10):

@@ -39,6 +39,17 @@ _SocketT = TypeVar("_SocketT", bound="Socket")
 #: One call in this many that needs no wait yields to the loop before it runs (see above).
 YIELD_EVERY = 64
 
+#: What ``Socket._now`` returns when the call needs an ``await``; ``_Hot.later`` says which.
+_LATER: Any = object()
+#: ``_Hot.later``: a checkpoint for a cancel scope that may be cancelled, then try.
+_CHECK = "check"
+#: ``_Hot.later``: yield to the loop (one call in YIELD_EVERY), then try.
+_YIELD = "yield"
+#: ``_Hot.later``: wait in the queue (behind others, or a send found no room).
+_WAIT = "wait"
+#: ``_Hot.later``: wait in the queue; a receive just found nothing.
+_WAIT_TRIED = "wait tried"
+
 _get_running_loop = asyncio._get_running_loop
 _sleep0 = asyncio.sleep
 _CancelledError = asyncio.CancelledError
@@ -46,6 +57,8 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _recv = _ops.recv
 _send = _ops.send
+_recv_multipart = _ops.recv_multipart
+_send_multipart = _ops.send_multipart
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
@@ -62,55 +75,73 @@ try:
 except Exception:  # pragma: no cover - another anyio layout: the public, slower function
     from anyio.lowlevel import checkpoint_if_cancelled as _checkpoint_if_cancelled
 
+
+class _Unsure:
+    """An anyio task state stand-in whose scope always says "maybe cancelled": checkpoint."""
+
+    __slots__ = ()
+    _cancel_called = True
+    _shield = False
+    _parent_scope = None
+
+    @property
+    def cancel_scope(self) -> _Unsure:
+        return self
+
+
+class _Unmanaged:
+    """The anyio task state stand-in of a task anyio does not manage: no scope of anyio's."""
+
+    __slots__ = ()
+    cancel_scope = None
+
+
 try:
     # What that check reads, looked up without a coroutine per call: the task's anyio state
-    # (its innermost cancel scope) and the running task of a loop.
+    # (its innermost cancel scope, whose private fields the public properties return) and the
+    # running task of a loop.
+    from anyio._backends._asyncio import CancelScope as _CancelScope
     from anyio._backends._asyncio import _task_states
 
-    _task_state_of: Callable[[Any], Any] | None = _task_states.get
+    _probe = _CancelScope()
+    if (_probe._cancel_called, _probe._shield, _probe._parent_scope) != (False, False, None):
+        raise AttributeError("another anyio layout")  # pragma: no cover
+    _task_state_of: Callable[[Any], Any] = _task_states.get
     _task_of: Callable[[Any], Any] = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
 except Exception:  # pragma: no cover - another anyio or asyncio layout: always checkpoint
-    _task_state_of = None
+    _task_state_of = _task_of = lambda _: _Unsure()
 
 
-def _maybe_cancelled(hot: _Hot, loop: asyncio.AbstractEventLoop) -> bool:
-    """False when no cancel scope around the running task was cancelled (no checkpoint needed).
-
-    The same walk as anyio's ``checkpoint_if_cancelled`` (innermost scope outwards, stopping at
-    a shield), minus its coroutine and its lookups: ``hot`` holds the socket's last task and
-    its anyio state (a task keeps one anyio state for its life). True when unsure.
-    """
-    if _task_state_of is None:
-        return True
-    task = _task_of(loop)
-    if task is hot.task:
-        state = hot.state
-    else:
-        state = _task_state_of(task)
-        if state is None:
-            return False  # a task anyio does not manage: no scope of anyio's to check
-        hot.task = task
-        hot.state = state
-    scope = state.cancel_scope
-    while scope is not None:
-        if scope.cancel_called:
-            return True
-        if scope.shield:
-            return False
-        scope = scope._parent_scope
-    return False
+def _task_state(hot: _Hot, task: Any) -> Any:
+    """The anyio state of ``task``, remembered in ``hot`` (a task keeps one for its life)."""
+    state = _task_state_of(task)
+    if state is None:
+        state = _Unmanaged()
+    hot.task = task
+    hot.state = state
+    return state
 
 
 #: trio, imported on first use from a trio run (never at import: trio is optional).
 _trio: Any = None
+#: trio's run context: ``.task`` is the running task (AttributeError outside a run).
+_trio_context: Any = None
 
 
 def _import_trio() -> Any:
-    global _trio
+    global _trio, _trio_context
     if _trio is None:
         import trio
         import trio.lowlevel
 
+        try:
+            # What trio.lowlevel.current_task() reads, read without a call per operation.
+            from trio._core import _run
+
+            context: Any = _run.GLOBAL_RUN_CONTEXT
+        except (ImportError, AttributeError):  # pragma: no cover - another layout: checkpoint
+            context = None
+        _trio_context = context
         _trio = trio
     return _trio
 
@@ -139,7 +170,7 @@ class _Hot:
     """What every operation of a socket reads, in slots: a zmq socket's own attributes are read
     through pyzmq's ``__getattr__`` hook (measured: four times the instructions of a slot)."""
 
-    __slots__ = ("countdown", "loop", "reactor", "state", "task", "trio_driver")
+    __slots__ = ("countdown", "later", "loop", "reactor", "state", "task", "trio_driver")
 
     def __init__(self, reactor: Reactor) -> None:
         self.reactor = reactor
@@ -149,9 +180,11 @@ class _Hot:
         self.trio_driver: TrioDriver | None = None
         #: Calls left before one yields (see :data:`YIELD_EVERY`).
         self.countdown = YIELD_EVERY
-        #: The last asyncio task that called, and its anyio state (see ``_maybe_cancelled``).
+        #: The last asyncio task that called, and its anyio state (see ``_task_state``).
         self.task: Any = None
         self.state: Any = None
+        #: What ``Socket._later`` must do, set by ``Socket._now`` when it returns ``_LATER``.
+        self.later = _WAIT
 
 
 class Socket(ReactorSocket[Any]):
@@ -257,84 +290,151 @@ class Socket(ReactorSocket[Any]):
         """Run ``op(self, *args)`` now if no one is queued ahead, else wait for it (FIFO).
 
         ``args`` carry NOBLOCK; ``flags`` are the caller's: with NOBLOCK it is now or never
-        (``zmq.Again``). Checks for cancellation first (see the module docstring).
+        (``zmq.Again``). Checks for cancellation first (see the module docstring). The public
+        methods inline this: each ``await`` of a coroutine costs a coroutine.
+        """
+        result = self._now(sending, op, args, flags, post)
+        if result is _LATER:
+            return await self._later(sending, op, args, flags, post)
+        return result
+
+    def _now(
+        self,
+        sending: bool,
+        op: Callable[..., Any],
+        args: tuple[Any, ...],
+        flags: int,
+        post: Callable[[Any], Any] | None = None,
+        checked: bool = False,
+    ) -> Any:
+        """:meth:`_call` without an ``await``: its result if it needs none, else ``_LATER``.
+
+        ``_LATER`` leaves in ``_hot.later`` what :meth:`_later` must do: a checkpoint first
+        (``_CHECK``, ``_YIELD``), or wait (``_WAIT``; ``_WAIT_TRIED`` once a receive found
+        nothing). ``checked``: that checkpoint was just made (and the socket bound), so only
+        try. Raises what ``op`` raises (``zmq.Again`` only with NOBLOCK in ``flags``), and
+        RuntimeError outside any async run.
         """
         hot = self._hot
         reactor = hot.reactor
-        bound = hot.loop
-        bound_driver: Any = reactor.driver
-        if (
-            bound is not None
-            and bound_driver is not None
-            and bound_driver.home._thread_id == _get_ident()
-        ):
-            loop = bound  # the socket's asyncio loop, running here (see thread_marker)
-        else:
-            loop = _get_running_loop()
-            if loop is not None and loop is not bound:
-                self._bind_asyncio(loop)
-        driver: TrioDriver | None = None
-        if loop is not None:
-            if _maybe_cancelled(hot, loop):
-                await _checkpoint_if_cancelled()
-        else:
-            driver = hot.trio_driver
-            if driver is None or _trio is None:
-                driver = self._trio()
-            task = _trio.lowlevel.current_task()
-            try:
-                # trio's checkpoint_if_cancelled and current_trio_token, read inline: no
-                # coroutine and no calls per operation.
-                runner = task._runner
-                cancelled = task._cancel_status.effectively_cancelled or (
-                    runner.ki_pending and task is runner.main_task
-                )
-                token = runner.trio_token
-            except AttributeError:  # pragma: no cover - another trio layout: its public calls
-                cancelled = True
-                token = _trio.lowlevel.current_trio_token()
-            if cancelled:
-                await _trio.lowlevel.checkpoint_if_cancelled()
-            if driver.token is not token:
-                driver = self._trio()
-        hot.countdown -= 1
-        if not hot.countdown:
-            hot.countdown = YIELD_EVERY
+        if not checked:
+            bound = hot.loop
+            bound_driver: Any = reactor.driver
+            if (
+                bound is not None
+                and bound_driver is not None
+                and bound_driver.home._thread_id == _get_ident()
+            ):
+                loop = bound  # the socket's asyncio loop, running here (see thread_marker)
+            else:
+                loop = _get_running_loop()
+                if loop is not None and loop is not bound:
+                    self._bind_asyncio(loop)
+            if loop is not None:
+                # anyio's checkpoint_if_cancelled, inline: is a scope around the task cancelled
+                # (innermost outwards, up to a shield)? If so, checkpoint (it raises there).
+                task = _task_of(loop)
+                state = hot.state if task is hot.task else _task_state(hot, task)
+                scope = state.cancel_scope
+                while scope is not None:
+                    if scope._cancel_called:
+                        hot.later = _CHECK
+                        return _LATER
+                    if scope._shield:
+                        break
+                    scope = scope._parent_scope
+            else:
+                driver = hot.trio_driver
+                if driver is None or _trio is None:
+                    driver = self._trio()
+                try:
+                    # trio's checkpoint_if_cancelled and current_trio_token, read inline: no
+                    # coroutine and no calls per operation.
+                    task = _trio_context.task
+                    runner = task._runner
+                    cancelled = task._cancel_status.effectively_cancelled or (
+                        runner.ki_pending and task is runner.main_task
+                    )
+                    token = runner.trio_token
+                except AttributeError:  # pragma: no cover - another trio layout: its public calls
+                    cancelled = True
+                    token = _trio.lowlevel.current_trio_token()
+                if driver.token is not token:
+                    self._trio()
+                if cancelled:
+                    hot.later = _CHECK
+                    return _LATER
+            hot.countdown -= 1
+            if not hot.countdown:
+                hot.countdown = YIELD_EVERY
+                hot.later = _YIELD
+                return _LATER
+        queue = reactor.sendq if sending else reactor.recvq
+        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+            hot.later = _WAIT  # FIFO: wait behind the others
+            return _LATER
+        if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
+            # The last attempt found nothing: EVENTS says so for a third of the cost.
+            hot.later = _WAIT_TRIED
+            return _LATER
+        try:
+            result = op(self, *args)
+        except _Again:
+            if flags & _NOBLOCK:
+                raise
+            if sending:
+                hot.later = _WAIT
+            else:
+                reactor.recv_dry = True
+                hot.later = _WAIT_TRIED
+            return _LATER
+        except Exception:
+            reactor.after_op()
+            raise
+        if reactor.recvq or reactor.sendq or reactor.pollq:
+            reactor.kick()  # rule 1: the operation may have consumed their edge
+        return result if post is None else post(result)
+
+    async def _later(
+        self,
+        sending: bool,
+        op: Callable[..., Any],
+        args: tuple[Any, ...],
+        flags: int,
+        post: Callable[[Any], Any] | None = None,
+    ) -> Any:
+        """:meth:`_call` after :meth:`_now` returned ``_LATER``: checkpoint, try again, wait."""
+        hot = self._hot
+        why = hot.later
+        driver = hot.trio_driver  # None on asyncio (binding to one backend unbinds the other)
+        if why is _CHECK or why is _YIELD:
             if driver is None:
-                await _sleep0(0)
+                await (_checkpoint_if_cancelled() if why is _CHECK else _sleep0(0))
+            elif why is _CHECK:
+                await _trio.lowlevel.checkpoint_if_cancelled()
             else:
                 await _trio.lowlevel.checkpoint()
-        queue = reactor.sendq if sending else reactor.recvq
-        tried = False
-        if queue and not flags & _NOBLOCK and reactor.busy(queue):
-            pass  # FIFO: wait behind the others
-        elif not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
-            tried = True  # the last attempt found nothing: EVENTS says so for a third of the cost
-        else:
-            try:
-                result = op(self, *args)
-            except _Again:
-                if flags & _NOBLOCK:
-                    raise
-                if not sending:
-                    reactor.recv_dry = tried = True
-            except Exception:
-                reactor.after_op()
-                raise
-            else:
-                if reactor.recvq or reactor.sendq or reactor.pollq:
-                    reactor.kick()  # rule 1: the operation may have consumed their edge
-                return result if post is None else post(result)
+            result = self._now(sending, op, args, flags, post, checked=True)
+            if result is not _LATER:
+                return result
+            why = hot.later
+        reactor = hot.reactor
+        tried = why is _WAIT_TRIED
         waiter: Waiter
         if driver is None:
-            future = loop.create_future()
+            future = hot.loop.create_future()
             waiter = Waiter(future, op, args, post)
             if sending:
                 reactor.wait_send(waiter)
             else:
                 reactor.wait_recv(waiter, tried)
-            return await _await_future(reactor, waiter, future)
-        completion = TrioCompletion(driver)
+            try:
+                return await future
+            except _CancelledError:
+                if _kept(reactor, waiter, future):
+                    return future.result()
+                raise
+        completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, op, args, post)
         if sending:
             reactor.wait_send(waiter)
@@ -350,15 +450,21 @@ class Socket(ReactorSocket[Any]):
 
     async def recv(self, flags: int = 0, copy: bool = True, track: bool = False) -> Any:  # type: ignore[override]
         """Receive one frame: bytes (``copy=False``: a ``zmq.Frame``)."""
-        return await self._call(False, _recv, (flags | _NOBLOCK, copy, track), flags)
+        args = (flags | _NOBLOCK, copy, track)
+        result = self._now(False, _recv, args, flags)  # _call, inlined (one coroutine less)
+        if result is _LATER:
+            return await self._later(False, _recv, args, flags)
+        return result
 
     async def recv_multipart(  # type: ignore[override]
         self, flags: int = 0, copy: bool = True, track: bool = False
     ) -> list[Any]:
         """Receive a whole multipart message: a list of frames."""
-        return await self._call(  # type: ignore[no-any-return]
-            False, _ops.recv_multipart, (flags | _NOBLOCK, copy, track), flags
-        )
+        args = (flags | _NOBLOCK, copy, track)
+        result = self._now(False, _recv_multipart, args, flags)  # _call, inlined
+        if result is _LATER:
+            return await self._later(False, _recv_multipart, args, flags)  # type: ignore[no-any-return]
+        return result  # type: ignore[no-any-return]
 
     async def recv_into(self, buf: Any, /, *, nbytes: int = 0, flags: int = 0) -> int:  # type: ignore[override]
         """Receive one frame into ``buf``; returns the frame's size."""
@@ -410,7 +516,11 @@ class Socket(ReactorSocket[Any]):
             options = {"routing_id": routing_id, "group": group}
             args: tuple[Any, ...] = (data, flags | _NOBLOCK, copy, track, options)
             return await self._call(True, _ops.send_with_options, args, flags)
-        return await self._call(True, _send, (data, flags | _NOBLOCK, copy, track), flags)
+        args = (data, flags | _NOBLOCK, copy, track)
+        result = self._now(True, _send, args, flags)  # _call, inlined
+        if result is _LATER:
+            return await self._later(True, _send, args, flags)
+        return result
 
     async def send_multipart(  # type: ignore[override]
         self, msg_parts: Any, flags: int = 0, copy: bool = True, track: bool = False, **kwargs: Any
@@ -420,9 +530,11 @@ class Socket(ReactorSocket[Any]):
         Raises TypeError for a frame without the buffer interface, IndexError for no frames.
         """
         parts: Sequence[Any] = _ops.frames(msg_parts)
-        return await self._call(
-            True, _ops.send_multipart, (parts, flags | _NOBLOCK, copy, track), flags
-        )
+        args = (parts, flags | _NOBLOCK, copy, track)
+        result = self._now(True, _send_multipart, args, flags)  # _call, inlined
+        if result is _LATER:
+            return await self._later(True, _send_multipart, args, flags)
+        return result
 
     # -- polling ----------------------------------------------------------------------------
 
@@ -453,8 +565,13 @@ class Socket(ReactorSocket[Any]):
             future = loop.create_future()  # type: ignore[union-attr]
             waiter = Waiter(future, None, mask=flags)
             reactor.wait_poll(waiter, seconds)
-            return await _await_future(reactor, waiter, future)  # type: ignore[no-any-return]
-        completion = TrioCompletion(driver)
+            try:
+                return await future  # type: ignore[no-any-return]
+            except _CancelledError:
+                if _kept(reactor, waiter, future):
+                    return future.result()  # type: ignore[no-any-return]
+                raise
+        completion = TrioCompletion(driver, zmq_fds=True)
         waiter = Waiter(completion, None, mask=flags)
         reactor.wait_poll(waiter, seconds)
         try:
@@ -523,15 +640,12 @@ class Socket(ReactorSocket[Any]):
         self.close()
 
 
-async def _await_future(reactor: Reactor, waiter: Waiter, future: asyncio.Future[Any]) -> Any:
-    """Await a queued waiter's Future; a cancellation racing its result keeps the result."""
-    try:
-        return await future
-    except _CancelledError:
-        if waiter.timer is not None:
-            reactor.discard(waiter)
-        if future.done() and not future.cancelled() and future.exception() is None:
-            # A message was received for us just before the cancellation arrived: return it
-            # rather than lose it (anyio delivers the cancellation at the next checkpoint).
-            return future.result()
-        raise
+def _kept(reactor: Reactor, waiter: Waiter, future: asyncio.Future[Any]) -> bool:
+    """Whether a queued waiter's Future, whose await was cancelled, got its result first.
+
+    Then the caller returns that result rather than lose a message (anyio delivers the
+    cancellation at the next checkpoint). Stops the waiter's timer either way.
+    """
+    if waiter.timer is not None:
+        reactor.discard(waiter)
+    return future.done() and not future.cancelled() and future.exception() is None
