@@ -1,0 +1,76 @@
+"""Review of the round-14 speed work in the reactor: EVENTS read through ``zmq_poll``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+import zmq_async._reactor
+from zmq_async.stream import ZMQStream
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@contextlib.contextmanager
+def stdin_as(state: str) -> Iterator[None]:
+    """File descriptor 0, which pyzmq's zmq_poll polls in place of a closed socket, made
+    ``readable`` (a pipe with data), ``quiet`` (an empty pipe) or ``closed``."""
+    saved = os.dup(0)
+    r, w = os.pipe()
+    try:
+        if state == "closed":
+            os.close(0)
+        else:
+            os.dup2(r, 0)
+            if state == "readable":
+                os.write(w, b"x")
+        yield
+    finally:
+        os.dup2(saved, 0)
+        for fd in (saved, r, w):
+            os.close(fd)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stdin", ["readable", "quiet", "closed"])
+async def test_a_plain_socket_closed_under_its_stream_closes_it_through_the_recheck(
+    stdin: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user closes the plain socket under a receiving stream and waits for the close
+    callback without calling anything on the stream: only the re-check can see it."""
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+    monkeypatch.setattr(zmq_async._reactor, "RECHECK_FIRST", 0.01)
+    monkeypatch.setattr(zmq_async._reactor, "RECHECK_MAX", 0.05)
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        # Another waiting socket in the same re-check generation: the re-check polls both
+        # at once, where pyzmq's fd-0 stand-in for the closed one raises nothing.
+        other = ZMQStream(ctx.socket(zmq.PULL))
+        other.on_recv(lambda msg: None)
+        sock = ctx.socket(zmq.PULL)
+        sock.linger = 0
+        stream = ZMQStream(sock)
+        closes: list[int] = []
+        stream.set_close_callback(lambda: closes.append(1))
+        stream.on_recv(lambda msg: None)
+        await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        with warnings.catch_warnings(), stdin_as(stdin):
+            warnings.simplefilter("ignore")  # the late unregister warns, as the peer's
+            sock.close()
+            deadline = loop.time() + 10
+            while not closes and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+        assert closes == [1], "the stream never noticed its socket closed"
+        assert stream.socket is None
+        other.close(linger=0)
+    finally:
+        ctx.destroy(linger=0)
