@@ -74,3 +74,45 @@ async def test_a_plain_socket_closed_under_its_stream_closes_it_through_the_rech
         other.close(linger=0)
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("stdin", ["readable", "quiet"])
+async def test_a_callback_closing_its_plain_socket_closes_the_stream(stdin: str) -> None:
+    """A stream whose last wakeup brought one message looks (zmq_poll) before a second
+    receive: after the callback closed the plain socket, that look polls fd 0 instead."""
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+    ctx: zmq.Context[Any] = zmq.Context()
+    try:
+        pull = ZMQStream(ctx.socket(zmq.PULL))
+        push = ctx.socket(zmq.PUSH)
+        push.linger = 0
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        got: list[Any] = []
+        closes: list[int] = []
+        pull.set_close_callback(lambda: closes.append(1))
+        loop = asyncio.get_running_loop()
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg)
+            if msg == [b"close"]:
+                pull.socket.close()  # the socket, not the stream
+
+        pull.on_recv(callback)
+        push.send(b"one")  # one message per wakeup: the receiver looks before a second
+        deadline = loop.time() + 10
+        while not got and loop.time() < deadline:
+            await asyncio.sleep(0.005)
+        assert pull._receiver.lone
+        with warnings.catch_warnings(), stdin_as(stdin):
+            warnings.simplefilter("ignore")  # the late unregister warns, as the peer's
+            push.send(b"close")
+            deadline = loop.time() + 10
+            while not closes and loop.time() < deadline:
+                await asyncio.sleep(0.005)
+        assert got == [[b"one"], [b"close"]]
+        assert closes == [1], "the stream never noticed its socket closed"
+        push.close()
+    finally:
+        ctx.destroy(linger=0)
