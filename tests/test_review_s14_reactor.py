@@ -13,6 +13,7 @@ import pytest
 import zmq
 
 import zmq_async._reactor
+import zmq_async.asyncio
 from zmq_async.stream import ZMQStream
 
 pytestmark = pytest.mark.timeout(30)
@@ -114,5 +115,48 @@ async def test_a_callback_closing_its_plain_socket_closes_the_stream(stdin: str)
         assert got == [[b"one"], [b"close"]]
         assert closes == [1], "the stream never noticed its socket closed"
         push.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.asyncio
+async def test_asyncio_a_message_between_a_failed_look_and_the_queue_wakes_the_receiver(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Rule 1 with ``recv_ready``: its False counts as a failed receive, so nothing may touch
+    the socket before the waiter is queued. A message sent right after each failed look must
+    still wake the receiver, with the re-check out of the way."""
+    monkeypatch.setattr(zmq_async._reactor, "RECHECK_FIRST", 60.0)
+    monkeypatch.setattr(zmq_async._reactor, "RECHECK_MAX", 60.0)
+    ctx = zmq_async.asyncio.Context()
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://review-s14-asyncio-look")
+        push = zmq.Socket(ctx, zmq.PUSH)  # plain: sends without the loop
+        push.connect("inproc://review-s14-asyncio-look")
+        sent: list[bytes] = []
+        looks: list[bool] = []
+        recv_ready = zmq_async._reactor.Reactor.recv_ready
+
+        def look_then_send(reactor: zmq_async._reactor.Reactor) -> bool:
+            ready = recv_ready(reactor)
+            looks.append(ready)
+            if not ready and reactor is pull._reactor and len(sent) < 6:
+                # inproc: message and command are in the pipe when send returns; the FD
+                # signals now, and a touch before the queue would take that edge.
+                sent.append(b"%d" % len(sent))
+                push.send(sent[-1], zmq.NOBLOCK)
+            return ready
+
+        monkeypatch.setattr(zmq_async._reactor.Reactor, "recv_ready", look_then_send)
+        first = pull.recv()  # fails and queues: later receives look first
+        await asyncio.sleep(0.02)
+        push.send(b"start")
+        got = [await asyncio.wait_for(first, 5)]
+        for _ in range(5):
+            got.append(await asyncio.wait_for(pull.recv(), 5))
+        assert got == [b"start", *sent[:5]]
+        assert looks.count(False) >= 3
+        push.close(linger=0)
     finally:
         ctx.destroy(linger=0)
