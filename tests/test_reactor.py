@@ -586,13 +586,23 @@ class TestRule6Close:
         with pytest.raises(zmq.ZMQError):
             reactor.wait_recv(recv_waiter()[0])
 
-    def test_context_terminated_under_waiters_fails_them_with_eterm(self, driver):
+    @pytest.mark.parametrize("waiting", ["recv", "poll", "recv+poll"])
+    def test_context_terminated_under_waiters_fails_them_with_eterm(self, driver, waiting):
+        # Receivers alone: the dispatch's receive finds ETERM. With a poll waiting, its
+        # EVENTS read (Reactor.events, through zmq_poll) must.
         ctx: zmq.Context[Any] = zmq.Context()
         pull = ctx.socket(zmq.PULL)
         pull.linger = 0
         reactor = Reactor(pull, driver)
-        waiter, result = recv_waiter()
-        reactor.wait_recv(waiter)
+        results = []
+        if "recv" in waiting:
+            waiter, result = recv_waiter()
+            reactor.wait_recv(waiter)
+            results.append(result)
+        if "poll" in waiting:
+            result = Result()
+            reactor.wait_poll(Waiter(result, None, mask=zmq.POLLIN), None)
+            results.append(result)
         terminator = threading.Thread(target=ctx.term)
         terminator.start()
         for _ in range(500):  # term() signals the socket from its thread
@@ -600,7 +610,8 @@ class TestRule6Close:
                 break
             terminator.join(0.01)
         driver.fire_fd(reactor.fd)
-        assert isinstance(result.error, zmq.ZMQError) and result.error.errno == zmq.ETERM
+        for result in results:
+            assert isinstance(result.error, zmq.ZMQError) and result.error.errno == zmq.ETERM
         assert driver.watched == {}
         pull.close()
         terminator.join(5)

@@ -720,9 +720,15 @@ class Rechecker:
         if items is None:
             items = self._items[gen] = [(reactor.socket, _POLLBOTH) for reactor in self._gens[gen]]
         try:
-            return {id(socket): events for socket, events in _zmq_poll(items, 0)}
+            ready = _zmq_poll(items, 0)
         except zmq.ZMQError:
             return None  # a socket was closed under us: look at each alone, which finds it
+        for socket, _ in items:
+            # A plain socket its user closed raises nothing: pyzmq polls file descriptor 0
+            # in its place (0.1 us a look, against 1 us per socket for the poll).
+            if socket.closed:
+                return None
+        return {id(socket): events for socket, events in ready}
 
 
 #: The re-check of each driver; it holds no reference to the driver (its timers pass it).
