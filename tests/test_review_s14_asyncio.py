@@ -1,0 +1,60 @@
+"""Review of the s14 speed changes on the asyncio side (the run check, the stream's receiver
+and send batches): cases the changes' own tests did not cover.
+
+Explicit loops where a test needs several; every wait bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import warnings
+from typing import Any
+
+import pytest
+
+from zmq_async.asyncio._driver import thread_marker
+
+WAIT = 5.0
+TIMEOUT = 20
+
+pytestmark = pytest.mark.timeout(TIMEOUT)
+
+
+class TestRunCheck:
+    def test_the_loops_hooks_copied_into_another_thread_do_not_make_it_the_loops(
+        self, new_loop: Any, pair: Any
+    ) -> None:
+        """The fast "running here" check recognises a run by the asyncgen hook it installed;
+        a thread that installs that same hook (user code copying ``sys.get_asyncgen_hooks()``
+        into a worker) does not run the loop: its operations must not touch the socket."""
+        push, pull = pair
+        loop = new_loop()
+        outcome: dict[str, Any] = {}
+
+        def worker(hooks: Any) -> None:
+            sys.set_asyncgen_hooks(*hooks)
+            outcome["here"] = thread_marker(loop)._thread_id == threading.get_ident()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the peer's "no running loop" warning
+                try:
+                    outcome["future"] = push.send(b"from the worker")
+                except BaseException as exc:  # asserted on below
+                    outcome["raised"] = exc
+
+        async def main() -> None:
+            for i in range(2):  # the fast check has learnt this run
+                await push.send(b"%d" % i)
+                assert await asyncio.wait_for(pull.recv(), WAIT) == b"%d" % i
+            thread = threading.Thread(target=worker, args=(sys.get_asyncgen_hooks(),))
+            thread.start()
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
+            assert not thread.is_alive()
+
+        try:
+            loop.run_until_complete(main())
+        finally:
+            loop.close()
+        assert outcome["here"] is False, outcome
+        assert isinstance(outcome.get("raised"), RuntimeError), outcome
