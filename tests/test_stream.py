@@ -205,6 +205,48 @@ async def test_streams_in_lockstep_look_before_receiving_instead_of_failing(
 
 
 @pytest.mark.asyncio
+async def test_a_req_stream_sends_queued_requests_in_lockstep_as_the_peer(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The peer's stream sends only when EVENTS shows POLLOUT, so requests sent ahead of
+    their replies on a REQ stream wait their turn. A send tried out of turn fails with
+    EFSM: that is "not now", not an unsendable message (the batched send queue tried the
+    next request right after the first, logged "SEND Error" and dropped it)."""
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        req, rep = env.pair(zmq.REQ, zmq.REP)
+        rep.on_recv(lambda msg: rep.send_multipart([b"re " + msg[0]]))
+        replies: list[Any] = []
+        sent: list[Any] = []
+        req.on_recv(replies.append)
+        req.on_send(lambda msg, status: sent.append(msg))
+        for i in range(5):
+            req.send(b"%d" % i)
+        await until(lambda: len(replies) == 5)
+    assert replies == [[b"re %d" % i] for i in range(5)]
+    assert sent == [[b"%d" % i] for i in range(5)]
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
+
+
+@pytest.mark.asyncio
+async def test_a_rep_stream_replying_ahead_of_the_request_waits_for_it(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply sent before its request arrived waits for it, as with the peer's stream
+    (it sends on POLLOUT only), whether sent directly or behind a queue."""
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        req, rep = env.pair(zmq.REQ, zmq.REP)
+        got: list[Any] = []
+        rep.on_recv(got.append)
+        rep.send(b"early")  # no request yet: out of turn
+        replies: list[Any] = []
+        req.on_recv(replies.append)
+        req.send(b"ask")
+        await until(lambda: replies == [[b"early"]])
+    assert got == [[b"ask"]]
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
+
+
+@pytest.mark.asyncio
 async def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
     push, pull = env.pair()
     got: list[Any] = []
