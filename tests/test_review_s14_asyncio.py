@@ -16,6 +16,8 @@ import pytest
 
 from zmq_async.asyncio._driver import thread_marker
 
+from .test_asyncio_api import running_in_another_thread
+
 WAIT = 5.0
 TIMEOUT = 20
 
@@ -54,6 +56,43 @@ class TestRunCheck:
 
         try:
             loop.run_until_complete(main())
+        finally:
+            loop.close()
+        assert outcome["here"] is False, outcome
+        assert isinstance(outcome.get("raised"), RuntimeError), outcome
+
+    def test_a_stale_hook_reinstalled_does_not_make_asyncios_loop_run_here(self, pair: Any) -> None:
+        """asyncio's own loops record their thread: the check needs no hook for them, so a
+        hook of a finished run put back by user code (the same thread, the loop now running
+        in another) is no "yes". (uvloop's loops have only the hook: there such code still
+        fools the fast check.)"""
+        push, pull = pair
+        loop = asyncio.new_event_loop()
+        outcome: dict[str, Any] = {}
+
+        async def bind() -> None:
+            for i in range(2):  # the fast check has seen the loop run here
+                await push.send(b"%d" % i)
+                assert await asyncio.wait_for(pull.recv(), WAIT) == b"%d" % i
+            outcome["hooks"] = sys.get_asyncgen_hooks()
+
+        def worker() -> None:  # a thread with no loop of its own: a "no" raises here
+            loop.run_until_complete(bind())
+            with running_in_another_thread(loop):
+                sys.set_asyncgen_hooks(*outcome["hooks"])
+                outcome["here"] = thread_marker(loop)._thread_id == threading.get_ident()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # the peer's "no running loop" warning
+                    try:
+                        outcome["future"] = push.send(b"not from here")
+                    except BaseException as exc:  # asserted on below
+                        outcome["raised"] = exc
+
+        thread = threading.Thread(target=worker)
+        try:
+            thread.start()
+            thread.join(WAIT)
+            assert not thread.is_alive()
         finally:
             loop.close()
         assert outcome["here"] is False, outcome

@@ -62,6 +62,8 @@ class AsyncioDriver:
 
         The fast check (``run``) then says so, until the run ends.
         """
+        if self.thread is not _NO_THREAD:
+            return  # the loop records its thread: that check is exact, a hook only less so
         hook = _asyncgen_hooks()[0]
         # Only a hook of this loop's own making names its run (one the user installed may
         # be installed in other threads too).
