@@ -38,7 +38,8 @@ class AsyncioDriver:
         self.thread: Any = loop if records else _NO_THREAD
         #: The asyncgen hook the loop's current (or last seen) run installed in its thread:
         #: the calling thread's current hook being this very object means the caller is
-        #: inside that run (see :class:`_RunMarker`). Learnt by :meth:`running_here`.
+        #: inside that run (see :class:`_RunMarker`). Learnt by :meth:`learn_run`, for loops
+        #: that do not record their thread only.
         self.run: object = _NEVER
         #: The thread ``run`` was learnt in: the hook alone is not enough, as user code may
         #: install a copy of it in another thread (``sys.set_asyncgen_hooks`` takes any).
