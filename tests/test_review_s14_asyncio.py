@@ -24,6 +24,19 @@ TIMEOUT = 20
 pytestmark = pytest.mark.timeout(TIMEOUT)
 
 
+def send_with_hooks(hooks: Any, loop: Any, push: Any, outcome: dict[str, Any]) -> None:
+    """Install ``hooks`` in the calling thread, then record whether ``loop``'s marker takes
+    it for the loop's (``here``) and what ``push.send`` gives (``future``) or raises."""
+    sys.set_asyncgen_hooks(*hooks)
+    outcome["here"] = thread_marker(loop)._thread_id == threading.get_ident()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the peer's "no running loop" warning
+        try:
+            outcome["future"] = push.send(b"not from here")
+        except BaseException as exc:  # asserted on by the caller
+            outcome["raised"] = exc
+
+
 class TestRunCheck:
     def test_the_loops_hooks_copied_into_another_thread_do_not_make_it_the_loops(
         self, new_loop: Any, pair: Any
@@ -36,14 +49,7 @@ class TestRunCheck:
         outcome: dict[str, Any] = {}
 
         def worker(hooks: Any) -> None:
-            sys.set_asyncgen_hooks(*hooks)
-            outcome["here"] = thread_marker(loop)._thread_id == threading.get_ident()
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # the peer's "no running loop" warning
-                try:
-                    outcome["future"] = push.send(b"from the worker")
-                except BaseException as exc:  # asserted on below
-                    outcome["raised"] = exc
+            send_with_hooks(hooks, loop, push, outcome)
 
         async def main() -> None:
             for i in range(2):  # the fast check has learnt this run
@@ -79,14 +85,7 @@ class TestRunCheck:
         def worker() -> None:  # a thread with no loop of its own: a "no" raises here
             loop.run_until_complete(bind())
             with running_in_another_thread(loop):
-                sys.set_asyncgen_hooks(*outcome["hooks"])
-                outcome["here"] = thread_marker(loop)._thread_id == threading.get_ident()
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # the peer's "no running loop" warning
-                    try:
-                        outcome["future"] = push.send(b"not from here")
-                    except BaseException as exc:  # asserted on below
-                        outcome["raised"] = exc
+                send_with_hooks(outcome["hooks"], loop, push, outcome)
 
         thread = threading.Thread(target=worker)
         try:
