@@ -205,6 +205,107 @@ async def test_streams_in_lockstep_look_before_receiving_instead_of_failing(
 
 
 @pytest.mark.asyncio
+async def test_a_req_stream_sends_queued_requests_in_lockstep_as_the_peer(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The peer's stream sends only when EVENTS shows POLLOUT, so requests sent ahead of
+    their replies on a REQ stream wait their turn. A send tried out of turn fails with
+    EFSM: that is "not now", not an unsendable message (the batched send queue tried the
+    next request right after the first, logged "SEND Error" and dropped it)."""
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        req, rep = env.pair(zmq.REQ, zmq.REP)
+        rep.on_recv(lambda msg: rep.send_multipart([b"re " + msg[0]]))
+        replies: list[Any] = []
+        sent: list[Any] = []
+        req.on_recv(replies.append)
+        req.on_send(lambda msg, status: sent.append(msg))
+        for i in range(5):
+            req.send(b"%d" % i)
+        await until(lambda: len(replies) == 5)
+    assert replies == [[b"re %d" % i] for i in range(5)]
+    assert sent == [[b"%d" % i] for i in range(5)]
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
+
+
+@pytest.mark.asyncio
+async def test_a_rep_stream_replying_ahead_of_the_request_waits_for_it(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reply sent before its request arrived waits for it, as with the peer's stream
+    (it sends on POLLOUT only), whether sent directly or behind a queue."""
+    with caplog.at_level(logging.ERROR, logger=LOG):
+        req, rep = env.pair(zmq.REQ, zmq.REP)
+        got: list[Any] = []
+        rep.on_recv(got.append)
+        rep.send(b"early")  # no request yet: out of turn
+        replies: list[Any] = []
+        req.on_recv(replies.append)
+        req.send(b"ask")
+        await until(lambda: replies == [[b"early"]])
+    assert got == [[b"ask"]]
+    assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
+
+
+@pytest.mark.parametrize("copy", [True, False])
+@pytest.mark.asyncio
+async def test_a_trickle_then_a_multipart_burst_paused_and_replaced_midway_loses_nothing(
+    env: Env, copy: bool
+) -> None:
+    """Messages one per wakeup (the receiver looks before a second receive), then a burst of
+    multipart messages during which the callback stops receiving, resumes later, and is
+    replaced: every message arrives once, in order (dropping the receiver after a look that
+    found nothing fails this)."""
+    push, pull = env.pair()
+    got: list[list[bytes]] = []
+
+    def as_bytes(msg: list[Any]) -> list[bytes]:
+        return [part if copy else part.bytes for part in msg]
+
+    def first(msg: list[Any]) -> None:
+        got.append(as_bytes(msg))
+        if len(got) == 3:
+            pull.stop_on_recv()
+            asyncio.get_running_loop().call_later(0.05, pull.on_recv, first, copy)
+        elif len(got) == 10:
+            pull.on_recv(lambda msg: got.append(as_bytes(msg)), copy=copy)
+
+    pull.on_recv(first, copy=copy)
+    for i in range(2):  # a trickle: one message per wakeup
+        push.send_multipart([b"%d" % i, b"part"])
+        await until(lambda n=i + 1: len(got) == n)
+        await settle(0.02)
+    total = 2 + 3 * BATCH
+    for i in range(2, total):
+        push.send_multipart([b"%d" % i, b"part"])
+    await until(lambda: len(got) == total)
+    await settle()
+    assert got == [[b"%d" % i, b"part"] for i in range(total)]
+
+
+@pytest.mark.asyncio
+async def test_a_send_queue_meeting_the_hwm_mid_batch_goes_on_in_order_once_drained(
+    env: Env,
+) -> None:
+    """The batched send queue stops where the socket refuses (HWM) and resumes on its edge,
+    with on_send called once per message, in order."""
+    push, pull = env.pair(SNDHWM=3, RCVHWM=3)
+    sent: list[Any] = []
+    push.on_send(lambda msg, status: sent.append(msg))
+    total = 3 * BATCH + 7
+    payload = b"x" * 65536  # beyond what the kernel's buffers take, with the HWMs
+    for i in range(total):
+        push.send_multipart([b"%d" % i, payload])
+    await settle(0.2)
+    assert 0 < len(sent) < total  # refused midway, not all in one batch
+    got: list[Any] = []
+    pull.on_recv(got.append)
+    await until(lambda: len(got) == total)
+    assert got == [[b"%d" % i, payload] for i in range(total)]
+    await until(lambda: len(sent) == total)
+    assert sent == got
+
+
+@pytest.mark.asyncio
 async def test_on_recv_wakes_after_idle_and_copy_false_gives_frames(env: Env) -> None:
     push, pull = env.pair()
     got: list[Any] = []

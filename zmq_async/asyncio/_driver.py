@@ -27,7 +27,7 @@ class AsyncioDriver:
     socket's reactor and a poller holding a shadow of it), so extra ones share a fan-out.
     """
 
-    __slots__ = ("__weakref__", "_callbacks", "home", "loop", "run", "thread")
+    __slots__ = ("__weakref__", "_callbacks", "home", "loop", "run", "run_thread", "thread")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -38,8 +38,12 @@ class AsyncioDriver:
         self.thread: Any = loop if records else _NO_THREAD
         #: The asyncgen hook the loop's current (or last seen) run installed in its thread:
         #: the calling thread's current hook being this very object means the caller is
-        #: inside that run (see :class:`_RunMarker`). Learnt by :meth:`running_here`.
+        #: inside that run (see :class:`_RunMarker`). Learnt by :meth:`learn_run`, for loops
+        #: that do not record their thread only.
         self.run: object = _NEVER
+        #: The thread ``run`` was learnt in: the hook alone is not enough, as user code may
+        #: install a copy of it in another thread (``sys.set_asyncgen_hooks`` takes any).
+        self.run_thread: int | None = None
         #: ``thread_marker(loop)``.
         self.home: Any = loop if records else _RunMarker(self)
         self._callbacks: dict[tuple[int, bool], list[Callback]] = {}
@@ -59,10 +63,13 @@ class AsyncioDriver:
 
         The fast check (``run``) then says so, until the run ends.
         """
+        if self.thread is not _NO_THREAD:
+            return  # the loop records its thread: that check is exact, a hook only less so
         hook = _asyncgen_hooks()[0]
         # Only a hook of this loop's own making names its run (one the user installed may
         # be installed in other threads too).
         if getattr(hook, "__self__", None) is self.loop:
+            self.run_thread = _get_ident()  # first: a check that sees the new run sees it too
             self.run = hook
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
@@ -169,8 +176,10 @@ class _RunMarker:
     ones when the run ends. Hooks are per thread, and the bound method a run installs is a new
     object, which the driver keeps alive (so its identity is never reused): the calling
     thread's current ``firstiter`` hook being that object means the calling thread is inside
-    that very run. The driver learns the object the first time the exact check says the loop
-    runs here, and again after each new run (in another thread, or after another loop).
+    that very run, if it is the thread the driver learnt it in (user code may install a copy
+    of the hook in another thread). The driver learns the object the first time the exact
+    check says the loop runs here, and again after each new run (in another thread, or after
+    another loop).
     """
 
     __slots__ = ("_driver",)
@@ -182,8 +191,11 @@ class _RunMarker:
     def _thread_id(self) -> int | None:
         """The calling thread's identifier if the loop is running in it, else None."""
         driver = self._driver
-        if driver.run is _asyncgen_hooks()[0] or driver.running_here():
-            return _get_ident()
+        ident = _get_ident()
+        if (driver.run is _asyncgen_hooks()[0] and driver.run_thread == ident) or (
+            driver.running_here()
+        ):
+            return ident
         return None
 
 

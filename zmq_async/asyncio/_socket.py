@@ -160,7 +160,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         """
         driver: Any = self._reactor.driver
         if driver is not None and (
-            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+            driver.thread._thread_id == (ident := _get_ident())
+            or (driver.run is _asyncgen_hooks()[0] and driver.run_thread == ident)
         ):
             return driver.loop
         loop = running = _get_running_loop()
@@ -203,7 +204,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         reactor = self._reactor
         driver: Any = reactor.driver
         if driver is not None and (
-            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+            driver.thread._thread_id == (ident := _get_ident())
+            or (driver.run is _asyncgen_hooks()[0] and driver.run_thread == ident)
         ):
             loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
@@ -270,7 +272,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         reactor = self._reactor
         driver: Any = reactor.driver
         if driver is not None and (
-            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+            driver.thread._thread_id == (ident := _get_ident())
+            or (driver.run is _asyncgen_hooks()[0] and driver.run_thread == ident)
         ):
             loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
@@ -361,7 +364,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         reactor = self._reactor
         driver: Any = reactor.driver
         if driver is not None and (
-            driver.thread._thread_id == _get_ident() or driver.run is _asyncgen_hooks()[0]
+            driver.thread._thread_id == (ident := _get_ident())
+            or (driver.run is _asyncgen_hooks()[0] and driver.run_thread == ident)
         ):
             loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:

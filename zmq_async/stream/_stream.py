@@ -47,6 +47,7 @@ _RCVMORE = int(zmq.RCVMORE)
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 _Again = zmq.Again
+_EFSM = zmq.EFSM
 _recv: Callable[..., Any] = _ops.recv
 _send: Callable[..., Any] = _ops.send
 _recv_multipart = _ops.recv_multipart
@@ -675,8 +676,9 @@ class ZMQStream:
                 except zmq.ZMQError as exc:
                     if exc.errno in _FATAL:
                         raise
-                    log.error("SEND Error: %s", exc)
-                    return
+                    if exc.errno != _EFSM:  # out of turn (REQ/REP): queued below
+                        log.error("SEND Error: %s", exc)
+                        return
                 else:
                     if reactor.recvq or sendq or reactor.pollq:
                         reactor.kick()  # rule 1: our send may have consumed their edge
@@ -814,6 +816,10 @@ class ZMQStream:
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL:
                 raise
+            if exc.errno == _EFSM:
+                # Out of turn (a REQ awaiting its reply, a REP its request): the peer sends
+                # on POLLOUT only, which such a socket shows once its turn comes; wait for it.
+                raise _Again() from None
             buf.popleft()
             log.error("SEND Error: %s", exc)
             return msg, exc
