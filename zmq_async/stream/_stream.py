@@ -24,7 +24,6 @@ from typing import Any
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
-from zmq.backend import zmq_poll as _zmq_poll
 from zmq.utils import jsonapi
 
 from zmq_async import _ops
@@ -86,9 +85,10 @@ class _Receiver:
     line and the FD re-armed; a full batch yields to the loop first (rule 3); with other
     receivers queued on a shared socket it takes one message per turn, as they do.
 
-    While messages come one per wakeup (a REQ/REP turn, a trickle), it asks ``zmq_poll``
-    before receiving a second one instead: a failed receive builds a ``zmq.Again``, several
-    times the cost of that look, which re-arms the FD as well (rule 1).
+    While messages come one per wakeup (a REQ/REP turn, a trickle), it reads EVENTS
+    (``Reactor.events``) before receiving a second one instead: a failed receive builds a
+    ``zmq.Again``, several times the cost of that look, which re-arms the FD as well (rule 1);
+    a socket its user closed raises there (ENOTSOCK), as the receive would.
     """
 
     __slots__ = (
@@ -98,7 +98,6 @@ class _Receiver:
         "copy",
         "lone",
         "parked",
-        "poll_items",
         "reactor",
         "stream",
         "turn",
@@ -118,12 +117,11 @@ class _Receiver:
         #: The ``on_recv`` callback and its ``copy``, changed in place by a later ``on_recv``.
         self.callback = callback
         self.copy = copy
-        #: The last wakeup found one message only: look (zmq_poll) before receiving a second.
+        #: The last wakeup found one message only: look (EVENTS) before receiving a second.
         self.lone = False
         #: The drain ended on a look that found no message: set_result queues as after a
         #: failed receive.
         self.parked = False
-        self.poll_items = [(reactor.socket, _POLLIN)]
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
         #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
@@ -148,7 +146,7 @@ class _Receiver:
         lone = self.lone
         while True:
             if lone and count:
-                if not _zmq_poll(self.poll_items, 0):
+                if not reactor.events() & _POLLIN:
                     self.parked = True
                     return count
                 lone = self.lone = False  # a second message: a burst, receive without asking
