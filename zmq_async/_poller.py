@@ -5,6 +5,12 @@ which owns its edge-triggered FD), plain ``zmq.Socket``s (we watch their FD) and
 descriptors or objects with ``fileno()`` (we watch them for read or write). Whatever wakes us
 first, the answer always comes from one non-blocking ``zmq_poll`` over all items, so it is
 exactly what ``zmq.Poller.poll(0)`` would say; a wake with nothing ready just waits again.
+
+A plain socket's FD is edge-triggered like ours, but no reactor re-checks it: a touch by
+someone else (a receive, an EVENTS read) can take its edge, and closing it makes its FD
+vanish unnoticed. While plain sockets are polled we therefore look again after
+``RECHECK_FIRST``, then at doubling intervals up to ``RECHECK_MAX`` (the reactor's bound,
+rule 1), as ``zmq.green``'s poller looks every second.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
+from zmq_async import _reactor
 from zmq_async._reactor import Completion, Driver, Reactor, TimerHandle, Waiter
 
 __all__ = ["PollWait", "item_fd"]
@@ -51,7 +58,9 @@ class PollWait:
         "_fds",
         "_items",
         "_reactor_of",
+        "_recheck_delay",
         "_recheck_pending",
+        "_recheck_timer",
         "_sync_poll",
         "_timer",
         "_waiters",
@@ -76,6 +85,9 @@ class PollWait:
         self._fds: list[tuple[int, bool]] = []
         self._timer: TimerHandle | None = None
         self._recheck_pending = False
+        #: The look-again timer while plain sockets are watched, and its next delay.
+        self._recheck_timer: TimerHandle | None = None
+        self._recheck_delay = 0.0
         self._wake_cb = self._wake
 
     def begin(self, timeout: float | None) -> bool:
@@ -125,8 +137,12 @@ class PollWait:
         for fd, writable in self._fds:
             self._driver.unwatch(fd, self._wake_cb, writable)
         self._fds.clear()
+        if self._recheck_timer is not None:
+            self._recheck_timer.cancel()
+            self._recheck_timer = None
 
     def _watch(self) -> None:
+        plain = False
         for item, mask in self._items:
             reactor = self._reactor_of(item)
             if reactor is not None:
@@ -138,6 +154,7 @@ class PollWait:
             if isinstance(item, zmq.Socket):
                 # A zmq FD signals both directions through readability.
                 self._fds.append((fd, False))
+                plain = True
             else:
                 if mask & zmq.POLLIN:
                     self._fds.append((fd, False))
@@ -145,6 +162,10 @@ class PollWait:
                     self._fds.append((fd, True))
         for fd, writable in self._fds:
             self._driver.watch(fd, self._wake_cb, writable)
+        if plain:
+            delay = self._recheck_delay or _reactor.RECHECK_FIRST
+            self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
+            self._recheck_timer = self._driver.call_later(delay, self._wake_cb)
 
     def _wake(self) -> None:
         # Called from inside a reactor's dispatch, or an FD callback: look again from the
