@@ -11,6 +11,11 @@ someone else (a receive, an EVENTS read) can take its edge, and closing it makes
 vanish unnoticed. While plain sockets are polled we therefore look again after
 ``RECHECK_FIRST``, then at doubling intervals up to ``RECHECK_MAX`` (the reactor's bound,
 rule 1), as ``zmq.green``'s poller looks every second.
+
+In a forked child, such a wait (its deadline, its look again) fails with RuntimeError
+instead of polling the parent's plain sockets: libzmq answers any use of them there with
+EINTR, which pyzmq's ``zmq_poll`` retries for ever. (Our own sockets are disowned at fork
+and refuse themselves: see ``zmq_async._socket``.)
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _reactor
+from zmq_async import _reactor, _socket
 from zmq_async._reactor import Completion, Driver, Reactor, TimerHandle, Waiter
 
 __all__ = ["PollWait", "item_fd"]
@@ -57,6 +62,7 @@ class PollWait:
         "_driver",
         "_fds",
         "_items",
+        "_pid",
         "_reactor_of",
         "_recheck_delay",
         "_recheck_pending",
@@ -88,6 +94,8 @@ class PollWait:
         #: The look-again timer while plain sockets are watched, and its next delay.
         self._recheck_timer: TimerHandle | None = None
         self._recheck_delay = 0.0
+        #: The process that watched plain sockets (0: none watched).
+        self._pid = 0
         self._wake_cb = self._wake
 
     def begin(self, timeout: float | None) -> bool:
@@ -163,6 +171,7 @@ class PollWait:
         for fd, writable in self._fds:
             self._driver.watch(fd, self._wake_cb, writable)
         if plain:
+            self._pid = _socket.current_pid()
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
             self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
             self._recheck_timer = self._driver.call_later(delay, self._wake_cb)
@@ -199,6 +208,11 @@ class PollWait:
     def _poll_now(self) -> list[tuple[Any, int]] | None:
         """One non-blocking poll over every item; None if it failed (and we finished with it)."""
         try:
+            if self._pid and self._pid != _socket.current_pid():
+                raise RuntimeError(
+                    f"this poll began in process {self._pid}, before fork(); libzmq sockets "
+                    "cannot be used in a forked child: poll new sockets there"
+                )
             for item, _mask in self._items:
                 # zmq_poll reports a closed socket as a readable fd 0: refuse it instead.
                 if isinstance(item, zmq.Socket) and item.closed:

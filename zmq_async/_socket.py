@@ -136,6 +136,11 @@ _inherited_classes: dict[type, type] = {}
 _pid = os.getpid()
 
 
+def current_pid() -> int:
+    """``os.getpid()`` without the system call: kept by the fork handler below."""
+    return _pid
+
+
 def _disown_after_fork() -> None:
     """In a forked child: abandon the parent's reactors and disown its sockets."""
     global _pid

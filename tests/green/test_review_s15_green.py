@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -59,3 +63,74 @@ def test_a_plain_socket_closed_while_a_green_poller_waits_fails_the_poll(green, 
         poller.poll()
     assert info.value.errno == zmq.ENOTSOCK
     green.get(g)
+
+
+#: A greenlet waits in a green Poller over a plain socket, with a deadline; the process forks;
+#: the child's copy of the hub runs that wait's timers. argv: flavour, "patched" or "plain".
+_FORKED_POLL = r"""
+import os, sys, warnings
+warnings.simplefilter("ignore")
+flavour, patching = sys.argv[1:]
+if flavour == "gevent":
+    import gevent as hub
+    if patching == "patched":
+        from gevent import monkey; monkey.patch_all()
+    import zmq_async.green as zmq
+else:
+    import eventlet as hub
+    if patching == "patched":
+        hub.monkey_patch()
+    import zmq_async.green.eventlet as zmq
+import zmq as plain
+context = plain.Context()
+pull = context.socket(plain.PULL)
+pull.bind("inproc://forked-poll")
+poller = zmq.Poller()
+poller.register(pull, zmq.POLLIN)
+waiting = hub.spawn(poller.poll, 300)
+hub.sleep(0.05)
+pid = os.fork()
+if pid == 0:
+    if flavour == "gevent" and patching == "plain":
+        hub.reinit()
+    try:
+        with hub.Timeout(5):
+            waiting.get() if flavour == "gevent" else waiting.wait()
+        print("child: the inherited poll returned", flush=True)
+    except RuntimeError as exc:
+        print("child: RuntimeError", exc, flush=True)
+    except BaseException as exc:
+        print("child:", type(exc).__name__, exc, flush=True)
+    os._exit(0)
+with hub.Timeout(5):
+    result = waiting.get() if flavour == "gevent" else waiting.wait()
+print("parent: poll", result, flush=True)
+os.waitpid(pid, 0)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_poll_over_a_plain_socket_inherited_by_a_forked_child_fails_there(green):
+    """libzmq answers any use of the parent's socket in a child with EINTR, which pyzmq's
+    zmq_poll retries for ever: the child's copy of a waiting poll (its deadline, or its look
+    again) spun at 100% CPU without end. It must fail there with RuntimeError, as any use of
+    an inherited socket does; the parent's poll is untouched."""
+    patching = "patched" if green.patched else "plain"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FORKED_POLL, green.name, patching],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the spinning child too
+        out, err = proc.communicate()
+        pytest.fail(f"the forked child hung: {out!r} {err[-2000:]!r}")
+    lines = out.splitlines()
+    assert "parent: poll []" in lines, out + err
+    child = [line for line in lines if line.startswith("child:")]
+    assert len(child) == 1 and child[0].startswith("child: RuntimeError"), out + err
+    assert "fork()" in child[0], child
