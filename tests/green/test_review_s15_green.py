@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import subprocess
 import sys
+from collections import deque
 from typing import Any
 
 import pytest
@@ -134,3 +136,51 @@ def test_a_poll_over_a_plain_socket_inherited_by_a_forked_child_fails_there(gree
     child = [line for line in lines if line.startswith("child:")]
     assert len(child) == 1 and child[0].startswith("child: RuntimeError"), out + err
     assert "fork()" in child[0], child
+
+
+class _ScanCounting(deque):  # type: ignore[type-arg]
+    """A wait queue that counts how far each ``remove`` scans."""
+
+    scanned = 0
+
+    def remove(self, value: Any) -> None:
+        self.scanned += self.index(value)
+        super().remove(value)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("order", ["newest first", "deadlines"])
+def test_waiters_leaving_a_long_queue_cost_no_scan_of_it(green, zmq, pair, order):
+    """Thousands of greenlets wait on one socket and leave (killed newest first, as a LIFO
+    shutdown does, or by Timeouts whose deadlines ignore the queue's order): each took its
+    waiter out by a scan of the queue, O(n^2) in all with the hub blocked (20,000 killed
+    newest first: 8 s on eventlet). Nothing may be consumed, and the next caller is served."""
+    push, pull = pair
+    queue = pull._reactor.recvq = _ScanCounting()
+    n = 2000
+    rng = random.Random(15)
+    left = []
+
+    def wait(deadline: float | None) -> None:
+        try:
+            with green.Timeout(deadline):
+                pull.recv()
+        except green.Timeout:
+            left.append(deadline)
+
+    if order == "newest first":
+        waiters = [green.spawn(wait, None) for _ in range(n)]
+        green.sleep(0.1)  # all parked
+        assert len(queue) == n
+        for g in reversed(waiters):
+            green.kill(g)
+    else:
+        waiters = [green.spawn(wait, 0.2 + rng.random() * 0.2) for _ in range(n)]
+        green.sleep(0.1)
+        for g in waiters:
+            green.get(g, timeout=30)
+        assert len(left) == n
+    assert queue.scanned < n, queue.scanned  # a scan of n/2 on average each, before
+    push.send(b"after")
+    assert pull.recv() == b"after"
+    assert not pull._reactor.busy(queue)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import gc
 import sys
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar, TypeVar
@@ -385,7 +386,7 @@ class GreenSocket(ReactorSocket[Any]):
         except BaseException:
             if not completion.done():
                 completion.abandon()
-                reactor.discard(waiter)
+                _drop(reactor.pollq, waiter)
             raise
 
     # -- closing ---------------------------------------------------------------------------
@@ -408,6 +409,25 @@ def _touched(reactor: Reactor) -> None:
     """Rule 1 after a touch of the socket that raised: others queued re-read EVENTS soon."""
     if reactor.recvq or reactor.sendq or reactor.pollq:
         reactor.kick()
+
+
+def _drop(queue: deque[Waiter] | list[Waiter], waiter: Waiter) -> None:
+    """Forget an abandoned ``waiter`` (Timeout, kill): cancel its timer, and take it out of
+    ``queue`` if it is at either end.
+
+    One further in stays, dead, until the reactor passes it or sweeps the queue: taking it
+    out would scan the queue, and a storm of timeouts over thousands of waiters would then
+    cost O(n^2) with the hub blocked throughout.
+    """
+    timer = waiter.timer
+    if timer is not None:
+        waiter.timer = None
+        timer.cancel()
+    if queue:
+        if queue[-1] is waiter:
+            queue.pop()
+        elif queue[0] is waiter:
+            queue.remove(waiter)  # found at once
 
 
 def _park(
@@ -441,7 +461,7 @@ def _park(
     except BaseException:
         if not completion.done():
             completion.abandon()
-            reactor.discard(waiter)
+            _drop(reactor.sendq if sending else reactor.recvq, waiter)
         raise
 
 
