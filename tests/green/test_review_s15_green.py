@@ -184,3 +184,60 @@ def test_waiters_leaving_a_long_queue_cost_no_scan_of_it(green, zmq, pair, order
     push.send(b"after")
     assert pull.recv() == b"after"
     assert not pull._reactor.busy(queue)
+
+
+#: pyzmq's gevent event loop pattern (zmq.green.eventloop: issue pyzmq#374's program), run
+#: with ZMQ_ASYNC_INSTALL=1, so that zmq.green is ours and zmq.eventloop.zmqstream too.
+_GREEN_EVENTLOOP_PROGRAM = r"""
+from gevent import monkey; monkey.patch_all()
+import warnings; warnings.simplefilter("ignore", DeprecationWarning)
+import gevent
+from zmq.green.eventloop import ioloop, zmqstream
+import zmq.green as zmq
+import zmq_async
+assert zmq_async.installed() and zmq.__name__ == "zmq_async.green", zmq.__name__
+context = zmq.Context()
+pull = context.socket(zmq.PULL)
+port = pull.bind_to_random_port("tcp://127.0.0.1")
+loop = ioloop.IOLoop.current()
+stream = zmqstream.ZMQStream(pull, loop)
+got = []
+def on_recv(msg):
+    got.extend(msg)
+    if len(got) == 200:
+        loop.stop()
+stream.on_recv(on_recv)
+def send():
+    push = context.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    for i in range(200):
+        push.send(b"%d" % i)  # the HWM is 1000: no wait, yet a green send
+    push.close()
+gevent.spawn(send)
+loop.call_later(10, loop.stop)
+loop.start()
+assert stream.socket is pull
+print("received", len(got), got == [b"%d" % i for i in range(200)])
+stream.close()
+context.destroy(linger=0)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_pyzmqs_green_eventloop_stream_over_a_green_socket_when_installed(green):
+    """``zmq.green.eventloop.zmqstream.ZMQStream(green_socket)`` is pyzmq's documented way to
+    run its ioloop under gevent; with ZMQ_ASYNC_INSTALL=1 the stream is ours, and it refused
+    the green socket (TypeError: belongs to another framework) where the peer's takes it as
+    a ``zmq.Socket``."""
+    if green.name != "gevent" or green.patched:
+        pytest.skip("a gevent program that patches itself: run once, from the plain gevent run")
+    env = {**os.environ, "ZMQ_ASYNC_INSTALL": "1", "PYTHONWARNINGS": "default"}
+    proc = subprocess.run(
+        [sys.executable, "-c", _GREEN_EVENTLOOP_PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=45,
+        env=env,
+    )
+    assert proc.stdout.splitlines() == ["received 200 True"], proc.stdout + proc.stderr
+    assert proc.returncode == 0, proc.stderr

@@ -1061,6 +1061,9 @@ def _send_with_options(
 def _stream_socket(socket: Any) -> zmq.Socket[Any]:
     """The socket a stream drives and shows as ``stream.socket``: a plain ``zmq.Socket`` as
     is; a future socket (ours or the peer's) as a plain shadow, with the peer's RuntimeWarning.
+    A green socket counts as plain, as the peer's ``zmq.green`` ones do for the peer's stream
+    (pyzmq's ``zmq.green.eventloop`` runs the stream over them): the stream drives it with
+    non-blocking calls and its own reactor.
 
     Raises TypeError for anything else, or a zmq_async socket of another framework.
     """
@@ -1069,7 +1072,7 @@ def _stream_socket(socket: Any) -> zmq.Socket[Any]:
         if not isinstance(socket, zmq.Socket):
             raise TypeError(f"ZMQStream needs a zmq.Socket, not {type(socket).__name__}")
         module = type(socket).__module__
-        if module.startswith("zmq_async."):
+        if module.startswith("zmq_async.") and not module.startswith("zmq_async.green."):
             raise TypeError(
                 f"ZMQStream runs on an asyncio loop; a {module} socket belongs to another "
                 "framework. Use a plain zmq.Socket or a zmq_async.asyncio / zmq_async.tornado one."
