@@ -7,6 +7,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
 from typing import Any
 
@@ -170,13 +171,14 @@ def test_waiters_leaving_a_long_queue_cost_no_scan_of_it(green, zmq, pair, order
 
     if order == "newest first":
         waiters = [green.spawn(wait, None) for _ in range(n)]
-        green.sleep(0.1)  # all parked
-        assert len(queue) == n
+        deadline = time.monotonic() + 20
+        while len(queue) < n and time.monotonic() < deadline:
+            green.sleep(0.01)
+        assert len(queue) == n  # all parked
         for g in reversed(waiters):
             green.kill(g)
     else:
-        waiters = [green.spawn(wait, 0.2 + rng.random() * 0.2) for _ in range(n)]
-        green.sleep(0.1)
+        waiters = [green.spawn(wait, 0.5 + rng.random() * 0.5) for _ in range(n)]
         for g in waiters:
             green.get(g, timeout=30)
         assert len(left) == n
@@ -241,3 +243,44 @@ def test_pyzmqs_green_eventloop_stream_over_a_green_socket_when_installed(green)
     )
     assert proc.stdout.splitlines() == ["received 200 True"], proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_sockets_once_waited_on_in_a_threadpool_worker_work_after_it_exits(green, zmq, ctx):
+    """gevent's threadpool destroys a worker's hub, loop and all, when the worker exits. A
+    socket that waited in that hub then raised ValueError ("operation on destroyed loop")
+    at its next wait elsewhere, and at close() (which then never closed it, so term() hung):
+    moving off, or closing, stopped the dead loop's watchers and timers. Nor may a greenlet
+    left parked in the dead hub make close() fail."""
+    if green.name != "gevent":
+        pytest.skip("gevent's threadpool workers destroy their hub; eventlet's tpool has none")
+    import gevent.threadpool
+
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://review-s15-worker")
+    push = ctx.socket(zmq.PUSH)
+    push.connect("inproc://review-s15-worker")
+    stranded = ctx.socket(zmq.PULL)
+    stranded.bind("inproc://review-s15-stranded")
+
+    def in_the_worker() -> bytes:
+        import gevent
+
+        gevent.spawn(stranded.recv)  # parks in the worker's hub, for ever
+        return pull.recv()  # parks in the worker's hub until main's greenlet sends
+
+    pool = gevent.threadpool.ThreadPool(1)
+    sender = green.spawn(lambda: (green.sleep(0.1), push.send(b"to the worker")))
+    assert pool.apply(in_the_worker) == b"to the worker"
+    green.get(sender)
+    pool.kill()  # the worker exits, destroying its hub
+    deadline = time.monotonic() + 10
+    while pool.size and time.monotonic() < deadline:
+        green.sleep(0.01)
+    assert pool.size == 0
+    green.sleep(0.1)  # the worker thread has ended
+    sender = green.spawn(lambda: (green.sleep(0.1), push.send(b"to main")))
+    assert pull.recv() == b"to main"  # parks in main's hub
+    green.get(sender)
+    stranded.close()
+    assert stranded.closed

@@ -21,6 +21,7 @@ deferred switch; losing one of those to a ``Timeout`` loses nothing.)
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import warnings
@@ -141,7 +142,9 @@ class Wakeup:
             self._done = True
             self._error = exception
             if self._parked:
-                self._hub.defer(self._resume)
+                # ValueError: its hub's loop was destroyed (gevent); the greenlet never runs.
+                with contextlib.suppress(ValueError):
+                    self._hub.defer(self._resume)
 
     def cancel(self) -> bool:
         if self._done:

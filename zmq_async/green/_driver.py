@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from typing import Any
@@ -29,13 +30,18 @@ class _Timer:
         self._watcher = watcher
 
     def cancel(self) -> None:
-        self._watcher.close()
+        with contextlib.suppress(ValueError):  # its loop was destroyed (see GeventDriver)
+            self._watcher.close()
 
 
 class GeventDriver:
     """Watches FDs and keeps time for every green socket and poller of one gevent hub.
 
     libev (and gevent on libuv) allow several watchers on one FD: each callback gets its own.
+
+    Its loop may be destroyed under it: gevent's threadpool destroys a worker's hub, loop
+    and all, when the worker exits. Its watchers are gone with it, and stopping one raises
+    ValueError: unwatching or cancelling then has nothing to do.
     """
 
     __slots__ = ("__weakref__", "_watchers", "loop")
@@ -59,7 +65,10 @@ class GeventDriver:
                 del entries[index]
                 if not entries:
                     del self._watchers[key]
-                watcher.close()  # stops it and frees it: no watcher outlives its FD
+                # Stops it and frees it: no watcher outlives its FD. (Its loop may have been
+                # destroyed, and the watcher with it.)
+                with contextlib.suppress(ValueError):
+                    watcher.close()
                 return
 
     def forget_all(self) -> None:
