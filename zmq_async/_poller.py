@@ -7,10 +7,11 @@ first, the answer always comes from one non-blocking ``zmq_poll`` over all items
 exactly what ``zmq.Poller.poll(0)`` would say; a wake with nothing ready just waits again.
 
 A plain socket's FD is edge-triggered like ours, but no reactor re-checks it: a touch by
-someone else (a receive, an EVENTS read) can take its edge, and closing it makes its FD
-vanish unnoticed. While plain sockets are polled we therefore look again after
-``RECHECK_FIRST``, then at doubling intervals up to ``RECHECK_MAX`` (the reactor's bound,
-rule 1), as ``zmq.green``'s poller looks every second.
+someone else (a receive, an EVENTS read) can take its edge. And any FD we watch ourselves
+(a plain socket's, a raw one) may be closed under us, which the loop never reports. While
+we watch FDs we therefore look again after ``RECHECK_FIRST``, then at doubling intervals up
+to ``RECHECK_MAX`` (the reactor's bound, rule 1), as ``zmq.green``'s poller looks every
+second; a closed raw FD then shows as POLLERR, as ``zmq.Poller`` reports it.
 
 In a forked child, such a wait (its deadline, its look again) fails with RuntimeError
 instead of polling the parent's plain sockets: libzmq answers any use of them there with
@@ -91,7 +92,7 @@ class PollWait:
         self._fds: list[tuple[int, bool]] = []
         self._timer: TimerHandle | None = None
         self._recheck_pending = False
-        #: The look-again timer while plain sockets are watched, and its next delay.
+        #: The look-again timer while we watch FDs ourselves, and its next delay.
         self._recheck_timer: TimerHandle | None = None
         self._recheck_delay = 0.0
         #: The process that watched plain sockets (0: none watched).
@@ -172,6 +173,7 @@ class PollWait:
             self._driver.watch(fd, self._wake_cb, writable)
         if plain:
             self._pid = _socket.current_pid()
+        if self._fds:
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
             self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
             self._recheck_timer = self._driver.call_later(delay, self._wake_cb)

@@ -284,3 +284,24 @@ def test_sockets_once_waited_on_in_a_threadpool_worker_work_after_it_exits(green
     green.get(sender)
     stranded.close()
     assert stranded.closed
+
+
+@pytest.mark.timeout(30)
+def test_a_raw_fd_closed_while_a_green_poller_waits_shows_as_pollerr(green, zmq):
+    """The loop never reports an FD closed while watched: the poll slept for ever, where
+    zmq.green's (it looks again every second) and a fresh ``zmq.Poller.poll`` report POLLERR."""
+    read_end, write_end = os.pipe()
+    try:
+        poller = zmq.Poller()
+        poller.register(read_end, zmq.POLLIN)
+
+        def close_it() -> None:
+            green.sleep(0.05)
+            os.close(read_end)
+
+        g = green.spawn(close_it)
+        with green.Timeout(10, AssertionError("the poller never noticed the close")):
+            assert poller.poll() == [(read_end, zmq.POLLERR)]
+        green.get(g)
+    finally:
+        os.close(write_end)
