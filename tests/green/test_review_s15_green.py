@@ -246,7 +246,7 @@ def test_pyzmqs_green_eventloop_stream_over_a_green_socket_when_installed(green)
 
 
 @pytest.mark.timeout(60)
-def test_sockets_once_waited_on_in_a_threadpool_worker_work_after_it_exits(green, zmq, ctx):
+def test_sockets_once_waited_on_in_a_threadpool_worker_work_after_it_exits(green, zmq, ctx, pair):
     """gevent's threadpool destroys a worker's hub, loop and all, when the worker exits. A
     socket that waited in that hub then raised ValueError ("operation on destroyed loop")
     at its next wait elsewhere, and at close() (which then never closed it, so term() hung):
@@ -256,10 +256,7 @@ def test_sockets_once_waited_on_in_a_threadpool_worker_work_after_it_exits(green
         pytest.skip("gevent's threadpool workers destroy their hub; eventlet's tpool has none")
     import gevent.threadpool
 
-    pull = ctx.socket(zmq.PULL)
-    pull.bind("inproc://review-s15-worker")
-    push = ctx.socket(zmq.PUSH)
-    push.connect("inproc://review-s15-worker")
+    push, pull = pair
     stranded = ctx.socket(zmq.PULL)
     stranded.bind("inproc://review-s15-stranded")
 
