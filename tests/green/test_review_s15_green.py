@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import gc
 import os
 import random
 import signal
@@ -302,3 +304,35 @@ def test_a_raw_fd_closed_while_a_green_poller_waits_shows_as_pollerr(green, zmq)
         green.get(g)
     finally:
         os.close(write_end)
+
+
+def _watchers(zmq: Any) -> int:
+    """How many FD callbacks this thread's hub has (both flavours' drivers)."""
+    driver = zmq.Socket._current_hub().driver
+    watchers = getattr(driver, "_watchers", None)
+    if watchers is not None:
+        return sum(len(entries) for entries in watchers.values())
+    return sum(len(fan_out.callbacks) for fan_out in driver._fan_outs.values())
+
+
+@pytest.mark.timeout(30)
+def test_a_dropped_shadow_that_waited_stops_watching(green, zmq, pair):
+    """Each green shadow (``Socket.shadow``, ``copy.copy``) has a reactor of its own, which
+    watches the FD from its first wait on. A shadow dropped without ``close()`` (pyzmq never
+    closes a shadow) left it watching for ever: every shadow made per request added a
+    callback to run at each wakeup of that FD, and kept watching after the socket closed."""
+    push, pull = pair
+    g = green.spawn(pull.recv)  # the socket itself watches its FD
+    green.sleep(0.02)
+    push.send(b"first")
+    assert green.get(g) == b"first"
+    before = _watchers(zmq)
+    for i in range(20):
+        twin = zmq.Socket.shadow(pull.underlying) if i % 2 else copy.copy(pull)
+        g = green.spawn(twin.recv)
+        green.sleep(0.01)  # parked: the twin's reactor watches the FD
+        push.send(b"%d" % i)
+        assert green.get(g) == b"%d" % i
+        del twin, g
+    gc.collect()
+    assert _watchers(zmq) == before
