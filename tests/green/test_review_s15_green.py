@@ -336,3 +336,59 @@ def test_a_dropped_shadow_that_waited_stops_watching(green, zmq, pair):
         del twin, g
     gc.collect()
     assert _watchers(zmq) == before
+
+
+@pytest.mark.timeout(60)
+def test_a_kill_and_timeout_storm_over_every_kind_of_wait_loses_and_repeats_nothing(
+    green, zmq, ctx
+):
+    """Twelve greenlets wait on one DEALER in every way (recv_multipart with and without
+    copy, Socket.poll, Poller.poll) under Timeouts of 0.2 to 10 ms, some killed and replaced
+    as they go, while 2-frame messages arrive in bursts: waiters given up in mid-queue stay
+    there dead until passed, and none of them may take a message. Every message is received
+    exactly once, whole."""
+    receiver = ctx.socket(zmq.DEALER)
+    port = receiver.bind_to_random_port("tcp://127.0.0.1")
+    sender = ctx.socket(zmq.DEALER)
+    sender.connect(f"tcp://127.0.0.1:{port}")
+    rng = random.Random(1515)
+    got: list[int] = []
+
+    def wait_somehow() -> None:
+        while True:
+            kind = rng.randrange(4)
+            try:
+                with green.Timeout(rng.choice([0.0002, 0.001, 0.003, 0.01])):
+                    if kind == 0:
+                        head, body = receiver.recv_multipart()
+                    elif kind == 1:
+                        head, body = (f.bytes for f in receiver.recv_multipart(copy=False))
+                    elif kind == 2:
+                        receiver.poll(rng.choice([1, 5, None]))
+                        continue
+                    else:
+                        poller = zmq.Poller()
+                        poller.register(receiver, zmq.POLLIN)
+                        poller.poll(rng.choice([1, 3, -1]))
+                        continue
+                assert head == b"h", head
+                got.append(int(body))
+            except green.Timeout:
+                pass
+
+    waiters = [green.spawn(wait_somehow) for _ in range(12)]
+    sent = 0
+    for round_ in range(150):
+        for _ in range(rng.randint(0, 10)):
+            sender.send_multipart([b"h", b"%d" % sent])
+            sent += 1
+        green.sleep(rng.choice([0, 0, 0.0005, 0.001]))
+        if round_ % 7 == 0:
+            green.kill(waiters.pop(rng.randrange(len(waiters))))
+            waiters.append(green.spawn(wait_somehow))
+    deadline = time.monotonic() + 20
+    while len(got) < sent and time.monotonic() < deadline:
+        green.sleep(0.01)
+    for g in waiters:
+        green.kill(g)
+    assert sorted(got) == list(range(sent)), (len(got), sent)
