@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import struct
 import sys
 import warnings
 from collections import deque
@@ -637,19 +638,31 @@ def green_proxy(
 
     Like ``zmq.proxy`` it returns only by raising: ``ContextTerminated`` (ETERM) when the
     context is terminated, ``ZMQError(ENOTSOCK)`` when a socket is closed. With a
-    ``control`` socket (``zmq.proxy_steerable``), the commands ``PAUSE``, ``RESUME`` and
-    ``TERMINATE`` (which returns 0) are obeyed.
+    ``control`` socket (``zmq.proxy_steerable``), the commands ``PAUSE``, ``RESUME``,
+    ``TERMINATE`` (which returns 0) and ``STATISTICS`` are obeyed as libzmq does: a REP
+    control socket gets an empty reply to each command, and ``STATISTICS`` is answered on
+    any control socket with libzmq's eight counts (frames and bytes in and out of each
+    side).
     """
     poller = poller_class()
     sides = [frontend] if backend is frontend else [frontend, backend]
     for sock in sides:
         poller.register(sock, zmq.POLLIN)
+    replies = False
     if control is not None:
         poller.register(control, zmq.POLLIN)
+        replies = control.get(zmq.TYPE) == zmq.REP
+    # frontend in (frames, bytes), out; backend in, out: libzmq's STATISTICS order.
+    stats = [0] * 8
     while True:
         for sock, _event in poller.poll():
             if sock is control:
                 command = control.recv()
+                if command == b"STATISTICS":
+                    control.send_multipart([struct.pack("Q", count) for count in stats])
+                    continue
+                if replies:
+                    control.send(b"")
                 if command == b"TERMINATE":
                     return 0
                 if command in (b"PAUSE", b"RESUME"):
@@ -659,7 +672,10 @@ def green_proxy(
                 continue
             # Move what is there now (bounded), then look again: a busy side cannot starve
             # the other, and the hub gets its turn between rounds.
-            target = backend if sock is frontend else frontend
+            if sock is frontend:
+                target, into, out = backend, 0, 6
+            else:
+                target, into, out = frontend, 4, 2
             for _ in range(64):
                 try:
                     msg = sock.recv_multipart(zmq.NOBLOCK)
@@ -668,6 +684,11 @@ def green_proxy(
                 target.send_multipart(msg)
                 if capture is not None:
                     capture.send_multipart(msg)
+                frames, size = len(msg), sum(map(len, msg))
+                stats[into] += frames
+                stats[into + 1] += size
+                stats[out] += frames
+                stats[out + 1] += size
 
 
 def green_device(
