@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
-__all__ = ["alive", "get_ident", "local"]
+__all__ = ["alive", "allocate_lock", "get_ident", "local"]
 
 
 def _original(name: str) -> Any:
@@ -37,6 +37,9 @@ get_ident = cast("Callable[[], int]", _original("get_ident"))
 
 #: Thread-local storage per OS thread, shared by all the greenlets of that thread.
 local = cast("type[_thread._local]", _original("_local"))
+
+#: A lock that blocks the OS thread (not a greenlet): for code run in worker threads.
+allocate_lock = cast("Callable[[], _thread.LockType]", _original("allocate_lock"))
 
 
 def alive(ident: int) -> bool:

@@ -451,3 +451,22 @@ def test_proxy_steerable_answers_a_rep_control_socket_as_libzmqs(green, zmq, ctx
     # libzmq counts frames, and bytes: in at the frontend, out at the backend.
     assert [struct.unpack("Q", count)[0] for count in expected[1]] == [2, 5, 0, 0, 0, 0, 2, 5]
     assert [struct.unpack("Q", count)[0] for count in expected[6]] == [3, 9, 0, 0, 0, 0, 3, 9]
+
+
+@pytest.mark.timeout(60)
+def test_greenlets_terminating_one_context_at_once_all_return(green, zmq):
+    """term() with a socket still open runs libzmq's term in a worker thread, so that the
+    woken greenlets can close their sockets; two greenlets calling it together ran two
+    zmq_ctx_term on one context at once, in two threads: one of them never returned (or
+    libzmq aborted the process: signaler.cpp assertion). A second term() waits for the first,
+    as it would in a blocking program, where the first returns before the second starts."""
+    context = zmq.Context()
+    pull = context.socket(zmq.PULL)
+    pull.bind("inproc://review-s15-term")
+    terms = [green.spawn(context.term) for _ in range(3)]
+    green.sleep(0.2)  # all three are in term(), waiting for the socket
+    assert not any(green.dead(g) for g in terms)
+    pull.close()
+    for g in terms:
+        assert green.get(g, timeout=10) is None
+    assert context.closed

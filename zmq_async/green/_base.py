@@ -490,8 +490,11 @@ class GreenContext(zmq.Context[_SocketT]):
     #: ids of the sockets made by ``socket()`` and not closed yet, kept apart from the weak
     #: ``_sockets``: the garbage collector empties that before any finalizer runs.
     _open: set[int]
+    #: Held while libzmq's term runs (an OS lock: the term may run in a worker thread).
+    _terminating: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._terminating = _thread.allocate_lock()
         super().__init__(*args, **kwargs)
         self._open = set()
 
@@ -522,15 +525,22 @@ class GreenContext(zmq.Context[_SocketT]):
         """Terminate the context, waking greenlets waiting on its sockets with ETERM.
 
         While some of its sockets are still open, libzmq's term blocks until they are closed:
-        it then runs in a worker thread, so that the woken greenlets can close them.
+        it then runs in a worker thread, so that the woken greenlets can close them. A term()
+        called meanwhile (from another greenlet) waits for that one, as it would in a blocking
+        program: libzmq's term may not run twice at once on one context.
         """
         self._release_sockets()
-        if any(not s.closed for s in list(self._sockets)):
+        if any(not s.closed for s in list(self._sockets)) or self._terminating.locked():
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
-                hub.run_blocking(partial(zmq.Context.term, self))
+                hub.run_blocking(self._term_once)
                 return
-        super().term()
+        self._term_once()
+
+    def _term_once(self) -> None:
+        with self._terminating:
+            if not self.closed:
+                super().term()
 
     def destroy(self, linger: int | None = None) -> None:
         """Close every socket (their waiters get ETERM), then terminate the context."""
