@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import importlib
 import os
+import random
 import sys
+import time
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +127,41 @@ class Green:
 
     def dead(self, greenlet: Any) -> bool:
         return bool(greenlet.dead)
+
+    def storm(
+        self,
+        waiter: Callable[[], Any],
+        send: Callable[[int], Any],
+        received: list[Any],
+        rng: random.Random,
+        *,
+        waiters: int,
+        rounds: int,
+        burst: int,
+        pauses: Sequence[float],
+        kill_every: int,
+    ) -> int:
+        """A kill storm: ``waiters`` greenlets run ``waiter`` while ``send(n)`` sends up to
+        ``burst`` numbered messages a round, with a pause from ``pauses`` after each; every
+        ``kill_every`` rounds one greenlet is killed and replaced. Then it waits (20 s at
+        most) until ``received`` holds as many items as were sent, kills the greenlets and
+        returns how many were sent."""
+        greenlets = [self.spawn(waiter) for _ in range(waiters)]
+        sent = 0
+        for round_ in range(rounds):
+            for _ in range(rng.randint(0, burst)):
+                send(sent)
+                sent += 1
+            self.sleep(rng.choice(pauses))
+            if round_ % kill_every == 0:
+                self.kill(greenlets.pop(rng.randrange(len(greenlets))))
+                greenlets.append(self.spawn(waiter))
+        deadline = time.monotonic() + 20
+        while len(received) < sent and time.monotonic() < deadline:
+            self.sleep(0.01)
+        for greenlet in greenlets:
+            self.kill(greenlet)
+        return sent
 
 
 @pytest.fixture(scope="session")

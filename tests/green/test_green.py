@@ -379,22 +379,17 @@ def test_timeout_and_kill_storm_loses_no_message(green, zmq, pair):
             except green.Timeout:
                 pass
 
-    receivers = [green.spawn(receiver) for _ in range(8)]
-    sent = 0
-    for round_ in range(40):
-        for _ in range(rng.randint(0, 20)):
-            push.send(b"%d" % sent)
-            sent += 1
-        green.sleep(rng.choice([0, 0.001, 0.002]))
-        if round_ % 5 == 0:  # kill one, replace it
-            victim = receivers.pop(rng.randrange(len(receivers)))
-            green.kill(victim)
-            receivers.append(green.spawn(receiver))
-    deadline = time.monotonic() + 5
-    while len(received) < sent and time.monotonic() < deadline:
-        green.sleep(0.01)
-    for g in receivers:
-        green.kill(g)
+    sent = green.storm(
+        receiver,
+        lambda n: push.send(b"%d" % n),
+        received,
+        rng,
+        waiters=8,
+        rounds=40,
+        burst=20,
+        pauses=[0, 0.001, 0.002],
+        kill_every=5,
+    )
     assert sorted(int(m) for m in received) == list(range(sent))
 
 

@@ -377,21 +377,17 @@ def test_a_kill_and_timeout_storm_over_every_kind_of_wait_loses_and_repeats_noth
             except green.Timeout:
                 pass
 
-    waiters = [green.spawn(wait_somehow) for _ in range(12)]
-    sent = 0
-    for round_ in range(150):
-        for _ in range(rng.randint(0, 10)):
-            sender.send_multipart([b"h", b"%d" % sent])
-            sent += 1
-        green.sleep(rng.choice([0, 0, 0.0005, 0.001]))
-        if round_ % 7 == 0:
-            green.kill(waiters.pop(rng.randrange(len(waiters))))
-            waiters.append(green.spawn(wait_somehow))
-    deadline = time.monotonic() + 20
-    while len(got) < sent and time.monotonic() < deadline:
-        green.sleep(0.01)
-    for g in waiters:
-        green.kill(g)
+    sent = green.storm(
+        wait_somehow,
+        lambda n: sender.send_multipart([b"h", b"%d" % n]),
+        got,
+        rng,
+        waiters=12,
+        rounds=150,
+        burst=10,
+        pauses=[0, 0, 0.0005, 0.001],
+        kill_every=7,
+    )
     assert sorted(got) == list(range(sent)), (len(got), sent)
 
 
