@@ -821,6 +821,12 @@ class ZMQStream:
             buf.popleft()
             log.error("SEND Error: %s", exc)
             return msg, exc
+        except Exception as exc:
+            # Not a socket error (a buffer pyzmq cannot send): the peer's send raised it, so
+            # that message only is dropped; left at the head, it would fail at every turn.
+            buf.popleft()
+            log.error("SEND Error: %s", exc, exc_info=exc)
+            return None
         buf.popleft()
         return msg, status
 

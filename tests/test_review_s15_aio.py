@@ -1,0 +1,65 @@
+"""Review of the asyncio layer, zmq_async.tornado and ZMQStream (session 15): faults the
+earlier tests did not cover. Each test fails without the fix it names; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import zmq
+
+from zmq_async.stream import ZMQStream
+
+WAIT = 10.0
+LOG = "zmq_async.stream"
+
+pytestmark = pytest.mark.timeout(30)
+
+
+async def until(condition: Callable[[], Any], timeout: float = WAIT) -> None:
+    """Let the loop run until ``condition()``; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def plain_push_pull(ctx: Any) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
+    """A connected plain (blocking) PUSH -> PULL pair over tcp on loopback."""
+    pull = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    return push, pull
+
+
+class TestStreamSendFailures:
+    @pytest.mark.asyncio
+    async def test_a_queued_message_whose_send_raises_is_dropped_and_logged(
+        self, ctx: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """A queued message whose send raises something other than a ZMQError (a
+        non-contiguous buffer: BufferError) is logged and dropped, as the peer's stream
+        does, and the messages behind it go out. It used to stay at the head of the queue,
+        the send waiter re-armed and failed again at every turn of the loop: the stream sent
+        nothing more and kept the loop busy."""
+        push, pull = plain_push_pull(ctx)
+        stream = ZMQStream(push)
+        sent: list[list[Any]] = []
+        stream.on_send(lambda msg, status: sent.append(msg))  # every send is queued
+        with caplog.at_level(logging.ERROR, logger=LOG):
+            stream.send(b"1")
+            stream.send(memoryview(b"abcdef")[::2])  # passes the buffer check, fails to send
+            stream.send(b"3")
+            await until(lambda: not stream.sending())
+        assert sent == [[b"1"], [b"3"]]
+        assert [pull.recv() for _ in range(2)] == [b"1", b"3"]
+        errors = [r for r in caplog.records if r.name == LOG]
+        assert len(errors) == 1 and "contiguous" in errors[0].getMessage(), errors
+        stream.close(linger=0)
+        pull.close(linger=0)
