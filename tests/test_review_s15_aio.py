@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -63,3 +64,70 @@ class TestStreamSendFailures:
         assert len(errors) == 1 and "contiguous" in errors[0].getMessage(), errors
         stream.close(linger=0)
         pull.close(linger=0)
+
+
+class _Scanned:
+    """Counts the entries that ``remove()`` calls scan in a reactor's queues."""
+
+    count = 0
+
+
+class _CountingDeque(deque):  # type: ignore[type-arg]
+    def remove(self, value: Any) -> None:
+        _Scanned.count += len(self)
+        super().remove(value)
+
+
+class _CountingList(list):  # type: ignore[type-arg]
+    def remove(self, value: Any) -> None:
+        _Scanned.count += len(self)
+        super().remove(value)
+
+
+def counting_queues(sock: Any) -> None:
+    """Replace the (still empty) queues of ``sock``'s reactor by counting ones."""
+    reactor = sock._reactor
+    assert not (reactor.recvq or reactor.sendq or reactor.pollq)
+    reactor.recvq, reactor.sendq, reactor.pollq = (
+        _CountingDeque(),
+        _CountingDeque(),
+        _CountingList(),
+    )
+    _Scanned.count = 0
+
+
+class TestManyTimedWaiters:
+    """Thousands of waiters with a deadline (RCVTIMEO, a poll timeout): each one served or
+    cancelled used to be looked for in every queue (its deadline's cleanup), so serving or
+    cancelling N of them scanned about N * N / 2 entries: 4 s of loop stall at 20,000
+    receivers (0.14 s without RCVTIMEO)."""
+
+    N = 2000
+
+    @pytest.mark.asyncio
+    async def test_serving_queued_receivers_with_rcvtimeo_is_linear(self, socket_pair: Any) -> None:
+        pull, push = socket_pair(zmq.PULL, zmq.PUSH, transport="inproc")
+        pull.rcvtimeo = 100_000
+        counting_queues(pull)
+        futures = [pull.recv() for _ in range(self.N)]
+        for i in range(self.N):
+            await push.send(b"%d" % i)
+        results = await asyncio.wait_for(asyncio.gather(*futures), WAIT)
+        assert results == [b"%d" % i for i in range(self.N)]
+        assert _Scanned.count < 10 * self.N, _Scanned.count
+
+    @pytest.mark.asyncio
+    async def test_cancelling_timed_polls_newest_first_is_linear(self, socket_pair: Any) -> None:
+        pull, push = socket_pair(zmq.PULL, zmq.PUSH, transport="inproc")
+        counting_queues(pull)
+        futures = [pull.poll(100_000) for _ in range(self.N)]
+        for future in reversed(futures):
+            future.cancel()
+        await asyncio.sleep(0)  # the done callbacks run
+        await asyncio.sleep(0)
+        assert _Scanned.count < 10 * self.N, _Scanned.count
+        # Nothing armed is left behind, and the socket still works.
+        assert all(w.timer is None for w in pull._reactor.pollq)
+        await push.send(b"after")
+        assert await asyncio.wait_for(pull.poll(1000), WAIT) == zmq.POLLIN
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
