@@ -131,3 +131,55 @@ class TestManyTimedWaiters:
         await push.send(b"after")
         assert await asyncio.wait_for(pull.poll(1000), WAIT) == zmq.POLLIN
         assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
+
+
+class TestStreamClosedFromAnotherThread:
+    @pytest.mark.parametrize("during", ["callback", "receive"])
+    @pytest.mark.asyncio
+    async def test_no_receive_callback_starts_after_close_returns(
+        self, ctx: Any, during: str, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``close()`` from another thread while the loop drains a batch of messages: no
+        ``on_recv`` callback starts once it has returned (the stream's contract). The drain
+        used to go on delivering the rest of its batch (up to 64 messages) until the loop
+        carried out the handed-over close."""
+        import threading
+
+        import zmq_async.stream._stream as stream_module
+
+        push, pull = plain_push_pull(ctx)
+        for i in range(10):
+            push.send(b"%d" % i)
+        stream = ZMQStream(pull)
+        closed = threading.Event()
+        late: list[bytes] = []
+        calls = 0
+
+        def close_from_another_thread() -> None:
+            thread = threading.Thread(target=lambda: (stream.close(), closed.set()))
+            thread.start()
+            thread.join(WAIT)  # the loop's thread waits: close() returns meanwhile
+            assert closed.is_set()
+
+        real_recv = stream_module._recv
+
+        def recv(*args: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            if during == "receive" and calls == 2:  # between two callbacks of one batch
+                close_from_another_thread()
+            return real_recv(*args)
+
+        def on_recv(msg: list[bytes]) -> None:
+            if closed.is_set():
+                late.append(msg[0])
+            elif during == "callback":
+                close_from_another_thread()
+
+        monkeypatch.setattr(stream_module, "_recv", recv)
+        # Wait until the messages are there: one wakeup then drains them as one batch.
+        await until(lambda: pull.poll(0) and True)
+        stream.on_recv(on_recv)
+        await until(lambda: stream.socket is None)  # the loop carried out the close
+        assert calls >= (2 if during == "receive" else 1)  # the close came mid-batch
+        assert late == []

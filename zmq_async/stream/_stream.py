@@ -168,6 +168,8 @@ class _Receiver:
                 while frame.more:
                     frame = recv(socket, _NOBLOCK, False, False)
                     msg.append(frame)
+            if not self.active:
+                return count  # closed from another thread while receiving: not delivered
             count += 1
             try:
                 result = self.callback(msg)
@@ -918,6 +920,9 @@ class ZMQStream:
         loop = self._loop
         if not self._closed and _get_running_loop() is not loop and loop.is_running():
             self._closed = True
+            receiver = self._receiver
+            if receiver is not None:
+                receiver.active = False  # a drain in progress delivers no more
             self._hand_off(self._close, linger, True)
             return
         self._close(linger, warn_late=True)
