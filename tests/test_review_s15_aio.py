@@ -183,3 +183,38 @@ class TestStreamClosedFromAnotherThread:
         await until(lambda: stream.socket is None)  # the loop carried out the close
         assert calls >= (2 if during == "receive" else 1)  # the close came mid-batch
         assert late == []
+
+
+class TestLoopClosedUnderWaiters:
+    def test_reading_events_after_the_loop_closed_under_waiters(
+        self, new_loop: Any, socket_pair: Any
+    ) -> None:
+        """A loop closed while a receive and a poll wait on a socket; reading EVENTS then
+        (outside any loop) returns them, as the peer's does. It raised RuntimeError ("Event
+        loop is closed"): the read schedules a re-check of the waiters on their loop. The
+        socket still works on a new loop."""
+        pull, push = socket_pair(zmq.PULL, zmq.PUSH, transport="inproc")
+
+        async def wait() -> tuple[Any, Any]:
+            pending = pull.recv(), pull.poll(10_000)
+            await asyncio.sleep(0.01)
+            return pending
+
+        loop = new_loop()
+        try:
+            recv, poll = loop.run_until_complete(wait())
+        finally:
+            loop.close()
+        assert not recv.done() and not poll.done()
+        assert pull.get(zmq.EVENTS) == 0
+        assert pull.getsockopt(zmq.EVENTS) == 0
+
+        async def receive() -> bytes:
+            await push.send(b"after")
+            return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
+
+        loop = new_loop()
+        try:
+            assert loop.run_until_complete(receive()) == b"after"
+        finally:
+            loop.close()
