@@ -218,3 +218,62 @@ class TestLoopClosedUnderWaiters:
             assert loop.run_until_complete(receive()) == b"after"
         finally:
             loop.close()
+
+
+class TestHandedOffWhenTheOwnerStops:
+    """An operation handed to the socket's loop (running in another thread) by a caller on
+    another loop, and that loop stopping and closing before it served it: the caller's
+    Future hung for ever. It now moves to the caller's loop, as the socket does."""
+
+    @pytest.mark.parametrize("when", ["queued", "not-started"])
+    def test_the_operation_moves_to_the_callers_loop(
+        self, new_loop: Any, socket_pair: Any, when: str
+    ) -> None:
+        import threading
+
+        pull, push = socket_pair(zmq.PULL, zmq.PUSH, transport="inproc")
+        owner = new_loop()
+        handed = threading.Event()
+
+        async def bind() -> None:
+            assert await pull.poll(0) == 0  # the socket is the owner's now
+
+        owner.run_until_complete(bind())
+
+        def block_then_stop() -> None:
+            # The owner's thread, in a callback: the hand-off arrives meanwhile, and the
+            # owner stops before its next turn (not-started), or after it (queued).
+            assert handed.wait(WAIT)
+            owner.stop()
+
+        if when == "not-started":
+            owner.call_soon(block_then_stop)
+        else:
+            handed.set()  # (already: a plain run, stopped from the caller below)
+
+        def run_owner() -> None:
+            owner.run_forever()
+            owner.close()
+
+        thread = threading.Thread(target=run_owner)
+        thread.start()
+
+        async def caller() -> bytes:
+            while not owner.is_running():
+                await asyncio.sleep(0.001)
+            future = pull.recv()  # handed to the owner
+            handed.set()
+            if when == "queued":
+                await asyncio.sleep(0.05)  # served into the owner's queue: no message yet
+                owner.call_soon_threadsafe(owner.stop)
+            await asyncio.get_running_loop().run_in_executor(None, thread.join, WAIT)
+            assert owner.is_closed()
+            await push.send(b"moved")
+            return await asyncio.wait_for(future, WAIT)  # type: ignore[no-any-return]
+
+        loop = new_loop()
+        try:
+            assert loop.run_until_complete(caller()) == b"moved"
+        finally:
+            loop.close()
+            thread.join(WAIT)

@@ -12,6 +12,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -107,28 +108,19 @@ class Socket(ReactorSocket["Future[Any]"]):
         For a caller outside that loop while it runs in another thread. Returns a Future of
         the caller's loop (outside a loop, as the peer: the thread's loop, with its warning)
         that takes the outcome of ``method``'s Future; cancelling it before the operation is
-        served cancels the operation, which then consumes nothing.
+        served cancels the operation, which then consumes nothing. If the socket's loop
+        stops before serving it, the operation moves to the caller's loop, as the socket
+        does (see :class:`_HandOff`).
         """
         if loop is None:
             loop = current_loop()
-        outer: Future[Any] = loop.create_future()
-        owner = self._loop
-
-        def run() -> None:
-            if outer.done():  # cancelled before its turn
-                return
-            try:
-                inner = method(*args)
-            except Exception as exc:
-                inner = owner.create_future()
-                inner.set_exception(exc)
-            _chain(inner, outer, owner)
-
+        hand_off = _HandOff(loop, self._loop, method, args)
         try:
-            owner.call_soon_threadsafe(run)
+            hand_off.owner.call_soon_threadsafe(hand_off.run)
         except RuntimeError:  # the owner closed meanwhile: the socket may move to this loop
             return method(*args)  # type: ignore[no-any-return]
-        return outer
+        hand_off.watch()
+        return hand_off.outer
 
     def _bind(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
         """Attach to ``loop`` (None: the thread's loop), moving off a loop that has stopped.
@@ -500,24 +492,99 @@ class Socket(ReactorSocket["Future[Any]"]):
         self.close()
 
 
-def _chain(inner: Future[Any], outer: Future[Any], owner: asyncio.AbstractEventLoop) -> None:
-    """Give ``outer`` (another loop's) the outcome of ``inner``; cancel ``inner`` with it."""
-    target = outer.get_loop()
+#: How often (seconds) a caller waiting for an operation handed to another thread's loop
+#: checks that the loop still runs: it may stop (and close) before serving the operation.
+OWNER_CHECK = 0.5
 
-    def copy(_: Future[Any]) -> None:
+
+class _HandOff:
+    """An operation handed by a caller on one loop to the socket's loop, in another thread.
+
+    ``outer``, the caller's Future, takes the outcome of ``inner``, the operation's Future on
+    the socket's loop (``owner``). The caller's loop checks every :data:`OWNER_CHECK` s that
+    the owner still runs: if it stopped with the operation not served (or served, its
+    outcome not passed on yet: the owner copies it in a callback of its own), the operation
+    moves to the caller's loop, as the socket does when used after its loop stopped. It
+    hung for ever before, and with it anyone awaiting it.
+    """
+
+    __slots__ = ("args", "inner", "method", "moved", "outer", "owner", "timer")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        owner: asyncio.AbstractEventLoop,
+        method: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.outer: Future[Any] = loop.create_future()
+        self.owner = owner
+        self.method = method
+        self.args = args
+        self.inner: Future[Any] | None = None
+        #: The caller's loop took the operation over: the owner must not run or copy it.
+        self.moved = False
+        self.timer: Any = None
+
+    def watch(self) -> None:
+        """Start checking on the owner (once it has been handed the operation)."""
+        self.timer = self.outer.get_loop().call_later(OWNER_CHECK, self.check)
+        self.outer.add_done_callback(self._outer_done)
+
+    def run(self) -> None:
+        """On the owner's loop: start the operation (unless cancelled or moved)."""
+        if self.moved or self.outer.done():
+            return
+        try:
+            inner = self.method(*self.args)
+        except Exception as exc:
+            inner = self.owner.create_future()
+            inner.set_exception(exc)
+        self.inner = inner
+        inner.add_done_callback(self._inner_done)
+
+    def _inner_done(self, inner: Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
-            target.call_soon_threadsafe(_copy_outcome, inner, outer)
+            self.outer.get_loop().call_soon_threadsafe(self._copy, inner)
 
-    def cancel(_: Future[Any]) -> None:
-        if outer.cancelled() and not inner.done():
+    def _copy(self, inner: Future[Any]) -> None:
+        if not self.moved:
+            _copy_outcome(inner, self.outer)
+
+    def _outer_done(self, outer: Future[Any]) -> None:
+        self.timer.cancel()
+        inner = self.inner
+        if outer.cancelled() and inner is not None and not inner.done() and not self.moved:
             with contextlib.suppress(RuntimeError):  # the socket's loop closed: it never runs
-                owner.call_soon_threadsafe(inner.cancel)
+                self.owner.call_soon_threadsafe(inner.cancel)
 
-    inner.add_done_callback(copy)
-    outer.add_done_callback(cancel)
+    def check(self) -> None:
+        """On the caller's loop: move the operation here if the owner stopped before serving it."""
+        outer = self.outer
+        if outer.done():
+            return
+        if self.owner.is_running():
+            self.timer = outer.get_loop().call_later(OWNER_CHECK, self.check)
+            return
+        self.moved = True
+        inner = self.inner
+        if inner is not None:
+            if inner.done():
+                _copy_outcome(inner, outer)
+                return
+            with contextlib.suppress(RuntimeError):  # (the owner closed: nothing to wake)
+                inner.cancel()  # consumes nothing: its waiter is skipped, or released
+        try:
+            moved = self.method(*self.args)
+        except Exception as exc:
+            outer.set_exception(exc)
+            return
+        moved.add_done_callback(partial(_copy_outcome, outer=outer))
+        outer.add_done_callback(lambda _: outer.cancelled() and moved.cancel())
 
 
 def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
+    """Give ``outer`` the outcome of ``inner`` (done), unless it is done already."""
     if outer.done():
         return
     if inner.cancelled():
