@@ -277,3 +277,60 @@ class TestHandedOffWhenTheOwnerStops:
         finally:
             loop.close()
             thread.join(WAIT)
+
+
+class TestCloseHandedToALoopThatStops:
+    @pytest.mark.parametrize("framework", ["asyncio", "tornado"])
+    def test_term_completes_a_close_the_stopped_loop_never_carried_out(
+        self, new_loop: Any, framework: str
+    ) -> None:
+        """``close()`` from another thread is handed to the socket's loop; that loop stopping
+        before its next turn dropped it (asyncio runs no callback after the stopping turn):
+        the socket stayed open and ``ctx.term()`` hung for ever. ``term()`` now carries out
+        such a close itself once the loop has stopped."""
+        import threading
+
+        import zmq_async.asyncio
+        import zmq_async.tornado
+
+        module = zmq_async.asyncio if framework == "asyncio" else zmq_async.tornado
+        ctx = module.Context()
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://s15-handed-close")
+        owner = new_loop()
+
+        async def bind() -> None:
+            assert await pull.poll(0) == 0  # the socket is the owner's now
+
+        owner.run_until_complete(bind())
+        closing = threading.Event()
+
+        def block_then_stop() -> None:
+            assert closing.wait(WAIT)  # the close is handed over meanwhile
+            owner.stop()
+
+        owner.call_soon(block_then_stop)
+
+        def run_owner() -> None:
+            owner.run_forever()
+            owner.close()
+
+        thread = threading.Thread(target=run_owner)
+        thread.start()
+        try:
+            deadline = time.monotonic() + WAIT
+            while not owner.is_running():
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+            pull.close(linger=0)  # handed to the owner, which is running
+            closing.set()
+            thread.join(WAIT)
+            assert not thread.is_alive()
+            terminator = threading.Thread(target=ctx.term, daemon=True)
+            terminator.start()
+            terminator.join(WAIT)
+            assert not terminator.is_alive(), "ctx.term() hung on the socket never closed"
+            assert pull.closed
+        finally:
+            closing.set()
+            thread.join(WAIT)

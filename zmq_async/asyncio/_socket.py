@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -25,7 +26,7 @@ from zmq_async._socket import ReactorSocket
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "finish_handed_closes"]
 
 _SocketT = TypeVar("_SocketT", bound="Socket")
 Future = asyncio.Future
@@ -65,6 +66,8 @@ class Socket(ReactorSocket["Future[Any]"]):
     _repr_cls = "zmq_async.asyncio.Socket"
     _reactor: Reactor
     _loop: Any = _UNBOUND
+    #: ``(linger,)`` of a close handed to the socket's loop by another thread, until done.
+    _handed_close: tuple[int | None] | None = None
 
     def __init__(
         self,
@@ -457,9 +460,25 @@ class Socket(ReactorSocket["Future[Any]"]):
                 except RuntimeError:
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
+                    self._handed_close = (linger,)  # see finish_handed_close
                     return
             self._reactor.close(self._close_error())
         super().close(linger)
+
+    def finish_handed_close(self) -> None:
+        """Wait until a close handed to the socket's loop (see :meth:`close`) is carried out.
+
+        A loop that stops runs no callback left at its stop: once it has stopped (or from
+        its own thread, which cannot run it while waiting here), the close happens here.
+        ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
+        """
+        handed = self._handed_close
+        while handed is not None and not self.closed:
+            loop = self._loop
+            if not loop.is_running() or loop is _get_running_loop():
+                self.close(*handed)
+                return
+            time.sleep(0.001)
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""
@@ -611,3 +630,10 @@ def _cancelling() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False
+
+
+def finish_handed_closes(context: zmq.Context[Any]) -> None:
+    """Carry out the closes handed to loops that stopped first, for ``context.term()``."""
+    for socket in list(getattr(context, "_sockets", None) or ()):
+        if isinstance(socket, Socket) and socket._handed_close is not None:
+            socket.finish_handed_close()
