@@ -334,3 +334,36 @@ class TestCloseHandedToALoopThatStops:
         finally:
             closing.set()
             thread.join(WAIT)
+
+    @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork()")
+    @pytest.mark.parametrize("framework", ["asyncio", "tornado"])
+    def test_term_in_a_forked_child_touches_no_inherited_socket(self, framework: str) -> None:
+        """``destroy()`` (so ``term()``) of an inherited context in a forked child still
+        works: looking for handed closes must not use the parent's sockets (any use of one
+        raises RuntimeError there)."""
+        import subprocess
+        import sys
+
+        program = f"""
+import asyncio, os, zmq, zmq_async.{framework} as module
+ctx = module.Context()
+sock = ctx.socket(zmq.PULL)
+sock.bind("inproc://s15-fork")
+async def bind():
+    await sock.poll(0)
+asyncio.run(bind())
+pid = os.fork()
+if pid == 0:
+    try:
+        ctx.destroy(linger=0)
+        print("child ok", flush=True)
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+ctx.destroy(linger=0)
+print("parent ok", flush=True)
+"""
+        done = subprocess.run(
+            [sys.executable, "-c", program], capture_output=True, text=True, timeout=WAIT * 3
+        )
+        assert done.stdout.split() == ["child", "ok", "parent", "ok"], done.stdout + done.stderr

@@ -635,5 +635,6 @@ def _cancelling() -> bool:
 def finish_handed_closes(context: zmq.Context[Any]) -> None:
     """Carry out the closes handed to loops that stopped first, for ``context.term()``."""
     for socket in list(getattr(context, "_sockets", None) or ()):
-        if isinstance(socket, Socket) and socket._handed_close is not None:
+        # (Through __dict__: a socket inherited across fork() raises on any attribute.)
+        if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
             socket.finish_handed_close()
