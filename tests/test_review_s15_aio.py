@@ -367,3 +367,40 @@ print("parent ok", flush=True)
             [sys.executable, "-c", program], capture_output=True, text=True, timeout=WAIT * 3
         )
         assert done.stdout.split() == ["child", "ok", "parent", "ok"], done.stdout + done.stderr
+
+
+class TestReceivingOnASendOnlySocket:
+    @pytest.mark.parametrize("socket_type", ["PUB", "PUSH"])
+    @pytest.mark.asyncio
+    async def test_on_recv_waits_quietly_instead_of_retrying(
+        self,
+        ctx: Any,
+        socket_type: str,
+        caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """``on_recv`` on a stream over a socket that cannot receive (PUB, PUSH): the peer
+        receives only once EVENTS shows POLLIN, which such a socket never does, so it does
+        nothing. Ours retried the receive (ENOTSUP) at every turn of the loop: a CPU spent
+        and some 30,000 "receive error" log records a second."""
+        import zmq_async.stream._stream as stream_module
+
+        attempts = 0
+        real_recv = stream_module._recv
+
+        def recv(*args: Any) -> Any:
+            nonlocal attempts
+            attempts += 1
+            return real_recv(*args)
+
+        monkeypatch.setattr(stream_module, "_recv", recv)
+        sock = ctx.socket(getattr(zmq, socket_type), socket_class=zmq.Socket)
+        sock.bind("tcp://127.0.0.1:0")
+        stream = ZMQStream(sock)
+        with caplog.at_level(logging.ERROR, logger=LOG):
+            stream.on_recv(lambda msg: None)
+            await asyncio.sleep(0.3)  # (measures: what the stream does meanwhile)
+        assert attempts <= 2, attempts
+        assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
+        assert stream.receiving()
+        stream.close(linger=0)

@@ -47,6 +47,10 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 _Again = zmq.Again
 _EFSM = zmq.EFSM
+#: A receive that fails with these is not an error for a stream, which waits for POLLIN: not
+#: its turn (EFSM: a REQ before its send, a REP before its reply), or a socket that cannot
+#: receive (ENOTSUP: a PUB, a PUSH), on which the peer's stream never tries.
+_NOT_RECEIVING = (zmq.EFSM, zmq.ENOTSUP)
 _recv: Callable[..., Any] = _ops.recv
 _send: Callable[..., Any] = _ops.send
 _recv_multipart = _ops.recv_multipart
@@ -124,7 +128,7 @@ class _Receiver:
         self.parked = False
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
-        #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
+        #: Waits for POLLIN after a failed receive (EFSM: a REQ that has not sent; ENOTSUP: a PUB).
         self.turn = _Turn(self)
 
     def done(self) -> bool:
@@ -214,16 +218,16 @@ class _Receiver:
             self.active = False
             stream._lost_socket(exception)
             return
-        if isinstance(exception, zmq.ZMQError) and exception.errno == zmq.EFSM:
-            # Not our turn (a REQ before its send, a REP before its reply): the peer only
-            # receives once EVENTS shows POLLIN, so wait for that, not retry (a busy loop).
+        if isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
             if self.active:
-                self.turn.wait()
+                self.reactor.wait_recv(self.waiter)
             return
-        if not isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
+        if not (isinstance(exception, zmq.ZMQError) and exception.errno in _NOT_RECEIVING):
             log.error("ZMQStream receive error: %s", exception)
+        # The peer only receives once EVENTS shows POLLIN: wait for that, not retry (a busy
+        # loop, which a socket that cannot receive now, or ever, would never leave).
         if self.active:
-            self.reactor.wait_recv(self.waiter)
+            self.turn.wait()
 
     def cancel(self) -> bool:
         # The reactor released its waiters: the socket was closed (a zmq_async socket's own
