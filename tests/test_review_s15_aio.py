@@ -404,3 +404,48 @@ class TestReceivingOnASendOnlySocket:
         assert [r.getMessage() for r in caplog.records if r.name == LOG] == []
         assert stream.receiving()
         stream.close(linger=0)
+
+
+class TestTermOnTheSocketsLoop:
+    def test_term_on_the_loops_own_thread_completes_a_close_handed_to_it(
+        self, new_loop: Any
+    ) -> None:
+        """A close handed to the socket's loop by another thread, then ``ctx.term()`` called
+        on that loop's own thread (in a callback) before the loop's next turn: the loop could
+        never carry the close out while term() waited for it. term() now does it there."""
+        import threading
+
+        import zmq_async.asyncio
+
+        ctx = zmq_async.asyncio.Context()
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://s15-term-on-loop")
+        owner = new_loop()
+
+        async def bind() -> None:
+            assert await pull.poll(0) == 0
+
+        owner.run_until_complete(bind())
+        closing = threading.Event()
+        termed = threading.Event()
+
+        def close_then_term() -> None:
+            thread = threading.Thread(target=pull.close, kwargs={"linger": 0})
+            thread.start()
+            thread.join(WAIT)  # handed to this loop, which runs this callback
+            closing.set()
+            ctx.term()
+            termed.set()
+            owner.stop()
+
+        owner.call_soon(close_then_term)
+        runner = threading.Thread(target=owner.run_forever, daemon=True)
+        runner.start()
+        try:
+            assert closing.wait(WAIT)
+            assert termed.wait(WAIT), "ctx.term() on the loop's thread waited for ever"
+            assert pull.closed
+        finally:
+            runner.join(WAIT)
+            if not runner.is_alive():
+                owner.close()
