@@ -449,3 +449,65 @@ class TestTermOnTheSocketsLoop:
             runner.join(WAIT)
             if not runner.is_alive():
                 owner.close()
+
+
+class TestHandOffCancelledWhileStarting:
+    def test_a_cancel_while_the_owner_starts_the_operation_consumes_nothing(
+        self, new_loop: Any
+    ) -> None:
+        """The caller cancels a handed-off receive while the owner's loop is starting it:
+        the operation must not stay queued and take the next message for no one."""
+        import threading
+
+        import zmq_async.asyncio
+
+        owner_thread: list[threading.Thread] = []
+        gate = threading.Event()
+        starting = threading.Event()
+
+        class SlowToStart(zmq_async.asyncio.Socket):
+            def recv(self, *args: Any, **kwargs: Any) -> Any:
+                if owner_thread and threading.current_thread() is owner_thread[0]:
+                    starting.set()
+                    assert gate.wait(WAIT)
+                return super().recv(*args, **kwargs)
+
+        ctx = zmq_async.asyncio.Context()
+        try:
+            pull = ctx.socket(zmq.PULL, socket_class=SlowToStart)
+            pull.bind("inproc://s15-cancel-starting")
+            push = ctx.socket(zmq.PUSH)
+            push.connect("inproc://s15-cancel-starting")
+            owner = new_loop()
+
+            async def bind() -> None:
+                assert await pull.poll(0) == 0
+
+            owner.run_until_complete(bind())
+            thread = threading.Thread(target=owner.run_forever)
+            owner_thread.append(thread)
+            thread.start()
+
+            async def caller() -> bytes:
+                loop = asyncio.get_running_loop()
+                future = pull.recv()  # handed to the owner, which starts it slowly
+                assert await loop.run_in_executor(None, starting.wait, WAIT)
+                future.cancel()
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the cancel's callbacks run here
+                gate.set()
+                await asyncio.sleep(0.05)  # the owner queues the receive meanwhile
+                await push.send(b"for the next one")
+                return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
+
+            loop = new_loop()
+            try:
+                assert loop.run_until_complete(caller()) == b"for the next one"
+            finally:
+                gate.set()
+                owner.call_soon_threadsafe(owner.stop)
+                thread.join(WAIT)
+                owner.close()
+                loop.close()
+        finally:
+            ctx.destroy(linger=0)

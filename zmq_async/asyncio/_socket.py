@@ -561,6 +561,8 @@ class _HandOff:
             inner.set_exception(exc)
         self.inner = inner
         inner.add_done_callback(self._inner_done)
+        if self.outer.cancelled():
+            inner.cancel()  # cancelled meanwhile, before _outer_done could see ``inner``
 
     def _inner_done(self, inner: Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
