@@ -39,6 +39,24 @@ def plain_push_pull(ctx: Any) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
     return push, pull
 
 
+def run_on_new_loop(new_loop: Callable[[], Any], main: Any) -> Any:
+    """Run the coroutine ``main`` on a new loop of the test's kind; close the loop after."""
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        loop.close()
+
+
+def use_on(loop: Any, sock: Any) -> None:
+    """Use ``sock`` on ``loop`` (a poll), which makes it the socket's loop."""
+
+    async def use() -> None:
+        assert await sock.poll(0) == 0
+
+    loop.run_until_complete(use())
+
+
 class TestStreamSendFailures:
     @pytest.mark.asyncio
     async def test_a_queued_message_whose_send_raises_is_dropped_and_logged(
@@ -200,11 +218,7 @@ class TestLoopClosedUnderWaiters:
             await asyncio.sleep(0.01)
             return pending
 
-        loop = new_loop()
-        try:
-            recv, poll = loop.run_until_complete(wait())
-        finally:
-            loop.close()
+        recv, poll = run_on_new_loop(new_loop, wait())
         assert not recv.done() and not poll.done()
         assert pull.get(zmq.EVENTS) == 0
         assert pull.getsockopt(zmq.EVENTS) == 0
@@ -213,11 +227,7 @@ class TestLoopClosedUnderWaiters:
             await push.send(b"after")
             return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
 
-        loop = new_loop()
-        try:
-            assert loop.run_until_complete(receive()) == b"after"
-        finally:
-            loop.close()
+        assert run_on_new_loop(new_loop, receive()) == b"after"
 
 
 class TestHandedOffWhenTheOwnerStops:
@@ -235,10 +245,7 @@ class TestHandedOffWhenTheOwnerStops:
         owner = new_loop()
         handed = threading.Event()
 
-        async def bind() -> None:
-            assert await pull.poll(0) == 0  # the socket is the owner's now
-
-        owner.run_until_complete(bind())
+        use_on(owner, pull)  # the socket is the owner's now
 
         def block_then_stop() -> None:
             # The owner's thread, in a callback: the hand-off arrives meanwhile, and the
@@ -271,11 +278,9 @@ class TestHandedOffWhenTheOwnerStops:
             await push.send(b"moved")
             return await asyncio.wait_for(future, WAIT)  # type: ignore[no-any-return]
 
-        loop = new_loop()
         try:
-            assert loop.run_until_complete(caller()) == b"moved"
+            assert run_on_new_loop(new_loop, caller()) == b"moved"
         finally:
-            loop.close()
             thread.join(WAIT)
 
 
@@ -299,10 +304,7 @@ class TestCloseHandedToALoopThatStops:
         pull.bind("inproc://s15-handed-close")
         owner = new_loop()
 
-        async def bind() -> None:
-            assert await pull.poll(0) == 0  # the socket is the owner's now
-
-        owner.run_until_complete(bind())
+        use_on(owner, pull)  # the socket is the owner's now
         closing = threading.Event()
 
         def block_then_stop() -> None:
@@ -422,10 +424,7 @@ class TestTermOnTheSocketsLoop:
         pull.bind("inproc://s15-term-on-loop")
         owner = new_loop()
 
-        async def bind() -> None:
-            assert await pull.poll(0) == 0
-
-        owner.run_until_complete(bind())
+        use_on(owner, pull)  # the socket is the owner's now
         closing = threading.Event()
         termed = threading.Event()
 
@@ -480,10 +479,7 @@ class TestHandOffCancelledWhileStarting:
             push.connect("inproc://s15-cancel-starting")
             owner = new_loop()
 
-            async def bind() -> None:
-                assert await pull.poll(0) == 0
-
-            owner.run_until_complete(bind())
+            use_on(owner, pull)  # the socket is the owner's now
             thread = threading.Thread(target=owner.run_forever)
             owner_thread.append(thread)
             thread.start()
@@ -500,14 +496,12 @@ class TestHandOffCancelledWhileStarting:
                 await push.send(b"for the next one")
                 return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
 
-            loop = new_loop()
             try:
-                assert loop.run_until_complete(caller()) == b"for the next one"
+                assert run_on_new_loop(new_loop, caller()) == b"for the next one"
             finally:
                 gate.set()
                 owner.call_soon_threadsafe(owner.stop)
                 thread.join(WAIT)
                 owner.close()
-                loop.close()
         finally:
             ctx.destroy(linger=0)
