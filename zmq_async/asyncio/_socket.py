@@ -512,22 +512,25 @@ class Socket(ReactorSocket["Future[Any]"]):
 
 
 #: How often (seconds) a caller waiting for an operation handed to another thread's loop
-#: checks that the loop still runs: it may stop (and close) before serving the operation.
+#: checks that the loop still runs (it may stop, and close, before serving the operation):
+#: after OWNER_CHECK, then at intervals that double up to OWNER_CHECK_MAX, so that thousands
+#: of long waits cost little.
 OWNER_CHECK = 0.5
+OWNER_CHECK_MAX = 4.0
 
 
 class _HandOff:
     """An operation handed by a caller on one loop to the socket's loop, in another thread.
 
     ``outer``, the caller's Future, takes the outcome of ``inner``, the operation's Future on
-    the socket's loop (``owner``). The caller's loop checks every :data:`OWNER_CHECK` s that
-    the owner still runs: if it stopped with the operation not served (or served, its
+    the socket's loop (``owner``). The caller's loop checks now and then (:data:`OWNER_CHECK`)
+    that the owner still runs: if it stopped with the operation not served (or served, its
     outcome not passed on yet: the owner copies it in a callback of its own), the operation
     moves to the caller's loop, as the socket does when used after its loop stopped. It
     hung for ever before, and with it anyone awaiting it.
     """
 
-    __slots__ = ("args", "inner", "method", "moved", "outer", "owner", "timer")
+    __slots__ = ("args", "inner", "interval", "method", "moved", "outer", "owner", "timer")
 
     def __init__(
         self,
@@ -544,6 +547,7 @@ class _HandOff:
         #: The caller's loop took the operation over: the owner must not run or copy it.
         self.moved = False
         self.timer: Any = None
+        self.interval = OWNER_CHECK
 
     def watch(self) -> None:
         """Start checking on the owner (once it has been handed the operation)."""
@@ -585,7 +589,8 @@ class _HandOff:
         if outer.done():
             return
         if self.owner.is_running():
-            self.timer = outer.get_loop().call_later(OWNER_CHECK, self.check)
+            self.interval = interval = min(2 * self.interval, OWNER_CHECK_MAX)
+            self.timer = outer.get_loop().call_later(interval, self.check)
             return
         self.moved = True
         inner = self.inner
