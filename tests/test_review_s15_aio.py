@@ -505,3 +505,39 @@ class TestHandOffCancelledWhileStarting:
                 owner.close()
         finally:
             ctx.destroy(linger=0)
+
+
+class TestCallbackRaisingBaseException:
+    @pytest.mark.asyncio
+    async def test_the_stream_goes_on_after_a_callback_raises_cancelled_error(
+        self, ctx: Any
+    ) -> None:
+        """A callback raising what ``except Exception`` does not catch (``CancelledError``,
+        say from the ``result()`` of a cancelled task): it propagates, as from the peer's
+        stream, and the loop logs it and goes on. The stream's standing send (or receive)
+        was lost with it: later sends waited for ever (the peer's stream goes on sending)."""
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)  # the propagated error
+        push, pull = plain_push_pull(ctx)
+        sender, receiver = ZMQStream(push), ZMQStream(pull)
+        sent: list[bytes] = []
+        got: list[bytes] = []
+
+        def on_send(msg: list[bytes], status: Any) -> None:
+            sent.append(msg[0])
+            if msg[0] == b"s1":
+                raise asyncio.CancelledError
+
+        def on_recv(msg: list[bytes]) -> None:
+            got.append(msg[0])
+            if msg[0] == b"s1":
+                raise asyncio.CancelledError
+
+        sender.on_send(on_send)
+        receiver.on_recv(on_recv)
+        for i in range(4):
+            sender.send(b"s%d" % i)
+            await until(lambda n=i + 1: len(sent) == n and len(got) == n)
+        assert sent == got == [b"s0", b"s1", b"s2", b"s3"]
+        sender.close(linger=0)
+        receiver.close(linger=0)

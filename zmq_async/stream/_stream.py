@@ -179,6 +179,11 @@ class _Receiver:
                 result = self.callback(msg)
             except Exception:
                 log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+            except BaseException:
+                # (CancelledError, KeyboardInterrupt ...) It propagates, as from the peer's
+                # stream; the loop may go on: so does receiving (the reactor dropped us).
+                reactor.driver.call_soon(self._requeue_cb)  # type: ignore[union-attr]
+                raise
             else:
                 if result is not None:
                     spawn(result)
@@ -790,7 +795,13 @@ class ZMQStream:
                 raise
             count += 1
             if result is not None:
-                self._sent(result)
+                try:
+                    self._sent(result)
+                except BaseException:
+                    # Not an Exception (those are logged): it propagates, as from the peer's
+                    # stream; the loop may go on: so does sending (the reactor dropped us).
+                    reactor.driver.call_soon(sender._requeue)  # type: ignore[union-attr]
+                    raise
             if count >= BATCH or sender.closed or reactor.closed:
                 break
         return count
