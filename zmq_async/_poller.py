@@ -127,24 +127,34 @@ class PollWait:
         self._fds.clear()
 
     def _watch(self) -> None:
-        for item, mask in self._items:
-            reactor = self._reactor_of(item)
-            if reactor is not None:
-                waiter = Waiter(self, None, mask=mask)
-                reactor.wait_poll(waiter, None)
-                self._waiters.append((reactor, waiter))
-                continue
-            fd = item_fd(item)
-            if isinstance(item, zmq.Socket):
-                # A zmq FD signals both directions through readability.
-                self._fds.append((fd, False))
-            else:
+        """Queue a poll waiter in each of our sockets' reactors, watch every other FD.
+
+        Raises what a reactor or the driver raises (a closed socket, a bad FD), having undone
+        what it did: nothing is left watching for a poll that will not wait.
+        """
+        try:
+            for item, mask in self._items:
+                reactor = self._reactor_of(item)
+                if reactor is not None:
+                    waiter = Waiter(self, None, mask=mask)
+                    reactor.wait_poll(waiter, None)
+                    self._waiters.append((reactor, waiter))
+                    continue
+                fd = item_fd(item)
+                if isinstance(item, zmq.Socket):
+                    self._watch_fd(fd, False)  # a zmq FD signals both ways by readability
+                    continue
                 if mask & zmq.POLLIN:
-                    self._fds.append((fd, False))
+                    self._watch_fd(fd, False)
                 if mask & zmq.POLLOUT:
-                    self._fds.append((fd, True))
-        for fd, writable in self._fds:
-            self._driver.watch(fd, self._wake_cb, writable)
+                    self._watch_fd(fd, True)
+        except BaseException:
+            self._unwatch()
+            raise
+
+    def _watch_fd(self, fd: int, writable: bool) -> None:
+        self._driver.watch(fd, self._wake_cb, writable)
+        self._fds.append((fd, writable))  # after: a watch that failed is not undone
 
     def _wake(self) -> None:
         # Called from inside a reactor's dispatch, or an FD callback: look again from the
@@ -164,8 +174,11 @@ class PollWait:
             return
         if result:
             self._finish(result, None)
-        else:
+            return
+        try:
             self._watch()
+        except Exception as exc:  # an item went bad since (a raw socket closed): say so
+            self._finish(None, exc)
 
     def _timed_out(self) -> None:
         # Like zmq.Poller: the answer at the deadline is one last look, usually [].

@@ -1,0 +1,104 @@
+"""Review (session 15) of the framework-free core: reactor, re-check, poller, socket base."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+import zmq_async.asyncio
+from zmq_async._poller import PollWait
+from zmq_async.asyncio._driver import driver_for
+
+pytestmark = pytest.mark.timeout(30)
+
+
+@pytest.fixture
+def ctx() -> Iterator[zmq.Context[Any]]:
+    """An asyncio context, destroyed (every socket closed) after the test."""
+    context: zmq.Context[Any] = zmq_async.asyncio.Context()
+    yield context
+    context.destroy(linger=0)
+
+
+# -- timeouts set through another object of the same libzmq socket ---------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("through", ["original", "shadow"])
+@pytest.mark.parametrize("option", ["rcvtimeo", "sndtimeo"])
+async def test_a_timeout_set_through_the_wrapped_socket_after_a_wait_is_honoured(
+    ctx: zmq.Context[Any], through: str, option: str
+) -> None:
+    """``Socket.from_socket(plain)``, one wait, then RCVTIMEO (SNDTIMEO) set on ``plain``
+    or on a plain shadow of it: the next wait fails with Again after it, as zmq.asyncio's
+    does (it reads the option at each wait). A cached value made it wait for ever."""
+    # A PULL with no message, a PUSH with no peer: each operation waits.
+    plain = ctx.socket(zmq.PULL if option == "rcvtimeo" else zmq.PUSH, socket_class=zmq.Socket)
+    sock = zmq_async.asyncio.Socket.from_socket(plain)
+
+    def wait() -> asyncio.Future[Any]:
+        return sock.recv() if option == "rcvtimeo" else sock.send(b"m")
+
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(wait(), 0.05)  # a wait: the option (-1) was read
+    other = plain if through == "original" else zmq.Socket.shadow(plain.underlying)
+    setattr(other, option, 100)
+    try:
+        with pytest.raises(zmq.Again):
+            await asyncio.wait_for(wait(), 3)
+    finally:
+        sock.close(linger=0)
+
+
+# -- Poller: a poll that cannot start, or cannot watch again, leaves nothing behind ---------
+
+
+@pytest.mark.asyncio
+async def test_a_poll_refused_for_a_bad_fd_leaves_no_waiter_in_the_sockets(
+    ctx: zmq.Context[Any],
+) -> None:
+    """A closed ``socket.socket`` (fileno -1) in a Poller: ``poll()`` raises ValueError, as
+    zmq.asyncio's does; the poll waiters it had queued in our sockets' reactors must go with
+    it (they stayed live for ever: the socket was re-checked for ever, its dispatch took the
+    slow path, and the orphan later raised in a loop callback)."""
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://s15-badfd")
+    a, b = socket.socketpair()
+    a.close()
+    poller = zmq_async.asyncio.Poller()
+    poller.register(pull, zmq.POLLIN)
+    poller.register(a, zmq.POLLIN)
+    with pytest.raises(ValueError):
+        await poller.poll(1000)
+    b.close()
+    assert [w for w in pull._reactor.pollq if not w.completion.done()] == []
+    assert pull._recv_futures == []
+    # nor in the loop's driver: the FD it failed to watch is not recorded as watched
+    assert (-1, False) not in driver_for(asyncio.get_running_loop())._callbacks
+
+
+@pytest.mark.asyncio
+async def test_a_pending_poll_whose_raw_socket_closed_fails_on_its_next_look() -> None:
+    """A raw socket closed under a pending poll (no timeout), then a wake that finds nothing
+    ready (its look is one ``zmq_poll``, which skips fd -1): watching again cannot work, and
+    the poll must fail with that error; it raised in a loop callback and hung for ever."""
+    loop = asyncio.get_running_loop()
+    if type(loop).__module__.startswith("uvloop"):
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+    a, b = socket.socketpair()
+    future: asyncio.Future[Any] = loop.create_future()
+    items = [(a, zmq.POLLIN)]
+    wait = PollWait(
+        driver_for(loop), items, lambda: zmq.zmq_poll(items, 0), lambda item: None, future
+    )
+    assert wait.begin(None)
+    a.close()
+    wait.set_result(zmq.POLLIN)  # a wake, as a reactor or an FD callback gives
+    with pytest.raises(ValueError):
+        await asyncio.wait_for(future, 5)
+    b.close()
