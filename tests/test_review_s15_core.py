@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import anyio
 import pytest
 import zmq
 
+import zmq_async.anyio
 import zmq_async.asyncio
 from zmq_async._poller import PollWait
 from zmq_async.asyncio._driver import driver_for
@@ -102,3 +105,73 @@ async def test_a_pending_poll_whose_raw_socket_closed_fails_on_its_next_look() -
     with pytest.raises(ValueError):
         await asyncio.wait_for(future, 5)
     b.close()
+
+
+# -- Poller: plain zmq sockets are re-checked like ours (rule 1) ----------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_pending_poll_on_a_plain_socket_survives_an_edge_its_program_eats(
+    ctx: zmq.Context[Any],
+) -> None:
+    """A message arrives for a plain PAIR socket under a pending poll, and the program sends
+    on that socket before the loop looks (the send processes libzmq's commands and takes the
+    FD's edge): the re-check must find the message, as for our own sockets. The poll hung for
+    ever (zmq.asyncio's does too)."""
+    a = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    a.bind("inproc://s15-plain-edge")
+    b = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    b.connect("inproc://s15-plain-edge")
+    poller = zmq_async.asyncio.Poller()
+    poller.register(a, zmq.POLLIN)
+    future = poller.poll()
+    await asyncio.sleep(0.05)  # waiting: the FD is watched
+    b.send(b"m")
+    a.send(b"touch")  # eats the edge the message made, before the loop sees it
+    assert await asyncio.wait_for(future, 10) == [(a, zmq.POLLIN)]
+
+
+@pytest.mark.asyncio
+async def test_a_plain_socket_closed_under_a_pending_poll_fails_it(
+    ctx: zmq.Context[Any],
+) -> None:
+    """The program closes a plain socket that a pending poll (no timeout) watches: the poll
+    fails with ENOTSOCK, as a new poll over it does, instead of waiting for ever."""
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+    a = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
+    poller = zmq_async.asyncio.Poller()
+    poller.register(a, zmq.POLLIN)
+    future = poller.poll()
+    await asyncio.sleep(0.05)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the late unregister of its FD may warn
+        a.close()
+        with pytest.raises(zmq.ZMQError) as info:
+            await asyncio.wait_for(future, 10)
+    assert info.value.errno == zmq.ENOTSOCK
+
+
+@pytest.mark.anyio
+async def test_a_pending_poll_on_a_plain_socket_survives_an_edge_its_program_eats_anyio(
+    ctx: zmq.Context[Any],
+) -> None:
+    """As above, on anyio's backends (trio's wait-style FD watching included)."""
+    a = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    a.bind("inproc://s15-plain-edge-anyio")
+    b = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    b.connect("inproc://s15-plain-edge-anyio")
+    poller = zmq_async.anyio.Poller()
+    poller.register(a, zmq.POLLIN)
+    result: list[Any] = []
+
+    async def poll() -> None:
+        result.extend(await poller.poll())
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll)
+            await anyio.sleep(0.05)  # waiting: the FD is watched
+            b.send(b"m")
+            a.send(b"touch")  # eats the edge the message made, before the loop sees it
+    assert result == [(a, zmq.POLLIN)]

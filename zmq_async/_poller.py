@@ -1,8 +1,10 @@
 """One ``Poller.poll(timeout)`` in progress, framework-free.
 
 A poller mixes three kinds of items: our sockets (each has a :class:`~zmq_async._reactor.Reactor`,
-which owns its edge-triggered FD), plain ``zmq.Socket``s (we watch their FD) and raw file
-descriptors or objects with ``fileno()`` (we watch them for read or write). Whatever wakes us
+which owns its edge-triggered FD), plain ``zmq.Socket``s (a waiting poll gives each a reactor of
+its own, so that the re-check of rule 1 covers them: their program may touch them, taking the
+edge, as it may ours) and raw file descriptors or objects with ``fileno()`` (we watch them for
+read or write). Whatever wakes us
 first, the answer always comes from one non-blocking ``zmq_poll`` over all items, so it is
 exactly what ``zmq.Poller.poll(0)`` would say; a wake with nothing ready just waits again.
 """
@@ -50,6 +52,7 @@ class PollWait:
         "_driver",
         "_fds",
         "_items",
+        "_plain",
         "_reactor_of",
         "_recheck_pending",
         "_sync_poll",
@@ -74,6 +77,8 @@ class PollWait:
         self.completion = completion
         self._waiters: list[tuple[Reactor, Waiter]] = []
         self._fds: list[tuple[int, bool]] = []
+        #: The reactors of the plain zmq sockets polled, by ``id()``, while the poll waits.
+        self._plain: dict[int, Reactor] = {}
         self._timer: TimerHandle | None = None
         self._recheck_pending = False
         self._wake_cb = self._wake
@@ -114,6 +119,9 @@ class PollWait:
     def teardown(self) -> None:
         """Stop watching everything, deadline included (safe to call more than once)."""
         self._unwatch()
+        for reactor in self._plain.values():
+            reactor.close()
+        self._plain.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -135,15 +143,16 @@ class PollWait:
         try:
             for item, mask in self._items:
                 reactor = self._reactor_of(item)
+                if reactor is None and isinstance(item, zmq.Socket):
+                    reactor = self._plain.get(id(item))
+                    if reactor is None:
+                        reactor = self._plain[id(item)] = Reactor(item, self._driver)
                 if reactor is not None:
                     waiter = Waiter(self, None, mask=mask)
                     reactor.wait_poll(waiter, None)
                     self._waiters.append((reactor, waiter))
                     continue
                 fd = item_fd(item)
-                if isinstance(item, zmq.Socket):
-                    self._watch_fd(fd, False)  # a zmq FD signals both ways by readability
-                    continue
                 if mask & zmq.POLLIN:
                     self._watch_fd(fd, False)
                 if mask & zmq.POLLOUT:
