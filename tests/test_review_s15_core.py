@@ -68,21 +68,27 @@ async def test_a_poll_refused_for_a_bad_fd_leaves_no_waiter_in_the_sockets(
     """A closed ``socket.socket`` (fileno -1) in a Poller: ``poll()`` raises ValueError, as
     zmq.asyncio's does; the poll waiters it had queued in our sockets' reactors must go with
     it (they stayed live for ever: the socket was re-checked for ever, its dispatch took the
-    slow path, and the orphan later raised in a loop callback)."""
+    slow path, and the orphan later raised in a loop callback), and so must the watch of a
+    plain socket's FD."""
     pull = ctx.socket(zmq.PULL)
     pull.bind("inproc://s15-badfd")
+    plain = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
     a, b = socket.socketpair()
     a.close()
     poller = zmq_async.asyncio.Poller()
     poller.register(pull, zmq.POLLIN)
+    poller.register(plain, zmq.POLLIN)
     poller.register(a, zmq.POLLIN)
     with pytest.raises(ValueError):
         await poller.poll(1000)
     b.close()
     assert [w for w in pull._reactor.pollq if not w.completion.done()] == []
     assert pull._recv_futures == []
-    # nor in the loop's driver: the FD it failed to watch is not recorded as watched
-    assert (-1, False) not in driver_for(asyncio.get_running_loop())._callbacks
+    # nor in the loop's driver: the FD it failed to watch is not recorded as watched, and
+    # the plain socket's FD is watched no more
+    watched = driver_for(asyncio.get_running_loop())._callbacks
+    assert (-1, False) not in watched
+    assert (plain.FD, False) not in watched
 
 
 @pytest.mark.asyncio

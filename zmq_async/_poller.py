@@ -158,7 +158,7 @@ class PollWait:
                 if mask & zmq.POLLOUT:
                     self._watch_fd(fd, True)
         except BaseException:
-            self._unwatch()
+            self.teardown()
             raise
 
     def _watch_fd(self, fd: int, writable: bool) -> None:
