@@ -181,3 +181,34 @@ async def test_a_pending_poll_on_a_plain_socket_survives_an_edge_its_program_eat
             b.send(b"m")
             a.send(b"touch")  # eats the edge the message made, before the loop sees it
     assert result == [(a, zmq.POLLIN)]
+
+
+# -- a deadline and a message at the same moment: exactly one outcome -----------------------
+
+
+@pytest.mark.asyncio
+async def test_a_deadline_and_a_message_at_the_same_moment_have_one_outcome(
+    ctx: zmq.Context[Any],
+) -> None:
+    """RCVTIMEO runs out as the message arrives (sent from a timer due at the waiter's
+    deadline, a little before or after it): the receive either gets it or fails with Again,
+    and then the message is still there for the next receive: never both, never neither."""
+    loop = asyncio.get_running_loop()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://s15-deadline")
+    push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+    push.connect("inproc://s15-deadline")
+    pull.rcvtimeo = 30
+    outcomes = []
+    for i, skew in enumerate([-0.002, -0.001, 0.0, 0.0, 0.0, 0.001, 0.002] * 3):
+        future = pull.recv()
+        loop.call_at(loop.time() + 0.03 + skew, push.send, b"%d" % i)
+        try:
+            got = await asyncio.wait_for(future, 5)
+            outcomes.append("served")
+        except zmq.Again:
+            got = await asyncio.wait_for(pull.recv(), 5)  # it was not consumed
+            outcomes.append("timed out")
+        assert got == b"%d" % i
+    assert await pull.poll(0) == 0  # nothing left over, nothing received twice
+    assert set(outcomes) <= {"served", "timed out"}, outcomes

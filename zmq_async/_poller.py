@@ -44,8 +44,9 @@ def item_fd(item: Any) -> int:
 class PollWait:
     """Waits until ``sync_poll()`` has something, then completes ``completion`` with it.
 
-    It is the completion of the poll waiters it queues in our sockets' reactors: a reactor
-    completing one of them means "look again"; cancelling one (its socket closed) cancels it.
+    It is the completion of the poll waiters it queues in the reactors of the zmq sockets it
+    polls (ours, and those it makes for plain ones): a reactor completing one of them means
+    "look again"; cancelling one (our socket closed) cancels it; failing one fails it.
     """
 
     __slots__ = (
