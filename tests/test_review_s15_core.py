@@ -28,6 +28,20 @@ def ctx() -> Iterator[zmq.Context[Any]]:
     context.destroy(linger=0)
 
 
+def plain_pair(ctx: zmq.Context[Any], name: str) -> tuple[zmq.Socket[Any], zmq.Socket[Any]]:
+    """Two connected plain PAIR sockets of ``ctx``; a poller waits on the first."""
+    a = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    a.bind(f"inproc://s15-{name}")
+    b = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
+    b.connect(f"inproc://s15-{name}")
+    return a, b
+
+
+def skip_on_uvloop() -> None:
+    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
+        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+
+
 # -- timeouts set through another object of the same libzmq socket ---------------------------
 
 
@@ -96,9 +110,8 @@ async def test_a_pending_poll_whose_raw_socket_closed_fails_on_its_next_look() -
     """A raw socket closed under a pending poll (no timeout), then a wake that finds nothing
     ready (its look is one ``zmq_poll``, which skips fd -1): watching again cannot work, and
     the poll must fail with that error; it raised in a loop callback and hung for ever."""
+    skip_on_uvloop()
     loop = asyncio.get_running_loop()
-    if type(loop).__module__.startswith("uvloop"):
-        pytest.skip("libuv aborts the process when a watched FD is closed under it")
     a, b = socket.socketpair()
     future: asyncio.Future[Any] = loop.create_future()
     items = [(a, zmq.POLLIN)]
@@ -124,10 +137,7 @@ async def test_a_pending_poll_on_a_plain_socket_survives_an_edge_its_program_eat
     on that socket before the loop looks (the send processes libzmq's commands and takes the
     FD's edge): the re-check must find the message, as for our own sockets. The poll hung for
     ever (zmq.asyncio's does too)."""
-    a = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
-    a.bind("inproc://s15-plain-edge")
-    b = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
-    b.connect("inproc://s15-plain-edge")
+    a, b = plain_pair(ctx, "plain-edge")
     poller = zmq_async.asyncio.Poller()
     poller.register(a, zmq.POLLIN)
     future = poller.poll()
@@ -143,8 +153,7 @@ async def test_a_plain_socket_closed_under_a_pending_poll_fails_it(
 ) -> None:
     """The program closes a plain socket that a pending poll (no timeout) watches: the poll
     fails with ENOTSOCK, as a new poll over it does, instead of waiting for ever."""
-    if type(asyncio.get_running_loop()).__module__.startswith("uvloop"):
-        pytest.skip("libuv aborts the process when a watched FD is closed under it")
+    skip_on_uvloop()
     a = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
     poller = zmq_async.asyncio.Poller()
     poller.register(a, zmq.POLLIN)
@@ -163,10 +172,7 @@ async def test_a_pending_poll_on_a_plain_socket_survives_an_edge_its_program_eat
     ctx: zmq.Context[Any],
 ) -> None:
     """As above, on anyio's backends (trio's wait-style FD watching included)."""
-    a = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
-    a.bind("inproc://s15-plain-edge-anyio")
-    b = ctx.socket(zmq.PAIR, socket_class=zmq.Socket)
-    b.connect("inproc://s15-plain-edge-anyio")
+    a, b = plain_pair(ctx, "plain-edge-anyio")
     poller = zmq_async.anyio.Poller()
     poller.register(a, zmq.POLLIN)
     result: list[Any] = []
