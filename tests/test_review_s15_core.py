@@ -218,3 +218,27 @@ async def test_a_deadline_and_a_message_at_the_same_moment_have_one_outcome(
         assert got == b"%d" % i
     assert await pull.poll(0) == 0  # nothing left over, nothing received twice
     assert set(outcomes) <= {"served", "timed out"}, outcomes
+
+
+@pytest.mark.asyncio
+async def test_a_plain_socket_unregistered_then_closed_under_a_pending_poll_is_left_out(
+    ctx: zmq.Context[Any],
+) -> None:
+    """pyzmq#1114's program, with plain sockets: while one task polls, another unregisters a
+    socket and closes it. The poll goes on over the others, as zmq.asyncio's does (its look
+    reads the registrations), instead of failing with ENOTSOCK."""
+    skip_on_uvloop()
+    gone = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
+    a, b = plain_pair(ctx, "unregistered")
+    poller = zmq_async.asyncio.Poller()
+    poller.register(gone, zmq.POLLIN)
+    poller.register(a, zmq.POLLIN)
+    future = poller.poll()
+    await asyncio.sleep(0.05)  # waiting on both
+    poller.unregister(gone)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the late unregister of its FD may warn
+        gone.close()
+        await asyncio.sleep(0.2)  # the re-check finds it closed
+    b.send(b"m")
+    assert await asyncio.wait_for(future, 10) == [(a, zmq.POLLIN)]

@@ -53,6 +53,7 @@ class PollWait:
         "_driver",
         "_fds",
         "_items",
+        "_look_again",
         "_plain",
         "_reactor_of",
         "_recheck_pending",
@@ -72,7 +73,9 @@ class PollWait:
         completion: Completion,
     ) -> None:
         self._driver = driver
-        self._items = list(items)
+        #: The poller's registrations, live: each look reads them as ``zmq.Poller.poll(0)``
+        #: does, so a socket unregistered (and perhaps closed) meanwhile is left out.
+        self._items = items
         self._sync_poll = sync_poll
         self._reactor_of = reactor_of
         self.completion = completion
@@ -80,6 +83,9 @@ class PollWait:
         self._fds: list[tuple[int, bool]] = []
         #: The reactors of the plain zmq sockets polled, by ``id()``, while the poll waits.
         self._plain: dict[int, Reactor] = {}
+        #: Their waiters' completion: whatever befalls a plain socket (a message, its close,
+        #: its context's end) makes the poll look again, and the look says what it means.
+        self._look_again = _LookAgain(self)
         self._timer: TimerHandle | None = None
         self._recheck_pending = False
         self._wake_cb = self._wake
@@ -142,14 +148,16 @@ class PollWait:
         what it did: nothing is left watching for a poll that will not wait.
         """
         try:
-            for item, mask in self._items:
+            for item, mask in tuple(self._items):
                 reactor = self._reactor_of(item)
+                completion: Completion = self
                 if reactor is None and isinstance(item, zmq.Socket):
                     reactor = self._plain.get(id(item))
-                    if reactor is None:
+                    if reactor is None or reactor.closed or reactor.socket is not item:
                         reactor = self._plain[id(item)] = Reactor(item, self._driver)
+                    completion = self._look_again
                 if reactor is not None:
-                    waiter = Waiter(self, None, mask=mask)
+                    waiter = Waiter(completion, None, mask=mask)
                     reactor.wait_poll(waiter, None)
                     self._waiters.append((reactor, waiter))
                     continue
@@ -225,3 +233,30 @@ class PollWait:
             self.completion.set_exception(error)
         else:
             self.completion.set_result(result)
+
+
+class _LookAgain:
+    """The completion of a poll waiter in a plain socket's reactor: anything is a wake.
+
+    Its socket closed or its context terminated fails the poll only if it is still
+    registered (the look raises then, as ``zmq.Poller.poll`` does); unregistered, it is
+    simply left out, as by zmq.asyncio's poller.
+    """
+
+    __slots__ = ("_wait",)
+
+    def __init__(self, wait: PollWait) -> None:
+        self._wait = wait
+
+    def done(self) -> bool:
+        return self._wait.completion.done()
+
+    def set_result(self, result: Any, /) -> None:
+        self._wait._wake()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._wait._wake()
+
+    def cancel(self) -> bool:
+        self._wait._wake()
+        return True
