@@ -27,6 +27,9 @@ class Poller(zmq.Poller):
     ``fileno()``, without blocking the loop. Cancel it with a cancel scope like any call.
     """
 
+    #: Polls left before one yields to the loop (see :data:`~zmq_async.anyio._socket.YIELD_EVERY`).
+    _countdown = _socket.YIELD_EVERY
+
     async def poll(self, timeout: int | None = -1) -> list[tuple[Any, int]]:  # type: ignore[override]
         """The ready ``(socket, event)`` pairs; ``[]`` after ``timeout`` ms.
 
@@ -37,8 +40,13 @@ class Poller(zmq.Poller):
         seconds = _ops.poll_timeout(timeout)
         loop = asyncio._get_running_loop()
         sync_poll = partial(zmq.Poller.poll, self, 0)
+        # One poll in YIELD_EVERY yields, as a socket's calls do: a loop of polls that are
+        # ready at once must still let other tasks run and its own deadline pass.
+        countdown = self._countdown - 1
+        yields = not countdown
+        self._countdown = _socket.YIELD_EVERY if yields else countdown
         if loop is not None:
-            await checkpoint_if_cancelled()
+            await (asyncio.sleep(0) if yields else checkpoint_if_cancelled())
             future: asyncio.Future[list[tuple[Any, int]]] = loop.create_future()
             wait = PollWait(driver_for(loop), self.sockets, sync_poll, _reactor_of, future)
             if not wait.begin(seconds):
@@ -48,7 +56,8 @@ class Poller(zmq.Poller):
             finally:
                 wait.teardown()
         driver = _socket.current_trio_driver(self)
-        await _socket._trio.lowlevel.checkpoint_if_cancelled()
+        lowlevel = _socket._trio.lowlevel
+        await (lowlevel.checkpoint() if yields else lowlevel.checkpoint_if_cancelled())
         completion = TrioCompletion(driver)
         wait = PollWait(driver, self.sockets, sync_poll, _reactor_of, completion)
         if not wait.begin(seconds):

@@ -549,13 +549,21 @@ class Socket(ReactorSocket[Any]):
         flags = _ops.poll_flags(flags)
         loop = _get_running_loop()
         driver: TrioDriver | None = None
+        hot = self._hot
+        # One poll in YIELD_EVERY yields, as the other calls do: a loop of polls that are
+        # ready at once must still let other tasks run and its own deadline pass.
+        hot.countdown -= 1
+        yields = not hot.countdown
+        if yields:
+            hot.countdown = YIELD_EVERY
         if loop is not None:
             if loop is not self._loop:
                 self._bind_asyncio(loop)
-            await _checkpoint_if_cancelled()
+            await (_sleep0(0) if yields else _checkpoint_if_cancelled())
         else:
             driver = self._trio()
-            await _trio.lowlevel.checkpoint_if_cancelled()
+            lowlevel = _trio.lowlevel
+            await (lowlevel.checkpoint() if yields else lowlevel.checkpoint_if_cancelled())
         reactor = self._reactor
         ready: int = _get(self, _EVENTS) & flags
         if ready or timeout == 0:
