@@ -170,3 +170,79 @@ async def test_destroying_the_context_under_a_zmq_anyio_socket_fails_its_future(
         finally:
             ctx2.destroy(linger=0)
     assert reused  # the FD number was reused (else the test proves less)
+
+
+# -- trio in guest mode, hosted by an asyncio loop ---------------------------------------------
+
+
+def _in_trio_guest_run(trio_main: Any, before: Any = None) -> Any:
+    """Run ``trio_main`` as a trio guest run on a new asyncio loop; its result, or raise.
+
+    ``before``: a coroutine function run first in an asyncio task of that loop.
+    """
+    import asyncio
+
+    import outcome
+    import trio
+
+    async def host() -> Any:
+        if before is not None:
+            await before()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[outcome.Outcome[Any]] = loop.create_future()
+        trio.lowlevel.start_guest_run(
+            trio_main,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=done.set_result,
+        )
+        return (await asyncio.wait_for(done, 20)).unwrap()
+
+    return asyncio.run(host())
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+@pytest.mark.parametrize("first_on_host", [False, True])
+def test_a_trio_guest_run_on_an_asyncio_loop_waits_the_trio_way(
+    actx: Any, anyio_backend: str, first_on_host: bool
+) -> None:
+    """A trio run in guest mode runs its tasks in the host asyncio loop's callbacks: our sockets
+    must wait as trio tasks there (they bound to the host loop and failed: AttributeError),
+    even when the socket was used by an asyncio task of the host first. zmq-anyio works there.
+    """
+    import trio
+
+    pull = actx.socket(zmq.PULL)
+    pull.bind("inproc://guest")
+    push = actx.socket(zmq.PUSH)
+    push.connect("inproc://guest")
+
+    async def on_host() -> None:
+        await push.send(b"from the host")
+        assert await pull.recv() == b"from the host"
+
+    async def trio_main() -> list[Any]:
+        got: list[Any] = []
+        poller = za.Poller()
+        poller.register(pull, zmq.POLLIN)
+        async with trio.open_nursery() as nursery:
+
+            async def send_later() -> None:
+                await trio.sleep(0.01)
+                await push.send(b"a")
+                await trio.sleep(0.01)
+                await push.send(b"b")
+                await trio.sleep(0.01)
+                await push.send(b"c")
+
+            nursery.start_soon(send_later)
+            with trio.fail_after(10):
+                got.append(await pull.recv())
+                got.append(await pull.poll())
+                got.append(await poller.poll())
+                got.append(await pull.recv())
+                got.append(await pull.recv())
+        return got
+
+    got = _in_trio_guest_run(trio_main, on_host if first_on_host else None)
+    assert got == [b"a", zmq.POLLIN, [(pull, zmq.POLLIN)], b"b", b"c"]

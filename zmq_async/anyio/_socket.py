@@ -113,7 +113,14 @@ except Exception:  # pragma: no cover - another anyio or asyncio layout: always 
 
 
 def _task_state(hot: _Hot, task: Any) -> Any:
-    """The anyio state of ``task``, remembered in ``hot`` (a task keeps one for its life)."""
+    """The anyio state of ``task``, remembered in ``hot`` (a task keeps one for its life).
+
+    No task (None): the caller runs in a callback of the loop, as a trio guest run's tasks do
+    (see :func:`running_asyncio_loop`); "maybe cancelled" sends it to ``Socket._later``,
+    which finds out.
+    """
+    if task is None:
+        return _Unsure()
     state = _task_state_of(task)
     if state is None:
         state = _Unmanaged()
@@ -144,6 +151,18 @@ def _import_trio() -> Any:
         _trio_context = context
         _trio = trio
     return _trio
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop if an asyncio task runs in it, else None.
+
+    None too when a loop runs but no task of it: a trio run in guest mode hosted by that loop
+    runs its tasks in the loop's callbacks, and they must wait the trio way.
+    """
+    loop = _get_running_loop()
+    if loop is not None and _task_of(loop) is None:
+        return None
+    return loop
 
 
 def _closed_error() -> zmq.ZMQError:
@@ -181,7 +200,7 @@ class _Hot:
         #: Calls left before one yields (see :data:`YIELD_EVERY`).
         self.countdown = YIELD_EVERY
         #: The last asyncio task that called, and its anyio state (see ``_task_state``).
-        self.task: Any = None
+        self.task: Any = _LATER  # (not None: that is no task)
         self.state: Any = None
         #: What ``Socket._later`` must do, set by ``Socket._now`` when it returns ``_LATER``.
         self.later = _WAIT
@@ -327,7 +346,7 @@ class Socket(ReactorSocket[Any]):
             ):
                 loop = bound  # the socket's asyncio loop, running here (see thread_marker)
             else:
-                loop = _get_running_loop()
+                loop = running_asyncio_loop()
                 if loop is not None and loop is not bound:
                     self._bind_asyncio(loop)
             if loop is not None:
@@ -408,6 +427,10 @@ class Socket(ReactorSocket[Any]):
         why = hot.later
         driver = hot.trio_driver  # None on asyncio (binding to one backend unbinds the other)
         if why is _CHECK or why is _YIELD:
+            if driver is None and _task_of(hot.loop) is None:
+                # A trio guest run's task, on the asyncio loop that hosts it (see
+                # running_asyncio_loop): bind to trio (RuntimeError if not in one).
+                driver = self._trio()
             if driver is None:
                 await (_checkpoint_if_cancelled() if why is _CHECK else _sleep0(0))
             elif why is _CHECK:
@@ -547,7 +570,7 @@ class Socket(ReactorSocket[Any]):
             raise zmq.ZMQError(zmq.ENOTSUP)
         seconds = _ops.poll_timeout(timeout)
         flags = _ops.poll_flags(flags)
-        loop = _get_running_loop()
+        loop = running_asyncio_loop()
         driver: TrioDriver | None = None
         hot = self._hot
         # One poll in YIELD_EVERY yields, as the other calls do: a loop of polls that are
