@@ -346,9 +346,12 @@ class Socket(ReactorSocket[Any]):
             ):
                 loop = bound  # the socket's asyncio loop, running here (see thread_marker)
             else:
-                loop = running_asyncio_loop()
+                loop = _get_running_loop()
                 if loop is not None and loop is not bound:
-                    self._bind_asyncio(loop)
+                    if _task_of(loop) is None:
+                        loop = None  # a trio guest run's task (see running_asyncio_loop)
+                    else:
+                        self._bind_asyncio(loop)
             if loop is not None:
                 # anyio's checkpoint_if_cancelled, inline: is a scope around the task cancelled
                 # (innermost outwards, up to a shield)? If so, checkpoint (it raises there).
