@@ -246,3 +246,131 @@ def test_a_trio_guest_run_on_an_asyncio_loop_waits_the_trio_way(
 
     got = _in_trio_guest_run(trio_main, on_host if first_on_host else None)
     assert got == [b"a", zmq.POLLIN, [(pull, zmq.POLLIN)], b"b", b"c"]
+
+
+# -- a call in a scope already cancelled (or past its deadline) consumes and sends nothing --------
+
+_RECEIVES: dict[str, Any] = {
+    "recv": lambda s: s.recv(),
+    "recv_multipart": lambda s: s.recv_multipart(),
+    "recv_string": lambda s: s.recv_string(),
+    "recv_json": lambda s: s.recv_json(),
+    "recv_pyobj": lambda s: s.recv_pyobj(),
+    "recv_into": lambda s: s.recv_into(bytearray(16)),
+    "recv_serialized": lambda s: s.recv_serialized(lambda frames: frames),
+    "poll": lambda s: s.poll(),
+}
+_SENDS: dict[str, Any] = {
+    "send": lambda s: s.send(b"1"),
+    "send_multipart": lambda s: s.send_multipart([b"1"]),
+    "send_string": lambda s: s.send_string("1"),
+    "send_json": lambda s: s.send_json(1),
+    "send_pyobj": lambda s: s.send_pyobj(1),
+    "send_serialized": lambda s: s.send_serialized(1, lambda m: [b"%d" % m]),
+}
+
+
+def _dead_scope(how: str) -> anyio.CancelScope:
+    if how == "cancelled":
+        scope = anyio.CancelScope()
+        scope.cancel()
+        return scope
+    return anyio.CancelScope(deadline=anyio.current_time() - 1)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["cancelled", "past deadline"])
+async def test_every_call_in_a_dead_scope_raises_there_and_touches_nothing(
+    apair: Any, how: str
+) -> None:
+    """Each receive (and poll) with a message ready, and each send with room, in a scope that
+    is already cancelled: cancelled at once, consuming nothing and sending nothing, however
+    many times in a row (the fast path's checkpoint, and the one call in YIELD_EVERY)."""
+    pull, push = apair()
+    with anyio.fail_after(10):
+        await push.send(b"first")
+        assert await pull.poll(5000)
+        for _ in range(2 * YIELD_EVERY // len(_RECEIVES) + 1):
+            for name, call in {**_RECEIVES, **_SENDS}.items():
+                sock = push if name in _SENDS else pull
+                with _dead_scope(how) as scope:
+                    await call(sock)
+                    pytest.fail(f"{name} in a dead scope returned")  # pragma: no cover
+                assert scope.cancelled_caught, name
+        await push.send(b"second")
+        assert await pull.recv() == b"first"  # nothing consumed
+        assert await pull.recv() == b"second"  # nothing sent in between
+
+
+# -- an operation cancelled before its turn never takes effect -----------------------------------
+
+
+@pytest.mark.timeout(30)
+async def test_a_receive_cancelled_before_its_turn_consumes_nothing(actx: Any) -> None:
+    """The first of two waiting receivers is cancelled; a dispatch runs before it does (trio
+    delivers the cancellation when the task next runs). The message goes to the other one:
+    the cancelled call takes nothing (it took the message, and returned it as "kept")."""
+    pull = actx.socket(zmq.PULL)
+    push = zmq.Socket(actx, zmq.PUSH)  # plain: its send schedules nothing of ours
+    pull.bind("inproc://cancelled-first")
+    push.connect("inproc://cancelled-first")
+    got: list[tuple[int, bytes]] = []
+    scopes = [anyio.CancelScope(), anyio.CancelScope()]
+
+    async def receive(n: int) -> None:
+        with scopes[n]:
+            got.append((n, await pull.recv()))
+
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive, 0)
+                await anyio.wait_all_tasks_blocked()
+                tg.start_soon(receive, 1)
+                await anyio.wait_all_tasks_blocked()
+                scopes[0].cancel()
+                push.send(b"m")
+                pull._reactor.dispatch()  # what a watcher's FD callback or a kick runs
+            assert got == [(1, b"m")]
+            assert scopes[0].cancelled_caught
+    finally:
+        push.close(linger=0)
+
+
+@pytest.mark.timeout(30)
+async def test_a_cancelled_zmq_anyio_future_consumes_and_sends_nothing(actx: Any) -> None:
+    """zmq_anyio: ``future.cancel()`` on a pending receive, then a dispatch before its task
+    runs. The message stays for the next receive (it was taken and lost: the cancelled Future
+    could not hold it), and a cancelled pending send sends nothing (it was sent)."""
+    pull = actx.socket(zmq.PULL)
+    push = zmq.Socket(actx, zmq.PUSH)
+    pull.bind("inproc://cancelled-future")
+    push.connect("inproc://cancelled-future")
+    try:
+        with anyio.fail_after(10):
+            async with zmq_anyio.Socket(pull) as sock:
+                future = sock.arecv()
+                await anyio.wait_all_tasks_blocked()
+                future.cancel()
+                push.send(b"m")
+                sock._reactor.dispatch()
+                assert future.status is anyio.Future.Status.CANCELLED
+                again = sock.arecv()
+                await again.wait()
+                assert again.return_value == b"m"
+            async with zmq_anyio.Socket(actx.socket(zmq.PUSH)) as sender:
+                sender.bind("inproc://cancelled-send")  # no peer yet: a send waits
+                sent = sender.asend(b"cancelled")
+                await anyio.wait_all_tasks_blocked()
+                sent.cancel()
+                receiver = zmq.Socket(actx, zmq.PULL)
+                try:
+                    receiver.connect("inproc://cancelled-send")
+                    sender._reactor.dispatch()  # room now: the cancelled send must not go
+                    assert sent.status is anyio.Future.Status.CANCELLED
+                    await sender.asend(b"next").wait()
+                    assert receiver.recv() == b"next"
+                finally:
+                    receiver.close(linger=0)
+    finally:
+        push.close(linger=0)

@@ -73,6 +73,7 @@ class TrioCompletion:
         "parked",
         "result",
         "scope",
+        "status",
         "task",
         "waits_on",
         "zmq_fds",
@@ -93,11 +94,23 @@ class TrioCompletion:
         self.keys: Sequence[Key] = ()
         self.parked = False
         self.task: Any = None
+        #: The trio cancel status of the call waiting for it (set by :meth:`TrioDriver.block`):
+        #: its caller's scopes, not the private ones of the wait.
+        self.status: Any = None
         #: The cancel scope of its task's FD wait, while that task is a watcher.
         self.scope: trio.CancelScope | None = None
 
     def done(self) -> bool:
-        return self._done
+        """Whether it is completed, or its task is cancelled: the reactor then skips it.
+
+        trio delivers a cancellation when the task next runs; an operation run for it
+        meanwhile (by a dispatch in another task) would take effect for a cancelled call. On
+        asyncio the Future itself is cancelled at once.
+        """
+        if self._done:
+            return True
+        status = self.status
+        return status is not None and bool(status.effectively_cancelled)
 
     def set_result(self, result: Any, /) -> None:
         if not self._done:
@@ -222,11 +235,15 @@ class TrioDriver:
     async def block(self, completion: TrioCompletion, keys: Sequence[Key]) -> Any:
         """Wait until ``completion`` is done, watching ``keys`` for everyone when it is our turn.
 
-        Returns its result or raises its error. If the task is cancelled after a message was
-        received for it, the message is returned (nothing is lost) and the cancellation is
-        raised by the task's next checkpoint, as its cancel scope is still cancelled.
+        Returns its result or raises its error. Once the task is cancelled, the reactor
+        skips ``completion`` (:meth:`TrioCompletion.done`); if a message was received for it
+        before, the message is returned (nothing is lost) and the cancellation is raised by
+        the task's next checkpoint, as its cancel scope is still cancelled.
         """
         trio = self._trio
+        # trio's private field: the status of the caller's innermost cancel scope (None in
+        # another trio layout: then not known).
+        completion.status = getattr(trio.lowlevel.current_task(), "_cancel_status", None)
         try:
             while not completion._done:
                 key = self._free_key(keys)
