@@ -5,6 +5,7 @@ On anyio's asyncio, asyncio+uvloop and trio backends; compared with zmq-anyio wh
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import anyio
@@ -374,3 +375,107 @@ async def test_a_cancelled_zmq_anyio_future_consumes_and_sends_nothing(actx: Any
                     receiver.close(linger=0)
     finally:
         push.close(linger=0)
+
+
+# -- cancellation storms: every message exactly once ----------------------------------------------
+
+
+@pytest.mark.timeout(90)
+async def test_zmq_anyio_futures_cancelled_in_a_storm_lose_and_repeat_nothing(
+    actx: Any,
+) -> None:
+    """Senders and receivers of zmq_anyio Futures, each waited on for a tiny random time and
+    cancelled if still pending (a cancelled send is sent again): every message arrives
+    exactly once. (On trio, messages were lost and sends repeated.)"""
+    n_msgs = 1000
+    rng = random.Random(3)
+    pull = actx.socket(zmq.PULL)
+    pull.rcvhwm = 5
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    push = actx.socket(zmq.PUSH)
+    push.sndhwm = 5
+    push.connect(f"tcp://127.0.0.1:{port}")
+    got: list[int] = []
+    cancelled = 0
+
+    async def settle(future: Any) -> bool:
+        """Wait a tiny random time, then cancel if pending; whether it finished."""
+        nonlocal cancelled
+        with anyio.move_on_after(rng.choice([0, 1e-5, 1e-3, 1e-2])):
+            await future.wait()
+        future.cancel()  # (no-op if done)
+        if future.status is anyio.Future.Status.FINISHED:
+            return True
+        cancelled += 1
+        return False
+
+    async with zmq_anyio.Socket(pull) as receiver, zmq_anyio.Socket(push) as sender:
+
+        async def send_all(ids: range) -> None:
+            for i in ids:
+                while not await settle(sender.asend(b"%d" % i)):
+                    pass
+
+        async def receive_all() -> None:
+            while len(got) < n_msgs:
+                future = receiver.arecv()
+                if await settle(future):
+                    got.append(int(future.return_value))
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as tg:
+                for k in range(3):
+                    tg.start_soon(send_all, range(k, n_msgs, 3))
+                for _ in range(4):
+                    tg.start_soon(receive_all)
+    assert sorted(got) == list(range(n_msgs))
+    assert cancelled > 10  # the storm was real
+
+
+@pytest.mark.timeout(90)
+async def test_sends_receives_and_polls_cancelled_in_a_storm_lose_and_repeat_nothing(
+    apair: Any,
+) -> None:
+    """Senders (small HWM: sends wait too), receivers and pollers on one pair, every call in a
+    tiny random deadline: every message arrives exactly once."""
+    n_msgs = 1500
+    rng = random.Random(1)
+    pull, push = apair(SNDHWM=5, RCVHWM=5)
+    got: list[int] = []
+    cancelled = 0
+
+    async def bounded(call: Any, *args: Any) -> bool:
+        nonlocal cancelled
+        with anyio.move_on_after(rng.choice([0, 0, 1e-6, 1e-4, 1e-3])) as scope:
+            result = await call(*args)
+        if scope.cancelled_caught:
+            cancelled += 1
+            return False
+        if call == pull.recv:
+            got.append(int(result))
+        return True
+
+    async def send_all(ids: range) -> None:
+        for i in ids:
+            while not await bounded(push.send, b"%d" % i):
+                pass
+
+    async def receive_all() -> None:
+        while len(got) < n_msgs:
+            await bounded(pull.recv)
+
+    async def poll_all() -> None:
+        while len(got) < n_msgs:
+            await bounded(pull.poll, 5)
+            await anyio.sleep(0)
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for k in range(4):
+                tg.start_soon(send_all, range(k, n_msgs, 4))
+            for _ in range(6):
+                tg.start_soon(receive_all)
+            for _ in range(3):
+                tg.start_soon(poll_all)
+    assert sorted(got) == list(range(n_msgs))
+    assert cancelled > 10
