@@ -479,3 +479,33 @@ async def test_sends_receives_and_polls_cancelled_in_a_storm_lose_and_repeat_not
                 tg.start_soon(poll_all)
     assert sorted(got) == list(range(n_msgs))
     assert cancelled > 10
+
+
+# -- timeouts in a long-running service ------------------------------------------------------------
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_served_waits_with_a_long_rcvtimeo_do_not_pile_up_timers(actx: Any) -> None:
+    """REQ/REP round trips with a minute's RCVTIMEO: each wait's timer is cancelled when it is
+    served. They were kept in the trio driver's heap until their deadline, holding their
+    waiters (and messages): at thousands of waits a second, millions of entries."""
+    rep = actx.socket(zmq.REP)
+    rep.bind("inproc://timers")
+    req = actx.socket(zmq.REQ)
+    req.connect("inproc://timers")
+    for sock in (rep, req):
+        sock.rcvtimeo = 60_000
+    n_trips = 2000
+
+    async def serve() -> None:
+        for _ in range(n_trips):
+            await rep.send(await rep.recv())
+
+    with anyio.fail_after(30):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            for _ in range(n_trips):
+                await req.send(b"x")
+                assert await req.recv() == b"x"
+    assert len(req._trio_driver._timers) < 200  # (4000 timers were started)
