@@ -26,26 +26,22 @@ async def _ready_polls_let_others_run(poll: Any) -> None:
     """``await poll()`` in a loop, always ready: other tasks run and the loop's deadline ends it.
 
     A poll that never yields would starve the other task and never see its deadline: the loop
-    below would only end at its bound, with ``ticks`` still 0.
+    below would only end at its bound, the other task never having run.
     """
-    ticks = 0
+    other_ran = anyio.Event()
+
+    async def other() -> None:
+        other_ran.set()
+
     polls = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            await anyio.sleep(0)
-
     bound = 1000 * YIELD_EVERY  # far more than 0.05 s of polls
     async with anyio.create_task_group() as tg:
-        tg.start_soon(ticker)
+        tg.start_soon(other)
         with anyio.move_on_after(0.05):
             while polls < bound:
                 assert await poll()
                 polls += 1
-        tg.cancel_scope.cancel()
-    assert ticks >= 1
+    assert other_ran.is_set()
     assert polls < bound  # the deadline ended the loop
 
 
@@ -380,21 +376,28 @@ async def test_a_cancelled_zmq_anyio_future_consumes_and_sends_nothing(actx: Any
 # -- cancellation storms: every message exactly once ----------------------------------------------
 
 
+async def _storm(n_msgs: int, senders: tuple[int, Any], *others: tuple[int, Any]) -> None:
+    """Run ``senders`` tasks sending ``range(n_msgs)`` between them, and the ``others``."""
+    count, send_all = senders
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as tg:
+            for k in range(count):
+                tg.start_soon(send_all, range(k, n_msgs, count))
+            for count, task in others:
+                for _ in range(count):
+                    tg.start_soon(task)
+
+
 @pytest.mark.timeout(90)
 async def test_zmq_anyio_futures_cancelled_in_a_storm_lose_and_repeat_nothing(
-    actx: Any,
+    apair: Any,
 ) -> None:
     """Senders and receivers of zmq_anyio Futures, each waited on for a tiny random time and
     cancelled if still pending (a cancelled send is sent again): every message arrives
     exactly once. (On trio, messages were lost and sends repeated.)"""
     n_msgs = 1000
     rng = random.Random(3)
-    pull = actx.socket(zmq.PULL)
-    pull.rcvhwm = 5
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    push = actx.socket(zmq.PUSH)
-    push.sndhwm = 5
-    push.connect(f"tcp://127.0.0.1:{port}")
+    pull, push = apair(SNDHWM=5, RCVHWM=5)
     got: list[int] = []
     cancelled = 0
 
@@ -422,12 +425,7 @@ async def test_zmq_anyio_futures_cancelled_in_a_storm_lose_and_repeat_nothing(
                 if await settle(future):
                     got.append(int(future.return_value))
 
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as tg:
-                for k in range(3):
-                    tg.start_soon(send_all, range(k, n_msgs, 3))
-                for _ in range(4):
-                    tg.start_soon(receive_all)
+        await _storm(n_msgs, (3, send_all), (4, receive_all))
     assert sorted(got) == list(range(n_msgs))
     assert cancelled > 10  # the storm was real
 
@@ -469,14 +467,7 @@ async def test_sends_receives_and_polls_cancelled_in_a_storm_lose_and_repeat_not
             await bounded(pull.poll, 5)
             await anyio.sleep(0)
 
-    with anyio.fail_after(60):
-        async with anyio.create_task_group() as tg:
-            for k in range(4):
-                tg.start_soon(send_all, range(k, n_msgs, 4))
-            for _ in range(6):
-                tg.start_soon(receive_all)
-            for _ in range(3):
-                tg.start_soon(poll_all)
+    await _storm(n_msgs, (4, send_all), (6, receive_all), (3, poll_all))
     assert sorted(got) == list(range(n_msgs))
     assert cancelled > 10
 
