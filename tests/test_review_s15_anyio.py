@@ -500,3 +500,42 @@ async def test_served_waits_with_a_long_rcvtimeo_do_not_pile_up_timers(actx: Any
                 await req.send(b"x")
                 assert await req.recv() == b"x"
     assert len(req._trio_driver._timers) < 200  # (4000 timers were started)
+
+
+# -- a socket left open at exit ------------------------------------------------------------------
+
+_LEFT_OPEN = """
+import sys, anyio, zmq
+import zmq_async.anyio as za
+
+ctx = zmq.Context()  # plain: nothing closes its sockets before the interpreter shuts down
+sock = za.Socket(ctx, zmq.PULL)
+sock.bind("inproc://left-open")
+
+async def main():
+    with anyio.move_on_after(0.01):  # a waiter, cancelled: still queued, done
+        await sock.recv()
+
+backend = sys.argv[1]
+options = {"use_uvloop": True} if backend == "uvloop" else {}
+anyio.run(main, backend="asyncio" if backend == "uvloop" else backend, backend_options=options)
+print("done")
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # (the program picks its own)
+@pytest.mark.parametrize("backend", ["asyncio", "uvloop", "trio"])
+def test_a_socket_left_open_at_exit_closes_quietly(anyio_backend: str, backend: str) -> None:
+    """A socket that used a loop, left open: its ``__del__`` closes it as the interpreter shuts
+    down. That printed "Exception ignored ... ImportError: sys.meta_path is None" (the close
+    built a ZMQError for waiters that were all done, and building one imports)."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _LEFT_OPEN, backend], capture_output=True, text=True, timeout=50
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "done"
+    assert proc.stderr == ""

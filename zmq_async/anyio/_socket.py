@@ -627,7 +627,11 @@ class Socket(ReactorSocket[Any]):
             if self._handed_to_owner(linger):
                 return
             reactor = self._reactor
-            reactor.close(_closed_error())
+            # The error only if someone still waits: building one imports, which fails when
+            # the interpreter shuts down (a socket left open is closed by its __del__ then).
+            queues = (reactor.recvq, reactor.sendq, reactor.pollq)
+            waiting = any(not w.completion.done() for queue in queues for w in queue)
+            reactor.close(_closed_error() if waiting else None)
             driver = self._trio_driver
             if driver is not None and driver.thread == _thread.get_ident():
                 # A task still waiting on the FD (cancelled, not yet run) must let go. If the
