@@ -130,43 +130,71 @@ async def test_close_with_many_waiters_then_fd_reuse_in_a_loop(actx: Any) -> Non
 
 
 @pytest.mark.timeout(30)
-async def test_destroying_the_context_under_a_zmq_anyio_socket_fails_its_future() -> None:
-    """zmq-anyio's usual form, ``Socket(ctx.socket(...))``: ``ctx.destroy()`` closes the plain
-    socket under ours. The pending Future fails (ENOTSOCK) and a new socket that reuses the FD
-    number works. (zmq-anyio 0.4.1 leaves the Future pending for ever, and the next socket's
-    receive fails with BusyResourceError: its reader task still waits on the old FD.)
+@pytest.mark.parametrize("wrapper", ["zmq_anyio", "from_socket"])
+async def test_destroying_the_context_under_a_wrapper_ends_its_waiters_at_once(
+    wrapper: str,
+) -> None:
+    """zmq-anyio's usual form, ``Socket(ctx.socket(...))`` (and ``Socket.from_socket``):
+    ``ctx.destroy()`` closes the plain socket under ours, with an operation pending. It ends
+    at once (the Future cancelled, as our ``close()`` does; the receive fails with ENOTSOCK),
+    and a socket made right after, which gets the same FD number (and maybe the same libzmq
+    address), works. The stale waiter took the new socket's message, or kept its FD from
+    being watched, until the re-check noticed (and uvloop aborted the process when the FD
+    closed right after its reader was added). zmq-anyio leaves the Future pending for ever,
+    and the next socket's receive fails with BusyResourceError.
     """
-    ctx: zmq.Context[Any] = zmq.Context()
-    plain = ctx.socket(zmq.PULL)
-    plain.bind("inproc://destroyed")
-    fd = plain.FD
-    with anyio.fail_after(10):
-        async with zmq_anyio.Socket(plain) as sock:
+    contexts: list[zmq.Context[Any]] = [zmq.Context()]
+    errors: list[BaseException] = []
+
+    async def receive(sock: Any) -> Any:
+        if wrapper == "zmq_anyio":
             future = sock.arecv()
-            await anyio.wait_all_tasks_blocked()
-            # A loop iteration that polls: uvloop (libuv) applies a new reader registration
-            # then, and aborts the process if the FD was closed before (pyzmq's too).
-            await anyio.sleep(0.01)
-            ctx.destroy(linger=0)
             await future.wait()
-            assert future.status is anyio.Future.Status.FAILED
-            assert _closed(future.exception)  # type: ignore[arg-type]
-        ctx2: zmq.Context[Any] = zmq.Context()
+            return future.return_value
+        return await sock.recv()
+
+    async def old_waiter(sock: Any) -> None:
         try:
-            pull = ctx2.socket(zmq.PULL)
-            pull.bind("inproc://next")
-            push = ctx2.socket(zmq.PUSH)
-            push.connect("inproc://next")
-            reused = fd == pull.FD
-            async with zmq_anyio.Socket(pull) as again:
-                got = again.arecv()
+            await receive(sock)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def wrap(plain: Any) -> Any:
+        return zmq_anyio.Socket(plain) if wrapper == "zmq_anyio" else za.Socket.from_socket(plain)
+
+    try:
+        plain = contexts[0].socket(zmq.PULL)
+        plain.bind("inproc://destroyed")
+        fd = plain.FD
+        with anyio.fail_after(10):
+            async with wrap(plain) as old, anyio.create_task_group() as tg:
+                tg.start_soon(old_waiter, old)
                 await anyio.wait_all_tasks_blocked()
-                push.send(b"x")
-                await got.wait()
-                assert got.return_value == b"x"
-        finally:
-            ctx2.destroy(linger=0)
-    assert reused  # the FD number was reused (else the test proves less)
+                contexts[0].destroy(linger=0)
+                contexts.append(zmq.Context())
+                pull = contexts[1].socket(zmq.PULL)  # the FD number freed just now
+                pull.bind("inproc://next")
+                push = contexts[1].socket(zmq.PUSH)
+                push.connect("inproc://next")
+                assert fd == pull.FD  # (else the test proves less)
+                got: list[Any] = []
+
+                async def new_waiter(sock: Any) -> None:
+                    got.append(await receive(sock))
+
+                async with wrap(pull) as new, anyio.create_task_group() as tg2:
+                    tg2.start_soon(new_waiter, new)
+                    await anyio.wait_all_tasks_blocked()  # it waits on the reused FD
+                    push.send(b"x")
+                assert got == [b"x"]
+        assert len(errors) == 1
+        if wrapper == "zmq_anyio":
+            assert isinstance(errors[0], anyio.FutureCancelled)  # type: ignore[attr-defined]
+        else:
+            assert _closed(errors[0])
+    finally:
+        for context in contexts:
+            context.destroy(linger=0)
 
 
 # -- trio in guest mode, hosted by an asyncio loop ---------------------------------------------

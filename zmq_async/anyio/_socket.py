@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -165,6 +166,34 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
+def closes_first(plain: zmq.Socket[Any], wrapper: zmq.Socket[Any]) -> None:
+    """Make ``plain.close()`` (and so its context's ``destroy()``) close ``wrapper`` first.
+
+    ``wrapper`` shadows ``plain``'s libzmq socket. Closed by ``plain`` alone, that socket would
+    leave the wrapper's FD watch and waiters behind it, on an FD number (and a libzmq socket
+    address) that the next socket made may get: the stale waiters would then take its
+    messages, or keep its FD from being watched. Only for plain sockets (ours close their
+    shadows' reactors themselves); both are referred to weakly (no cycle keeps ``plain``).
+    """
+    if isinstance(plain, ReactorSocket):
+        return
+    plain_ref = weakref.ref(plain)
+    wrapper_ref = weakref.ref(wrapper)
+    close_plain = type(plain).close
+
+    def close(linger: int | None = None) -> None:
+        owner = wrapper_ref()
+        if owner is not None and not owner.closed:
+            owner.close(linger)
+        sock = plain_ref()
+        if sock is not None:
+            _ = sock.closed  # pyzmq's deep check: it sees the socket closed by its shadow
+            close_plain(sock, linger)
+
+    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: the re-check notices
+        object.__setattr__(plain, "close", close)
+
+
 def _closed_error() -> zmq.ZMQError:
     return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
 
@@ -239,6 +268,8 @@ class Socket(ReactorSocket[Any]):
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
         self._reactor = self._new_reactor()
         self._hot = _Hot(self._reactor)
+        if _from_socket is not None:
+            closes_first(_from_socket, self)
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:

@@ -37,6 +37,7 @@ from zmq_async import _ops, _thread
 from zmq_async._socket import ReactorSocket
 from zmq_async.anyio._poller import Poller as _AsyncPoller
 from zmq_async.anyio._socket import Socket as _AsyncSocket
+from zmq_async.anyio._socket import closes_first
 
 __all__ = ["Poller", "Socket"]
 
@@ -132,6 +133,7 @@ class Socket(ReactorSocket[Any]):
             self.context = context_or_socket.context
             # The shadowed socket owns the libzmq socket: its garbage collection would close it.
             self._shadowed = context_or_socket
+            closes_first(context_or_socket, self)
         else:
             super().__init__(context_or_socket, socket_type, **kwargs)
         self._async = _AsyncSocket.from_socket(self)
