@@ -567,3 +567,43 @@ def test_a_socket_left_open_at_exit_closes_quietly(anyio_backend: str, backend: 
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "done"
     assert proc.stderr == ""
+
+
+# -- a dropped zmq_anyio socket ----------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])  # (no loop is used)
+@pytest.mark.parametrize("made", ["from a context", "over a plain socket"])
+def test_a_dropped_zmq_anyio_socket_is_freed_at_once_and_term_returns(
+    anyio_backend: str, made: str
+) -> None:
+    """As pyzmq's and zmq-anyio's: dropped without ``close()``, the socket goes with its last
+    reference (pyzmq's ``__del__`` closes it), so ``ctx.term()`` returns. Its private anyio
+    socket shadowed it by object, which kept it alive (a cycle): ``term()`` hung until the
+    cycle collector ran, which a thread blocked in ``term()`` does not make happen."""
+    import gc
+    import threading
+    import warnings
+    import weakref
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    gc.collect()
+    gc.disable()
+    try:
+        if made == "from a context":
+            sock = zmq_anyio.Socket(ctx, zmq.PULL)
+        else:
+            sock = zmq_anyio.Socket(ctx.socket(zmq.PULL))
+        sock.bind("inproc://dropped")
+        ref = weakref.ref(sock)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)  # pyzmq's, for a socket not closed
+            del sock
+        assert ref() is None, "the socket outlived its last reference"
+        done = threading.Event()
+        threading.Thread(target=lambda: (ctx.term(), done.set()), daemon=True).start()
+        assert done.wait(10), "term() hangs: the socket is still open"
+    finally:
+        gc.enable()
+        gc.collect()  # (if it failed: the cycle goes, the socket closes, term() returns)

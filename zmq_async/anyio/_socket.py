@@ -166,7 +166,7 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     return loop
 
 
-def closes_first(plain: zmq.Socket[Any], wrapper: zmq.Socket[Any]) -> None:
+def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:
     """Make ``plain.close()`` (and so its context's ``destroy()``) close ``wrapper`` first.
 
     ``wrapper`` shadows ``plain``'s libzmq socket. Closed by ``plain`` alone, that socket would
@@ -175,8 +175,8 @@ def closes_first(plain: zmq.Socket[Any], wrapper: zmq.Socket[Any]) -> None:
     messages, or keep its FD from being watched. Only for plain sockets (ours close their
     shadows' reactors themselves); both are referred to weakly (no cycle keeps ``plain``).
     """
-    if isinstance(plain, ReactorSocket):
-        return
+    if not isinstance(plain, zmq.Socket) or isinstance(plain, ReactorSocket):
+        return  # (an address: nothing to hook)
     plain_ref = weakref.ref(plain)
     wrapper_ref = weakref.ref(wrapper)
     close_plain = type(plain).close
@@ -257,7 +257,7 @@ class Socket(ReactorSocket[Any]):
         self,
         context: zmq.Context[Any] | zmq.Socket[Any] | None = None,
         socket_type: int = -1,
-        _from_socket: zmq.Socket[Any] | None = None,
+        _from_socket: zmq.Socket[Any] | int | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(context, zmq.Socket):

@@ -136,7 +136,9 @@ class Socket(ReactorSocket[Any]):
             closes_first(context_or_socket, self)
         else:
             super().__init__(context_or_socket, socket_type, **kwargs)
-        self._async = _AsyncSocket.from_socket(self)
+        # A shadow of the libzmq socket by address: shadowing ``self`` would keep ``self``
+        # alive from ``_async`` (a cycle), and a dropped socket would not close at once.
+        self._async = _AsyncSocket(_from_socket=self.underlying)
         self._reactor = self._async._reactor
         self._task_group = task_group
         self._own_group = None
