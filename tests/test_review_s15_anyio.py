@@ -607,3 +607,38 @@ def test_a_dropped_zmq_anyio_socket_is_freed_at_once_and_term_returns(
     finally:
         gc.enable()
         gc.collect()  # (if it failed: the cycle goes, the socket closes, term() returns)
+
+
+@pytest.mark.timeout(30)
+async def test_closing_a_plain_socket_under_two_wrappers_ends_both(actx: Any) -> None:
+    """Two of our sockets shadow one plain socket, each with a waiting receive; the plain one
+    is closed. Both are closed with it, at once, and both receives fail with ENOTSOCK. The
+    second was left to the re-check (the first had closed the libzmq socket, so it looked
+    closed already), and on trio its waiting task failed with OSError (EBADF) meanwhile."""
+    plain = zmq.Socket(actx, zmq.PULL)
+    plain.bind("inproc://two-wrappers")
+    wrappers = [za.Socket.from_socket(plain), zmq_anyio.Socket(plain)]
+    errors: list[Any] = []
+
+    async def wait(call: Any) -> None:
+        try:
+            await call()
+        except BaseException as exc:
+            errors.append(exc)
+
+    async def receive_from_dropin() -> None:
+        future = wrappers[1].arecv()
+        await future.wait()
+        errors.append(future.exception if future.status.name == "FAILED" else future)
+
+    with anyio.fail_after(10):
+        async with wrappers[1], anyio.create_task_group() as tg:
+            tg.start_soon(wait, wrappers[0].recv)
+            tg.start_soon(wait, receive_from_dropin)
+            await anyio.wait_all_tasks_blocked()
+            plain.close()
+            assert all(w._reactor.closed for w in wrappers)  # at once, not at a re-check
+    assert len(errors) == 2
+    assert sum(_closed(e) for e in errors) == 1  # the receive
+    dropin = [e for e in errors if isinstance(e, anyio.Future)]
+    assert [f.status for f in dropin] == [anyio.Future.Status.CANCELLED]  # as close() does

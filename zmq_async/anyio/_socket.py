@@ -180,11 +180,15 @@ def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None
     plain_ref = weakref.ref(plain)
     wrapper_ref = weakref.ref(wrapper)
     close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
 
     def close(linger: int | None = None) -> None:
         owner = wrapper_ref()
-        if owner is not None and not owner.closed:
-            owner.close(linger)
+        if owner is not None:
+            owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
+        if previous is not None:
+            previous(linger)
+            return
         sock = plain_ref()
         if sock is not None:
             _ = sock.closed  # pyzmq's deep check: it sees the socket closed by its shadow
@@ -654,17 +658,22 @@ class Socket(ReactorSocket[Any]):
         handed to that loop and happens there shortly: only its thread may stop watching the
         FD, which must happen before the FD is closed.
         """
-        if not self.closed and "_reactor" in self.__dict__:
+        reactor: Reactor | None = self.__dict__.get("_reactor")
+        # Its reactor even if the libzmq socket was closed through another handle (another
+        # shadow of it): its waiters must not stay behind.
+        if reactor is not None and not reactor.closed:
             if self._handed_to_owner(linger):
                 return
-            reactor = self._reactor
+            open_before = not self.closed
             # The error only if someone still waits: building one imports, which fails when
             # the interpreter shuts down (a socket left open is closed by its __del__ then).
             queues = (reactor.recvq, reactor.sendq, reactor.pollq)
             waiting = any(not w.completion.done() for queue in queues for w in queue)
             reactor.close(_closed_error() if waiting else None)
             driver = self._trio_driver
-            if driver is not None and driver.thread == _thread.get_ident():
+            # (Closed before, its FD number may be another's now: our own watchers were
+            # told by their completions, above.)
+            if open_before and driver is not None and driver.thread == _thread.get_ident():
                 # A task still waiting on the FD (cancelled, not yet run) must let go. If the
                 # run is over (RuntimeError), nobody waits.
                 with contextlib.suppress(RuntimeError):

@@ -213,12 +213,11 @@ class Socket(ReactorSocket[Any]):
                     item.future.cancel()
             for future in list(self._polls):
                 future.cancel()
-            if not self.closed:
-                self._async.close(linger)
-                # The shadow closed the libzmq socket: let its owners see that now (pyzmq's
-                # deep check), or their garbage collection would close it again, by then
-                # perhaps a new socket at the same address.
-                _ = self.closed, self._shadowed is not None and self._shadowed.closed
+            self._async.close(linger)  # (its reactor, even if the socket closed already)
+            # The shadow closed the libzmq socket: let its owners see that now (pyzmq's deep
+            # check), or their garbage collection would close it again, by then perhaps a new
+            # socket at the same address.
+            _ = self.closed, self._shadowed is not None and self._shadowed.closed
             self._task_group = None
             with contextlib.suppress(RuntimeError):  # no async run any more: nobody waits
                 self.stopped.set()
