@@ -76,8 +76,8 @@ class AsyncioDriver:
         key = (fd, writable)
         callbacks = self._callbacks.get(key)
         if callbacks is None:
+            self._register(key, callback)  # first: a bad FD raises with nothing recorded
             self._callbacks[key] = [callback]
-            self._register(key, callback)
         else:
             callbacks.append(callback)
             if len(callbacks) == 2:
