@@ -1,22 +1,22 @@
 """One ``Poller.poll(timeout)`` in progress, framework-free.
 
 A poller mixes three kinds of items: our sockets (each has a :class:`~zmq_async._reactor.Reactor`,
-which owns its edge-triggered FD), plain ``zmq.Socket``s (we watch their FD) and raw file
-descriptors or objects with ``fileno()`` (we watch them for read or write). Whatever wakes us
+which owns its edge-triggered FD), plain ``zmq.Socket``s (a waiting poll gives each a reactor of
+its own, so that the re-check of rule 1 covers them: their program may touch them, taking the
+edge, as it may ours) and raw file descriptors or objects with ``fileno()`` (we watch them for
+read or write). Whatever wakes us
 first, the answer always comes from one non-blocking ``zmq_poll`` over all items, so it is
 exactly what ``zmq.Poller.poll(0)`` would say; a wake with nothing ready just waits again.
 
-A plain socket's FD is edge-triggered like ours, but no reactor re-checks it: a touch by
-someone else (a receive, an EVENTS read) can take its edge. And any FD we watch ourselves
-(a plain socket's, a raw one) may be closed under us, which the loop never reports. While
-we watch FDs we therefore look again after ``RECHECK_FIRST``, then at doubling intervals up
-to ``RECHECK_MAX`` (the reactor's bound, rule 1), as ``zmq.green``'s poller looks every
-second; a closed raw FD then shows as POLLERR, as ``zmq.Poller`` reports it.
+A raw FD we watch may be closed under us, which the loop never reports: while we watch raw
+FDs we therefore look again after ``RECHECK_FIRST``, then at doubling intervals up to
+``RECHECK_MAX`` (the reactor's bound, rule 1), as ``zmq.green``'s poller looks every second;
+a closed FD then shows as POLLERR, as ``zmq.Poller`` reports it.
 
-In a forked child, such a wait (its deadline, its look again) fails with RuntimeError
-instead of polling the parent's plain sockets: libzmq answers any use of them there with
-EINTR, which pyzmq's ``zmq_poll`` retries for ever. (Our own sockets are disowned at fork
-and refuse themselves: see ``zmq_async._socket``.)
+In a forked child, a wait over plain sockets (its deadline, its look again) fails with
+RuntimeError instead of polling the parent's sockets: libzmq answers any use of them there
+with EINTR, which pyzmq's ``zmq_poll`` retries for ever. (Our own sockets are disowned at
+fork and refuse themselves: see ``zmq_async._socket``.)
 """
 
 from __future__ import annotations
@@ -55,15 +55,18 @@ def item_fd(item: Any) -> int:
 class PollWait:
     """Waits until ``sync_poll()`` has something, then completes ``completion`` with it.
 
-    It is the completion of the poll waiters it queues in our sockets' reactors: a reactor
-    completing one of them means "look again"; cancelling one (its socket closed) cancels it.
+    It is the completion of the poll waiters it queues in the reactors of the zmq sockets it
+    polls (ours, and those it makes for plain ones): a reactor completing one of them means
+    "look again"; cancelling one (our socket closed) cancels it; failing one fails it.
     """
 
     __slots__ = (
         "_driver",
         "_fds",
         "_items",
+        "_look_again",
         "_pid",
+        "_plain",
         "_reactor_of",
         "_recheck_delay",
         "_recheck_pending",
@@ -84,15 +87,22 @@ class PollWait:
         completion: Completion,
     ) -> None:
         self._driver = driver
-        self._items = list(items)
+        #: The poller's registrations, live: each look reads them as ``zmq.Poller.poll(0)``
+        #: does, so a socket unregistered (and perhaps closed) meanwhile is left out.
+        self._items = items
         self._sync_poll = sync_poll
         self._reactor_of = reactor_of
         self.completion = completion
         self._waiters: list[tuple[Reactor, Waiter]] = []
         self._fds: list[tuple[int, bool]] = []
+        #: The reactors of the plain zmq sockets polled, by ``id()``, while the poll waits.
+        self._plain: dict[int, Reactor] = {}
+        #: Their waiters' completion: whatever befalls a plain socket (a message, its close,
+        #: its context's end) makes the poll look again, and the look says what it means.
+        self._look_again = _LookAgain(self)
         self._timer: TimerHandle | None = None
         self._recheck_pending = False
-        #: The look-again timer while we watch FDs ourselves, and its next delay.
+        #: The look-again timer while we watch raw FDs, and its next delay.
         self._recheck_timer: TimerHandle | None = None
         self._recheck_delay = 0.0
         #: The process that watched plain sockets (0: none watched).
@@ -135,6 +145,9 @@ class PollWait:
     def teardown(self) -> None:
         """Stop watching everything, deadline included (safe to call more than once)."""
         self._unwatch()
+        for reactor in self._plain.values():
+            reactor.close()
+        self._plain.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -151,32 +164,43 @@ class PollWait:
             self._recheck_timer = None
 
     def _watch(self) -> None:
-        plain = False
-        for item, mask in self._items:
-            reactor = self._reactor_of(item)
-            if reactor is not None:
-                waiter = Waiter(self, None, mask=mask)
-                reactor.wait_poll(waiter, None)
-                self._waiters.append((reactor, waiter))
-                continue
-            fd = item_fd(item)
-            if isinstance(item, zmq.Socket):
-                # A zmq FD signals both directions through readability.
-                self._fds.append((fd, False))
-                plain = True
-            else:
+        """Queue a poll waiter in each of our sockets' reactors, watch every other FD.
+
+        Raises what a reactor or the driver raises (a closed socket, a bad FD), having undone
+        what it did: nothing is left watching for a poll that will not wait.
+        """
+        try:
+            for item, mask in tuple(self._items):
+                reactor = self._reactor_of(item)
+                completion: Completion = self
+                if reactor is None and isinstance(item, zmq.Socket):
+                    reactor = self._plain.get(id(item))
+                    if reactor is None or reactor.closed or reactor.socket is not item:
+                        reactor = self._plain[id(item)] = Reactor(item, self._driver)
+                    completion = self._look_again
+                if reactor is not None:
+                    waiter = Waiter(completion, None, mask=mask)
+                    reactor.wait_poll(waiter, None)
+                    self._waiters.append((reactor, waiter))
+                    continue
+                fd = item_fd(item)
                 if mask & zmq.POLLIN:
-                    self._fds.append((fd, False))
+                    self._watch_fd(fd, False)
                 if mask & zmq.POLLOUT:
-                    self._fds.append((fd, True))
-        for fd, writable in self._fds:
-            self._driver.watch(fd, self._wake_cb, writable)
-        if plain:
+                    self._watch_fd(fd, True)
+        except BaseException:
+            self.teardown()
+            raise
+        if self._plain:
             self._pid = _socket.current_pid()
         if self._fds:
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
             self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
             self._recheck_timer = self._driver.call_later(delay, self._wake_cb)
+
+    def _watch_fd(self, fd: int, writable: bool) -> None:
+        self._driver.watch(fd, self._wake_cb, writable)
+        self._fds.append((fd, writable))  # after: a watch that failed is not undone
 
     def _wake(self) -> None:
         # Called from inside a reactor's dispatch, or an FD callback: look again from the
@@ -196,8 +220,11 @@ class PollWait:
             return
         if result:
             self._finish(result, None)
-        else:
+            return
+        try:
             self._watch()
+        except Exception as exc:  # an item went bad since (a raw socket closed): say so
+            self._finish(None, exc)
 
     def _timed_out(self) -> None:
         # Like zmq.Poller: the answer at the deadline is one last look, usually [].
@@ -239,3 +266,30 @@ class PollWait:
             self.completion.set_exception(error)
         else:
             self.completion.set_result(result)
+
+
+class _LookAgain:
+    """The completion of a poll waiter in a plain socket's reactor: anything is a wake.
+
+    Its socket closed or its context terminated fails the poll only if it is still
+    registered (the look raises then, as ``zmq.Poller.poll`` does); unregistered, it is
+    simply left out, as by zmq.asyncio's poller.
+    """
+
+    __slots__ = ("_wait",)
+
+    def __init__(self, wait: PollWait) -> None:
+        self._wait = wait
+
+    def done(self) -> bool:
+        return self._wait.completion.done()
+
+    def set_result(self, result: Any, /) -> None:
+        self._wait._wake()
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._wait._wake()
+
+    def cancel(self) -> bool:
+        self._wait._wake()
+        return True

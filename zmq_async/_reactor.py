@@ -182,6 +182,7 @@ class Reactor:
         "_recv_failed",
         "_sndtimeo",
         "_sweep_at",
+        "_timeouts_cached",
         "_watching",
         "closed",
         "driver",
@@ -220,6 +221,9 @@ class Reactor:
         self._sweep_at = SWEEP_MIN
         self._rcvtimeo: float | bool | None = False  # False: not read yet
         self._sndtimeo: float | bool | None = False
+        #: Whether RCVTIMEO/SNDTIMEO may be cached: not when the owner shadows a socket made
+        #: elsewhere (``from_socket``), whose options its maker may set behind our back.
+        self._timeouts_cached = owner is None or not owner._shadow
         #: A hint kept by the adapters: their last receive attempt found no message.
         self.recv_dry = False
         self._dry_mask = 0  # 0: not read yet
@@ -240,7 +244,9 @@ class Reactor:
         """
         timeout: float | bool | None = self._rcvtimeo
         if timeout is False:
-            timeout = self._rcvtimeo = _timeout(_get(self.socket, _RCVTIMEO))
+            timeout = _timeout(_get(self.socket, _RCVTIMEO))
+            if self._timeouts_cached:
+                self._rcvtimeo = timeout
         self._enqueue(self.recvq, waiter, timeout)
         self._recv_failed = tried
 
@@ -292,7 +298,9 @@ class Reactor:
         """Queue a sending waiter, with the socket's SNDTIMEO as its deadline."""
         timeout = self._sndtimeo
         if timeout is False:
-            timeout = self._sndtimeo = _timeout(_get(self.socket, _SNDTIMEO))
+            timeout = _timeout(_get(self.socket, _SNDTIMEO))
+            if self._timeouts_cached:
+                self._sndtimeo = timeout
         self._enqueue(self.sendq, waiter, timeout)
 
     def wait_poll(self, waiter: Waiter, timeout: float | None) -> None:

@@ -2,7 +2,8 @@
 
 Reading or setting options goes through here so the reactor stays right: reading ``EVENTS``
 may consume the edge a queued waiter needs (rule 1), and the reactor caches RCVTIMEO and
-SNDTIMEO, so setting either must invalidate the cache.
+SNDTIMEO, so setting either must invalidate the cache (a socket made by ``from_socket`` or
+``shadow`` caches neither: the socket it shadows may set them behind its back).
 
 After ``fork()``, in the child, every socket of the parent is disowned: its reactor is
 abandoned (rule 8) and the socket becomes an :class:`InheritedSocket`, on which everything

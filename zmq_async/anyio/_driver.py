@@ -48,17 +48,24 @@ Key = tuple[int, bool]  # (fd, writable)
 
 
 class _Timer:
-    """A ``call_later`` entry; cancelling it just marks it (the heap drops it lazily)."""
+    """A ``call_later`` entry; cancelling it marks it (the heap drops it lazily, or in bulk once
+    most of the heap is cancelled: :meth:`TrioDriver._timer_cancelled`)."""
 
-    __slots__ = ("args", "callback", "cancelled")
+    __slots__ = ("args", "callback", "cancelled", "driver")
 
-    def __init__(self, callback: Callable[..., object], args: tuple[Any, ...]) -> None:
+    def __init__(
+        self, driver: TrioDriver, callback: Callable[..., object], args: tuple[Any, ...]
+    ) -> None:
+        self.driver = driver
         self.callback = callback
         self.args = args
         self.cancelled = False
 
     def cancel(self) -> None:
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.args = ()  # its waiter (and the message it may hold) need not wait for it
+            self.driver._timer_cancelled()
 
 
 class TrioCompletion:
@@ -73,6 +80,7 @@ class TrioCompletion:
         "parked",
         "result",
         "scope",
+        "status",
         "task",
         "waits_on",
         "zmq_fds",
@@ -93,11 +101,23 @@ class TrioCompletion:
         self.keys: Sequence[Key] = ()
         self.parked = False
         self.task: Any = None
+        #: The trio cancel status of the call waiting for it (set by :meth:`TrioDriver.block`):
+        #: its caller's scopes, not the private ones of the wait.
+        self.status: Any = None
         #: The cancel scope of its task's FD wait, while that task is a watcher.
         self.scope: trio.CancelScope | None = None
 
     def done(self) -> bool:
-        return self._done
+        """Whether it is completed, or its task is cancelled: the reactor then skips it.
+
+        trio delivers a cancellation when the task next runs; an operation run for it
+        meanwhile (by a dispatch in another task) would take effect for a cancelled call. On
+        asyncio the Future itself is cancelled at once.
+        """
+        if self._done:
+            return True
+        status = self.status
+        return status is not None and bool(status.effectively_cancelled)
 
     def set_result(self, result: Any, /) -> None:
         if not self._done:
@@ -147,6 +167,7 @@ class TrioDriver:
         "_timer_scope",
         "_timer_task",
         "_timers",
+        "_timers_cancelled",
         "_trio",
         "_watchers",
         "thread",
@@ -161,6 +182,8 @@ class TrioDriver:
         self._watchers: dict[Key, TrioCompletion] = {}
         self._parked: dict[Key, dict[TrioCompletion, None]] = {}
         self._timers: list[tuple[float, int, _Timer]] = []
+        #: How many entries of ``_timers`` are cancelled.
+        self._timers_cancelled = 0
         #: Whether the timer task runs, and the cancel scope of its sleep (None while it runs
         #: timers).
         self._timer_task = False
@@ -195,7 +218,7 @@ class TrioDriver:
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> _Timer:
         deadline = self._trio.current_time() + delay
-        timer = _Timer(callback, args)
+        timer = _Timer(self, callback, args)
         heapq.heappush(self._timers, (deadline, next(self._seq), timer))
         if not self._timer_task:
             try:
@@ -222,11 +245,15 @@ class TrioDriver:
     async def block(self, completion: TrioCompletion, keys: Sequence[Key]) -> Any:
         """Wait until ``completion`` is done, watching ``keys`` for everyone when it is our turn.
 
-        Returns its result or raises its error. If the task is cancelled after a message was
-        received for it, the message is returned (nothing is lost) and the cancellation is
-        raised by the task's next checkpoint, as its cancel scope is still cancelled.
+        Returns its result or raises its error. Once the task is cancelled, the reactor
+        skips ``completion`` (:meth:`TrioCompletion.done`); if a message was received for it
+        before, the message is returned (nothing is lost) and the cancellation is raised by
+        the task's next checkpoint, as its cancel scope is still cancelled.
         """
         trio = self._trio
+        # trio's private field: the status of the caller's innermost cancel scope (None in
+        # another trio layout: then not known).
+        completion.status = getattr(trio.lowlevel.current_task(), "_cancel_status", None)
         try:
             while not completion._done:
                 key = self._free_key(keys)
@@ -387,7 +414,22 @@ class TrioDriver:
         timers = self._timers
         while timers and timers[0][2].cancelled:
             heapq.heappop(timers)
+            self._timers_cancelled -= 1
         return timers[0][0] if timers else inf
+
+    def _timer_cancelled(self) -> None:
+        """Count a cancelled timer; drop them all once they are most of the heap.
+
+        A timer is cancelled as its waiter is served, mostly long before it is due (a
+        RCVTIMEO of a minute, and thousands of waits a second): left to its deadline, each
+        would stay a minute in the heap. asyncio's loop does the same.
+        """
+        self._timers_cancelled += 1
+        timers = self._timers
+        if self._timers_cancelled > _TIMERS_KEPT and 2 * self._timers_cancelled > len(timers):
+            timers[:] = [entry for entry in timers if not entry[2].cancelled]  # in place
+            heapq.heapify(timers)
+            self._timers_cancelled = 0
 
     async def _run_timer_task(self) -> None:
         """The timer task: run due timers, sleep until the next deadline; end when none is left."""
@@ -411,13 +453,19 @@ class TrioDriver:
         now = self._trio.current_time()
         while timers and timers[0][0] <= now:
             timer = heapq.heappop(timers)[2]
-            if not timer.cancelled:
-                timer.cancelled = True
+            if timer.cancelled:
+                self._timers_cancelled -= 1
+            else:
+                timer.cancelled = True  # (fired: cancelling it now is a no-op)
                 timer.callback(*timer.args)
 
 
 def _noop() -> None:
     pass
+
+
+#: Cancelled timers the heap may hold before they are dropped in bulk (when also most of it).
+_TIMERS_KEPT = 64
 
 
 #: Drivers by trio token; an entry lives as long as a socket is bound to its driver.

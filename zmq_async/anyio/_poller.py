@@ -27,6 +27,9 @@ class Poller(zmq.Poller):
     ``fileno()``, without blocking the loop. Cancel it with a cancel scope like any call.
     """
 
+    #: Polls left before one yields to the loop (see :data:`~zmq_async.anyio._socket.YIELD_EVERY`).
+    _countdown = _socket.YIELD_EVERY
+
     async def poll(self, timeout: int | None = -1) -> list[tuple[Any, int]]:  # type: ignore[override]
         """The ready ``(socket, event)`` pairs; ``[]`` after ``timeout`` ms.
 
@@ -35,12 +38,18 @@ class Poller(zmq.Poller):
         that cannot be polled.
         """
         seconds = _ops.poll_timeout(timeout)
-        loop = asyncio._get_running_loop()
+        loop = _socket.running_asyncio_loop()
         sync_poll = partial(zmq.Poller.poll, self, 0)
+        # One poll in YIELD_EVERY yields, as a socket's calls do: a loop of polls that are
+        # ready at once must still let other tasks run and its own deadline pass.
+        countdown = self._countdown - 1
+        yields = not countdown
+        self._countdown = _socket.YIELD_EVERY if yields else countdown
         if loop is not None:
-            await checkpoint_if_cancelled()
+            await (asyncio.sleep(0) if yields else checkpoint_if_cancelled())
             future: asyncio.Future[list[tuple[Any, int]]] = loop.create_future()
-            wait = PollWait(driver_for(loop), self.sockets, sync_poll, _reactor_of, future)
+            reactor_of = partial(_reactor_of, loop)
+            wait = PollWait(driver_for(loop), self.sockets, sync_poll, reactor_of, future)
             if not wait.begin(seconds):
                 return future.result()
             try:
@@ -48,9 +57,11 @@ class Poller(zmq.Poller):
             finally:
                 wait.teardown()
         driver = _socket.current_trio_driver(self)
-        await _socket._trio.lowlevel.checkpoint_if_cancelled()
+        lowlevel = _socket._trio.lowlevel
+        await (lowlevel.checkpoint() if yields else lowlevel.checkpoint_if_cancelled())
         completion = TrioCompletion(driver)
-        wait = PollWait(driver, self.sockets, sync_poll, _reactor_of, completion)
+        reactor_of = partial(_reactor_of, None)
+        wait = PollWait(driver, self.sockets, sync_poll, reactor_of, completion)
         if not wait.begin(seconds):
             if completion.error is not None:
                 raise completion.error
@@ -61,11 +72,12 @@ class Poller(zmq.Poller):
             wait.teardown()
 
 
-def _reactor_of(item: Any) -> Reactor | None:
-    """The reactor of our socket ``item``, bound to the running backend; None otherwise."""
+def _reactor_of(loop: asyncio.AbstractEventLoop | None, item: Any) -> Reactor | None:
+    """The reactor of our socket ``item``, bound to the poll's backend (``loop``, or trio if
+    None); None for other items. (It may be called from the loop's callbacks: no task there.)
+    """
     if not isinstance(item, Socket):
         return None
-    loop = asyncio._get_running_loop()
     if loop is not None:
         if loop is not item._loop:
             item._bind_asyncio(loop)

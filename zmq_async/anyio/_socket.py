@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -113,7 +114,14 @@ except Exception:  # pragma: no cover - another anyio or asyncio layout: always 
 
 
 def _task_state(hot: _Hot, task: Any) -> Any:
-    """The anyio state of ``task``, remembered in ``hot`` (a task keeps one for its life)."""
+    """The anyio state of ``task``, remembered in ``hot`` (a task keeps one for its life).
+
+    No task (None): the caller runs in a callback of the loop, as a trio guest run's tasks do
+    (see :func:`running_asyncio_loop`); "maybe cancelled" sends it to ``Socket._later``,
+    which finds out.
+    """
+    if task is None:
+        return _Unsure()
     state = _task_state_of(task)
     if state is None:
         state = _Unmanaged()
@@ -144,6 +152,50 @@ def _import_trio() -> Any:
         _trio_context = context
         _trio = trio
     return _trio
+
+
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The running asyncio loop if an asyncio task runs in it, else None.
+
+    None too when a loop runs but no task of it: a trio run in guest mode hosted by that loop
+    runs its tasks in the loop's callbacks, and they must wait the trio way.
+    """
+    loop = _get_running_loop()
+    if loop is not None and _task_of(loop) is None:
+        return None
+    return loop
+
+
+def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:
+    """Make ``plain.close()`` (and so its context's ``destroy()``) close ``wrapper`` first.
+
+    ``wrapper`` shadows ``plain``'s libzmq socket. Closed by ``plain`` alone, that socket would
+    leave the wrapper's FD watch and waiters behind it, on an FD number (and a libzmq socket
+    address) that the next socket made may get: the stale waiters would then take its
+    messages, or keep its FD from being watched. Only for plain sockets (ours close their
+    shadows' reactors themselves); both are referred to weakly (no cycle keeps ``plain``).
+    """
+    if not isinstance(plain, zmq.Socket) or isinstance(plain, ReactorSocket):
+        return  # (an address: nothing to hook)
+    plain_ref = weakref.ref(plain)
+    wrapper_ref = weakref.ref(wrapper)
+    close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
+
+    def close(linger: int | None = None) -> None:
+        owner = wrapper_ref()
+        if owner is not None:
+            owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
+        if previous is not None:
+            previous(linger)
+            return
+        sock = plain_ref()
+        if sock is not None:
+            _ = sock.closed  # pyzmq's deep check: it sees the socket closed by its shadow
+            close_plain(sock, linger)
+
+    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: the re-check notices
+        object.__setattr__(plain, "close", close)
 
 
 def _closed_error() -> zmq.ZMQError:
@@ -181,7 +233,7 @@ class _Hot:
         #: Calls left before one yields (see :data:`YIELD_EVERY`).
         self.countdown = YIELD_EVERY
         #: The last asyncio task that called, and its anyio state (see ``_task_state``).
-        self.task: Any = None
+        self.task: Any = _LATER  # (not None: that is no task)
         self.state: Any = None
         #: What ``Socket._later`` must do, set by ``Socket._now`` when it returns ``_LATER``.
         self.later = _WAIT
@@ -209,7 +261,7 @@ class Socket(ReactorSocket[Any]):
         self,
         context: zmq.Context[Any] | zmq.Socket[Any] | None = None,
         socket_type: int = -1,
-        _from_socket: zmq.Socket[Any] | None = None,
+        _from_socket: zmq.Socket[Any] | int | None = None,
         **kwargs: Any,
     ) -> None:
         if isinstance(context, zmq.Socket):
@@ -220,6 +272,8 @@ class Socket(ReactorSocket[Any]):
             super().__init__(context, socket_type, **kwargs)  # type: ignore[arg-type]
         self._reactor = self._new_reactor()
         self._hot = _Hot(self._reactor)
+        if _from_socket is not None:
+            closes_first(_from_socket, self)
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any]) -> _SocketT:
@@ -329,7 +383,10 @@ class Socket(ReactorSocket[Any]):
             else:
                 loop = _get_running_loop()
                 if loop is not None and loop is not bound:
-                    self._bind_asyncio(loop)
+                    if _task_of(loop) is None:
+                        loop = None  # a trio guest run's task (see running_asyncio_loop)
+                    else:
+                        self._bind_asyncio(loop)
             if loop is not None:
                 # anyio's checkpoint_if_cancelled, inline: is a scope around the task cancelled
                 # (innermost outwards, up to a shield)? If so, checkpoint (it raises there).
@@ -408,6 +465,10 @@ class Socket(ReactorSocket[Any]):
         why = hot.later
         driver = hot.trio_driver  # None on asyncio (binding to one backend unbinds the other)
         if why is _CHECK or why is _YIELD:
+            if driver is None and _task_of(hot.loop) is None:
+                # A trio guest run's task, on the asyncio loop that hosts it (see
+                # running_asyncio_loop): bind to trio (RuntimeError if not in one).
+                driver = self._trio()
             if driver is None:
                 await (_checkpoint_if_cancelled() if why is _CHECK else _sleep0(0))
             elif why is _CHECK:
@@ -547,15 +608,23 @@ class Socket(ReactorSocket[Any]):
             raise zmq.ZMQError(zmq.ENOTSUP)
         seconds = _ops.poll_timeout(timeout)
         flags = _ops.poll_flags(flags)
-        loop = _get_running_loop()
+        loop = running_asyncio_loop()
         driver: TrioDriver | None = None
+        hot = self._hot
+        # One poll in YIELD_EVERY yields, as the other calls do: a loop of polls that are
+        # ready at once must still let other tasks run and its own deadline pass.
+        hot.countdown -= 1
+        yields = not hot.countdown
+        if yields:
+            hot.countdown = YIELD_EVERY
         if loop is not None:
             if loop is not self._loop:
                 self._bind_asyncio(loop)
-            await _checkpoint_if_cancelled()
+            await (_sleep0(0) if yields else _checkpoint_if_cancelled())
         else:
             driver = self._trio()
-            await _trio.lowlevel.checkpoint_if_cancelled()
+            lowlevel = _trio.lowlevel
+            await (lowlevel.checkpoint() if yields else lowlevel.checkpoint_if_cancelled())
         reactor = self._reactor
         ready: int = _get(self, _EVENTS) & flags
         if ready or timeout == 0:
@@ -589,13 +658,22 @@ class Socket(ReactorSocket[Any]):
         handed to that loop and happens there shortly: only its thread may stop watching the
         FD, which must happen before the FD is closed.
         """
-        if not self.closed and "_reactor" in self.__dict__:
+        reactor: Reactor | None = self.__dict__.get("_reactor")
+        # Its reactor even if the libzmq socket was closed through another handle (another
+        # shadow of it): its waiters must not stay behind.
+        if reactor is not None and not reactor.closed:
             if self._handed_to_owner(linger):
                 return
-            reactor = self._reactor
-            reactor.close(_closed_error())
+            open_before = not self.closed
+            # The error only if someone still waits: building one imports, which fails when
+            # the interpreter shuts down (a socket left open is closed by its __del__ then).
+            queues = (reactor.recvq, reactor.sendq, reactor.pollq)
+            waiting = any(not w.completion.done() for queue in queues for w in queue)
+            reactor.close(_closed_error() if waiting else None)
             driver = self._trio_driver
-            if driver is not None and driver.thread == _thread.get_ident():
+            # (Closed before, its FD number may be another's now: our own watchers were
+            # told by their completions, above.)
+            if open_before and driver is not None and driver.thread == _thread.get_ident():
                 # A task still waiting on the FD (cancelled, not yet run) must let go. If the
                 # run is over (RuntimeError), nobody waits.
                 with contextlib.suppress(RuntimeError):

@@ -37,6 +37,7 @@ from zmq_async import _ops, _thread
 from zmq_async._socket import ReactorSocket
 from zmq_async.anyio._poller import Poller as _AsyncPoller
 from zmq_async.anyio._socket import Socket as _AsyncSocket
+from zmq_async.anyio._socket import closes_first
 
 __all__ = ["Poller", "Socket"]
 
@@ -132,9 +133,12 @@ class Socket(ReactorSocket[Any]):
             self.context = context_or_socket.context
             # The shadowed socket owns the libzmq socket: its garbage collection would close it.
             self._shadowed = context_or_socket
+            closes_first(context_or_socket, self)
         else:
             super().__init__(context_or_socket, socket_type, **kwargs)
-        self._async = _AsyncSocket.from_socket(self)
+        # A shadow of the libzmq socket by address: shadowing ``self`` would keep ``self``
+        # alive from ``_async`` (a cycle), and a dropped socket would not close at once.
+        self._async = _AsyncSocket(_from_socket=self.underlying)
         self._reactor = self._async._reactor
         self._task_group = task_group
         self._own_group = None
@@ -209,12 +213,11 @@ class Socket(ReactorSocket[Any]):
                     item.future.cancel()
             for future in list(self._polls):
                 future.cancel()
-            if not self.closed:
-                self._async.close(linger)
-                # The shadow closed the libzmq socket: let its owners see that now (pyzmq's
-                # deep check), or their garbage collection would close it again, by then
-                # perhaps a new socket at the same address.
-                _ = self.closed, self._shadowed is not None and self._shadowed.closed
+            self._async.close(linger)  # (its reactor, even if the socket closed already)
+            # The shadow closed the libzmq socket: let its owners see that now (pyzmq's deep
+            # check), or their garbage collection would close it again, by then perhaps a new
+            # socket at the same address.
+            _ = self.closed, self._shadowed is not None and self._shadowed.closed
             self._task_group = None
             with contextlib.suppress(RuntimeError):  # no async run any more: nobody waits
                 self.stopped.set()

@@ -6,12 +6,25 @@ from typing import Any
 
 import zmq
 
-from zmq_async.asyncio._socket import Socket
+from zmq_async.asyncio._socket import Socket, finish_handed_closes
 
-__all__ = ["Context"]
+__all__ = ["Context", "TermFinishesHandedCloses"]
 
 
-class Context(zmq.Context[Socket]):
+class TermFinishesHandedCloses:
+    """Mixed into the contexts of asyncio and Tornado sockets (before ``zmq.Context``)."""
+
+    def term(self) -> None:
+        """Terminate the context, as ``zmq.Context.term``: waits until its sockets close.
+
+        A close handed by another thread to a socket's loop that stopped before carrying it
+        out is carried out here (the wait would otherwise never end).
+        """
+        finish_handed_closes(self)  # type: ignore[arg-type]
+        super().term()  # type: ignore[misc]
+
+
+class Context(TermFinishesHandedCloses, zmq.Context[Socket]):
     """A context for asyncio sockets: a drop-in for ``zmq.asyncio.Context``.
 
     ``Context.instance()`` is this class's own singleton (per process), distinct from

@@ -76,8 +76,8 @@ class AsyncioDriver:
         key = (fd, writable)
         callbacks = self._callbacks.get(key)
         if callbacks is None:
+            self._register(key, callback)  # first: a bad FD raises with nothing recorded
             self._callbacks[key] = [callback]
-            self._register(key, callback)
         else:
             callbacks.append(callback)
             if len(callbacks) == 2:
@@ -102,7 +102,13 @@ class AsyncioDriver:
             self._register(key, callbacks[0])
 
     def call_soon(self, callback: Callback) -> None:
-        self.loop.call_soon(callback)
+        try:
+            self.loop.call_soon(callback)
+        except RuntimeError:
+            # The loop is closed: no one can await its waiters any more (a re-check that
+            # reading EVENTS schedules must not fail the read).
+            if not self.loop.is_closed():
+                raise
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         return self.loop.call_later(delay, callback, *args)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 import warnings
 from collections.abc import Callable, Iterable
+from functools import partial
 from itertools import chain
 from typing import Any, TypeVar
 
@@ -19,12 +21,12 @@ import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
-from zmq_async._reactor import Reactor, Waiter
+from zmq_async._reactor import Reactor, Waiter, _cancel_timer
 from zmq_async._socket import ReactorSocket
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
-__all__ = ["Socket"]
+__all__ = ["Socket", "finish_handed_closes"]
 
 _SocketT = TypeVar("_SocketT", bound="Socket")
 Future = asyncio.Future
@@ -64,6 +66,8 @@ class Socket(ReactorSocket["Future[Any]"]):
     _repr_cls = "zmq_async.asyncio.Socket"
     _reactor: Reactor
     _loop: Any = _UNBOUND
+    #: ``(linger,)`` of a close handed to the socket's loop by another thread, until done.
+    _handed_close: tuple[int | None] | None = None
 
     def __init__(
         self,
@@ -107,28 +111,19 @@ class Socket(ReactorSocket["Future[Any]"]):
         For a caller outside that loop while it runs in another thread. Returns a Future of
         the caller's loop (outside a loop, as the peer: the thread's loop, with its warning)
         that takes the outcome of ``method``'s Future; cancelling it before the operation is
-        served cancels the operation, which then consumes nothing.
+        served cancels the operation, which then consumes nothing. If the socket's loop
+        stops before serving it, the operation moves to the caller's loop, as the socket
+        does (see :class:`_HandOff`).
         """
         if loop is None:
             loop = current_loop()
-        outer: Future[Any] = loop.create_future()
-        owner = self._loop
-
-        def run() -> None:
-            if outer.done():  # cancelled before its turn
-                return
-            try:
-                inner = method(*args)
-            except Exception as exc:
-                inner = owner.create_future()
-                inner.set_exception(exc)
-            _chain(inner, outer, owner)
-
+        hand_off = _HandOff(loop, self._loop, method, args)
         try:
-            owner.call_soon_threadsafe(run)
+            hand_off.owner.call_soon_threadsafe(hand_off.run)
         except RuntimeError:  # the owner closed meanwhile: the socket may move to this loop
             return method(*args)  # type: ignore[no-any-return]
-        return outer
+        hand_off.watch()
+        return hand_off.outer
 
     def _bind(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
         """Attach to ``loop`` (None: the thread's loop), moving off a loop that has stopped.
@@ -261,7 +256,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             reactor.wait_send(waiter)
         else:
             reactor.wait_recv(waiter, tried)
-        _disarm_on_cancel(reactor, waiter, future)
+        _disarm_on_cancel(waiter, future)
         return future
 
     # -- receiving --------------------------------------------------------------------------
@@ -425,7 +420,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             return future
         waiter = Waiter(future, None, mask=flags)
         reactor.wait_poll(waiter, seconds)
-        _disarm_on_cancel(reactor, waiter, future)
+        _disarm_on_cancel(waiter, future)
         return future
 
     def get(self, key: int) -> Any:  # zmq.asyncio's parameter name
@@ -465,9 +460,25 @@ class Socket(ReactorSocket["Future[Any]"]):
                 except RuntimeError:
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
+                    self._handed_close = (linger,)  # see finish_handed_close
                     return
             self._reactor.close(self._close_error())
         super().close(linger)
+
+    def finish_handed_close(self) -> None:
+        """Wait until a close handed to the socket's loop (see :meth:`close`) is carried out.
+
+        A loop that stops runs no callback left at its stop: once it has stopped (or from
+        its own thread, which cannot run it while waiting here), the close happens here.
+        ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
+        """
+        handed = self._handed_close
+        while handed is not None and not self.closed:
+            loop = self._loop
+            if not loop.is_running() or loop is _get_running_loop():
+                self.close(*handed)
+                return
+            time.sleep(0.001)
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""
@@ -500,24 +511,106 @@ class Socket(ReactorSocket["Future[Any]"]):
         self.close()
 
 
-def _chain(inner: Future[Any], outer: Future[Any], owner: asyncio.AbstractEventLoop) -> None:
-    """Give ``outer`` (another loop's) the outcome of ``inner``; cancel ``inner`` with it."""
-    target = outer.get_loop()
+#: How often (seconds) a caller waiting for an operation handed to another thread's loop
+#: checks that the loop still runs (it may stop, and close, before serving the operation):
+#: after OWNER_CHECK, then at intervals that double up to OWNER_CHECK_MAX, so that thousands
+#: of long waits cost little.
+OWNER_CHECK = 0.5
+OWNER_CHECK_MAX = 4.0
 
-    def copy(_: Future[Any]) -> None:
+
+class _HandOff:
+    """An operation handed by a caller on one loop to the socket's loop, in another thread.
+
+    ``outer``, the caller's Future, takes the outcome of ``inner``, the operation's Future on
+    the socket's loop (``owner``). The caller's loop checks now and then (:data:`OWNER_CHECK`)
+    that the owner still runs: if it stopped with the operation not served (or served, its
+    outcome not passed on yet: the owner copies it in a callback of its own), the operation
+    moves to the caller's loop, as the socket does when used after its loop stopped. It
+    hung for ever before, and with it anyone awaiting it.
+    """
+
+    __slots__ = ("args", "inner", "interval", "method", "moved", "outer", "owner", "timer")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        owner: asyncio.AbstractEventLoop,
+        method: Callable[..., Any],
+        args: tuple[Any, ...],
+    ) -> None:
+        self.outer: Future[Any] = loop.create_future()
+        self.owner = owner
+        self.method = method
+        self.args = args
+        self.inner: Future[Any] | None = None
+        #: The caller's loop took the operation over: the owner must not run or copy it.
+        self.moved = False
+        self.timer: Any = None
+        self.interval = OWNER_CHECK
+
+    def watch(self) -> None:
+        """Start checking on the owner (once it has been handed the operation)."""
+        self.timer = self.outer.get_loop().call_later(OWNER_CHECK, self.check)
+        self.outer.add_done_callback(self._outer_done)
+
+    def run(self) -> None:
+        """On the owner's loop: start the operation (unless cancelled or moved)."""
+        if self.moved or self.outer.done():
+            return
+        try:
+            inner = self.method(*self.args)
+        except Exception as exc:
+            inner = self.owner.create_future()
+            inner.set_exception(exc)
+        self.inner = inner
+        inner.add_done_callback(self._inner_done)
+        if self.outer.cancelled():
+            inner.cancel()  # cancelled meanwhile, before _outer_done could see ``inner``
+
+    def _inner_done(self, inner: Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
-            target.call_soon_threadsafe(_copy_outcome, inner, outer)
+            self.outer.get_loop().call_soon_threadsafe(self._copy, inner)
 
-    def cancel(_: Future[Any]) -> None:
-        if outer.cancelled() and not inner.done():
+    def _copy(self, inner: Future[Any]) -> None:
+        if not self.moved:
+            _copy_outcome(inner, self.outer)
+
+    def _outer_done(self, outer: Future[Any]) -> None:
+        self.timer.cancel()
+        inner = self.inner
+        if outer.cancelled() and inner is not None and not inner.done() and not self.moved:
             with contextlib.suppress(RuntimeError):  # the socket's loop closed: it never runs
-                owner.call_soon_threadsafe(inner.cancel)
+                self.owner.call_soon_threadsafe(inner.cancel)
 
-    inner.add_done_callback(copy)
-    outer.add_done_callback(cancel)
+    def check(self) -> None:
+        """On the caller's loop: move the operation here if the owner stopped before serving it."""
+        outer = self.outer
+        if outer.done():
+            return
+        if self.owner.is_running():
+            self.interval = interval = min(2 * self.interval, OWNER_CHECK_MAX)
+            self.timer = outer.get_loop().call_later(interval, self.check)
+            return
+        self.moved = True
+        inner = self.inner
+        if inner is not None:
+            if inner.done():
+                _copy_outcome(inner, outer)
+                return
+            with contextlib.suppress(RuntimeError):  # (the owner closed: nothing to wake)
+                inner.cancel()  # consumes nothing: its waiter is skipped, or released
+        try:
+            moved = self.method(*self.args)
+        except Exception as exc:
+            outer.set_exception(exc)
+            return
+        moved.add_done_callback(partial(_copy_outcome, outer=outer))
+        outer.add_done_callback(lambda _: outer.cancelled() and moved.cancel())
 
 
 def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
+    """Give ``outer`` the outcome of ``inner`` (done), unless it is done already."""
     if outer.done():
         return
     if inner.cancelled():
@@ -528,10 +621,15 @@ def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
         outer.set_result(inner.result())
 
 
-def _disarm_on_cancel(reactor: Reactor, waiter: Waiter, future: Future[Any]) -> None:
-    """A caller cancelling a waiter that has a deadline must not leave the timer armed."""
+def _disarm_on_cancel(waiter: Waiter, future: Future[Any]) -> None:
+    """A caller cancelling a waiter that has a deadline must not leave the timer armed.
+
+    Only the timer: the waiter, done, is dropped by the queue's next pass (dispatch, the
+    FIFO check, the sweep). Looking for it in the queues (``Reactor.discard``) cost a scan
+    per waiter served or cancelled: N * N / 2 with N waiting.
+    """
     if waiter.timer is not None:
-        future.add_done_callback(lambda _: reactor.discard(waiter))
+        future.add_done_callback(lambda _: _cancel_timer(waiter))
 
 
 def _cancelling() -> bool:
@@ -539,3 +637,11 @@ def _cancelling() -> bool:
     task = asyncio.current_task()
     cancelling = getattr(task, "cancelling", None)
     return bool(cancelling()) if cancelling is not None else False
+
+
+def finish_handed_closes(context: zmq.Context[Any]) -> None:
+    """Carry out the closes handed to loops that stopped first, for ``context.term()``."""
+    for socket in list(getattr(context, "_sockets", None) or ()):
+        # (Through __dict__: a socket inherited across fork() raises on any attribute.)
+        if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
+            socket.finish_handed_close()

@@ -47,6 +47,10 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
 _Again = zmq.Again
 _EFSM = zmq.EFSM
+#: A receive that fails with these is not an error for a stream, which waits for POLLIN: not
+#: its turn (EFSM: a REQ before its send, a REP before its reply), or a socket that cannot
+#: receive (ENOTSUP: a PUB, a PUSH), on which the peer's stream never tries.
+_NOT_RECEIVING = (zmq.EFSM, zmq.ENOTSUP)
 _recv: Callable[..., Any] = _ops.recv
 _send: Callable[..., Any] = _ops.send
 _recv_multipart = _ops.recv_multipart
@@ -124,7 +128,7 @@ class _Receiver:
         self.parked = False
         self.waiter = Waiter(self, self.drain)
         self._requeue_cb = self._requeue
-        #: Waits for POLLIN when a receive was out of turn (EFSM: a REQ that has not sent).
+        #: Waits for POLLIN after a failed receive (EFSM: a REQ that has not sent; ENOTSUP: a PUB).
         self.turn = _Turn(self)
 
     def done(self) -> bool:
@@ -168,11 +172,18 @@ class _Receiver:
                 while frame.more:
                     frame = recv(socket, _NOBLOCK, False, False)
                     msg.append(frame)
+            if not self.active:
+                return count  # closed from another thread while receiving: not delivered
             count += 1
             try:
                 result = self.callback(msg)
             except Exception:
                 log.error("Uncaught exception in ZMQStream callback", exc_info=True)
+            except BaseException:
+                # (CancelledError, KeyboardInterrupt ...) It propagates, as from the peer's
+                # stream; the loop may go on: so does receiving (the reactor dropped us).
+                reactor.driver.call_soon(self._requeue_cb)  # type: ignore[union-attr]
+                raise
             else:
                 if result is not None:
                     spawn(result)
@@ -212,16 +223,16 @@ class _Receiver:
             self.active = False
             stream._lost_socket(exception)
             return
-        if isinstance(exception, zmq.ZMQError) and exception.errno == zmq.EFSM:
-            # Not our turn (a REQ before its send, a REP before its reply): the peer only
-            # receives once EVENTS shows POLLIN, so wait for that, not retry (a busy loop).
+        if isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
             if self.active:
-                self.turn.wait()
+                self.reactor.wait_recv(self.waiter)
             return
-        if not isinstance(exception, _Again):  # RCVTIMEO ran out: not an error for a stream
+        if not (isinstance(exception, zmq.ZMQError) and exception.errno in _NOT_RECEIVING):
             log.error("ZMQStream receive error: %s", exception)
+        # The peer only receives once EVENTS shows POLLIN: wait for that, not retry (a busy
+        # loop, which a socket that cannot receive now, or ever, would never leave).
         if self.active:
-            self.reactor.wait_recv(self.waiter)
+            self.turn.wait()
 
     def cancel(self) -> bool:
         # The reactor released its waiters: the socket was closed (a zmq_async socket's own
@@ -784,7 +795,13 @@ class ZMQStream:
                 raise
             count += 1
             if result is not None:
-                self._sent(result)
+                try:
+                    self._sent(result)
+                except BaseException:
+                    # Not an Exception (those are logged): it propagates, as from the peer's
+                    # stream; the loop may go on: so does sending (the reactor dropped us).
+                    reactor.driver.call_soon(sender._requeue)  # type: ignore[union-attr]
+                    raise
             if count >= BATCH or sender.closed or reactor.closed:
                 break
         return count
@@ -821,6 +838,12 @@ class ZMQStream:
             buf.popleft()
             log.error("SEND Error: %s", exc)
             return msg, exc
+        except Exception as exc:
+            # Not a socket error (a buffer pyzmq cannot send): the peer's send raised it, so
+            # that message only is dropped; left at the head, it would fail at every turn.
+            buf.popleft()
+            log.error("SEND Error: %s", exc, exc_info=exc)
+            return None
         buf.popleft()
         return msg, status
 
@@ -912,6 +935,9 @@ class ZMQStream:
         loop = self._loop
         if not self._closed and _get_running_loop() is not loop and loop.is_running():
             self._closed = True
+            receiver = self._receiver
+            if receiver is not None:
+                receiver.active = False  # a drain in progress delivers no more
             self._hand_off(self._close, linger, True)
             return
         self._close(linger, warn_late=True)

@@ -7,12 +7,13 @@ from typing import Any
 
 import zmq
 
+from zmq_async.asyncio._context import TermFinishesHandedCloses
 from zmq_async.tornado._socket import Socket
 
 __all__ = ["Context"]
 
 
-class Context(zmq.Context[Socket]):
+class Context(TermFinishesHandedCloses, zmq.Context[Socket]):
     """A context for Tornado sockets: a drop-in for ``zmq.eventloop.future.Context``.
 
     ``Context.instance()`` is this class's own singleton. ``io_loop=`` is accepted, with the
