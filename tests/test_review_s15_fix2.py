@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -134,3 +135,189 @@ async def test_a_reused_fd_number_watched_both_ways_before_is_watched_again() ->
         for sock in (old, old_peer, new, new_peer):
             sock.close()
     assert not any(key[0] == fd for key in driver._callbacks)
+
+
+WAIT = 10.0
+
+
+def _stop_with_a_close_handed_in_its_last_turn(
+    owner: asyncio.AbstractEventLoop, stream: ZMQStream
+) -> None:
+    """Run ``owner`` in a thread; close ``stream`` from here during the loop's last turn (so
+    the handed close is queued behind the stop: asyncio never runs it); close the loop."""
+    closing = threading.Event()
+    last_turn = threading.Event()
+
+    def block_then_stop() -> None:
+        last_turn.set()
+        assert closing.wait(WAIT)  # the close is handed over meanwhile
+        owner.stop()
+
+    owner.call_soon(block_then_stop)
+
+    def run_owner() -> None:
+        owner.run_forever()
+        owner.close()
+
+    thread = threading.Thread(target=run_owner)
+    thread.start()
+    try:
+        assert last_turn.wait(WAIT)
+        stream.close(linger=0)  # handed to the owner, which is running
+        assert stream.closed()
+    finally:
+        closing.set()
+        thread.join(WAIT)
+    assert not thread.is_alive()
+
+
+def _terminates(ctx: zmq.Context[Any]) -> bool:
+    terminator = threading.Thread(target=ctx.term, daemon=True)
+    terminator.start()
+    terminator.join(WAIT)
+    return not terminator.is_alive()
+
+
+@pytest.mark.parametrize("framework", ["asyncio", "tornado"])
+def test_term_completes_a_stream_close_the_stopped_loop_never_carried_out(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], framework: str
+) -> None:
+    """A stream over a zmq_async socket, closed from another thread during its loop's last
+    turn: the close was dropped with the loop, and ``ctx.term()`` hung for ever. ``term()``
+    carries it out, as it does a socket's own handed close."""
+    import zmq_async.tornado
+
+    module = zmq_async.asyncio if framework == "asyncio" else zmq_async.tornado
+    ctx = module.Context()
+    owner = new_loop()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("inproc://s15-fix2-stream-close")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the shadow's warning, as the peer's
+        stream = ZMQStream(sock, owner)
+    stream.on_recv(lambda msg: None)
+    _stop_with_a_close_handed_in_its_last_turn(owner, stream)
+    try:
+        assert _terminates(ctx), "ctx.term() hung on the stream's socket never closed"
+        assert sock.closed
+    finally:
+        if not sock.closed:
+            sock.close(linger=0)  # the loop is gone: let the hung term() end
+
+
+def test_a_plain_sockets_stream_closed_again_after_its_loop_stopped_closes_it(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """Over a plain socket, pyzmq's ``term()`` runs none of our code, so the dropped close
+    cannot be carried out there; ``stream.close()`` again, once the loop has stopped, does
+    it (and ``term()`` then returns)."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    owner = new_loop()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("inproc://s15-fix2-plain-close")
+    stream = ZMQStream(sock, owner)
+    stream.on_recv(lambda msg: None)
+    _stop_with_a_close_handed_in_its_last_turn(owner, stream)
+    try:
+        if not sock.closed:  # (uvloop runs what was queued before its stop: closed)
+            # pyzmq's term() would wait for ever here.
+            stream.close()
+            assert sock.closed
+        assert stream.socket is None
+        assert _terminates(ctx)
+    finally:
+        if not sock.closed:
+            sock.close(linger=0)
+
+
+def test_a_stream_close_handed_to_a_loop_that_stops_at_once_is_carried_out_by_the_caller(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """The loop stops (and closes) while ``close()`` hands the close to it: finding it
+    stopped, the caller closes the socket itself, so pyzmq's ``term()`` does not hang."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    owner = new_loop()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("inproc://s15-fix2-stops-at-once")
+    stream = ZMQStream(sock, owner)
+    stream.on_recv(lambda msg: None)
+    closing = threading.Event()
+    last_turn = threading.Event()
+
+    def block_then_stop() -> None:
+        last_turn.set()
+        assert closing.wait(WAIT)
+        owner.stop()
+
+    owner.call_soon(block_then_stop)
+
+    def run_owner() -> None:
+        owner.run_forever()
+        owner.close()
+
+    thread = threading.Thread(target=run_owner)
+    real_hand_off = stream._hand_off
+
+    def hand_off_then_stop(method: Callable[..., Any], *args: Any) -> None:
+        real_hand_off(method, *args)
+        closing.set()  # the loop stops, before the turn that would have run it
+        thread.join(WAIT)
+
+    stream._hand_off = hand_off_then_stop  # type: ignore[method-assign]
+    thread.start()
+    try:
+        assert last_turn.wait(WAIT)
+        stream.close(linger=0)
+        assert not thread.is_alive()
+        assert sock.closed
+        assert stream.socket is None
+        assert _terminates(ctx)
+    finally:
+        closing.set()
+        thread.join(WAIT)
+        if not sock.closed:
+            sock.close(linger=0)
+
+
+def test_a_second_close_from_another_thread_leaves_the_socket_to_the_running_loop(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """``close()`` twice from another thread while the loop runs: the second found the
+    stream closed and closed the socket there and then, unwatching the FD from the wrong
+    thread while the loop may be polling it; it is the loop's to do, as the first handed."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    owner = new_loop()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("inproc://s15-fix2-second-close")
+    stream = ZMQStream(sock, owner)
+    stream.on_recv(lambda msg: None)
+    release = threading.Event()
+    blocked = threading.Event()
+    closes: list[bool] = []
+
+    def block() -> None:
+        blocked.set()
+        assert release.wait(WAIT)
+
+    def close_callback() -> None:
+        closes.append(threading.current_thread() is thread)
+        owner.stop()
+
+    stream.set_close_callback(close_callback)
+    owner.call_soon(block)
+    thread = threading.Thread(target=owner.run_forever)
+    thread.start()
+    try:
+        assert blocked.wait(WAIT)
+        stream.close(linger=0)
+        stream.close(linger=0)
+        assert not sock.closed, "the second close() closed the socket outside its loop"
+    finally:
+        release.set()
+        thread.join(WAIT)
+    try:
+        assert closes == [True]  # closed by the loop's thread
+        assert sock.closed
+    finally:
+        owner.close()
+        ctx.destroy(linger=0)

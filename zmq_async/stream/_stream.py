@@ -930,15 +930,28 @@ class ZMQStream:
         while the stream's loop runs, the stream counts as closed at once (``closed()`` is
         True, further calls raise OSError) and the close is handed to that loop, which must
         unwatch the FD before the socket closes; a callback the loop runs meanwhile finds
-        the stream closed.
+        the stream closed. Should the loop stop before carrying it out (asyncio runs no
+        callback left at its stop), the caller closes the socket if it sees the loop stopped
+        on return, a zmq_async socket's ``Context.term()`` does, and so does ``close()``
+        called again once the loop has stopped (pyzmq's own ``term()`` runs none of ours).
         """
         loop = self._loop
-        if not self._closed and _get_running_loop() is not loop and loop.is_running():
+        if _get_running_loop() is not loop and loop.is_running():
+            if self._closed:
+                return  # handed over already (the loop's thread alone may unwatch the FD)
             self._closed = True
             receiver = self._receiver
             if receiver is not None:
                 receiver.active = False  # a drain in progress delivers no more
+            closer = self._closer
+            if isinstance(closer, _AsyncioSocket):
+                # Should the loop stop before its next turn (asyncio runs no callback left at
+                # its stop), the socket's context's term() carries the close out.
+                closer._handed_close = (linger,)
             self._hand_off(self._close, linger, True)
+            if not loop.is_running():
+                # Stopped meanwhile, perhaps before that turn: no loop uses the socket now.
+                self._close(linger, warn_late=True)
             return
         self._close(linger, warn_late=True)
 
