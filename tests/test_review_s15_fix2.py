@@ -140,35 +140,59 @@ async def test_a_reused_fd_number_watched_both_ways_before_is_watched_again() ->
 WAIT = 10.0
 
 
+class _LastTurn:
+    """Runs ``owner`` in a thread, blocked in its last turn until :meth:`stop` (then the
+    loop stops and closes): what is handed to it meanwhile is queued behind the stop, which
+    asyncio never runs (uvloop does)."""
+
+    def __init__(self, owner: asyncio.AbstractEventLoop) -> None:
+        self.owner = owner
+        self._stopping = threading.Event()
+        in_last_turn = threading.Event()
+
+        def block_then_stop() -> None:
+            in_last_turn.set()
+            assert self._stopping.wait(WAIT)
+            owner.stop()
+
+        def run_owner() -> None:
+            owner.run_forever()
+            owner.close()
+
+        owner.call_soon(block_then_stop)
+        self.thread = threading.Thread(target=run_owner)
+        self.thread.start()
+        assert in_last_turn.wait(WAIT)
+
+    def stop(self) -> None:
+        """Let the loop finish its last turn; wait until it has stopped and closed."""
+        self._stopping.set()
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+
+
 def _stop_with_a_close_handed_in_its_last_turn(
     owner: asyncio.AbstractEventLoop, stream: ZMQStream
 ) -> None:
-    """Run ``owner`` in a thread; close ``stream`` from here during the loop's last turn (so
-    the handed close is queued behind the stop: asyncio never runs it); close the loop."""
-    closing = threading.Event()
-    last_turn = threading.Event()
-
-    def block_then_stop() -> None:
-        last_turn.set()
-        assert closing.wait(WAIT)  # the close is handed over meanwhile
-        owner.stop()
-
-    owner.call_soon(block_then_stop)
-
-    def run_owner() -> None:
-        owner.run_forever()
-        owner.close()
-
-    thread = threading.Thread(target=run_owner)
-    thread.start()
+    """Close ``stream`` from here during its loop's last turn (see :class:`_LastTurn`)."""
+    last_turn = _LastTurn(owner)
     try:
-        assert last_turn.wait(WAIT)
         stream.close(linger=0)  # handed to the owner, which is running
         assert stream.closed()
     finally:
-        closing.set()
-        thread.join(WAIT)
-    assert not thread.is_alive()
+        last_turn.stop()
+
+
+def _receiving_plain_stream(
+    owner: asyncio.AbstractEventLoop,
+) -> tuple[zmq.Context[Any], zmq.Socket[Any], ZMQStream]:
+    """A new plain context, and a receiving stream on ``owner`` over a plain socket of it."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("tcp://127.0.0.1:0")
+    stream = ZMQStream(sock, owner)
+    stream.on_recv(lambda msg: None)
+    return ctx, sock, stream
 
 
 def _terminates(ctx: zmq.Context[Any]) -> bool:
@@ -211,12 +235,7 @@ def test_a_plain_sockets_stream_closed_again_after_its_loop_stopped_closes_it(
     """Over a plain socket, pyzmq's ``term()`` runs none of our code, so the dropped close
     cannot be carried out there; ``stream.close()`` again, once the loop has stopped, does
     it (and ``term()`` then returns)."""
-    ctx: zmq.Context[Any] = zmq.Context()
-    owner = new_loop()
-    sock = ctx.socket(zmq.PULL)
-    sock.bind("inproc://s15-fix2-plain-close")
-    stream = ZMQStream(sock, owner)
-    stream.on_recv(lambda msg: None)
+    ctx, sock, stream = _receiving_plain_stream(owner := new_loop())
     _stop_with_a_close_handed_in_its_last_turn(owner, stream)
     try:
         if not sock.closed:  # (uvloop runs what was queued before its stop: closed)
@@ -235,46 +254,22 @@ def test_a_stream_close_handed_to_a_loop_that_stops_at_once_is_carried_out_by_th
 ) -> None:
     """The loop stops (and closes) while ``close()`` hands the close to it: finding it
     stopped, the caller closes the socket itself, so pyzmq's ``term()`` does not hang."""
-    ctx: zmq.Context[Any] = zmq.Context()
-    owner = new_loop()
-    sock = ctx.socket(zmq.PULL)
-    sock.bind("inproc://s15-fix2-stops-at-once")
-    stream = ZMQStream(sock, owner)
-    stream.on_recv(lambda msg: None)
-    closing = threading.Event()
-    last_turn = threading.Event()
-
-    def block_then_stop() -> None:
-        last_turn.set()
-        assert closing.wait(WAIT)
-        owner.stop()
-
-    owner.call_soon(block_then_stop)
-
-    def run_owner() -> None:
-        owner.run_forever()
-        owner.close()
-
-    thread = threading.Thread(target=run_owner)
+    ctx, sock, stream = _receiving_plain_stream(owner := new_loop())
     real_hand_off = stream._hand_off
 
     def hand_off_then_stop(method: Callable[..., Any], *args: Any) -> None:
         real_hand_off(method, *args)
-        closing.set()  # the loop stops, before the turn that would have run it
-        thread.join(WAIT)
+        last_turn.stop()  # before the turn that would have run it
 
     stream._hand_off = hand_off_then_stop  # type: ignore[method-assign]
-    thread.start()
+    last_turn = _LastTurn(owner)
     try:
-        assert last_turn.wait(WAIT)
         stream.close(linger=0)
-        assert not thread.is_alive()
         assert sock.closed
         assert stream.socket is None
         assert _terminates(ctx)
     finally:
-        closing.set()
-        thread.join(WAIT)
+        last_turn.stop()
         if not sock.closed:
             sock.close(linger=0)
 
@@ -285,12 +280,7 @@ def test_a_second_close_from_another_thread_leaves_the_socket_to_the_running_loo
     """``close()`` twice from another thread while the loop runs: the second found the
     stream closed and closed the socket there and then, unwatching the FD from the wrong
     thread while the loop may be polling it; it is the loop's to do, as the first handed."""
-    ctx: zmq.Context[Any] = zmq.Context()
-    owner = new_loop()
-    sock = ctx.socket(zmq.PULL)
-    sock.bind("inproc://s15-fix2-second-close")
-    stream = ZMQStream(sock, owner)
-    stream.on_recv(lambda msg: None)
+    ctx, sock, stream = _receiving_plain_stream(owner := new_loop())
     release = threading.Event()
     blocked = threading.Event()
     closes: list[bool] = []
