@@ -311,3 +311,32 @@ def test_a_second_close_from_another_thread_leaves_the_socket_to_the_running_loo
     finally:
         owner.close()
         ctx.destroy(linger=0)
+
+
+def test_a_send_handed_to_a_loop_that_stopped_first_is_sent_by_a_flush(
+    new_loop: Callable[[], asyncio.AbstractEventLoop],
+) -> None:
+    """A send from another thread during the loop's last turn was queued behind the stop
+    and dropped with the loop, yet still counted in ``send_queue_size`` for ever. As with
+    the peer (whose queue is the stream's), ``flush()`` once the loop has stopped sends it."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    owner = new_loop()
+    push = ctx.socket(zmq.PUSH)
+    push.linger = 0
+    pull = ctx.socket(zmq.PULL)
+    pull.linger = 0
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        sending = ZMQStream(push, owner)
+        sending.connect(f"tcp://127.0.0.1:{port}")
+        last_turn = _LastTurn(owner)
+        sending.send(b"late")  # handed to the owner, which is running
+        assert sending.send_queue_size == 1
+        last_turn.stop()
+        sending.flush()
+        assert sending.send_queue_size == 0
+        assert pull.poll(WAIT * 1000)
+        assert pull.recv() == b"late"
+        sending.close(linger=0)
+    finally:
+        ctx.destroy(linger=0)
