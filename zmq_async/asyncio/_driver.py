@@ -80,8 +80,7 @@ class AsyncioDriver:
             self._callbacks[key] = [callback]
         else:
             callbacks.append(callback)
-            if len(callbacks) == 2:
-                self._register(key, self._fan_out, key)
+            self._renew(key)
 
     def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
@@ -125,6 +124,27 @@ class AsyncioDriver:
                 f"{self.loop!r} cannot watch file descriptors (no add_reader), which zmq "
                 "sockets need; on Windows use asyncio.WindowsSelectorEventLoopPolicy()"
             ) from None
+
+    def _renew(self, key: tuple[int, bool]) -> None:
+        """Register ``key``'s fan-out with the OS afresh (remove, then add).
+
+        The FD may be a new one that reuses the number of one closed under its watchers (a
+        plain socket closed under a stream, a poll, a wrapper): the selector still holds the
+        old one's registration, and only re-adding it puts the new FD in the OS's set.
+        """
+        fd, writable = key
+        try:
+            if writable:
+                self.loop.remove_writer(fd)
+            else:
+                self.loop.remove_reader(fd)
+        except OSError:
+            # The stale FD was watched both ways: the selector dropped it altogether, and the
+            # other way's watchers must be registered again (the fan-out calls one or more).
+            other = (fd, not writable)
+            if other in self._callbacks:
+                self._register(other, self._fan_out, other)
+        self._register(key, self._fan_out, key)
 
     def _fan_out(self, key: tuple[int, bool]) -> None:
         for callback in tuple(self._callbacks.get(key, ())):

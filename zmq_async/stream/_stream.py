@@ -429,8 +429,9 @@ class ZMQStream:
         self._drain_callback: Callable[[], Any] | None = None
         self._refused = False
         # Sends handed over by other threads and not yet queued by the loop, counted in
-        # send_queue_size (and against max_send_queue) from the moment the caller returns.
-        self._handed_sends = 0
+        # send_queue_size (and against max_send_queue) from the moment the caller returns;
+        # kept here, not only in the loop's callbacks, which a loop that stops first drops.
+        self._handed_sends: deque[tuple[Any, ...]] = deque()
         self._handed_lock = threading.Lock()
         # The peer links these straight to the socket's methods.
         self.bind = socket.bind
@@ -562,13 +563,13 @@ class ZMQStream:
     def sending(self) -> bool:
         """Whether messages are waiting to be sent (sends handed over by other threads too)."""
         with self._handed_lock:
-            return bool(self._sendbuf) or self._handed_sends > 0
+            return bool(self._sendbuf or self._handed_sends)
 
     @property
     def send_queue_size(self) -> int:
         """How many messages wait to be sent (sends handed over by other threads too)."""
         with self._handed_lock:
-            return len(self._sendbuf) + self._handed_sends
+            return len(self._sendbuf) + len(self._handed_sends)
 
     def set_drain_callback(self, callback: Callable[[], Any] | None) -> None:
         """Call ``callback()`` when the send queue is empty again after a refused send.
@@ -713,24 +714,23 @@ class ZMQStream:
             self.on_send(callback)  # handed over first, so it is in place for this message
         limit = self.max_send_queue
         with self._handed_lock:
-            if limit is not None and len(self._sendbuf) + self._handed_sends >= limit:
+            if limit is not None and len(self._sendbuf) + len(self._handed_sends) >= limit:
                 self._refused = True
                 raise SendQueueFull(limit)
-            self._handed_sends += 1
-        self._hand_off(self._send_handed, msg, flags, copy, track, kwargs)
+            self._handed_sends.append((msg, flags, copy, track, None, kwargs, None))
+        self._hand_off(self._send_handed)
 
-    def _send_handed(
-        self, msg: Sequence[Any], flags: int, copy: bool, track: bool, kwargs: dict[str, Any]
-    ) -> None:
+    def _send_handed(self) -> None:
+        """Queue (or send) the oldest send handed over, if a flush has not taken it yet."""
         # Queued (or sent) and no longer counted as handed over in one step, so that another
         # thread never finds it in neither count (send_queue_size, max_send_queue).
         with self._handed_lock:
-            try:
-                # Closed: dropped, as close() drops every unsent message. Admitted by the caller.
-                if not self._closed:
-                    self._send(msg, flags, copy, track, None, kwargs, None)
-            finally:
-                self._handed_sends -= 1
+            if not self._handed_sends:
+                return
+            args = self._handed_sends.popleft()
+            # Closed: dropped, as close() drops every unsent message. Admitted by the caller.
+            if not self._closed:
+                self._send(*args)
 
     def send_string(
         self,
@@ -874,6 +874,8 @@ class ZMQStream:
         if _get_running_loop() is not self._loop and self._loop.is_running():
             self._hand_off(self.flush, flag, limit)
             return 0
+        while self._handed_sends:  # handed to a loop that may have stopped before queueing
+            self._send_handed()
         socket = self.socket
         count = 0
         try:
@@ -930,15 +932,28 @@ class ZMQStream:
         while the stream's loop runs, the stream counts as closed at once (``closed()`` is
         True, further calls raise OSError) and the close is handed to that loop, which must
         unwatch the FD before the socket closes; a callback the loop runs meanwhile finds
-        the stream closed.
+        the stream closed. Should the loop stop before carrying it out (asyncio runs no
+        callback left at its stop), the caller closes the socket if it sees the loop stopped
+        on return, a zmq_async socket's ``Context.term()`` does, and so does ``close()``
+        called again once the loop has stopped (pyzmq's own ``term()`` runs none of ours).
         """
         loop = self._loop
-        if not self._closed and _get_running_loop() is not loop and loop.is_running():
+        if _get_running_loop() is not loop and loop.is_running():
+            if self._closed:
+                return  # handed over already (the loop's thread alone may unwatch the FD)
             self._closed = True
             receiver = self._receiver
             if receiver is not None:
                 receiver.active = False  # a drain in progress delivers no more
+            closer = self._closer
+            if isinstance(closer, _AsyncioSocket):
+                # Should the loop stop before its next turn (asyncio runs no callback left at
+                # its stop), the socket's context's term() carries the close out.
+                closer._handed_close = (linger,)
             self._hand_off(self._close, linger, True)
+            if not loop.is_running():
+                # Stopped meanwhile, perhaps before that turn: no loop uses the socket now.
+                self._close(linger, warn_late=True)
             return
         self._close(linger, warn_late=True)
 
@@ -959,6 +974,7 @@ class ZMQStream:
             self._receiver.active = False
             self._receiver = None
         self._sendbuf.clear()
+        self._handed_sends.clear()  # (no lock: a send handed off may be closing the stream)
         if self._owns_reactor:
             reactor.close()  # unwatch the FD while it is still valid
         self._closer.close(linger)  # a zmq_async socket closes the shared reactor first
