@@ -880,4 +880,8 @@ def program_fork_green(flavour: str, patched: str, how: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # As a program started from a terminal: a runner that ignores SIGINT (a background job of
+    # a non-interactive shell, nohup) passes SIG_IGN on, Python then installs no handler,
+    # and the SIGINT tests would wait for a KeyboardInterrupt that never comes.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main(sys.argv[1:])
