@@ -41,7 +41,7 @@ import zmq
 from zmq_async._bench.layers import Variant, variants
 from zmq_async._bench.report import WIDTH
 
-__all__ = ["ScaleOptions", "ScaleParams", "bind_pulls", "measure", "run_scale"]
+__all__ = ["ScaleOptions", "ScaleParams", "bind_pulls", "climbed", "measure", "run_scale"]
 
 #: The numbers of sockets measured, and with ``--quick``.
 SIZES = (1, 100, 1_000, 10_000)
@@ -140,14 +140,18 @@ def _cpu_per_second(seconds: float, sleep: Callable[[float], Any]) -> float:
     return (time.process_time() - start_cpu) / (time.perf_counter() - start)
 
 
-def _climbing(target: str, n: int) -> bool:
-    """Whether fewer than ``n`` of zmq_async's waiting sockets are in its re-check's oldest
-    generation; False for a peer or plain pyzmq (which have no re-check)."""
-    if not target.startswith("zmq_async"):
-        return False
+def climbed(n: int) -> bool:
+    """Whether at least ``n`` of zmq_async's waiting sockets are in its re-check's oldest
+    generation (they start in the youngest, whose sweeps cost until they have climbed)."""
     from zmq_async import _reactor
 
-    return sum(len(r._gens[-1]) for r in list(_reactor._recheckers.values())) < n
+    return sum(len(r._gens[-1]) for r in list(_reactor._recheckers.values())) >= n
+
+
+def _climbing(target: str, n: int) -> bool:
+    """Whether ``target``'s ``n`` waiting sockets are still climbing; False for a peer or plain
+    pyzmq (which have no re-check)."""
+    return target.startswith("zmq_async") and not climbed(n)
 
 
 def _summary(
