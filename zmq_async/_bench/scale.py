@@ -48,10 +48,6 @@ SIZES = (1, 100, 1_000, 10_000)
 QUICK_SIZES = (1, 100, 1_000)
 #: Wake-ups are sent round-robin to this many of the N receivers.
 PROBES = 16
-#: How much longer than the settle time the idle phase waits, at most, for zmq_async's
-#: waiting sockets to climb the re-check's young generations (on a loaded machine they start
-#: and climb late, and the young generations' sweeps are not the cost of waiting).
-CLIMB_LIMIT = 10.0
 
 
 @dataclass(frozen=True)
@@ -66,6 +62,10 @@ class ScaleParams:
     #: Messages each of the N receives in the throughput phase (at least ``min_messages`` in
     #: all); 0: no throughput phase.
     min_messages: int = 20_000
+    #: How much longer than ``settle`` idle waits, at most, for zmq_async's waiting sockets to
+    #: climb the re-check's young generations (on a loaded machine they start and climb late,
+    #: and the young generations' sweeps are not the cost of waiting); 0 with ``--quick``.
+    climb: float = 10.0
 
 
 Sample = dict[str, float]
@@ -191,7 +191,7 @@ class _Async(Protocol):
 async def _measure_async(kit: _Async, p: ScaleParams, target: str) -> Sample:
     await kit.setup(p.n)
     await kit.sleep(p.settle)
-    deadline = time.perf_counter() + CLIMB_LIMIT
+    deadline = time.perf_counter() + p.climb
     while _climbing(target, p.n) and time.perf_counter() < deadline:
         await kit.sleep(0.05)
     gc.collect()  # the garbage of setting up is not the cost of waiting
@@ -444,7 +444,7 @@ def _measure_sync(kit: _Sync, p: ScaleParams, target: str) -> Sample:
     try:
         kit.setup(p.n)
         kit.sleep(p.settle)
-        deadline = time.perf_counter() + CLIMB_LIMIT
+        deadline = time.perf_counter() + p.climb
         while _climbing(target, p.n) and time.perf_counter() < deadline:
             kit.sleep(0.05)
         gc.collect()
@@ -681,7 +681,7 @@ class ScaleOptions:
 
     def params(self, n: int) -> ScaleParams:
         if self.quick:
-            return ScaleParams(n, settle=0.5, span=1.0, wakes=50, round_trips=200)
+            return ScaleParams(n, settle=0.5, span=1.0, wakes=50, round_trips=200, climb=0.0)
         return ScaleParams(n)
 
 
