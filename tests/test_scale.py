@@ -113,18 +113,19 @@ async def until_climbed(n: int, sleep: Callable[[float], Awaitable[Any]]) -> Non
 
 
 async def _idle_cpu(sleep: Callable[[float], Awaitable[Any]], n: int) -> float:
-    """CPU per second while ``n`` sockets wait: the lower of two 0.4 s windows after they
+    """CPU per second while ``n`` sockets wait: the lowest of three 0.3 s windows after they
     have climbed the re-check's young generations.
 
-    The old per-socket timers cost in every window; a neighbour's burst on a loaded machine
-    (or the oldest generation's one sweep every 2 s) lands in one at most.
+    The old per-socket timers cost in every window; the oldest generation's one sweep every
+    2 s lands in one at most, and on a loaded machine a burst of accounting noise was once seen
+    in two windows in a row (0.049 s/s, uvloop-tornado-poller).
     """
     await until_climbed(n, sleep)
     gc.collect()  # the garbage of setting up is not the cost of waiting
     windows = []
-    for _ in range(2):
+    for _ in range(3):
         start_cpu, start = time.process_time(), time.perf_counter()
-        await sleep(0.4)
+        await sleep(0.3)
         windows.append((time.process_time() - start_cpu) / (time.perf_counter() - start))
     return min(windows)
 
