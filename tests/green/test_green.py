@@ -220,7 +220,8 @@ def test_a_waiter_is_served_after_others_touch_the_socket(green, zmq, pair):
         push.send(b"x")
         deadline = time.monotonic() + 2
         while not shadow.get(zmq.EVENTS) & zmq.POLLIN and time.monotonic() < deadline:
-            time.sleep(0.001)  # no switch: the message is there, the waiter not yet told
+            os.sched_yield()  # no switch (a patched time.sleep would serve the waiter here)
+        assert not green.dead(g)  # the message is there, the waiter not yet told
         touch()
         assert green.get(g, timeout=3) == b"x"
 
@@ -252,7 +253,8 @@ def test_a_new_caller_waits_behind_those_queued_ahead(green, zmq, pair):
     push.send(b"2")
     deadline = time.monotonic() + 2
     while not shadow.get(zmq.EVENTS) & zmq.POLLIN and time.monotonic() < deadline:
-        time.sleep(0.001)  # no switch: the messages are there, the waiter not yet served
+        os.sched_yield()  # no switch (a patched time.sleep would serve the waiter here)
+    assert not green.dead(first)  # the messages are there, the waiter not yet served
     got.append(("late", pull.recv()))  # must not overtake the waiter queued first
     green.get(first)
     assert got == [("first", b"1"), ("late", b"2")]
