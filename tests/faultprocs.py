@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import random
 import signal
 import socket
 import subprocess
@@ -42,10 +43,23 @@ def start_all(peers: list[Peer]) -> None:
 
 
 def free_endpoint() -> str:
-    """A tcp endpoint on loopback whose port was free a moment ago."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    """A tcp endpoint on loopback whose port was free a moment ago, below the kernel's
+    ephemeral range: a port from that range (``bind(0)``'s) was taken in between by some
+    connection on a busy machine ("Address already in use" when the peer bound it)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            ephemeral = int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral = 32768
+    for _ in range(100):
+        port = random.randrange(10000, ephemeral) if ephemeral > 11000 else 0
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return f"tcp://127.0.0.1:{probe.getsockname()[1]}"
+    raise AssertionError("no free port below the ephemeral range")
 
 
 class Peer:
@@ -880,4 +894,8 @@ def program_fork_green(flavour: str, patched: str, how: str) -> None:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # As a program started from a terminal: a runner that ignores SIGINT (a background job of
+    # a non-interactive shell, nohup) passes SIG_IGN on, Python then installs no handler,
+    # and the SIGINT tests would wait for a KeyboardInterrupt that never comes.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     main(sys.argv[1:])
