@@ -24,6 +24,7 @@ WRAPPERS = {
     "asyncio.from_socket": lambda plain: zaio.Socket.from_socket(plain),
     "asyncio.Socket(plain)": lambda plain: zaio.Socket(plain),
     "asyncio.shadow=plain": lambda plain: zaio.Socket(shadow=plain),
+    "tornado.shadow(plain)": lambda plain: ztornado.Socket.shadow(plain),
     "tornado.from_socket": lambda plain: ztornado.Socket.from_socket(plain),
 }
 
