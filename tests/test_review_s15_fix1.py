@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import pickle
+import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,6 +17,7 @@ import zmq
 
 import zmq_async.asyncio as zaio
 import zmq_async.tornado as ztornado
+from zmq_async import _reactor
 
 WAIT = 10.0
 
@@ -100,4 +104,112 @@ def test_the_close_hook_keeps_neither_socket_alive() -> None:
         gc.collect()
         assert plain_gone() is None
     finally:
+        ctx.destroy(linger=0)
+
+
+# -- 2. a BaseException (not an Exception) raised inside a queued operation ---------------------
+
+
+class _Exits:
+    """Unpickles into ``sys.exit("unpickled")``: a payload whose loading raises SystemExit."""
+
+    def __reduce__(self) -> Any:
+        return (sys.exit, ("unpickled",))
+
+
+def _exit_on_load(frames: list[bytes]) -> Any:
+    raise KeyboardInterrupt("deserialized")
+
+
+@pytest.mark.parametrize("how", ["recv_pyobj", "recv_serialized"])
+def test_a_base_exception_from_a_queued_receive_fails_its_future_and_propagates(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], how: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A queued ``recv_pyobj`` whose payload's unpickling raises SystemExit (a
+    ``recv_serialized`` whose deserializer raises KeyboardInterrupt): it propagates out of
+    ``run_until_complete``, as from any asyncio callback, and the Future fails with it, as
+    an asyncio Task does; the socket goes on receiving. The Future stayed pending for ever
+    and the message was gone without a trace (zmq.asyncio leaves its Future pending too).
+    """
+    monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
+    monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
+    loop = new_loop()
+    ctx = zaio.Context()
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://fix1-base")
+        push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+        push.connect("inproc://fix1-base")
+        asyncio.set_event_loop(loop)
+        if how == "recv_pyobj":
+            bad = pickle.dumps(_Exits())
+            expected: type[BaseException] = SystemExit
+        else:
+            bad = b"anything"
+            expected = KeyboardInterrupt
+
+        async def queue() -> tuple[Any, Any]:
+            first = (
+                pull.recv_pyobj() if how == "recv_pyobj" else pull.recv_serialized(_exit_on_load)
+            )
+            second = pull.recv_pyobj()  # queued behind it
+            await asyncio.sleep(0.01)  # queued, their FD watched
+            assert not first.done()
+            return first, second
+
+        first, second = loop.run_until_complete(queue())
+        push.send(bad)
+        push.send_pyobj("next")
+        with pytest.raises(expected):
+            loop.run_until_complete(asyncio.wait([first], timeout=WAIT))
+        assert first.done()
+        assert isinstance(first.exception(), expected)
+        # The loop goes on: the waiter behind it is served (the re-check is off).
+        assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "next"
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        ctx.destroy(linger=0)
+
+
+def test_a_base_exception_from_a_queued_anyio_receive_fails_its_task(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same on ``zmq_async.anyio`` (asyncio backend): the task whose ``recv_pyobj`` was
+    queued fails with the SystemExit (which propagates out of the loop, from the reactor's
+    FD callback and again from the task, as from any asyncio task), and the task queued
+    behind it gets the next message. That task waited for ever.
+    """
+    import zmq_async.anyio as zanyio
+
+    monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
+    monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
+    loop = new_loop()
+    ctx = zanyio.Context()
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://fix1-anyio")
+        push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+        push.connect("inproc://fix1-anyio")
+        first = loop.create_task(pull.recv_pyobj())
+        second = loop.create_task(pull.recv_pyobj())
+        loop.run_until_complete(asyncio.sleep(0.01))  # both queued, the FD watched
+        assert not first.done()
+        push.send(pickle.dumps(_Exits()))
+        push.send_pyobj("next")
+        exits = 0
+        for _ in range(3):  # the reactor's callback, then the task: each raises it
+            try:
+                loop.run_until_complete(asyncio.wait([first, second], timeout=WAIT))
+            except SystemExit:
+                exits += 1
+            if first.done() and second.done():
+                break
+        assert exits >= 1
+        assert first.done()
+        assert second.done()
+        assert isinstance(first.exception(), SystemExit)
+        assert second.result() == "next"
+    finally:
+        loop.close()
         ctx.destroy(linger=0)

@@ -528,6 +528,9 @@ class Reactor:
                 _cancel_timer(waiter)
                 completion.set_exception(exc)
                 return True
+            except BaseException as exc:
+                self._escaping(waiter, exc)
+                raise
             if waiter.timer is not None:  # (most waiters have none: spare the call)
                 _cancel_timer(waiter)
             post = waiter.post
@@ -538,8 +541,24 @@ class Reactor:
                     completion.set_result(post(result))
                 except Exception as exc:
                     completion.set_exception(exc)
+                except BaseException as exc:
+                    self._escaping(waiter, exc)
+                    raise
             return True
         return False
+
+    def _escaping(self, waiter: Waiter, exc: BaseException) -> None:
+        """Before ``exc`` (SystemExit, KeyboardInterrupt...: not an ``Exception``) propagates
+        out of the operation ``waiter`` ran (its op, or ``post`` decoding what it received):
+        the waiter fails with it, as an asyncio Task does, not left pending with its message
+        gone, and the waiters behind it are served soon if the loop goes on (this dispatch
+        ends here).
+        """
+        _cancel_timer(waiter)
+        completion = waiter.completion
+        if not completion.done():
+            completion.set_exception(exc)
+        self.kick()
 
     def _serve_polls(self, events: int) -> None:
         waiting = []
