@@ -213,3 +213,45 @@ def test_a_base_exception_from_a_queued_anyio_receive_fails_its_task(
     finally:
         loop.close()
         ctx.destroy(linger=0)
+
+
+def test_a_base_exception_in_the_recheck_keeps_it_going_for_the_other_sockets(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stranded waiter (its edge eaten by a shadow's poll) served by the re-check raises
+    SystemExit while unpickling: it propagates out of the loop, and the re-check goes on for
+    the loop's other sockets (one stranded the same way gets its message). Their re-check
+    timer was never re-armed: they waited for ever.
+    """
+    monkeypatch.setattr(_reactor, "RECHECK_FIRST", 0.05)
+    loop = new_loop()
+    ctx = zaio.Context()
+    try:
+        asyncio.set_event_loop(loop)
+        pulls, pushes = [], []
+        for name in ("a", "b"):
+            pull = ctx.socket(zmq.PULL)
+            pull.bind(f"inproc://fix1-recheck-{name}")
+            push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+            push.connect(f"inproc://fix1-recheck-{name}")
+            pulls.append(pull)
+            pushes.append(push)
+
+        async def queue() -> list[Any]:
+            futures = [pull.recv_pyobj() for pull in pulls]  # the first is re-checked first
+            await asyncio.sleep(0.01)
+            return futures
+
+        first, second = loop.run_until_complete(queue())
+        pushes[0].send(pickle.dumps(_Exits()))
+        pushes[1].send_pyobj("b")
+        for pull in pulls:
+            assert zmq.Socket.shadow(pull.underlying).poll(0) == zmq.POLLIN  # eats the edge
+        with pytest.raises(SystemExit):
+            loop.run_until_complete(asyncio.wait([first, second], timeout=WAIT))
+        assert isinstance(first.exception(), SystemExit)
+        assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "b"
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+        ctx.destroy(linger=0)
