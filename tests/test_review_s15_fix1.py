@@ -9,7 +9,7 @@ import asyncio
 import gc
 import pickle
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -117,13 +117,32 @@ class _Exits:
         return (sys.exit, ("unpickled",))
 
 
+@pytest.fixture
+def loop(new_loop: Callable[[], asyncio.AbstractEventLoop]) -> Iterator[asyncio.AbstractEventLoop]:
+    """A loop of the parametrized kind, set as the thread's (not running), closed after."""
+    loop = new_loop()
+    asyncio.set_event_loop(loop)
+    yield loop
+    asyncio.set_event_loop(None)
+    loop.close()
+
+
+def _pull_and_plain_push(ctx: Any, address: str) -> tuple[Any, zmq.Socket[Any]]:
+    """A PULL socket of ``ctx`` bound to ``address`` and a plain PUSH connected to it."""
+    pull = ctx.socket(zmq.PULL)
+    pull.bind(address)
+    push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+    push.connect(address)
+    return pull, push
+
+
 def _exit_on_load(frames: list[bytes]) -> Any:
     raise KeyboardInterrupt("deserialized")
 
 
 @pytest.mark.parametrize("how", ["recv_pyobj", "recv_serialized"])
 def test_a_base_exception_from_a_queued_receive_fails_its_future_and_propagates(
-    new_loop: Callable[[], asyncio.AbstractEventLoop], how: str, monkeypatch: pytest.MonkeyPatch
+    loop: asyncio.AbstractEventLoop, ctx: Any, how: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A queued ``recv_pyobj`` whose payload's unpickling raises SystemExit (a
     ``recv_serialized`` whose deserializer raises KeyboardInterrupt): it propagates out of
@@ -133,47 +152,34 @@ def test_a_base_exception_from_a_queued_receive_fails_its_future_and_propagates(
     """
     monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
     monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
-    loop = new_loop()
-    ctx = zaio.Context()
-    try:
-        pull = ctx.socket(zmq.PULL)
-        pull.bind("inproc://fix1-base")
-        push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-        push.connect("inproc://fix1-base")
-        asyncio.set_event_loop(loop)
-        if how == "recv_pyobj":
-            bad = pickle.dumps(_Exits())
-            expected: type[BaseException] = SystemExit
-        else:
-            bad = b"anything"
-            expected = KeyboardInterrupt
+    pull, push = _pull_and_plain_push(ctx, "inproc://fix1-base")
+    if how == "recv_pyobj":
+        bad = pickle.dumps(_Exits())
+        expected: type[BaseException] = SystemExit
+    else:
+        bad = b"anything"
+        expected = KeyboardInterrupt
 
-        async def queue() -> tuple[Any, Any]:
-            first = (
-                pull.recv_pyobj() if how == "recv_pyobj" else pull.recv_serialized(_exit_on_load)
-            )
-            second = pull.recv_pyobj()  # queued behind it
-            await asyncio.sleep(0.01)  # queued, their FD watched
-            assert not first.done()
-            return first, second
+    async def queue() -> tuple[Any, Any]:
+        first = pull.recv_pyobj() if how == "recv_pyobj" else pull.recv_serialized(_exit_on_load)
+        second = pull.recv_pyobj()  # queued behind it
+        await asyncio.sleep(0.01)  # queued, their FD watched
+        assert not first.done()
+        return first, second
 
-        first, second = loop.run_until_complete(queue())
-        push.send(bad)
-        push.send_pyobj("next")
-        with pytest.raises(expected):
-            loop.run_until_complete(asyncio.wait([first], timeout=WAIT))
-        assert first.done()
-        assert isinstance(first.exception(), expected)
-        # The loop goes on: the waiter behind it is served (the re-check is off).
-        assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "next"
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-        ctx.destroy(linger=0)
+    first, second = loop.run_until_complete(queue())
+    push.send(bad)
+    push.send_pyobj("next")
+    with pytest.raises(expected):
+        loop.run_until_complete(asyncio.wait([first], timeout=WAIT))
+    assert first.done()
+    assert isinstance(first.exception(), expected)
+    # The loop goes on: the waiter behind it is served (the re-check is off).
+    assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "next"
 
 
 def test_a_base_exception_from_a_queued_anyio_receive_fails_its_task(
-    new_loop: Callable[[], asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The same on ``zmq_async.anyio`` (asyncio backend): the task whose ``recv_pyobj`` was
     queued fails with the SystemExit (which propagates out of the loop, from the reactor's
@@ -184,13 +190,9 @@ def test_a_base_exception_from_a_queued_anyio_receive_fails_its_task(
 
     monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
     monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
-    loop = new_loop()
     ctx = zanyio.Context()
     try:
-        pull = ctx.socket(zmq.PULL)
-        pull.bind("inproc://fix1-anyio")
-        push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-        push.connect("inproc://fix1-anyio")
+        pull, push = _pull_and_plain_push(ctx, "inproc://fix1-anyio")
         first = loop.create_task(pull.recv_pyobj())
         second = loop.create_task(pull.recv_pyobj())
         loop.run_until_complete(asyncio.sleep(0.01))  # both queued, the FD watched
@@ -211,12 +213,11 @@ def test_a_base_exception_from_a_queued_anyio_receive_fails_its_task(
         assert isinstance(first.exception(), SystemExit)
         assert second.result() == "next"
     finally:
-        loop.close()
         ctx.destroy(linger=0)
 
 
 def test_a_base_exception_in_the_recheck_keeps_it_going_for_the_other_sockets(
-    new_loop: Callable[[], asyncio.AbstractEventLoop], monkeypatch: pytest.MonkeyPatch
+    loop: asyncio.AbstractEventLoop, ctx: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stranded waiter (its edge eaten by a shadow's poll) served by the re-check raises
     SystemExit while unpickling: it propagates out of the loop, and the re-check goes on for
@@ -224,34 +225,23 @@ def test_a_base_exception_in_the_recheck_keeps_it_going_for_the_other_sockets(
     timer was never re-armed: they waited for ever.
     """
     monkeypatch.setattr(_reactor, "RECHECK_FIRST", 0.05)
-    loop = new_loop()
-    ctx = zaio.Context()
-    try:
-        asyncio.set_event_loop(loop)
-        pulls, pushes = [], []
-        for name in ("a", "b"):
-            pull = ctx.socket(zmq.PULL)
-            pull.bind(f"inproc://fix1-recheck-{name}")
-            push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-            push.connect(f"inproc://fix1-recheck-{name}")
-            pulls.append(pull)
-            pushes.append(push)
+    pulls, pushes = [], []
+    for name in ("a", "b"):
+        pull, push = _pull_and_plain_push(ctx, f"inproc://fix1-recheck-{name}")
+        pulls.append(pull)
+        pushes.append(push)
 
-        async def queue() -> list[Any]:
-            futures = [pull.recv_pyobj() for pull in pulls]  # the first is re-checked first
-            await asyncio.sleep(0.01)
-            return futures
+    async def queue() -> list[Any]:
+        futures = [pull.recv_pyobj() for pull in pulls]  # the first is re-checked first
+        await asyncio.sleep(0.01)
+        return futures
 
-        first, second = loop.run_until_complete(queue())
-        pushes[0].send(pickle.dumps(_Exits()))
-        pushes[1].send_pyobj("b")
-        for pull in pulls:
-            assert zmq.Socket.shadow(pull.underlying).poll(0) == zmq.POLLIN  # eats the edge
-        with pytest.raises(SystemExit):
-            loop.run_until_complete(asyncio.wait([first, second], timeout=WAIT))
-        assert isinstance(first.exception(), SystemExit)
-        assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "b"
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-        ctx.destroy(linger=0)
+    first, second = loop.run_until_complete(queue())
+    pushes[0].send(pickle.dumps(_Exits()))
+    pushes[1].send_pyobj("b")
+    for pull in pulls:
+        assert zmq.Socket.shadow(pull.underlying).poll(0) == zmq.POLLIN  # eats the edge
+    with pytest.raises(SystemExit):
+        loop.run_until_complete(asyncio.wait([first, second], timeout=WAIT))
+    assert isinstance(first.exception(), SystemExit)
+    assert loop.run_until_complete(asyncio.wait_for(second, WAIT)) == "b"
