@@ -528,6 +528,9 @@ class Reactor:
                 _cancel_timer(waiter)
                 completion.set_exception(exc)
                 return True
+            except BaseException as exc:
+                self._escaping(waiter, exc)
+                raise
             if waiter.timer is not None:  # (most waiters have none: spare the call)
                 _cancel_timer(waiter)
             post = waiter.post
@@ -538,8 +541,24 @@ class Reactor:
                     completion.set_result(post(result))
                 except Exception as exc:
                     completion.set_exception(exc)
+                except BaseException as exc:
+                    self._escaping(waiter, exc)
+                    raise
             return True
         return False
+
+    def _escaping(self, waiter: Waiter, exc: BaseException) -> None:
+        """Before ``exc`` (SystemExit, KeyboardInterrupt...: not an ``Exception``) propagates
+        out of the operation ``waiter`` ran (its op, or ``post`` decoding what it received):
+        the waiter fails with it, as an asyncio Task does, not left pending with its message
+        gone, and the waiters behind it are served soon if the loop goes on (this dispatch
+        ends here).
+        """
+        _cancel_timer(waiter)
+        completion = waiter.completion
+        if not completion.done():
+            completion.set_exception(exc)
+        self.kick()
 
     def _serve_polls(self, events: int) -> None:
         waiting = []
@@ -691,33 +710,37 @@ class Rechecker:
         older = gens[gen + 1] if gen < _GENERATIONS - 1 else None
         youngest = gens[0]
         ready = self._poll(gen)
-        for reactor in tuple(members):
-            if reactor._rechecker is not self or reactor._recheck_gen != gen:
-                continue  # moved or released by a dispatch earlier in this sweep
-            if ready is None:
-                found = reactor._recheck()
-            else:
-                found = reactor._recheck(ready.get(id(reactor.socket), 0))
-            if found == _IDLE:
-                if older is not None:
+        try:
+            for reactor in tuple(members):
+                if reactor._rechecker is not self or reactor._recheck_gen != gen:
+                    continue  # moved or released by a dispatch earlier in this sweep
+                if ready is None:
+                    found = reactor._recheck()
+                else:
+                    found = reactor._recheck(ready.get(id(reactor.socket), 0))
+                if found == _IDLE:
+                    if older is not None:
+                        del members[reactor]
+                        older[reactor] = None
+                        reactor._recheck_gen = gen + 1
+                        self._items[gen] = self._items[gen + 1] = None
+                elif found == _FOUND:
+                    if gen and reactor._rechecker is self:
+                        del members[reactor]
+                        youngest[reactor] = None
+                        reactor._recheck_gen = 0
+                        self._items[gen] = self._items[0] = None
+                elif reactor._rechecker is self:
                     del members[reactor]
-                    older[reactor] = None
-                    reactor._recheck_gen = gen + 1
-                    self._items[gen] = self._items[gen + 1] = None
-            elif found == _FOUND:
-                if gen and reactor._rechecker is self:
-                    del members[reactor]
-                    youngest[reactor] = None
-                    reactor._recheck_gen = 0
-                    self._items[gen] = self._items[0] = None
-            elif reactor._rechecker is self:
-                del members[reactor]
-                reactor._rechecker = None
-                self._items[gen] = None
-        self._arm(gen, driver)
-        if older is not None:
-            self._arm(gen + 1, driver)
-        self._arm(0, driver)
+                    reactor._rechecker = None
+                    self._items[gen] = None
+        finally:
+            # Even when a waiter's operation raised what is not an Exception (SystemExit):
+            # the other sockets of this loop still need their re-check.
+            self._arm(gen, driver)
+            if older is not None:
+                self._arm(gen + 1, driver)
+            self._arm(0, driver)
 
     def _poll(self, gen: int) -> dict[int, int] | None:
         """EVENTS of a generation's sockets, by ``id(socket)``, where not 0; None on error.

@@ -14,7 +14,9 @@ wakeups, and the parent's I/O threads do not exist in the child. Costs nothing b
 
 from __future__ import annotations
 
+import contextlib
 import os
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -23,7 +25,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async._reactor import Reactor, live_reactors
 
-__all__ = ["ReactorSocket"]
+__all__ = ["ReactorSocket", "closes_first"]
 
 _T = TypeVar("_T")
 
@@ -85,6 +87,39 @@ class ReactorSocket(zmq.Socket[_T]):
             self._reactor.invalidate_timeouts()
 
     setsockopt = set
+
+
+def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:
+    """Make ``plain.close()`` (and so its context's ``destroy()``) close ``wrapper`` first.
+
+    ``wrapper`` shadows ``plain``'s libzmq socket. Closed by ``plain`` alone, that socket would
+    leave the wrapper's FD watch and waiters behind it, on an FD number (and a libzmq socket
+    address) that the next socket made may get: the stale waiters would then take its
+    messages, or keep its FD from being watched. Only for plain sockets (ours close their
+    shadows' reactors themselves); both are referred to weakly (no cycle keeps ``plain``).
+    Costs nothing per operation: only ``plain``'s ``close`` changes (an instance attribute).
+    """
+    if not isinstance(plain, zmq.Socket) or isinstance(plain, ReactorSocket):
+        return  # (an address: nothing to hook)
+    plain_ref = weakref.ref(plain)
+    wrapper_ref = weakref.ref(wrapper)
+    close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
+
+    def close(linger: int | None = None) -> None:
+        owner = wrapper_ref()
+        if owner is not None:
+            owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
+        if previous is not None:
+            previous(linger)
+            return
+        sock = plain_ref()
+        if sock is not None:
+            _ = sock.closed  # pyzmq's deep check: it sees the socket closed by its shadow
+            close_plain(sock, linger)
+
+    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: the re-check notices
+        object.__setattr__(plain, "close", close)
 
 
 #: The attributes an inherited socket still answers: what ``close()``, ``with`` and garbage

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -28,7 +27,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops, _thread
 from zmq_async._reactor import Reactor, Waiter
-from zmq_async._socket import ReactorSocket
+from zmq_async._socket import ReactorSocket, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
 from zmq_async.asyncio._driver import driver_for
@@ -164,38 +163,6 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     if loop is not None and _task_of(loop) is None:
         return None
     return loop
-
-
-def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:
-    """Make ``plain.close()`` (and so its context's ``destroy()``) close ``wrapper`` first.
-
-    ``wrapper`` shadows ``plain``'s libzmq socket. Closed by ``plain`` alone, that socket would
-    leave the wrapper's FD watch and waiters behind it, on an FD number (and a libzmq socket
-    address) that the next socket made may get: the stale waiters would then take its
-    messages, or keep its FD from being watched. Only for plain sockets (ours close their
-    shadows' reactors themselves); both are referred to weakly (no cycle keeps ``plain``).
-    """
-    if not isinstance(plain, zmq.Socket) or isinstance(plain, ReactorSocket):
-        return  # (an address: nothing to hook)
-    plain_ref = weakref.ref(plain)
-    wrapper_ref = weakref.ref(wrapper)
-    close_plain = type(plain).close
-    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
-
-    def close(linger: int | None = None) -> None:
-        owner = wrapper_ref()
-        if owner is not None:
-            owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
-        if previous is not None:
-            previous(linger)
-            return
-        sock = plain_ref()
-        if sock is not None:
-            _ = sock.closed  # pyzmq's deep check: it sees the socket closed by its shadow
-            close_plain(sock, linger)
-
-    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: the re-check notices
-        object.__setattr__(plain, "close", close)
 
 
 def _closed_error() -> zmq.ZMQError:

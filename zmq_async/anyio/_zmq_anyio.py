@@ -34,10 +34,9 @@ from anyio.lowlevel import checkpoint
 from zmq.utils import jsonapi
 
 from zmq_async import _ops, _thread
-from zmq_async._socket import ReactorSocket
+from zmq_async._socket import ReactorSocket, closes_first
 from zmq_async.anyio._poller import Poller as _AsyncPoller
 from zmq_async.anyio._socket import Socket as _AsyncSocket
-from zmq_async.anyio._socket import closes_first
 
 __all__ = ["Poller", "Socket"]
 

@@ -22,7 +22,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter, _cancel_timer
-from zmq_async._socket import ReactorSocket
+from zmq_async._socket import ReactorSocket, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
@@ -90,6 +90,10 @@ class Socket(ReactorSocket["Future[Any]"]):
                 stacklevel=2,
             )
         self._reactor = self._new_reactor()
+        if _from_socket is None:
+            _from_socket = kwargs.get("shadow")
+        if _from_socket is not None:
+            closes_first(_from_socket, self)
 
     @classmethod
     def from_socket(cls: type[_SocketT], socket: zmq.Socket[Any], io_loop: Any = None) -> _SocketT:
