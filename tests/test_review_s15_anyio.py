@@ -455,7 +455,9 @@ async def test_zmq_anyio_futures_cancelled_in_a_storm_lose_and_repeat_nothing(
 
         await _storm(n_msgs, (3, send_all), (4, receive_all))
     assert sorted(got) == list(range(n_msgs))
-    assert cancelled > 10  # the storm was real
+    # The storm was real. On uvloop most calls complete at once: 4 to 54 cancelled seen (183
+    # on asyncio, about 1,100 on trio), so the bound of 10 it had flaked there.
+    assert cancelled > 0
 
 
 @pytest.mark.timeout(90)
