@@ -449,6 +449,20 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     # -- closing ----------------------------------------------------------------------------
 
+    def __del__(self) -> None:
+        try:
+            super().__del__()
+        finally:
+            # A shadow never closes its socket, but once it waited its reactor watches the FD
+            # and the driver's callback keeps it alive, run at every wakeup of that FD: stop
+            # it on its loop (unwatching is safe only there).
+            reactor = self.__dict__.get("_reactor")
+            if reactor is not None and self._shadow and not reactor.closed:
+                driver = reactor.driver
+                if driver is not None and not sys.is_finalizing():
+                    with contextlib.suppress(RuntimeError):  # its loop closed: nothing to stop
+                        driver.loop.call_soon_threadsafe(_stop_if_idle, reactor)
+
     def close(self, linger: int | None = None) -> None:
         """Cancel pending operations, stop watching the FD, then close the socket.
 
@@ -623,6 +637,15 @@ def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
         outer.set_exception(inner.exception())  # type: ignore[arg-type]
     else:
         outer.set_result(inner.result())
+
+
+def _stop_if_idle(reactor: Reactor) -> None:
+    """Stop a dropped shadow's reactor, unless an operation still waits on it (a pending
+    Future does not hold its socket; that reactor stays)."""
+    for queue in (reactor.recvq, reactor.sendq, reactor.pollq):
+        if any(not waiter.completion.done() for waiter in queue):
+            return
+    reactor.close()
 
 
 def _disarm_on_cancel(waiter: Waiter, future: Future[Any]) -> None:
