@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -57,8 +58,22 @@ class ReactorSocket(zmq.Socket[_T]):
         try:
             super().__del__()
         finally:
-            if not self._shadow and not self.closed:
-                self.close()
+            if not self._shadow:
+                if not self.closed:
+                    self.close()
+            elif not sys.is_finalizing():
+                # A shadow never closes its socket, but once it waited its reactor watches the
+                # FD and the driver's callback keeps it alive, run at every wakeup of that FD.
+                reactor = getattr(self, "_reactor", None)
+                if reactor is not None and not reactor.closed:
+                    self._stop_dropped(reactor)
+
+    def _stop_dropped(self, reactor: Reactor) -> None:
+        """Stop the reactor of this shadow, dropped without ``close()``, where that is safe.
+
+        Called from ``__del__``, in whatever thread collects the socket; unwatching is safe
+        only in the reactor's loop or hub thread, so each adapter says how. Here: leave it.
+        """
 
     def get(self, option: int) -> Any:
         """Get the value of a socket option, as ``zmq.Socket.get``.

@@ -449,19 +449,12 @@ class Socket(ReactorSocket["Future[Any]"]):
 
     # -- closing ----------------------------------------------------------------------------
 
-    def __del__(self) -> None:
-        try:
-            super().__del__()
-        finally:
-            # A shadow never closes its socket, but once it waited its reactor watches the FD
-            # and the driver's callback keeps it alive, run at every wakeup of that FD: stop
-            # it on its loop (unwatching is safe only there).
-            reactor = self.__dict__.get("_reactor")
-            if reactor is not None and self._shadow and not reactor.closed:
-                driver = reactor.driver
-                if driver is not None and not sys.is_finalizing():
-                    with contextlib.suppress(RuntimeError):  # its loop closed: nothing to stop
-                        driver.loop.call_soon_threadsafe(_stop_if_idle, reactor)
+    def _stop_dropped(self, reactor: Reactor) -> None:
+        # On its loop, the one thread where unwatching is safe.
+        driver: Any = reactor.driver
+        if driver is not None:
+            with contextlib.suppress(RuntimeError):  # its loop closed: nothing to stop
+                driver.loop.call_soon_threadsafe(_stop_if_idle, reactor)
 
     def close(self, linger: int | None = None) -> None:
         """Cancel pending operations, stop watching the FD, then close the socket.

@@ -230,19 +230,12 @@ class GreenSocket(ReactorSocket[Any]):
         super().__init__(*args, **kwargs)
         self._reactor = self._new_reactor()
 
-    def __del__(self) -> None:
-        try:
-            super().__del__()
-        finally:
-            # A shadow is never closed (it does not own the socket), but its reactor watches
-            # the FD from its first wait on, and the driver's callback keeps it alive: stop
-            # it here, in its hub's thread (no one waits: a waiter holds the socket). From
-            # another thread (a collection there) it stays, as unwatching is not safe there.
-            reactor = self._reactor if self._shadow and hasattr(self, "_reactor") else None
-            if reactor is not None and not reactor.closed and not sys.is_finalizing():
-                hub = self._hub
-                if hub is None or hub.thread == _thread.get_ident():
-                    reactor.close()
+    def _stop_dropped(self, reactor: Reactor) -> None:
+        # In its hub's thread only (no one waits: a waiter holds the socket). From another
+        # thread (a collection there) it stays, as unwatching is not safe there.
+        hub = self._hub
+        if hub is None or hub.thread == _thread.get_ident():
+            reactor.close()
 
     # -- the hub this socket waits in ----------------------------------------------------
 
