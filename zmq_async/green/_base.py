@@ -23,21 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import struct
 import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops, _thread
-from zmq_async._poller import PollWait
-from zmq_async._reactor import Driver, Reactor, Waiter
-from zmq_async._socket import ReactorSocket
+from zmq_async._poller import PollWait, _LookAgain
+from zmq_async._reactor import Driver, Reactor, Waiter, live_reactors
+from zmq_async._socket import ReactorSocket, current_pid, inherited_error
 
 __all__ = [
     "GreenContext",
@@ -204,6 +205,75 @@ def _fresh(error: BaseException) -> BaseException:
     if type(error) is zmq.ContextTerminated:
         return zmq.ContextTerminated()
     return error
+
+
+# -- fork --------------------------------------------------------------------------------------
+
+#: Found just before a fork: the parked greenlets of the forking thread, as the Wakeups of
+#: those waiting on a green socket and the polls of those in a Poller; the process forking.
+_at_fork: tuple[list[Wakeup], list[PollWait], int] | None = None
+
+
+def _before_fork() -> None:
+    """Note the greenlets of this thread parked on green sockets and pollers, before fork().
+
+    In the child the fork handler of ``zmq_async._socket`` empties the reactors' queues
+    (rule 8): the greenlets still parked there would wait for ever. Only this thread's: the
+    child has no other.
+    """
+    global _at_fork
+    me = _thread.get_ident()
+    direct: list[Wakeup] = []
+    polls: dict[int, PollWait] = {}
+    for reactor in live_reactors():
+        for waiter in (*reactor.recvq, *reactor.sendq, *reactor.pollq):
+            completion = waiter.completion
+            # A Poller's waiters complete its PollWait, directly or through a look-again.
+            wait = completion.wait if isinstance(completion, _LookAgain) else completion
+            if isinstance(wait, PollWait):
+                if _parked_in(wait.completion, me):
+                    polls[id(wait)] = wait
+            elif _parked_in(completion, me):
+                direct.append(completion)
+    _at_fork = (direct, list(polls.values()), current_pid()) if direct or polls else None
+
+
+def _parked_in(completion: object, thread: int) -> TypeGuard[Wakeup]:
+    """Whether ``completion`` is the Wakeup of a greenlet parked in a hub of ``thread``."""
+    return (
+        isinstance(completion, Wakeup)
+        and completion._parked
+        and not completion._done
+        and completion._hub.thread == thread
+    )
+
+
+def _forget_parked() -> None:
+    global _at_fork
+    _at_fork = None
+
+
+def _fail_parked() -> None:
+    """In a forked child: fail the greenlets that were parked (see _before_fork) at once.
+
+    One waiting on a socket gets the error any use of an inherited socket raises; one in a
+    poll is told to look again, which fails the same way (``PollWait``). Either is resumed
+    from the hub, whenever the child next runs it.
+    """
+    global _at_fork
+    if _at_fork is None:
+        return
+    direct, polls, parent = _at_fork
+    _at_fork = None
+    for wakeup in direct:
+        wakeup.set_exception(inherited_error(parent))
+    for wait in polls:
+        wait.set_result(None)
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_forget_parked, after_in_child=_fail_parked
+)
 
 
 class GreenSocket(ReactorSocket[Any]):

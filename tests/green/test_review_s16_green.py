@@ -1,0 +1,119 @@
+"""Review of the green layers (round 16): fork, FD reuse, and reported bugs; both flavours,
+plain and monkeypatched (each run tests its own mode)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+#: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
+#: main greenlet forks. argv: flavour, "patched" or "plain", what.
+_FORKED_WAIT = r"""
+import os, sys, time, warnings
+warnings.simplefilter("ignore")
+flavour, patching, what = sys.argv[1:]
+if flavour == "gevent":
+    import gevent as hub
+    if patching == "patched":
+        from gevent import monkey; monkey.patch_all()
+    import zmq_async.green as zmq
+else:
+    import eventlet as hub
+    if patching == "patched":
+        hub.monkey_patch()
+    import zmq_async.green.eventlet as zmq
+import zmq as plain
+def say(line):  # one write: the parent's and the child's lines do not interleave
+    os.write(1, (line + "\n").encode())
+context = zmq.Context()
+pull = context.socket(zmq.PULL)
+pull.bind("inproc://forked-wait")
+push = context.socket(zmq.PUSH)
+lonely = context.socket(zmq.PUSH)  # no peer: a send waits
+plain_context = plain.Context()
+plain_pull = plain_context.socket(plain.PULL)
+plain_pull.bind("inproc://forked-wait-plain")
+plain_push = plain_context.socket(plain.PUSH)
+plain_push.connect("inproc://forked-wait-plain")
+
+def wait():
+    try:
+        if what == "recv":
+            return pull.recv()
+        if what == "send":
+            return lonely.send(b"m")
+        if what == "poll":
+            return pull.poll()
+        poller = zmq.Poller()
+        poller.register(plain_pull if what == "poller-plain" else pull, zmq.POLLIN)
+        return poller.poll()
+    except RuntimeError as exc:
+        return exc
+
+waiting = hub.spawn(wait)
+hub.sleep(0.05)
+pid = os.fork()
+if pid == 0:
+    if flavour == "gevent" and patching == "plain":
+        hub.reinit()  # gevent's os.fork does it when patched
+    started = time.monotonic()
+    try:
+        with hub.Timeout(5):
+            result = waiting.get() if flavour == "gevent" else waiting.wait()
+        say(f"child: {type(result).__name__} {result}")
+    except BaseException as exc:
+        say(f"child: raised {type(exc).__name__} {exc}")
+    say(f"child: after {time.monotonic() - started:.3f} s")
+    os._exit(0)
+push.connect("inproc://forked-wait")
+push.send(b"m")
+plain_push.send(b"m")
+pulled = context.socket(zmq.PULL)
+pulled.bind("tcp://127.0.0.1:*")
+lonely.connect(pulled.last_endpoint)
+with hub.Timeout(5):
+    result = waiting.get() if flavour == "gevent" else waiting.wait()
+say(f"parent: {type(result).__name__}")
+os.waitpid(pid, 0)
+"""
+
+
+def _run(green: Any, program: str, *args: str) -> tuple[str, str]:
+    """Run ``program`` (flavour, patching, ``args``) in its own session; (stdout, stderr)."""
+    patching = "patched" if green.patched else "plain"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", program, green.name, patching, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        return proc.communicate(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # a hung child too
+        out, err = proc.communicate()
+        pytest.fail(f"the program hung: {out!r} {err[-2000:]!r}")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("what", ["recv", "send", "poll", "poller", "poller-plain"])
+def test_a_greenlet_parked_when_the_process_forks_fails_in_the_child(green, what):
+    """In a forked child the reactors of the parent's sockets are abandoned, their queues
+    emptied: a greenlet parked on one of them when the fork happened (on a socket, or in a
+    Poller) stayed parked for ever. It must fail at once with the RuntimeError any use of an
+    inherited socket raises, as pyzmq's convention for forked sockets; the parent's is served."""
+    out, err = _run(green, _FORKED_WAIT, what)
+    lines = out.splitlines()
+    served = {"recv": "bytes", "send": "NoneType", "poll": "int"}.get(what, "list")
+    assert f"parent: {served}" in lines, out + err
+    child = [line for line in lines if line.startswith("child: ")]
+    assert len(child) == 2, out + err
+    assert child[0].startswith("child: RuntimeError"), out + err
+    assert "fork()" in child[0], child
+    assert float(child[1].split()[2]) < 2.0, child  # at once: not a timeout
