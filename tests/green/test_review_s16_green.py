@@ -7,9 +7,13 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from typing import Any
 
 import pytest
+import zmq as plain_zmq
+
+from zmq_async import _reactor
 
 #: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
 #: main greenlet forks. argv: flavour, "patched" or "plain", what.
@@ -117,3 +121,89 @@ def test_a_greenlet_parked_when_the_process_forks_fails_in_the_child(green, what
     assert child[0].startswith("child: RuntimeError"), out + err
     assert "fork()" in child[0], child
     assert float(child[1].split()[2]) < 2.0, child  # at once: not a timeout
+
+
+# -- an FD number reused while the driver watches the old FD ---------------------------------
+
+
+def _fd_closed(green: Any, fd: int) -> None:
+    """Wait until ``fd`` is closed (libzmq's reaper closes a socket's FD after zmq_close)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.fstat(fd)
+        except OSError:
+            return
+        green.sleep(0.005)
+    raise AssertionError(f"fd {fd} still open")
+
+
+def _watch_in_poller(green: Any, zmq: Any, item: Any) -> Any:
+    """A greenlet polling ``item`` (its FD watched) for ever; kill it to stop."""
+    poller = zmq.Poller()
+    poller.register(item, zmq.POLLIN)
+    return green.spawn(poller.poll)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("closed", ["plain socket", "pipe", "wrapped socket"])
+def test_a_socket_reusing_the_fd_number_of_one_closed_while_watched_is_woken(
+    green, zmq, ctx, monkeypatch, closed
+):
+    """An FD is closed while a green poller (or a wrapper's receive) watches it; a new green
+    socket gets its number. eventlet's hub keeps the closed FD's listener (the OS dropped
+    its registration), and the driver only added the new socket's callback to it: the new
+    FD was never watched, its waiters served by the re-check alone (up to 2 s a wait)."""
+    if closed == "pipe" and green.name == "gevent" and green.patched:
+        pytest.skip("patched gevent reopens a closed pipe's FD number at once (no reuse)")
+    # Only the FD can serve the new socket in time: the re-check is pushed out of reach.
+    monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
+    monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
+    plain_context = plain_zmq.Context()
+    watching = None
+    ctx.socket(zmq.PUSH).close()  # the context's own FDs (its threads') are made now
+    try:
+        if closed == "pipe":
+            fd, write_end = os.pipe()  # (nothing written: quiet)
+            watching = _watch_in_poller(green, zmq, fd)
+            green.sleep(0.05)
+            os.close(fd)
+            os.close(write_end)
+        else:
+            old = plain_context.socket(plain_zmq.PULL)
+            old.linger = 0
+            fd = old.FD
+            if closed == "plain socket":
+                watching = _watch_in_poller(green, zmq, old)
+            else:
+                # A receive that waited once leaves the wrapper's reactor watching the FD.
+                # It is killed before the close: a shadow of a socket closed elsewhere
+                # aliases whatever socket libzmq next makes at its address, and would take
+                # the new socket's message.
+                wrapper = zmq.Socket.shadow(old.underlying)
+                receiving = green.spawn(wrapper.recv)
+                green.sleep(0.05)
+                green.kill(receiving)
+            green.sleep(0.05)
+            old.close()
+            _fd_closed(green, fd)
+        extra = []
+        pull = ctx.socket(zmq.PULL)
+        while fd != pull.FD and len(extra) < 20:  # (a lower number may be free)
+            extra.append(pull)
+            pull = ctx.socket(zmq.PULL)
+        for sock in extra:
+            sock.close(linger=0)
+        assert fd == pull.FD, "the new socket did not reuse the fd (test premise)"
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        for n in range(3):
+            receiving = green.spawn(pull.recv)
+            green.sleep(0.05)  # parked, the FD watched
+            push.send(b"%d" % n)
+            assert green.get(receiving, 5) == b"%d" % n
+    finally:
+        if watching is not None:
+            green.kill(watching)
+        plain_context.destroy(linger=0)
