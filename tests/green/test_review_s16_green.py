@@ -207,3 +207,54 @@ def test_a_socket_reusing_the_fd_number_of_one_closed_while_watched_is_woken(
         if watching is not None:
             green.kill(watching)
         plain_context.destroy(linger=0)
+
+
+#: eventlet's poll hub: a raw FD is closed while a green Poller waits on it (the look again
+#: pushed out of reach). argv: flavour (eventlet), "patched" or "plain".
+_POLL_HUB_CLOSED_FD = r"""
+import os, sys, warnings
+warnings.simplefilter("ignore")
+import eventlet
+if sys.argv[2] == "patched":
+    eventlet.monkey_patch()
+import zmq_async.green.eventlet as zmq
+from zmq_async import _reactor
+_reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
+print(type(eventlet.hubs.get_hub()).__module__, flush=True)
+read_end, write_end = os.pipe()
+poller = zmq.Poller()
+poller.register(read_end, zmq.POLLIN)
+def close_it():
+    eventlet.sleep(0.05)
+    os.close(read_end)
+eventlet.spawn(close_it)
+try:
+    with eventlet.Timeout(5):
+        result = poller.poll()
+    print("poll: POLLERR" if result == [(read_end, zmq.POLLERR)] else f"poll: {result}", flush=True)
+except eventlet.Timeout:
+    print("poll: hung", flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_eventlets_poll_hub_dropping_a_closed_fd_does_not_break_the_poll(green):
+    """eventlet's poll and selects hubs (chosen by forking services: the epoll set is shared
+    across fork) drop every listener of an FD the OS reports closed (POLLNVAL), ours too;
+    the poll, woken by it, then failed to stop listening (KeyError in the hub's timer) and
+    hung instead of reporting POLLERR."""
+    if green.name != "eventlet":
+        pytest.skip("eventlet's hubs")
+    env = {**os.environ, "EVENTLET_HUB": "poll"}
+    patching = "patched" if green.patched else "plain"
+    proc = subprocess.run(
+        [sys.executable, "-c", _POLL_HUB_CLOSED_FD, green.name, patching],
+        capture_output=True,
+        text=True,
+        timeout=40,
+        env=env,
+    )
+    lines = proc.stdout.splitlines()
+    assert lines[:1] == ["eventlet.hubs.poll"], proc.stdout + proc.stderr
+    assert lines[1:] == ["poll: POLLERR"], proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
