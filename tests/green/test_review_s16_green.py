@@ -258,3 +258,67 @@ def test_eventlets_poll_hub_dropping_a_closed_fd_does_not_break_the_poll(green):
     assert lines[:1] == ["eventlet.hubs.poll"], proc.stdout + proc.stderr
     assert lines[1:] == ["poll: POLLERR"], proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr, proc.stderr
+
+
+# -- threads -----------------------------------------------------------------------------------
+
+
+def _start_os_thread(green: Any, function: Any) -> None:
+    """Run ``function()`` in a new OS thread (not a greenlet, even when monkeypatched), with
+    nothing of the framework's to wake the hub when it ends (as a threadpool's result would)."""
+    if green.name == "gevent":
+        from gevent.monkey import get_original
+
+        start = get_original("_thread", "start_new_thread")
+    else:
+        from eventlet.patcher import original
+
+        start = original("_thread").start_new_thread
+    start(function, ())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("closing", ["close", "destroy"])
+def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
+    green, zmq, ctx, monkeypatch, closing
+):
+    """A program's other OS thread closes a socket (or destroys the context) while greenlets
+    wait on it in the main thread's hub, which sleeps: their wake-ups were deferred with the
+    hub's callback queue, not thread-safe, so nothing woke the hub until its next timer (the
+    re-check, up to 2 s). gevent wakes it at once; eventlet has no way to, and its re-check
+    bounds the wait."""
+    if green.name == "gevent":
+        # Only the wake can serve them in time: the re-check is pushed out of reach.
+        monkeypatch.setattr(_reactor, "RECHECK_FIRST", 60.0)
+        monkeypatch.setattr(_reactor, "RECHECK_MAX", 60.0)
+        bound = 1.0
+    else:
+        bound = 2 * _reactor.RECHECK_MAX + 1.0
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://review-s16-thread-close")
+    errors: list[Any] = []
+
+    def wait() -> None:
+        try:
+            pull.recv()
+        except zmq.ZMQError as exc:
+            errors.append(exc)
+
+    waiting = [green.spawn(wait) for _ in range(3)]
+    green.sleep(0.1)  # all parked; the hub sleeps
+    closed = []
+    if closing == "close":
+        _start_os_thread(green, lambda: closed.append(pull.close(linger=0)))
+    else:
+        _start_os_thread(green, lambda: closed.append(ctx.destroy(linger=0)))
+    started = time.monotonic()
+    for greenlet in waiting:
+        green.get(greenlet, bound + 5)
+    elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 10
+    while not closed and time.monotonic() < deadline:  # (destroy's term may still run)
+        green.sleep(0.01)
+    assert closed == [None]
+    expected = zmq.ENOTSOCK if closing == "close" else zmq.ETERM
+    assert [exc.errno for exc in errors] == [expected] * 3
+    assert elapsed < bound, elapsed

@@ -72,11 +72,22 @@ class GreenHub:
     """One framework hub (one per thread) as the green sockets see it.
 
     ``switch()`` parks the current greenlet until something switches back to it; ``defer(fn)``
-    calls ``fn()`` from the hub soon; ``run_blocking(fn)`` runs a call that may block the OS
-    thread in a worker thread, parking only the calling greenlet.
+    calls ``fn()`` from the hub soon; ``defer_from_thread(fn)`` does so from another OS thread,
+    waking the hub if it sleeps (where the framework can: eventlet cannot, and then its next
+    timer runs ``fn``); ``run_blocking(fn)`` runs a call that may block the OS thread in a
+    worker thread, parking only the calling greenlet.
     """
 
-    __slots__ = ("defer", "driver", "getcurrent", "greenlet", "run_blocking", "switch", "thread")
+    __slots__ = (
+        "defer",
+        "defer_from_thread",
+        "driver",
+        "getcurrent",
+        "greenlet",
+        "run_blocking",
+        "switch",
+        "thread",
+    )
 
     def __init__(
         self,
@@ -86,12 +97,14 @@ class GreenHub:
         switch: Callable[[], Any],
         defer: Callable[[Callable[[], object]], object],
         run_blocking: Callable[[Callable[[], Any]], Any],
+        defer_from_thread: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self.driver = driver
         self.greenlet = greenlet
         self.getcurrent = getcurrent
         self.switch = switch
         self.defer = defer
+        self.defer_from_thread = defer if defer_from_thread is None else defer_from_thread
         self.run_blocking = run_blocking
         self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
 
@@ -144,9 +157,13 @@ class Wakeup:
             self._done = True
             self._error = exception
             if self._parked:
+                hub = self._hub
+                # From another thread (a close or term there), the hub may sleep until its
+                # next timer (the re-check: up to 2 s); wake it where the framework can.
+                defer = hub.defer if hub.thread == _thread.get_ident() else hub.defer_from_thread
                 # ValueError: its hub's loop was destroyed (gevent); the greenlet never runs.
                 with contextlib.suppress(ValueError):
-                    self._hub.defer(self._resume)
+                    defer(self._resume)
 
     def cancel(self) -> bool:
         if self._done:
