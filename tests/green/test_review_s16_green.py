@@ -322,3 +322,46 @@ def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
     expected = zmq.ENOTSOCK if closing == "close" else zmq.ETERM
     assert [exc.errno for exc in errors] == [expected] * 3
     assert elapsed < bound, elapsed
+
+
+#: Zero-copy sends of large frames, tracked (pyzmq's garbage collector thread serves them).
+#: argv: flavour, "patched" or "plain".
+_ZERO_COPY = r"""
+import faulthandler, sys, warnings
+faulthandler.dump_traceback_later(20, exit=True)  # a hang stops the whole OS thread
+warnings.simplefilter("ignore")
+flavour, patching = sys.argv[1:]
+if flavour == "gevent":
+    import gevent as hub
+    if patching == "patched":
+        from gevent import monkey; monkey.patch_all()
+    import zmq_async.green as zmq
+else:
+    import eventlet as hub
+    if patching == "patched":
+        hub.monkey_patch()
+    import zmq_async.green.eventlet as zmq
+context = zmq.Context()
+pull = context.socket(zmq.PULL)
+port = pull.bind_to_random_port("tcp://127.0.0.1")
+push = context.socket(zmq.PUSH)
+push.connect(f"tcp://127.0.0.1:{port}")
+frame = b"x" * 200_000
+receiving = hub.spawn(lambda: [len(pull.recv(copy=False)) for _ in range(20)])
+with hub.Timeout(10):
+    trackers = [push.send(frame, copy=False, track=True) for _ in range(20)]
+    sizes = receiving.get() if flavour == "gevent" else receiving.wait()
+    trackers[-1].wait(5)
+print("received", sizes == [len(frame)] * 20, "tracked", all(t.done for t in trackers), flush=True)
+context.destroy(linger=0)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_zero_copy_sends_in_a_monkeypatched_program(green):
+    """pyzmq frees a zero-copy frame from a garbage collector thread that receives on a
+    context of its own: a plain one but under gevent's patching. Under eventlet's, that
+    thread is a green thread and its blocking receive stopped the whole process at the first
+    ``send(copy=False)`` (eventlet.green.zmq hangs the same way)."""
+    out, err = _run(green, _ZERO_COPY)
+    assert out.splitlines() == ["received True tracked True"], out + err
