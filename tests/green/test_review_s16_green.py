@@ -15,12 +15,13 @@ import zmq as plain_zmq
 
 from zmq_async import _reactor
 
-#: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
-#: main greenlet forks. argv: flavour, "patched" or "plain", what.
-_FORKED_WAIT = r"""
-import os, sys, time, warnings
+#: What the programs below start with: the flavour (argv 1) as ``hub`` and ``zmq``, patched
+#: first if argv 2 is "patched"; their own arguments follow in ``args``.
+_PROLOGUE = r"""
+import faulthandler, os, sys, time, warnings
+faulthandler.dump_traceback_later(30, exit=True)  # a hang that stops the OS thread shows
 warnings.simplefilter("ignore")
-flavour, patching, what = sys.argv[1:]
+flavour, patching, *args = sys.argv[1:]
 if flavour == "gevent":
     import gevent as hub
     if patching == "patched":
@@ -31,6 +32,12 @@ else:
     if patching == "patched":
         hub.monkey_patch()
     import zmq_async.green.eventlet as zmq
+"""
+
+#: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
+#: main greenlet forks. args: what.
+_FORKED_WAIT = _PROLOGUE + r"""
+(what,) = args
 import zmq as plain
 def say(line):  # one write: the parent's and the child's lines do not interleave
     os.write(1, (line + "\n").encode())
@@ -325,22 +332,7 @@ def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
 
 
 #: Zero-copy sends of large frames, tracked (pyzmq's garbage collector thread serves them).
-#: argv: flavour, "patched" or "plain".
-_ZERO_COPY = r"""
-import faulthandler, sys, warnings
-faulthandler.dump_traceback_later(20, exit=True)  # a hang stops the whole OS thread
-warnings.simplefilter("ignore")
-flavour, patching = sys.argv[1:]
-if flavour == "gevent":
-    import gevent as hub
-    if patching == "patched":
-        from gevent import monkey; monkey.patch_all()
-    import zmq_async.green as zmq
-else:
-    import eventlet as hub
-    if patching == "patched":
-        hub.monkey_patch()
-    import zmq_async.green.eventlet as zmq
+_ZERO_COPY = _PROLOGUE + r"""
 context = zmq.Context()
 pull = context.socket(zmq.PULL)
 port = pull.bind_to_random_port("tcp://127.0.0.1")
