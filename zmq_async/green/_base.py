@@ -73,9 +73,8 @@ class GreenHub:
 
     ``switch()`` parks the current greenlet until something switches back to it; ``defer(fn)``
     calls ``fn()`` from the hub soon; ``defer_from_thread(fn)`` does so from another OS thread,
-    waking the hub if it sleeps (where the framework can: eventlet cannot, and then its next
-    timer runs ``fn``); ``run_blocking(fn)`` runs a call that may block the OS thread in a
-    worker thread, parking only the calling greenlet.
+    waking the hub if it sleeps; ``run_blocking(fn)`` runs a call that may block the OS thread
+    in a worker thread, parking only the calling greenlet.
     """
 
     __slots__ = (
@@ -158,8 +157,8 @@ class Wakeup:
             self._error = exception
             if self._parked:
                 hub = self._hub
-                # From another thread (a close or term there), the hub may sleep until its
-                # next timer (the re-check: up to 2 s); wake it where the framework can.
+                # From another thread (a close or term there): the hub may sleep until its
+                # next timer or event, so wake it.
                 defer = hub.defer if hub.thread == _thread.get_ident() else hub.defer_from_thread
                 # ValueError: its hub's loop was destroyed (gevent); the greenlet never runs.
                 with contextlib.suppress(ValueError):
