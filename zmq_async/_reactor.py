@@ -71,6 +71,8 @@ import zmq
 from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll as _zmq_poll
 
+from zmq_async import _ops
+
 __all__ = ["BATCH", "Completion", "Driver", "Reactor", "Rechecker", "TimerHandle", "Waiter"]
 
 #: Operations one dispatch may serve before it yields to the loop (rule 3).
@@ -187,6 +189,7 @@ class Reactor:
         "closed",
         "driver",
         "fd",
+        "given",
         "owner",
         "pollq",
         "recv_dry",
@@ -229,6 +232,8 @@ class Reactor:
         self._dry_mask = 0  # 0: not read yet
         #: The last touch of the socket was a caller finding no message, then queueing.
         self._recv_failed = False
+        #: Frames received for callers who had gone, for the next receives (:meth:`give_back`).
+        self.given: _Given | None = None
         # Bound once: no per-wakeup allocation of bound methods.
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
@@ -242,6 +247,9 @@ class Reactor:
         ``tried``: the caller has just found no message (a failed NOBLOCK receive, or
         :meth:`recv_ready`) and queues without touching the socket again.
         """
+        if self.given is not None:
+            self._take_given(waiter)
+            return
         timeout: float | bool | None = self._rcvtimeo
         if timeout is False:
             timeout = _timeout(_get(self.socket, _RCVTIMEO))
@@ -249,6 +257,55 @@ class Reactor:
                 self._rcvtimeo = timeout
         self._enqueue(self.recvq, waiter, timeout)
         self._recv_failed = tried
+
+    def give_back(self, frames: list[tuple[Any, bool]]) -> None:
+        """Put back frames (``(frame, more)``) received for a caller who has gone: the next
+        receives get them, before what the socket still holds (rule 2).
+
+        For a receive completed in one thread and cancelled by its caller in another at the
+        same moment (see the asyncio layer's hand-off). The receivers queued now get them
+        first; after them, the next receive (see :meth:`wait_recv`): while frames wait, a
+        marker at the head of ``recvq`` keeps callers off their fast path.
+        """
+        if self.closed or self.driver is None:
+            return  # closed (or moved to another loop): its receives are all cancelled
+        given = self.given
+        if given is None:
+            given = self.given = _Given()
+        given.frames.extend(frames)
+        recvq = self.recvq
+        while recvq and given.frames:
+            waiter = recvq[0]
+            if waiter.completion is given:
+                return  # the marker: no live waiter behind it
+            recvq.popleft()
+            if waiter.completion.done():
+                _cancel_timer(waiter)
+            else:
+                self._take_given(waiter)
+        if self.given is not None:
+            recvq.appendleft(Waiter(given, _given_later))
+            for waiter in self.pollq:  # a message waits: a poll for POLLIN is over
+                if waiter.mask & _POLLIN and not waiter.completion.done():
+                    _cancel_timer(waiter)
+                    waiter.completion.set_result(_POLLIN)
+
+    def _take_given(self, waiter: Waiter) -> None:
+        """Complete the receiving ``waiter`` from the frames given back."""
+        given = self.given
+        assert given is not None
+        _cancel_timer(waiter)
+        completion = waiter.completion
+        try:
+            result = _ops.take_given(waiter.op, given.frames, self.socket, waiter.args)
+            if waiter.post is not None:
+                result = waiter.post(result)
+        except Exception as exc:
+            completion.set_exception(exc)
+        else:
+            completion.set_result(result)
+        if not given.frames:
+            self.given = None  # its marker, done, leaves the queue on its next pass
 
     def recv_ready(self) -> bool:
         """Whether a receive may succeed now; asked instead of trying when ``recv_dry``.
@@ -589,11 +646,18 @@ class Reactor:
         self._stop_watching()
 
     def rebind(self, driver: Driver) -> None:
-        """Move to another loop's driver, cancelling the waiters of the old one."""
+        """Move to another loop's driver, cancelling the waiters of the old one.
+
+        Frames given back (:meth:`give_back`) stay, for the next receives.
+        """
+        given = self.given
         self._release(None)
         self._stop_watching()
         self._kick_pending = False
         self.driver = driver
+        if given is not None:
+            self.given = given
+            self.recvq.append(Waiter(given, _given_later))
 
     def abandon(self) -> None:
         """Forget the parent's state in a forked child, touching no loop, timer or FD.
@@ -611,8 +675,10 @@ class Reactor:
         self.recvq.clear()
         self.sendq.clear()
         self.pollq.clear()
+        self.given = None
 
     def _release(self, error: BaseException | None) -> None:
+        self.given = None
         waiters = [*self.recvq, *self.sendq, *self.pollq]
         self.recvq.clear()
         self.sendq.clear()
@@ -636,6 +702,33 @@ class Reactor:
         if self._watching and self.driver is not None:
             self._watching = False
             self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+class _Given:
+    """Frames given back (:meth:`Reactor.give_back`): the completion of their marker waiter,
+    live while frames are left."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[Any, bool]] = deque()
+
+    def done(self) -> bool:
+        return not self.frames
+
+    def set_result(self, result: Any, /) -> None:
+        pass
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        pass
+
+    def cancel(self) -> bool:
+        return False  # (released by a close: dropped with the reactor's ``given``)
+
+
+def _given_later(socket: zmq.Socket[Any]) -> Any:
+    """The marker's operation, when a dispatch reaches it: nothing for it to receive."""
+    raise _Again
 
 
 #: What one re-check of a reactor found (:meth:`Reactor._recheck`).
