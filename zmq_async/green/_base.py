@@ -75,7 +75,16 @@ class GreenHub:
     thread in a worker thread, parking only the calling greenlet.
     """
 
-    __slots__ = ("defer", "driver", "getcurrent", "greenlet", "run_blocking", "switch", "thread")
+    __slots__ = (
+        "defer",
+        "driver",
+        "getcurrent",
+        "greenlet",
+        "os_thread",
+        "run_blocking",
+        "switch",
+        "thread",
+    )
 
     def __init__(
         self,
@@ -93,6 +102,8 @@ class GreenHub:
         self.defer = defer
         self.run_blocking = run_blocking
         self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
+        #: The same thread, as an identity no later thread can reuse (for _thread.alive).
+        self.os_thread = _thread.current()
 
 
 class Wakeup:
@@ -247,7 +258,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = type(self)._current_hub()
         if hub is not self._hub:
             old = self._hub
-            if old is not None and old.thread != hub.thread and _thread.alive(old.thread):
+            if old is not None and old.thread != hub.thread and _thread.alive(old.os_thread):
                 raise RuntimeError(
                     f"{self!r} is used by greenlets of another thread; "
                     "a zmq socket may only be used from one thread"
