@@ -5,7 +5,11 @@ round's reviewers left open. Each test fails without the fix it names; every wai
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import subprocess
+import sys
+import textwrap
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +18,7 @@ import pytest
 import zmq
 
 import zmq_async.asyncio
+from zmq_async import _thread
 
 WAIT = 10.0
 
@@ -167,3 +172,189 @@ class TestFramesGivenBack:
         reactor.give_back([(b"a", False)])
         pull.close(linger=0)
         assert reactor.given is None and not reactor.recvq
+
+
+#: A green socket waits in a thread that then ends; a new thread is given that thread's ident
+#: (the system reuses them) and stays; a third thread uses the socket. Prints the outcome.
+REUSED_IDENT = textwrap.dedent("""
+import sys
+import threading
+
+import zmq
+
+if sys.argv[1] == "gevent":
+    import zmq_async.green as gzmq
+else:
+    import zmq_async.green.eventlet as gzmq
+
+ctx = gzmq.Context()
+pull = ctx.socket(zmq.PULL)
+pull.bind("inproc://s16-reused-ident")
+push = ctx.socket(zmq.PUSH)
+push.connect("inproc://s16-reused-ident")
+first = []
+
+
+def use() -> None:
+    first.append(threading.get_ident())
+    assert pull.poll(10) == 0  # waits: the socket is this thread's hub's now
+
+
+t1 = threading.Thread(target=use)
+t1.start()
+t1.join()
+hold = threading.Event()
+holders = []
+for _ in range(200):  # a new thread given the dead one's ident (the system reuses them)
+    seen = []
+    holder = threading.Thread(target=lambda: (seen.append(threading.get_ident()), hold.wait(30)))
+    holder.start()
+    holders.append(holder)
+    while not seen:
+        pass
+    if seen[0] == first[0]:
+        break
+else:
+    print("no reuse")
+    sys.exit(3)
+errors = []
+
+
+def third() -> None:
+    try:
+        assert pull.poll(10) == 0  # waits: moves the socket to this thread's hub
+        push.send(b"x")
+        assert pull.recv() == b"x"
+    except Exception as exc:
+        errors.append(exc)
+
+
+t3 = threading.Thread(target=third)
+t3.start()
+t3.join(30)
+hold.set()
+for holder in holders:
+    holder.join(30)
+print(repr(errors[0]) if errors else "ok")
+ctx.destroy(linger=0)
+""")
+
+
+def hold_a_reused_ident(dead: int, hold: threading.Event) -> bool:
+    """Start threads (each waiting for ``hold``) until one has the ident ``dead``; False if
+    none got it in 200 tries."""
+    for _ in range(200):
+        seen: list[int] = []
+
+        def wait(seen: list[int] = seen) -> None:
+            seen.append(threading.get_ident())
+            hold.wait(WAIT)
+
+        threading.Thread(target=wait).start()
+        while not seen:
+            pass
+        if seen[0] == dead:
+            return True
+    return False
+
+
+class TestThreadIdentReused:
+    """A thread's ident is reused by a later thread: a socket last used by a thread that
+    ended, then used from a third thread while a new unrelated one holds the dead one's
+    ident, failed with "used by greenlets of another thread". Liveness is now asked of a
+    per-thread token that dies with its thread (``_thread.current``)."""
+
+    @pytest.mark.timeout(60)
+    def test_a_dead_thread_is_not_alive_whoever_has_its_ident(self) -> None:
+        tokens: list[Any] = []
+        idents: list[int] = []
+        first = threading.Thread(
+            target=lambda: (tokens.append(_thread.current()), idents.append(_thread.get_ident()))
+        )
+        first.start()
+        first.join(WAIT)
+        hold = threading.Event()
+        try:
+            if not hold_a_reused_ident(idents[0], hold):
+                pytest.skip("no new thread was given the dead thread's ident")
+            assert not _thread.alive(tokens[0])
+        finally:
+            hold.set()
+        here = _thread.current()
+        assert here is _thread.current() and _thread.alive(here)
+        assert here().ident == _thread.get_ident()  # type: ignore[union-attr]
+
+    @pytest.mark.timeout(120)
+    @pytest.mark.parametrize("flavour", ["gevent", "eventlet"])
+    def test_a_green_socket_moves_from_a_dead_thread_whose_ident_was_reused(
+        self, flavour: str
+    ) -> None:
+        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        done = subprocess.run(
+            [sys.executable, "-c", REUSED_IDENT, flavour],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env=env,
+        )
+        if done.returncode == 3:
+            pytest.skip("no new thread was given the dead thread's ident")
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "ok"
+
+
+class TestDroppedShadowWithAPendingOperation:
+    """A shadow dropped without ``close()`` while an operation of it was pending kept its
+    reactor (and its FD callback, run at every wakeup of the FD) for ever once that
+    operation was served: only idle dropped shadows were stopped. It now stops when its
+    last waiter goes: served, cancelled or timed out."""
+
+    @pytest.mark.parametrize("ending", ["served", "cancelled", "timed-out"])
+    @pytest.mark.parametrize("kind", ["asyncio", "tornado"])
+    @pytest.mark.asyncio
+    async def test_it_stops_once_its_last_waiter_goes(self, kind: str, ending: str) -> None:
+        import gc
+        import weakref
+
+        import zmq_async.tornado
+
+        shadow_of = {"asyncio": zmq_async.asyncio.Socket, "tornado": zmq_async.tornado.Socket}
+        ctx = zmq_async.asyncio.Context()
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        try:
+            pull.bind("inproc://s16-dropped-pending")
+            push.connect("inproc://s16-dropped-pending")
+            refs = []
+            for index in range(5):
+                shadow = shadow_of[kind].shadow(pull.underlying)
+                if ending == "timed-out":
+                    shadow.rcvtimeo = 500  # (long enough to see it kept first)
+                pending = [shadow.recv(), shadow.recv_multipart()]  # two waiters
+                refs.append(weakref.ref(shadow._reactor))
+                del shadow
+                gc.collect()
+                for _ in range(3):  # the stop handed to the loop runs (and keeps it)
+                    await asyncio.sleep(0)
+                assert refs[-1]() is not None and not refs[-1]().closed  # type: ignore[union-attr]
+                if ending == "served":
+                    await push.send(b"%d" % index)
+                    await push.send(b"%d" % index)
+                    assert await asyncio.wait_for(pending[0], WAIT) == b"%d" % index
+                    assert await asyncio.wait_for(pending[1], WAIT) == [b"%d" % index]
+                elif ending == "cancelled":
+                    for future in pending:
+                        future.cancel()
+                else:
+                    for future in pending:
+                        with pytest.raises(zmq.Again):
+                            await asyncio.wait_for(future, WAIT)
+                del pending
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            gc.collect()
+            live = [ref() for ref in refs if ref() is not None and not ref().closed]  # type: ignore[union-attr]
+            assert not live, f"{len(live)} of 5 dropped shadows still watch the FD"
+            await push.send(b"after")  # the socket they shadowed is untouched
+            assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
+        finally:
+            ctx.destroy(linger=0)

@@ -748,13 +748,32 @@ def _first_then(post: Callable[[Any], Any], received: tuple[Any, bool]) -> Any:
     return post(received[0])
 
 
-def _stop_if_idle(reactor: Reactor) -> None:
-    """Stop a dropped shadow's reactor, unless an operation still waits on it (a pending
-    Future does not hold its socket; that reactor stays)."""
-    for queue in (reactor.recvq, reactor.sendq, reactor.pollq):
-        if any(not waiter.completion.done() for waiter in queue):
-            return
-    reactor.close()
+def _stop_if_idle(reactor: Reactor, _: object = None) -> None:
+    """Stop a dropped shadow's reactor once no operation waits on it.
+
+    A pending Future does not hold its socket: the reactor of a shadow dropped with
+    operations pending stops when the last of them is done (served, cancelled, timed out),
+    not before (they are still served), nor never (its FD callback would stay for ever).
+    """
+    if reactor.closed:
+        return
+    pending = _pending_completions(reactor)
+    if not pending:
+        reactor.close()
+    elif _ is None:  # (the first look, from __del__: later ones come from these callbacks)
+        for completion in pending:
+            completion.add_done_callback(partial(_stop_if_idle, reactor))
+
+
+def _pending_completions(reactor: Reactor) -> list[Any]:
+    """The completions of the reactor's waiters not done yet (frames given back aside)."""
+    given = reactor.given
+    return [
+        waiter.completion
+        for queue in (reactor.recvq, reactor.sendq, reactor.pollq)
+        for waiter in queue
+        if not waiter.completion.done() and waiter.completion is not given
+    ]
 
 
 def _disarm_on_cancel(waiter: Waiter, future: Future[Any]) -> None:
