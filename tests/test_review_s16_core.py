@@ -358,3 +358,71 @@ class TestDroppedShadowWithAPendingOperation:
             assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
         finally:
             ctx.destroy(linger=0)
+
+
+class TestPlainTermAfterACloseHandedToAStoppedLoop:
+    """A stream or socket of zmq_async over a plain ``zmq.Context``'s socket, closed from
+    another thread while its loop runs (the close is handed to that loop), the loop then
+    stopping before it carried the close out: ``ctx.term()`` of the plain context waited
+    for ever on that socket (ours finished such closes, the plain one runs none of our
+    code). A careful user expects what the peer gives, whose close is immediate: term()
+    returns. The plain context's ``term`` now finishes such closes first."""
+
+    @pytest.mark.parametrize("wrapper", ["stream", "from_socket"])
+    def test_term_returns(
+        self, new_loop: Callable[[], asyncio.AbstractEventLoop], wrapper: str
+    ) -> None:
+        import time
+
+        from zmq_async.stream import ZMQStream
+
+        ctx: zmq.Context[Any] = zmq.Context()
+        plain = ctx.socket(zmq.PULL)
+        plain.bind("inproc://s16-plain-term")
+        owner = new_loop()
+        made: list[Any] = []
+
+        async def make() -> None:
+            if wrapper == "stream":
+                made.append(ZMQStream(plain))
+                made[0].on_recv(lambda msg: None)  # it watches the FD
+            else:
+                made.append(zmq_async.asyncio.Socket.from_socket(plain))
+                assert await made[0].poll(0) == 0
+
+        owner.run_until_complete(make())
+        closing = threading.Event()
+
+        def block_then_stop() -> None:
+            assert closing.wait(WAIT)  # the close is handed over meanwhile
+            owner.stop()
+
+        owner.call_soon(block_then_stop)
+
+        def run_owner() -> None:
+            owner.run_forever()
+            owner.close()
+
+        thread = threading.Thread(target=run_owner)
+        thread.start()
+        terminator = threading.Thread(target=lambda: ctx.term(), daemon=True)
+        try:
+            deadline = time.monotonic() + WAIT
+            while not owner.is_running():
+                assert time.monotonic() < deadline
+                time.sleep(0.001)
+            made[0].close(linger=0)  # handed to the owner, which is running
+            closing.set()
+            thread.join(WAIT)
+            assert not thread.is_alive()
+            terminator.start()
+            terminator.join(WAIT)
+            assert not terminator.is_alive(), "ctx.term() hung on the socket never closed"
+            assert plain.closed
+        finally:
+            closing.set()
+            thread.join(WAIT)
+            if not terminator.is_alive():
+                pass
+            elif not plain.closed:
+                plain.close(linger=0)  # (let the hung term() end)

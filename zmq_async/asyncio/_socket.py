@@ -12,6 +12,7 @@ import contextlib
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import chain
@@ -26,7 +27,7 @@ from zmq_async._socket import ReactorSocket, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
-__all__ = ["Socket", "finish_handed_closes"]
+__all__ = ["Socket", "closes_at_term", "finish_handed_closes", "finish_when_stopped"]
 
 _SocketT = TypeVar("_SocketT", bound="Socket")
 Future = asyncio.Future
@@ -514,6 +515,7 @@ class Socket(ReactorSocket["Future[Any]"]):
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
                     self._handed_close = (linger,)  # see finish_handed_close
+                    closes_at_term(self.context, self)
                     return
             self._reactor.close(self._close_error())
         super().close(linger)
@@ -526,12 +528,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
         """
         handed = self._handed_close
-        while handed is not None and not self.closed:
-            loop = self._loop
-            if not loop.is_running() or loop is _get_running_loop():
-                self.close(*handed)
-                return
-            time.sleep(0.001)
+        if handed is not None:
+            finish_when_stopped(self._loop, lambda: self.closed, partial(self.close, *handed))
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""
@@ -800,3 +798,50 @@ def finish_handed_closes(context: zmq.Context[Any]) -> None:
         # (Through __dict__: a socket inherited across fork() raises on any attribute.)
         if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
             socket.finish_handed_close()
+    for closing in list(getattr(context, "__dict__", {}).get(_HANDED, ())):
+        closing.finish_handed_close()
+
+
+#: The attribute of a context that lists the closes handed to a loop (see closes_at_term).
+_HANDED = "_zmq_async_handed_closes"
+
+
+def closes_at_term(context: zmq.Context[Any] | None, closing: Any) -> None:
+    """List ``closing`` (with a ``finish_handed_close()``), whose close was just handed to a
+    loop, for ``context.term()`` to finish should that loop stop first.
+
+    Our contexts look through their sockets; a plain ``zmq.Context`` (under a stream, or a
+    socket of ours made ``from_socket``) runs none of our code: its ``term`` is hooked
+    (an instance attribute, on this rare path), or its term() would wait for ever.
+    """
+    if context is None or not hasattr(context, "__dict__"):
+        return
+    handed = context.__dict__.get(_HANDED)
+    if handed is None:
+        handed = context.__dict__[_HANDED] = weakref.WeakSet()
+        if "term" not in context.__dict__ and type(context).term is zmq.Context.term:
+            context_ref = weakref.ref(context)  # (no cycle through the hook)
+
+            def term() -> None:
+                ctx = context_ref()
+                if ctx is not None:
+                    finish_handed_closes(ctx)
+                    zmq.Context.term(ctx)
+
+            object.__setattr__(context, "term", term)
+    handed.add(closing)
+
+
+def finish_when_stopped(
+    loop: asyncio.AbstractEventLoop, done: Callable[[], bool], close: Callable[[], Any]
+) -> None:
+    """Wait until a close handed to ``loop`` is ``done``; carry it out here (``close()``) once
+    the loop has stopped, or from its own thread (which cannot run it while waiting here).
+
+    A loop that stops runs no callback left at its stop: the close would never happen.
+    """
+    while not done():
+        if not loop.is_running() or loop is _get_running_loop():
+            close()
+            return
+        time.sleep(0.001)
