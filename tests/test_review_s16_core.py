@@ -59,7 +59,7 @@ class TestCrossThreadCancelStorm:
     N = 400
 
     @pytest.mark.timeout(120)
-    @pytest.mark.parametrize("kind", ["recv", "recv_multipart", "recv_string"])
+    @pytest.mark.parametrize("kind", ["recv", "recv_multipart", "recv_string", "recv_into"])
     def test_every_message_is_received_once_in_order(
         self, new_loop: Callable[[], asyncio.AbstractEventLoop], kind: str
     ) -> None:
@@ -79,10 +79,23 @@ class TestCrossThreadCancelStorm:
                         [b"%d" % i, b"tail"] if kind == "recv_multipart" else [b"%d" % i]
                     )
 
-            def number(msg: Any) -> int:
+            buffers: dict[int, bytearray] = {}
+
+            def receive() -> Any:
+                if kind != "recv_into":
+                    return getattr(pull, kind)()
+                buf = bytearray(8)
+                future = pull.recv_into(buf)
+                buffers[id(future)] = buf
+                return future
+
+            def number(future: Any) -> int:
+                msg = future.result()
                 if kind == "recv_multipart":
                     assert msg[1] == b"tail"
                     return int(msg[0])
+                if kind == "recv_into":
+                    return int(buffers.pop(id(future))[:msg])
                 return int(msg)
 
             rng = random.Random(16)
@@ -94,21 +107,22 @@ class TestCrossThreadCancelStorm:
                 sender.start()
                 try:
                     while len(got) < self.N:
-                        future = getattr(pull, kind)()
+                        future = receive()
                         for _ in range(rng.randrange(4)):
                             await asyncio.sleep(0)
                         if rng.random() < 0.7 and not future.done():
                             future.cancel()
                         try:
-                            msg = await asyncio.wait_for(future, WAIT)
+                            await asyncio.wait_for(future, WAIT)
                         except asyncio.CancelledError:
                             cancelled += 1
                             continue
-                        got.append(number(msg))
+                        got.append(number(future))
                 finally:
                     await asyncio.get_running_loop().run_in_executor(None, sender.join, WAIT)
                 with pytest.raises(asyncio.TimeoutError):
-                    extra = await asyncio.wait_for(getattr(pull, kind)(), 0.2)
+                    extra = receive()
+                    await asyncio.wait_for(extra, 0.2)
                     got.append(number(extra))  # (a message received twice)
                 return got, cancelled
 
@@ -119,6 +133,36 @@ class TestCrossThreadCancelStorm:
                 loop.close()
             assert cancelled > 0
             assert got == list(range(self.N))
+        finally:
+            owner.stop()
+            ctx.destroy(linger=0)
+
+    def test_a_handed_recv_into_a_bad_buffer_fails_as_pyzmq_and_takes_nothing(
+        self, new_loop: Callable[[], asyncio.AbstractEventLoop]
+    ) -> None:
+        ctx = zmq_async.asyncio.Context()
+        owner = OwnerThread(new_loop)
+        try:
+            pull = ctx.socket(zmq.PULL)
+            pull.bind("inproc://s16-bad-buffer")
+            push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+            push.connect("inproc://s16-bad-buffer")
+            use_on(owner.loop, pull)
+            owner.start()
+            push.send(b"kept")
+
+            async def caller() -> bytes:
+                with pytest.raises(BufferError, match="not writable"):
+                    await asyncio.wait_for(pull.recv_into(b"read-only"), WAIT)
+                with pytest.raises(ValueError, match="too big"):
+                    await asyncio.wait_for(pull.recv_into(bytearray(2), nbytes=3), WAIT)
+                return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
+
+            loop = new_loop()
+            try:
+                assert loop.run_until_complete(caller()) == b"kept"
+            finally:
+                loop.close()
         finally:
             owner.stop()
             ctx.destroy(linger=0)

@@ -24,6 +24,7 @@ __all__ = [
     "deserializer",
     "frames",
     "given_frames",
+    "into_view",
     "json_loader",
     "poll_flags",
     "poll_timeout",
@@ -114,12 +115,30 @@ def given_frames(op: Callable[..., Any], result: Any) -> list[tuple[Any, bool]] 
 
 
 def copy_into(buffer: Any, nbytes: int, frame: Any) -> int:
-    """``recv_into`` from a frame already received: copy what fits, return the frame's size."""
+    """``recv_into`` from a frame already received: copy what fits, return the frame's size.
+
+    Raises what ``recv_into`` raises for a bad buffer (see :func:`into_view`).
+    """
+    view = into_view(buffer, nbytes)
     data = memoryview(frame.buffer if isinstance(frame, zmq.Frame) else frame).cast("B")
-    view = memoryview(buffer).cast("B")
-    size = min(nbytes or len(view), len(view), len(data))
+    size = min(nbytes or len(view), len(data))
     view[:size] = data[:size]
     return len(data)
+
+
+def into_view(buffer: Any, nbytes: int) -> memoryview:
+    """``buffer`` as bytes to receive into, checked as pyzmq's ``recv_into`` checks it before
+    it receives: TypeError (no buffer), BufferError (read-only, not contiguous), ValueError
+    (``nbytes`` negative or beyond the buffer)."""
+    view = memoryview(buffer)
+    if view.readonly:
+        raise BufferError("memoryview: underlying buffer is not writable")
+    if not view.c_contiguous:
+        raise BufferError("memoryview: underlying buffer is not contiguous")
+    view = view.cast("B")
+    if nbytes < 0 or nbytes > len(view):
+        raise ValueError(f"nbytes={nbytes} too big for memoryview of {len(view)}B")
+    return view
 
 
 def _as_copied(frame: Any, copy: bool) -> Any:

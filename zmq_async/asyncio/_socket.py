@@ -153,6 +153,14 @@ class Socket(ReactorSocket["Future[Any]"]):
         if op is _recv:
             op = _ops.recv_more
             post = _first if post is None else partial(_first_then, post)
+        elif op is _ops.recv_into:
+            # Received as a frame, copied into the buffer here: a frame can go back.
+            buffer, nbytes, flags_ = args
+            try:
+                _ops.into_view(buffer, nbytes)  # a bad buffer fails before anything is received
+            except Exception as exc:
+                return self._done(exc)
+            op, args, post = _ops.recv_more, (flags_, False, False), partial(_into, buffer, nbytes)
         return self._hand_off(
             _get_running_loop(), self._submit, False, op, args, flags, None, post=post, receives=op
         )
@@ -739,6 +747,11 @@ def _copy_outcome(
 def _first(received: tuple[Any, bool]) -> Any:
     """The frame of what ``_ops.recv_more`` received."""
     return received[0]
+
+
+def _into(buffer: Any, nbytes: int, received: tuple[Any, bool]) -> int:
+    """``recv_into``'s result from the frame ``_ops.recv_more`` received."""
+    return _ops.copy_into(buffer, nbytes, received[0])
 
 
 def _first_then(post: Callable[[Any], Any], received: tuple[Any, bool]) -> Any:
