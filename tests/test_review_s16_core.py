@@ -209,6 +209,30 @@ class TestFramesGivenBack:
         assert await pull.poll(0) == 0
 
     @pytest.mark.asyncio
+    async def test_they_never_block_a_stream_sharing_the_socket(self, pair: Any) -> None:
+        """A stream over our socket shares its reactor; its standing receive takes messages
+        from the socket itself: the frames wait behind it (for a receive of ours), and the
+        stream goes on receiving."""
+        from zmq_async.stream import ZMQStream
+
+        push, pull = pair
+        got: list[list[bytes]] = []
+        with pytest.warns(RuntimeWarning, match="futures still work"):
+            stream = ZMQStream(pull)
+        stream.on_recv(got.append)
+        await asyncio.sleep(0.01)  # its receive waits
+        pull._reactor.give_back([(b"given", False)])
+        for index in range(3):
+            await push.send(b"%d" % index)
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while len(got) < 3:
+            assert asyncio.get_running_loop().time() < deadline, got
+            await asyncio.sleep(0.01)
+        assert got == [[b"0"], [b"1"], [b"2"]]
+        stream.stop_on_recv()
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"given"
+
+    @pytest.mark.asyncio
     async def test_close_drops_them(self, pair: Any) -> None:
         _, pull = pair
         reactor = pull._reactor

@@ -19,6 +19,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq.utils import jsonapi
 
 __all__ = [
+    "RECEIVES",
     "copy_into",
     "decoder",
     "deserializer",
@@ -235,3 +236,6 @@ def json_loader(options: dict[str, Any]) -> Callable[[bytes], Any]:
 
 
 unpickle: Callable[[bytes], Any] = pickle.loads
+
+#: The receive operations that can take frames given back (:func:`take_given`).
+RECEIVES = frozenset({recv, recv_more, recv_multipart, recv_into})

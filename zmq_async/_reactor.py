@@ -247,7 +247,7 @@ class Reactor:
         ``tried``: the caller has just found no message (a failed NOBLOCK receive, or
         :meth:`recv_ready`) and queues without touching the socket again.
         """
-        if self.given is not None:
+        if self.given is not None and waiter.op in _ops.RECEIVES:
             self._take_given(waiter)
             return
         timeout: float | bool | None = self._rcvtimeo
@@ -265,7 +265,7 @@ class Reactor:
         For a receive completed in one thread and cancelled by its caller in another at the
         same moment (see the asyncio layer's hand-off). The receivers queued now get them
         first; after them, the next receive (see :meth:`wait_recv`): while frames wait, a
-        marker at the head of ``recvq`` keeps callers off their fast path.
+        marker in ``recvq`` keeps callers off their fast path, and polls see POLLIN.
         """
         if self.closed or self.driver is None:
             return  # closed (or moved to another loop): its receives are all cancelled
@@ -273,22 +273,42 @@ class Reactor:
         if given is None:
             given = self.given = _Given()
         given.frames.extend(frames)
-        recvq = self.recvq
-        while recvq and given.frames:
-            waiter = recvq[0]
-            if waiter.completion is given:
-                return  # the marker: no live waiter behind it
-            recvq.popleft()
-            if waiter.completion.done():
-                _cancel_timer(waiter)
-            else:
-                self._take_given(waiter)
+        if not self._deliver(given):
+            self.recvq.appendleft(Waiter(given, self._given_op, (given,)))
         if self.given is not None:
-            recvq.appendleft(Waiter(given, _given_later))
             for waiter in self.pollq:  # a message waits: a poll for POLLIN is over
                 if waiter.mask & _POLLIN and not waiter.completion.done():
                     _cancel_timer(waiter)
                     waiter.completion.set_result(_POLLIN)
+
+    def _deliver(self, given: _Given) -> bool:
+        """Give the frames given back to the receivers at the head of ``recvq``.
+
+        True when that settled them: none left, or they wait behind a stream's standing
+        receive (marked there), which takes messages from the socket itself and cannot take
+        them: they wait for the next receive of ours rather than block it. False when no
+        receiver is left to take them: the caller marks their place at the head.
+        """
+        recvq = self.recvq
+        while given.frames:
+            if not recvq:
+                return False
+            waiter = recvq[0]
+            if waiter.completion is given or waiter.completion.done():
+                recvq.popleft()  # (an earlier marker, or a dead waiter)
+                _cancel_timer(waiter)
+            elif waiter.op not in _ops.RECEIVES:
+                recvq.insert(1, Waiter(given, self._given_op, (given,)))
+                return True
+            else:
+                recvq.popleft()
+                self._take_given(waiter)
+        return True
+
+    def _given_op(self, socket: zmq.Socket[Any], given: _Given) -> None:
+        """The operation of the marker of frames given back, when a dispatch reaches it."""
+        if not self._deliver(given):
+            raise _Again  # no one to take them yet: the marker keeps its place
 
     def _take_given(self, waiter: Waiter) -> None:
         """Complete the receiving ``waiter`` from the frames given back."""
@@ -657,7 +677,7 @@ class Reactor:
         self.driver = driver
         if given is not None:
             self.given = given
-            self.recvq.append(Waiter(given, _given_later))
+            self.recvq.append(Waiter(given, self._given_op, (given,)))
 
     def abandon(self) -> None:
         """Forget the parent's state in a forked child, touching no loop, timer or FD.
@@ -724,11 +744,6 @@ class _Given:
 
     def cancel(self) -> bool:
         return False  # (released by a close: dropped with the reactor's ``given``)
-
-
-def _given_later(socket: zmq.Socket[Any]) -> Any:
-    """The marker's operation, when a dispatch reaches it: nothing for it to receive."""
-    raise _Again
 
 
 #: What one re-check of a reactor found (:meth:`Reactor._recheck`).
