@@ -495,3 +495,41 @@ class TestPlainTermAfterACloseHandedToAStoppedLoop:
                 pass
             elif not plain.closed:
                 plain.close(linger=0)  # (let the hung term() end)
+
+
+class TestFramesGivenBackCostNothingIdle:
+    @pytest.mark.asyncio
+    async def test_no_busy_loop_while_they_wait_for_a_receive(
+        self, ctx: Any, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Frames given back with no one receiving, while the socket's FD signals: the
+        marker's turn in a dispatch must re-arm the FD (read EVENTS), or the loop calls the
+        dispatch again at once, for ever (5,255 times in 0.5 s, measured)."""
+        from zmq_async._reactor import Reactor
+
+        calls = [0]
+        dispatch = Reactor.dispatch
+
+        def counting(self: Reactor) -> None:
+            calls[0] += 1
+            dispatch(self)
+
+        monkeypatch.setattr(Reactor, "dispatch", counting)  # (bound by reactors made now)
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        waiting = pull.recv()  # the reactor watches the FD
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await asyncio.sleep(0.01)
+        pull._reactor.give_back([(b"given", False)])
+        for index in range(3):
+            await push.send(b"%d" % index)  # the FD signals
+        await asyncio.sleep(0.05)
+        before = calls[0]
+        await asyncio.sleep(0.5)
+        assert calls[0] - before < 100, f"{calls[0] - before} dispatches in 0.5 s idle"
+        assert pull._reactor._rechecker is None  # nothing to re-check: it left the re-check
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"given"
+        assert await asyncio.wait_for(pull.recv(), WAIT) == b"0"

@@ -308,7 +308,11 @@ class Reactor:
     def _given_op(self, socket: zmq.Socket[Any], given: _Given) -> None:
         """The operation of the marker of frames given back, when a dispatch reaches it."""
         if not self._deliver(given):
-            raise _Again  # no one to take them yet: the marker keeps its place
+            # No one to take them yet: the marker keeps its place. Its turn is the dispatch's
+            # last touch: read EVENTS, which re-arms the FD as a failed receive would (rule 1),
+            # or the loop calls the dispatch again at once, for ever.
+            self.events()
+            raise _Again
 
     def _take_given(self, waiter: Waiter) -> None:
         """Complete the receiving ``waiter`` from the frames given back."""
@@ -485,6 +489,8 @@ class Reactor:
         pollq = self.pollq
         if not (recvq or sendq or pollq):
             return _GONE
+        if not (sendq or pollq) and len(recvq) == 1 and recvq[0].completion is self.given:
+            return _GONE  # only frames given back wait (for a receive): nothing to re-check
         if events is None:
             try:
                 events = self.events()
