@@ -5,13 +5,15 @@ round's reviewers left open. Each test fails without the fix it names; every wai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import subprocess
 import sys
 import textwrap
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -48,7 +50,51 @@ class OwnerThread:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(WAIT)
-        self.loop.close()
+        if not self.loop.is_closed():
+            self.loop.close()
+
+    def stop_at_next_turn_after(self, event: threading.Event) -> None:
+        """Start the loop; its first turn waits for ``event``, then stops it (for good)."""
+
+        def wait_then_stop() -> None:
+            assert event.wait(WAIT)
+            self.loop.stop()
+
+        self.loop.call_soon(wait_then_stop)
+        self.start()
+        deadline = time.monotonic() + WAIT
+        while not self.loop.is_running():
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
+
+
+@contextlib.contextmanager
+def pull_of_another_thread(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], address: str
+) -> Iterator[tuple[Any, zmq.Socket[Any]]]:
+    """A PULL socket of ours whose loop runs in a thread of its own, and a plain PUSH to it."""
+    ctx = zmq_async.asyncio.Context()
+    owner = OwnerThread(new_loop)
+    try:
+        pull = ctx.socket(zmq.PULL)
+        pull.bind(address)
+        push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
+        push.connect(address)
+        use_on(owner.loop, pull)
+        owner.start()
+        yield pull, push
+    finally:
+        owner.stop()
+        ctx.destroy(linger=0)
+
+
+def run_on_new_loop(new_loop: Callable[[], asyncio.AbstractEventLoop], main: Any) -> Any:
+    """Run the coroutine ``main`` on a new loop of the test's kind (here: the caller's)."""
+    loop = new_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        loop.close()
 
 
 class TestCrossThreadCancelStorm:
@@ -63,15 +109,7 @@ class TestCrossThreadCancelStorm:
     def test_every_message_is_received_once_in_order(
         self, new_loop: Callable[[], asyncio.AbstractEventLoop], kind: str
     ) -> None:
-        ctx = zmq_async.asyncio.Context()
-        owner = OwnerThread(new_loop)
-        try:
-            pull = ctx.socket(zmq.PULL)
-            pull.bind("inproc://s16-cancel-storm")
-            push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-            push.connect("inproc://s16-cancel-storm")
-            use_on(owner.loop, pull)
-            owner.start()
+        with pull_of_another_thread(new_loop, "inproc://s16-cancel-storm") as (pull, push):
 
             def send_all() -> None:
                 for i in range(self.N):
@@ -126,29 +164,14 @@ class TestCrossThreadCancelStorm:
                     got.append(number(extra))  # (a message received twice)
                 return got, cancelled
 
-            loop = new_loop()
-            try:
-                got, cancelled = loop.run_until_complete(caller())
-            finally:
-                loop.close()
+            got, cancelled = run_on_new_loop(new_loop, caller())
             assert cancelled > 0
             assert got == list(range(self.N))
-        finally:
-            owner.stop()
-            ctx.destroy(linger=0)
 
     def test_a_handed_recv_into_a_bad_buffer_fails_as_pyzmq_and_takes_nothing(
         self, new_loop: Callable[[], asyncio.AbstractEventLoop]
     ) -> None:
-        ctx = zmq_async.asyncio.Context()
-        owner = OwnerThread(new_loop)
-        try:
-            pull = ctx.socket(zmq.PULL)
-            pull.bind("inproc://s16-bad-buffer")
-            push = ctx.socket(zmq.PUSH, socket_class=zmq.Socket)
-            push.connect("inproc://s16-bad-buffer")
-            use_on(owner.loop, pull)
-            owner.start()
+        with pull_of_another_thread(new_loop, "inproc://s16-bad-buffer") as (pull, push):
             push.send(b"kept")
 
             async def caller() -> bytes:
@@ -158,14 +181,7 @@ class TestCrossThreadCancelStorm:
                     await asyncio.wait_for(pull.recv_into(bytearray(2), nbytes=3), WAIT)
                 return await asyncio.wait_for(pull.recv(), WAIT)  # type: ignore[no-any-return]
 
-            loop = new_loop()
-            try:
-                assert loop.run_until_complete(caller()) == b"kept"
-            finally:
-                loop.close()
-        finally:
-            owner.stop()
-            ctx.destroy(linger=0)
+            assert run_on_new_loop(new_loop, caller()) == b"kept"
 
 
 class TestFramesGivenBack:
@@ -441,14 +457,12 @@ class TestPlainTermAfterACloseHandedToAStoppedLoop:
     def test_term_returns(
         self, new_loop: Callable[[], asyncio.AbstractEventLoop], wrapper: str
     ) -> None:
-        import time
-
         from zmq_async.stream import ZMQStream
 
         ctx: zmq.Context[Any] = zmq.Context()
         plain = ctx.socket(zmq.PULL)
         plain.bind("inproc://s16-plain-term")
-        owner = new_loop()
+        owner = OwnerThread(new_loop)
         made: list[Any] = []
 
         async def make() -> None:
@@ -459,41 +473,25 @@ class TestPlainTermAfterACloseHandedToAStoppedLoop:
                 made.append(zmq_async.asyncio.Socket.from_socket(plain))
                 assert await made[0].poll(0) == 0
 
-        owner.run_until_complete(make())
+        owner.loop.run_until_complete(make())
         closing = threading.Event()
-
-        def block_then_stop() -> None:
-            assert closing.wait(WAIT)  # the close is handed over meanwhile
-            owner.stop()
-
-        owner.call_soon(block_then_stop)
-
-        def run_owner() -> None:
-            owner.run_forever()
-            owner.close()
-
-        thread = threading.Thread(target=run_owner)
-        thread.start()
         terminator = threading.Thread(target=lambda: ctx.term(), daemon=True)
         try:
-            deadline = time.monotonic() + WAIT
-            while not owner.is_running():
-                assert time.monotonic() < deadline
-                time.sleep(0.001)
+            # The loop's next turn waits for the close to be handed over, then stops the
+            # loop: asyncio runs no callback left at its stop.
+            owner.stop_at_next_turn_after(closing)
             made[0].close(linger=0)  # handed to the owner, which is running
             closing.set()
-            thread.join(WAIT)
-            assert not thread.is_alive()
+            owner.thread.join(WAIT)
+            assert not owner.thread.is_alive()
             terminator.start()
             terminator.join(WAIT)
             assert not terminator.is_alive(), "ctx.term() hung on the socket never closed"
             assert plain.closed
         finally:
             closing.set()
-            thread.join(WAIT)
-            if not terminator.is_alive():
-                pass
-            elif not plain.closed:
+            owner.stop()
+            if terminator.is_alive() and not plain.closed:
                 plain.close(linger=0)  # (let the hung term() end)
 
 
