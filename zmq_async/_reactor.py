@@ -30,7 +30,8 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
 2. No lost message. An operation runs only for a live waiter (completion not done). A
    cancelled or timed-out waiter is skipped, so it never consumes a message. Decoding
    (``recv_json`` ...) runs inside the same waiter: a message is never received on behalf
-   of a caller who has gone.
+   of a caller who has gone. One received for a caller who went meanwhile in another
+   thread goes back (:meth:`Reactor.give_back`), first in line for the next receive.
 3. FIFO, bounded batches. Receivers, and senders, are served in arrival order. One dispatch
    serves at most :data:`BATCH` operations, then reschedules itself, so a busy socket
    cannot starve the loop or other sockets.
