@@ -531,3 +531,41 @@ class TestFramesGivenBackCostNothingIdle:
         assert pull._reactor._rechecker is None  # nothing to re-check: it left the re-check
         assert await asyncio.wait_for(pull.recv(), WAIT) == b"given"
         assert await asyncio.wait_for(pull.recv(), WAIT) == b"0"
+
+
+#: A close handed to a loop that stopped, then fork(): the plain context's term() in the
+#: child must not touch the parent's socket (any use of it raises there).
+FORKED_TERM = """
+import asyncio, os, zmq
+import zmq_async.asyncio as za
+from zmq_async.asyncio._socket import closes_at_term
+ctx = zmq.Context()
+plain = ctx.socket(zmq.PULL)
+plain.bind("inproc://s16-fork")
+wrapper = za.Socket.from_socket(plain)
+async def bind():
+    await wrapper.poll(0)
+asyncio.run(bind())
+wrapper._handed_close = (0,)  # as a close handed to a loop that stopped
+closes_at_term(ctx, wrapper)
+pid = os.fork()
+if pid == 0:
+    try:
+        ctx.term()
+        print("child ok", flush=True)
+    except BaseException as exc:
+        print("child", repr(exc), flush=True)
+    finally:
+        os._exit(0)
+os.waitpid(pid, 0)
+ctx.term()
+print("parent ok", plain.closed, flush=True)
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_a_plain_term_in_a_forked_child_touches_no_inherited_socket() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", FORKED_TERM], capture_output=True, text=True, timeout=WAIT * 3
+    )
+    assert done.stdout.split() == ["child", "ok", "parent", "ok", "True"], done.stdout + done.stderr

@@ -23,7 +23,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter, _cancel_timer
-from zmq_async._socket import ReactorSocket, closes_first
+from zmq_async._socket import InheritedSocket, ReactorSocket, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
@@ -812,7 +812,8 @@ def finish_handed_closes(context: zmq.Context[Any]) -> None:
         if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
             socket.finish_handed_close()
     for closing in list(getattr(context, "__dict__", {}).get(_HANDED, ())):
-        closing.finish_handed_close()
+        if not isinstance(closing, InheritedSocket):  # (the parent's, after a fork)
+            closing.finish_handed_close()
 
 
 #: The attribute of a context that lists the closes handed to a loop (see closes_at_term).
