@@ -26,7 +26,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async._reactor import Reactor, live_reactors
 
-__all__ = ["ReactorSocket", "closes_first"]
+__all__ = ["ReactorSocket", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -155,12 +155,7 @@ class InheritedSocket:
     def __getattribute__(self, name: str) -> Any:
         if name in _STILL_ALLOWED:
             return object.__getattribute__(self, name)
-        pid = object.__getattribute__(self, "_inherited_from")
-        raise RuntimeError(
-            f"this zmq socket was created in process {pid} and inherited across fork(); "
-            "libzmq sockets cannot be used in a forked child: create a new Context and new "
-            "sockets in the child"
-        )
+        raise inherited_error(object.__getattribute__(self, "_inherited_from"))
 
     @property
     def closed(self) -> bool:
@@ -181,6 +176,15 @@ class InheritedSocket:
 
     def __exit__(self, *args: object) -> None:
         pass
+
+
+def inherited_error(pid: int) -> RuntimeError:
+    """The error for any use of a socket of process ``pid`` in a child forked from it."""
+    return RuntimeError(
+        f"this zmq socket was created in process {pid} and inherited across fork(); "
+        "libzmq sockets cannot be used in a forked child: create a new Context and new "
+        "sockets in the child"
+    )
 
 
 _inherited_classes: dict[type, type] = {}
