@@ -9,8 +9,11 @@ plain and under ``ZMQ_ASYNC_INSTALL=1`` with the same output.
 from __future__ import annotations
 
 import asyncio
+import copy
+import gc
 import importlib
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -210,6 +213,41 @@ async def test_a_stream_subclass_has_a_repr_of_its_own(module):
         assert "ZMQStream" not in repr(worker).split("(")[0]
     finally:
         worker.close(linger=0)
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.asyncio
+@pytest.mark.parametrize("module", STREAMS)
+async def test_a_stream_copies_as_the_peers_and_refuses_pickling(module):
+    """``copy.copy`` is a shallow copy on the same socket; pickling fails with TypeError, and
+    so does a deep copy (the peer's with RuntimeError), without copying the event loop's
+    innards into a broken loop (whose ``__del__`` the collector reports as unraisable)."""
+    stream_class = importlib.import_module(module).ZMQStream
+    ctx = zmq.Context()
+    # ours on the asyncio loop itself, as without Tornado (the peer needs Tornado's IOLoop)
+    io_loop = asyncio.get_running_loop() if module == "zmq_async.stream" else None
+    stream = stream_class(ctx.socket(zmq.PULL), io_loop)
+    try:
+        shallow = copy.copy(stream)
+        assert type(shallow) is stream_class and shallow.socket is stream.socket
+        with pytest.raises(TypeError):
+            pickle.dumps(stream)
+        unraisable: list[Any] = []
+        hook, sys.unraisablehook = sys.unraisablehook, unraisable.append
+        try:
+            try:
+                copy.deepcopy(stream)
+            except (TypeError, RuntimeError):
+                pass  # (not kept: its traceback would keep what the copy made alive)
+            else:
+                raise AssertionError("a stream was deep-copied")
+            gc.collect()
+        finally:
+            sys.unraisablehook = hook
+        assert [u.exc_value for u in unraisable] == []
+    finally:
+        stream.close(linger=0)
         ctx.destroy(linger=0)
 
 

@@ -20,7 +20,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NoReturn, SupportsIndex
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
@@ -471,6 +471,20 @@ class ZMQStream:
         if socket is None:
             raise AttributeError(name)
         return getattr(socket, name)
+
+    def __copy__(self) -> ZMQStream:
+        """A shallow copy, as the peer's: another stream object over the same state."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        """Raises TypeError: a stream (its socket, its loop) cannot be pickled nor deep-copied.
+
+        As the peer's pickling (its socket refuses); a deep copy would otherwise copy the
+        event loop's innards and leave a broken loop behind for the garbage collector.
+        """
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
 
     def __repr__(self) -> str:
         if "_sender" not in self.__dict__:  # a subclass that skipped __init__, as the peer's
