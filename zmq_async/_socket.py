@@ -20,6 +20,7 @@ import sys
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
+from warnings import warn as _warn
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
@@ -53,20 +54,23 @@ class ReactorSocket(zmq.Socket[_T]):
         return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
 
     def __del__(self) -> None:
-        # pyzmq's warns (ResourceWarning), then closes; where warnings are errors, the warning
-        # raises and the close never happens, and the context's term() would wait for ever.
-        try:
-            super().__del__()
-        finally:
-            if not self._shadow:
-                if not self.closed:
+        # As pyzmq's: warn (ResourceWarning), then close. Not through pyzmq's __del__: its
+        # warning (stacklevel 2) would name this frame, not the program line that dropped the
+        # socket. And where warnings are errors, the warning raises: close all the same, or
+        # the context's term() would wait for ever.
+        if not self._shadow:
+            if not self.closed:
+                try:
+                    if _warn is not None:  # None during interpreter teardown
+                        _warn(f"Unclosed socket {self}", ResourceWarning, 2, source=self)
+                finally:
                     self.close()
-            elif not sys.is_finalizing():
-                # A shadow never closes its socket, but once it waited its reactor watches the
-                # FD and the driver's callback keeps it alive, run at every wakeup of that FD.
-                reactor = getattr(self, "_reactor", None)
-                if reactor is not None and not reactor.closed:
-                    self._stop_dropped(reactor)
+        elif not sys.is_finalizing():
+            # A shadow never closes its socket, but once it waited its reactor watches the
+            # FD and the driver's callback keeps it alive, run at every wakeup of that FD.
+            reactor = getattr(self, "_reactor", None)
+            if reactor is not None and not reactor.closed:
+                self._stop_dropped(reactor)
 
     def _stop_dropped(self, reactor: Reactor) -> None:
         """Stop the reactor of this shadow, dropped without ``close()``, where that is safe.

@@ -83,6 +83,7 @@ class GreenHub:
         "driver",
         "getcurrent",
         "greenlet",
+        "os_thread",
         "run_blocking",
         "switch",
         "thread",
@@ -106,6 +107,8 @@ class GreenHub:
         self.defer_from_thread = defer if defer_from_thread is None else defer_from_thread
         self.run_blocking = run_blocking
         self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
+        #: The same thread, as an identity no later thread can reuse (for _thread.alive).
+        self.os_thread = _thread.current()
 
 
 class Wakeup:
@@ -333,7 +336,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = type(self)._current_hub()
         if hub is not self._hub:
             old = self._hub
-            if old is not None and old.thread != hub.thread and _thread.alive(old.thread):
+            if old is not None and old.thread != hub.thread and _thread.alive(old.os_thread):
                 raise RuntimeError(
                     f"{self!r} is used by greenlets of another thread; "
                     "a zmq socket may only be used from one thread"
