@@ -486,7 +486,11 @@ class TestPlainTermAfterACloseHandedToAStoppedLoop:
             assert not owner.thread.is_alive()
             terminator.start()
             terminator.join(WAIT)
-            assert not terminator.is_alive(), "ctx.term() hung on the socket never closed"
+            if terminator.is_alive():
+                import traceback
+
+                stack = traceback.format_stack(sys._current_frames()[terminator.ident or 0])
+                pytest.fail("ctx.term() hung on the socket never closed, in:\n" + "".join(stack))
             assert plain.closed
         finally:
             closing.set()
