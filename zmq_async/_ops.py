@@ -196,10 +196,15 @@ def poll_timeout(timeout: float | None) -> float | None:
 
 
 def poll_flags(flags: int) -> int:
-    """A socket poll's ``flags``; raises OverflowError as ``zmq.Poller.poll`` does for a huge one
-    (which would otherwise wait for ever on events no socket has)."""
+    """A socket poll's ``flags``, as a plain int; raises OverflowError as ``zmq.Poller.poll``
+    does for a huge one (which would otherwise wait for ever on events no socket has).
+
+    A plain int, so that ``poll()`` answers one (``EVENTS & flags``), as the peers do, not
+    the ``zmq.PollEvent`` of the default ``flags=zmq.POLLIN``.
+    """
     if isinstance(flags, int):
         _c_long(flags)
+        flags = int(flags)
     return flags
 
 

@@ -21,7 +21,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn, SupportsIndex
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
@@ -39,6 +39,7 @@ __all__ = ["SendQueueFull", "ZMQStream"]
 #: Where callback failures and send errors are logged (zmq.eventloop.zmqstream uses Tornado's
 #: ``tornado.general``; the messages are the same).
 log = logging.getLogger("zmq_async.stream")
+_REPR_NAME = "zmq_async.stream.ZMQStream"
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
@@ -475,9 +476,27 @@ class ZMQStream:
             raise AttributeError(name)
         return getattr(socket, name)
 
+    def __copy__(self) -> ZMQStream:
+        """A shallow copy, as the peer's: another stream object over the same state."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        """Raises TypeError: a stream (its socket, its loop) cannot be pickled nor deep-copied.
+
+        As the peer's pickling (its socket refuses); a deep copy would otherwise copy the
+        event loop's innards and leave a broken loop behind for the garbage collector.
+        """
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def __repr__(self) -> str:
+        if "_sender" not in self.__dict__:  # a subclass that skipped __init__, as the peer's
+            return object.__repr__(self)
         state = "closed" if self._closed else f"fd={self._reactor.fd}"
-        return f"<zmq_async.stream.ZMQStream({self.__dict__.get('socket')!r}) {state}>"
+        cls = type(self)  # a subclass by its own name, as pyzmq names its sockets' subclasses
+        name = f"{cls.__module__}.{cls.__qualname__}" if cls is not ZMQStream else _REPR_NAME
+        return f"<{name}({self.__dict__.get('socket')!r}) {state}>"
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -520,6 +539,21 @@ class ZMQStream:
             self.stop_on_recv()
         else:
             self.on_recv(lambda msg: callback(self, msg), copy=copy)
+
+    @property
+    def _recv_callback(self) -> Callable[[list[Any]], Any] | None:
+        """The receive callback (``on_recv_stream``'s wraps its own), None when not receiving.
+
+        The peer's attribute, read by programs that chain a callback of their own in front of
+        the one registered. Read-only: register with ``on_recv``.
+        """
+        receiver = self._receiver
+        return None if receiver is None else receiver.callback
+
+    @property
+    def _send_callback(self) -> Callable[[list[Any], Any], Any] | None:
+        """The ``on_send`` callback, or None: the peer's attribute. Read-only: see ``on_send``."""
+        return self._sender.callback
 
     def stop_on_recv(self) -> None:
         """Stop receiving (``on_recv(None)``); messages wait in the socket."""
