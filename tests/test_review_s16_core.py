@@ -201,6 +201,7 @@ class TestFramesGivenBack:
         assert isinstance(frame, zmq.Frame) and frame.bytes == b"1"
         assert reactor.given is None
         assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"2", b"tail"]
+        assert await asyncio.wait_for(pull.poll(), WAIT) == zmq.POLLIN  # "3" is there
         reactor.give_back([(b"x", True)])  # its message goes on in the socket ("3" here)
         assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"x", b"3"]
         buf = bytearray(2)
@@ -409,10 +410,10 @@ class TestDroppedShadowWithAPendingOperation:
             pull.bind("inproc://s16-dropped-pending")
             push.connect("inproc://s16-dropped-pending")
             refs = []
-            for index in range(5):
+            for index in range(3):
                 shadow = shadow_of[kind].shadow(pull.underlying)
                 if ending == "timed-out":
-                    shadow.rcvtimeo = 500  # (long enough to see it kept first)
+                    shadow.rcvtimeo = 300  # (long enough to see it kept first)
                 pending = [shadow.recv(), shadow.recv_multipart()]  # two waiters
                 refs.append(weakref.ref(shadow._reactor))
                 del shadow
@@ -438,7 +439,7 @@ class TestDroppedShadowWithAPendingOperation:
                     await asyncio.sleep(0)
             gc.collect()
             live = [ref() for ref in refs if ref() is not None and not ref().closed]  # type: ignore[union-attr]
-            assert not live, f"{len(live)} of 5 dropped shadows still watch the FD"
+            assert not live, f"{len(live)} of 3 dropped shadows still watch the FD"
             await push.send(b"after")  # the socket they shadowed is untouched
             assert await asyncio.wait_for(pull.recv(), WAIT) == b"after"
         finally:
@@ -486,7 +487,11 @@ class TestPlainTermAfterACloseHandedToAStoppedLoop:
             assert not owner.thread.is_alive()
             terminator.start()
             terminator.join(WAIT)
-            assert not terminator.is_alive(), "ctx.term() hung on the socket never closed"
+            if terminator.is_alive():
+                import traceback
+
+                stack = traceback.format_stack(sys._current_frames()[terminator.ident or 0])
+                pytest.fail("ctx.term() hung on the socket never closed, in:\n" + "".join(stack))
             assert plain.closed
         finally:
             closing.set()
