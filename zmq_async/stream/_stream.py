@@ -20,6 +20,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, NoReturn, SupportsIndex
 
 import zmq
@@ -31,6 +32,7 @@ from zmq_async._reactor import BATCH, Reactor, Waiter
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
+from zmq_async.asyncio._socket import closes_at_term, finish_when_stopped
 
 __all__ = ["SendQueueFull", "ZMQStream"]
 
@@ -387,6 +389,8 @@ class ZMQStream:
     socket: zmq.Socket[Any]
     io_loop: Any
     _io_loop_entry: tuple[Any, Any] | None = None  # its listing in a Tornado IOLoop
+    #: ``(linger,)`` of a close handed to the stream's loop by another thread, until done.
+    _handed_close: tuple[int | None] | None = None
     bind: Callable[..., Any]
     bind_to_random_port: Callable[..., int]
     connect: Callable[..., Any]
@@ -968,8 +972,8 @@ class ZMQStream:
         unwatch the FD before the socket closes; a callback the loop runs meanwhile finds
         the stream closed. Should the loop stop before carrying it out (asyncio runs no
         callback left at its stop), the caller closes the socket if it sees the loop stopped
-        on return, a zmq_async socket's ``Context.term()`` does, and so does ``close()``
-        called again once the loop has stopped (pyzmq's own ``term()`` runs none of ours).
+        on return, the socket's ``Context.term()`` does (a plain ``zmq.Context``'s too: see
+        ``closes_at_term``), and so does ``close()`` called again once the loop has stopped.
         """
         loop = self._loop
         if _get_running_loop() is not loop and loop.is_running():
@@ -980,16 +984,25 @@ class ZMQStream:
             if receiver is not None:
                 receiver.active = False  # a drain in progress delivers no more
             closer = self._closer
-            if isinstance(closer, _AsyncioSocket):
-                # Should the loop stop before its next turn (asyncio runs no callback left at
-                # its stop), the socket's context's term() carries the close out.
-                closer._handed_close = (linger,)
+            # Should the loop stop before its next turn (asyncio runs no callback left at
+            # its stop), the socket's context's term() carries the close out.
+            self._handed_close = (linger,)
+            closes_at_term(closer.context, self)
             self._hand_off(self._close, linger, True)
             if not loop.is_running():
                 # Stopped meanwhile, perhaps before that turn: no loop uses the socket now.
                 self._close(linger, warn_late=True)
             return
         self._close(linger, warn_late=True)
+
+    def finish_handed_close(self) -> None:
+        """Wait until a close handed to the stream's loop (see :meth:`close`) is carried out;
+        carry it out here once that loop has stopped (for the socket's ``Context.term()``)."""
+        handed = self._handed_close
+        if handed is not None:
+            finish_when_stopped(
+                self._loop, lambda: self.socket is None, partial(self._close, *handed, True)
+            )
 
     def _close_listed(self) -> None:
         """``IOLoop.close(all_fds=True)`` closes the stream; the peer does not warn there."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -54,11 +55,15 @@ class EventletDriver:
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
             fan_out = _FanOut()
-            hub = self.hub
-            fan_out.listener = hub.add(
-                hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop
-            )
+            fan_out.listener = self._listen(fd, fan_out, writable)
             self._fan_outs[key] = fan_out
+        else:
+            # The FD may be a new one that reuses the number of one closed under its
+            # watchers (a plain socket or a pipe closed under a poll, a shadow's socket): the
+            # OS dropped the old one's registration, the hub kept its listener, and only
+            # listening afresh puts the new FD in the OS's set.
+            self._unlisten(fan_out.listener)
+            fan_out.listener = self._listen(fd, fan_out, writable)
         fan_out.callbacks.append(callback)
 
     def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
@@ -69,7 +74,17 @@ class EventletDriver:
         fan_out.callbacks.remove(callback)
         if not fan_out.callbacks:
             del self._fan_outs[key]
-            self.hub.remove(fan_out.listener)
+            self._unlisten(fan_out.listener)
+
+    def _listen(self, fd: int, fan_out: _FanOut, writable: bool) -> Any:
+        hub = self.hub
+        return hub.add(hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop)
+
+    def _unlisten(self, listener: Any) -> None:
+        # KeyError, ValueError: the hub dropped it already (its poll saw the FD closed,
+        # POLLNVAL, and removed every listener of that FD).
+        with contextlib.suppress(KeyError, ValueError):
+            self.hub.remove(listener)
 
     def call_soon(self, callback: Callback) -> None:
         self.hub.schedule_call_global(0, callback)
