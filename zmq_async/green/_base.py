@@ -612,7 +612,7 @@ class GreenContext(zmq.Context[_SocketT]):
         program: libzmq's term may not run twice at once on one context.
         """
         self._release_sockets()
-        if any(not s.closed for s in list(self._sockets)) or self._terminating.locked():
+        if any(not s.closed for s in self._socket_list()) or self._terminating.locked():
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
                 hub.run_blocking(self._term_once)
@@ -630,8 +630,13 @@ class GreenContext(zmq.Context[_SocketT]):
             self._release_sockets()
         super().destroy(linger)
 
+    def _socket_list(self) -> list[Any]:
+        """The context's sockets; none if ``__init__`` refused its arguments (as pyzmq's
+        ``destroy`` reads it: the collector still destroys such a context)."""
+        return list(getattr(self, "_sockets", None) or ())
+
     def _release_sockets(self) -> None:
-        for sock in list(self._sockets):
+        for sock in self._socket_list():
             if isinstance(sock, GreenSocket) and not sock.closed:
                 sock._release(_TERMINATED)
 
