@@ -36,7 +36,9 @@ else:
 
 #: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
 #: main greenlet forks. args: what.
-_FORKED_WAIT = _PROLOGUE + r"""
+_FORKED_WAIT = (
+    _PROLOGUE
+    + r"""
 (what,) = args
 import zmq as plain
 def say(line):  # one write: the parent's and the child's lines do not interleave
@@ -92,6 +94,7 @@ with hub.Timeout(5):
 say(f"parent: {type(result).__name__}")
 os.waitpid(pid, 0)
 """
+)
 
 
 def _run(green: Any, program: str, *args: str) -> tuple[str, str]:
@@ -328,7 +331,9 @@ def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
 
 
 #: Zero-copy sends of large frames, tracked (pyzmq's garbage collector thread serves them).
-_ZERO_COPY = _PROLOGUE + r"""
+_ZERO_COPY = (
+    _PROLOGUE
+    + r"""
 context = zmq.Context()
 pull = context.socket(zmq.PULL)
 port = pull.bind_to_random_port("tcp://127.0.0.1")
@@ -343,6 +348,7 @@ with hub.Timeout(10):
 print("received", sizes == [len(frame)] * 20, "tracked", all(t.done for t in trackers), flush=True)
 context.destroy(linger=0)
 """
+)
 
 
 @pytest.mark.timeout(60)
