@@ -836,7 +836,13 @@ def program_fork_green(flavour: str, patched: str, how: str) -> None:
     push = ctx.socket(zmq.PUSH)
     push.connect(f"tcp://127.0.0.1:{parent_port}")
     received: list[bytes] = []
-    waiter = hub_module.spawn(lambda: received.append(pull.recv()))
+
+    def receive() -> None:
+        # Its copy in the child fails there: the socket is inherited (test_review_s16_green).
+        with contextlib.suppress(RuntimeError):
+            received.append(pull.recv())
+
+    waiter = hub_module.spawn(receive)
     hub_module.sleep(0.1)
     epolls = epoll_fds()
     fd = pull.getsockopt(zmq.FD)

@@ -13,7 +13,7 @@ FDs we therefore look again after ``RECHECK_FIRST``, then at doubling intervals 
 ``RECHECK_MAX`` (the reactor's bound, rule 1), as ``zmq.green``'s poller looks every second;
 a closed FD then shows as POLLERR, as ``zmq.Poller`` reports it.
 
-In a forked child, a wait over plain sockets (its deadline, its look again) fails with
+In a forked child, a wait over zmq sockets (its deadline, its look again) fails with
 RuntimeError instead of polling the parent's sockets: libzmq answers any use of them there
 with EINTR, which pyzmq's ``zmq_poll`` retries for ever. (Our own sockets are disowned at
 fork and refuse themselves: see ``zmq_async._socket``.)
@@ -105,7 +105,7 @@ class PollWait:
         #: The look-again timer while we watch raw FDs, and its next delay.
         self._recheck_timer: TimerHandle | None = None
         self._recheck_delay = 0.0
-        #: The process that watched plain sockets (0: none watched).
+        #: The process that watched zmq sockets (0: none watched).
         self._pid = 0
         self._wake_cb = self._wake
 
@@ -191,7 +191,7 @@ class PollWait:
         except BaseException:
             self.teardown()
             raise
-        if self._plain:
+        if self._waiters:
             self._pid = _socket.current_pid()
         if self._fds:
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
@@ -276,20 +276,21 @@ class _LookAgain:
     simply left out, as by zmq.asyncio's poller.
     """
 
-    __slots__ = ("_wait",)
+    __slots__ = ("wait",)
 
     def __init__(self, wait: PollWait) -> None:
-        self._wait = wait
+        #: The poll it wakes.
+        self.wait = wait
 
     def done(self) -> bool:
-        return self._wait.completion.done()
+        return self.wait.completion.done()
 
     def set_result(self, result: Any, /) -> None:
-        self._wait._wake()
+        self.wait._wake()
 
     def set_exception(self, exception: BaseException, /) -> None:
-        self._wait._wake()
+        self.wait._wake()
 
     def cancel(self) -> bool:
-        self._wait._wake()
+        self.wait._wake()
         return True

@@ -30,7 +30,8 @@ soon, call later) and waiters whose completion follows the :class:`Completion` p
 2. No lost message. An operation runs only for a live waiter (completion not done). A
    cancelled or timed-out waiter is skipped, so it never consumes a message. Decoding
    (``recv_json`` ...) runs inside the same waiter: a message is never received on behalf
-   of a caller who has gone.
+   of a caller who has gone. One received for a caller who went meanwhile in another
+   thread goes back (:meth:`Reactor.give_back`), first in line for the next receive.
 3. FIFO, bounded batches. Receivers, and senders, are served in arrival order. One dispatch
    serves at most :data:`BATCH` operations, then reschedules itself, so a busy socket
    cannot starve the loop or other sockets.
@@ -70,6 +71,8 @@ from weakref import WeakKeyDictionary
 import zmq
 from zmq.backend import Socket as _BackendSocket
 from zmq.backend import zmq_poll as _zmq_poll
+
+from zmq_async import _ops
 
 __all__ = ["BATCH", "Completion", "Driver", "Reactor", "Rechecker", "TimerHandle", "Waiter"]
 
@@ -187,6 +190,7 @@ class Reactor:
         "closed",
         "driver",
         "fd",
+        "given",
         "owner",
         "pollq",
         "recv_dry",
@@ -229,6 +233,8 @@ class Reactor:
         self._dry_mask = 0  # 0: not read yet
         #: The last touch of the socket was a caller finding no message, then queueing.
         self._recv_failed = False
+        #: Frames received for callers who had gone, for the next receives (:meth:`give_back`).
+        self.given: _Given | None = None
         # Bound once: no per-wakeup allocation of bound methods.
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
@@ -242,6 +248,9 @@ class Reactor:
         ``tried``: the caller has just found no message (a failed NOBLOCK receive, or
         :meth:`recv_ready`) and queues without touching the socket again.
         """
+        if self.given is not None and waiter.op in _ops.RECEIVES:
+            self._take_given(waiter)
+            return
         timeout: float | bool | None = self._rcvtimeo
         if timeout is False:
             timeout = _timeout(_get(self.socket, _RCVTIMEO))
@@ -249,6 +258,79 @@ class Reactor:
                 self._rcvtimeo = timeout
         self._enqueue(self.recvq, waiter, timeout)
         self._recv_failed = tried
+
+    def give_back(self, frames: list[tuple[Any, bool]]) -> None:
+        """Put back frames (``(frame, more)``) received for a caller who has gone: the next
+        receives get them, before what the socket still holds (rule 2).
+
+        For a receive completed in one thread and cancelled by its caller in another at the
+        same moment (see the asyncio layer's hand-off). The receivers queued now get them
+        first; after them, the next receive (see :meth:`wait_recv`): while frames wait, a
+        marker in ``recvq`` keeps callers off their fast path, and polls see POLLIN.
+        """
+        if self.closed or self.driver is None:
+            return  # closed (or moved to another loop): its receives are all cancelled
+        given = self.given
+        if given is None:
+            given = self.given = _Given()
+        given.frames.extend(frames)
+        if not self._deliver(given):
+            self.recvq.appendleft(Waiter(given, self._given_op, (given,)))
+        if self.given is not None:
+            for waiter in self.pollq:  # a message waits: a poll for POLLIN is over
+                if waiter.mask & _POLLIN and not waiter.completion.done():
+                    _cancel_timer(waiter)
+                    waiter.completion.set_result(_POLLIN)
+
+    def _deliver(self, given: _Given) -> bool:
+        """Give the frames given back to the receivers at the head of ``recvq``.
+
+        True when that settled them: none left, or they wait behind a stream's standing
+        receive (marked there), which takes messages from the socket itself and cannot take
+        them: they wait for the next receive of ours rather than block it. False when no
+        receiver is left to take them: the caller marks their place at the head.
+        """
+        recvq = self.recvq
+        while given.frames:
+            if not recvq:
+                return False
+            waiter = recvq[0]
+            if waiter.completion is given or waiter.completion.done():
+                recvq.popleft()  # (an earlier marker, or a dead waiter)
+                _cancel_timer(waiter)
+            elif waiter.op not in _ops.RECEIVES:
+                recvq.insert(1, Waiter(given, self._given_op, (given,)))
+                return True
+            else:
+                recvq.popleft()
+                self._take_given(waiter)
+        return True
+
+    def _given_op(self, socket: zmq.Socket[Any], given: _Given) -> None:
+        """The operation of the marker of frames given back, when a dispatch reaches it."""
+        if not self._deliver(given):
+            # No one to take them yet: the marker keeps its place. Its turn is the dispatch's
+            # last touch: read EVENTS, which re-arms the FD as a failed receive would (rule 1),
+            # or the loop calls the dispatch again at once, for ever.
+            self.events()
+            raise _Again
+
+    def _take_given(self, waiter: Waiter) -> None:
+        """Complete the receiving ``waiter`` from the frames given back."""
+        given = self.given
+        assert given is not None
+        _cancel_timer(waiter)
+        completion = waiter.completion
+        try:
+            result = _ops.take_given(waiter.op, given.frames, self.socket, waiter.args)
+            if waiter.post is not None:
+                result = waiter.post(result)
+        except Exception as exc:
+            completion.set_exception(exc)
+        else:
+            completion.set_result(result)
+        if not given.frames:
+            self.given = None  # its marker, done, leaves the queue on its next pass
 
     def recv_ready(self) -> bool:
         """Whether a receive may succeed now; asked instead of trying when ``recv_dry``.
@@ -408,6 +490,8 @@ class Reactor:
         pollq = self.pollq
         if not (recvq or sendq or pollq):
             return _GONE
+        if not (sendq or pollq) and len(recvq) == 1 and recvq[0].completion is self.given:
+            return _GONE  # only frames given back wait (for a receive): nothing to re-check
         if events is None:
             try:
                 events = self.events()
@@ -589,11 +673,18 @@ class Reactor:
         self._stop_watching()
 
     def rebind(self, driver: Driver) -> None:
-        """Move to another loop's driver, cancelling the waiters of the old one."""
+        """Move to another loop's driver, cancelling the waiters of the old one.
+
+        Frames given back (:meth:`give_back`) stay, for the next receives.
+        """
+        given = self.given
         self._release(None)
         self._stop_watching()
         self._kick_pending = False
         self.driver = driver
+        if given is not None:
+            self.given = given
+            self.recvq.append(Waiter(given, self._given_op, (given,)))
 
     def abandon(self) -> None:
         """Forget the parent's state in a forked child, touching no loop, timer or FD.
@@ -611,8 +702,10 @@ class Reactor:
         self.recvq.clear()
         self.sendq.clear()
         self.pollq.clear()
+        self.given = None
 
     def _release(self, error: BaseException | None) -> None:
+        self.given = None
         waiters = [*self.recvq, *self.sendq, *self.pollq]
         self.recvq.clear()
         self.sendq.clear()
@@ -636,6 +729,28 @@ class Reactor:
         if self._watching and self.driver is not None:
             self._watching = False
             self.driver.unwatch(self.fd, self._dispatch_cb)
+
+
+class _Given:
+    """Frames given back (:meth:`Reactor.give_back`): the completion of their marker waiter,
+    live while frames are left."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames: deque[tuple[Any, bool]] = deque()
+
+    def done(self) -> bool:
+        return not self.frames
+
+    def set_result(self, result: Any, /) -> None:
+        pass
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        pass
+
+    def cancel(self) -> bool:
+        return False  # (released by a close: dropped with the reactor's ``given``)
 
 
 #: What one re-check of a reactor found (:meth:`Reactor._recheck`).

@@ -20,13 +20,14 @@ import sys
 import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
+from warnings import warn as _warn
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async._reactor import Reactor, live_reactors
 
-__all__ = ["ReactorSocket", "closes_first"]
+__all__ = ["ReactorSocket", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -53,20 +54,23 @@ class ReactorSocket(zmq.Socket[_T]):
         return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
 
     def __del__(self) -> None:
-        # pyzmq's warns (ResourceWarning), then closes; where warnings are errors, the warning
-        # raises and the close never happens, and the context's term() would wait for ever.
-        try:
-            super().__del__()
-        finally:
-            if not self._shadow:
-                if not self.closed:
+        # As pyzmq's: warn (ResourceWarning), then close. Not through pyzmq's __del__: its
+        # warning (stacklevel 2) would name this frame, not the program line that dropped the
+        # socket. And where warnings are errors, the warning raises: close all the same, or
+        # the context's term() would wait for ever.
+        if not self._shadow:
+            if not self.closed:
+                try:
+                    if _warn is not None:  # None during interpreter teardown
+                        _warn(f"Unclosed socket {self}", ResourceWarning, 2, source=self)
+                finally:
                     self.close()
-            elif not sys.is_finalizing():
-                # A shadow never closes its socket, but once it waited its reactor watches the
-                # FD and the driver's callback keeps it alive, run at every wakeup of that FD.
-                reactor = getattr(self, "_reactor", None)
-                if reactor is not None and not reactor.closed:
-                    self._stop_dropped(reactor)
+        elif not sys.is_finalizing():
+            # A shadow never closes its socket, but once it waited its reactor watches the
+            # FD and the driver's callback keeps it alive, run at every wakeup of that FD.
+            reactor = getattr(self, "_reactor", None)
+            if reactor is not None and not reactor.closed:
+                self._stop_dropped(reactor)
 
     def _stop_dropped(self, reactor: Reactor) -> None:
         """Stop the reactor of this shadow, dropped without ``close()``, where that is safe.
@@ -155,12 +159,7 @@ class InheritedSocket:
     def __getattribute__(self, name: str) -> Any:
         if name in _STILL_ALLOWED:
             return object.__getattribute__(self, name)
-        pid = object.__getattribute__(self, "_inherited_from")
-        raise RuntimeError(
-            f"this zmq socket was created in process {pid} and inherited across fork(); "
-            "libzmq sockets cannot be used in a forked child: create a new Context and new "
-            "sockets in the child"
-        )
+        raise inherited_error(object.__getattribute__(self, "_inherited_from"))
 
     @property
     def closed(self) -> bool:
@@ -181,6 +180,15 @@ class InheritedSocket:
 
     def __exit__(self, *args: object) -> None:
         pass
+
+
+def inherited_error(pid: int) -> RuntimeError:
+    """The error for any use of a socket of process ``pid`` in a child forked from it."""
+    return RuntimeError(
+        f"this zmq socket was created in process {pid} and inherited across fork(); "
+        "libzmq sockets cannot be used in a forked child: create a new Context and new "
+        "sockets in the child"
+    )
 
 
 _inherited_classes: dict[type, type] = {}

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import _thread
 import sys
+import weakref
 from collections.abc import Callable
 from typing import Any, cast
 
-__all__ = ["alive", "allocate_lock", "get_ident", "local"]
+__all__ = ["OSThread", "alive", "allocate_lock", "current", "get_ident", "local"]
 
 
 def _original(name: str) -> Any:
@@ -42,10 +43,40 @@ local = cast("type[_thread._local]", _original("_local"))
 allocate_lock = cast("Callable[[], _thread.LockType]", _original("allocate_lock"))
 
 
-def alive(ident: int) -> bool:
-    """Whether an OS thread with this identifier is running Python now.
+class OSThread:
+    """The token of one OS thread, held by that thread's (unpatched) thread-local storage
+    only: it goes when the thread ends. Its ``ident`` may be reused by a later thread."""
 
-    Counts every thread, also those that ``threading`` does not know (started by
-    ``_thread.start_new_thread``, gevent's threadpool, eventlet's tpool); a rare-path check.
+    __slots__ = ("__weakref__", "ident")
+
+    def __init__(self, ident: int) -> None:
+        self.ident = ident
+
+
+_tokens = local()
+
+
+def current() -> weakref.ref[OSThread]:
+    """The calling OS thread, as an identity no other thread can ever have: a weak reference
+    to its :class:`OSThread` token (``current()().ident == get_ident()`` while it runs).
+
+    For :func:`alive`; compare ``get_ident()`` values on hot paths.
     """
-    return ident in sys._current_frames()
+    try:
+        return _tokens.ref  # type: ignore[no-any-return]
+    except AttributeError:
+        token = _tokens.token = OSThread(get_ident())
+        ref = _tokens.ref = weakref.ref(token)
+        return ref
+
+
+def alive(thread: weakref.ref[OSThread]) -> bool:
+    """Whether the OS thread ``thread`` (from :func:`current`) is running Python now.
+
+    A thread that ended is not, even when a new thread has been given its ``ident`` (the
+    system reuses them). Counts every thread, also those that ``threading`` does not know
+    (started by ``_thread.start_new_thread``, gevent's threadpool, eventlet's tpool); a
+    rare-path check.
+    """
+    token = thread()
+    return token is not None and token.ident in sys._current_frames()

@@ -453,7 +453,7 @@ class Socket(ReactorSocket[Any]):
         future: _OpFuture[int] = _OpFuture()
         if timeout == 0:
             try:
-                future.return_value = self.get(_EVENTS) & flags
+                future.return_value = self.get(_EVENTS) & _ops.poll_flags(flags)
             except Exception as exc:
                 future.exception = exc
             return future

@@ -12,6 +12,7 @@ import contextlib
 import sys
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import chain
@@ -22,11 +23,11 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops
 from zmq_async._reactor import Reactor, Waiter, _cancel_timer
-from zmq_async._socket import ReactorSocket, closes_first
+from zmq_async._socket import InheritedSocket, ReactorSocket, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import current_loop, driver_for
 
-__all__ = ["Socket", "finish_handed_closes"]
+__all__ = ["Socket", "closes_at_term", "finish_handed_closes", "finish_when_stopped"]
 
 _SocketT = TypeVar("_SocketT", bound="Socket")
 Future = asyncio.Future
@@ -108,7 +109,12 @@ class Socket(ReactorSocket["Future[Any]"]):
         return owner is not _UNBOUND and owner.is_running()
 
     def _hand_off(
-        self, loop: asyncio.AbstractEventLoop | None, method: Callable[..., Any], *args: Any
+        self,
+        loop: asyncio.AbstractEventLoop | None,
+        method: Callable[..., Any],
+        *args: Any,
+        post: Callable[[Any], Any] | None = None,
+        receives: Callable[..., Any] | None = None,
     ) -> Future[Any]:
         """Run ``method(*args)`` on the socket's loop, after the calls handed off before.
 
@@ -117,17 +123,47 @@ class Socket(ReactorSocket["Future[Any]"]):
         that takes the outcome of ``method``'s Future; cancelling it before the operation is
         served cancels the operation, which then consumes nothing. If the socket's loop
         stops before serving it, the operation moves to the caller's loop, as the socket
-        does (see :class:`_HandOff`).
+        does (see :class:`_HandOff`). ``post`` turns the operation's result into the
+        caller's (in the caller's thread); ``receives``: the receive operation ``method``
+        runs, whose frames go back to the socket if its caller has gone meanwhile.
         """
         if loop is None:
             loop = current_loop()
-        hand_off = _HandOff(loop, self._loop, method, args)
+        hand_off = _HandOff(loop, self._loop, method, args, post, receives)
         try:
             hand_off.owner.call_soon_threadsafe(hand_off.run)
         except RuntimeError:  # the owner closed meanwhile: the socket may move to this loop
-            return method(*args)  # type: ignore[no-any-return]
+            hand_off.take_over()  # (the socket moves to this loop)
+            return hand_off.outer
         hand_off.watch()
         return hand_off.outer
+
+    def _hand_off_recv(
+        self,
+        op: Callable[..., Any],
+        args: tuple[Any, ...],
+        flags: int,
+        post: Callable[[Any], Any] | None = None,
+    ) -> Future[Any]:
+        """Hand a receive to the socket's loop (see :meth:`_hand_off`), decoding in the caller's.
+
+        A frame is received with whether more follow (``recv_more``): if its caller has gone
+        when it is taken, it goes back to the socket in its place (see ``_HandOff.gone``).
+        """
+        if op is _recv:
+            op = _ops.recv_more
+            post = _first if post is None else partial(_first_then, post)
+        elif op is _ops.recv_into:
+            # Received as a frame, copied into the buffer here: a frame can go back.
+            buffer, nbytes, flags_ = args
+            try:
+                _ops.into_view(buffer, nbytes)  # a bad buffer fails before anything is received
+            except Exception as exc:
+                return self._done(exc)
+            op, args, post = _ops.recv_more, (flags_, False, False), partial(_into, buffer, nbytes)
+        return self._hand_off(
+            _get_running_loop(), self._submit, False, op, args, flags, None, post=post, receives=op
+        )
 
     def _bind(self, loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
         """Attach to ``loop`` (None: the thread's loop), moving off a loop that has stopped.
@@ -208,10 +244,18 @@ class Socket(ReactorSocket["Future[Any]"]):
         ):
             loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
-            return self._hand_off(_get_running_loop(), self._submit, sending, op, args, flags, post)
+            if not sending:
+                return self._hand_off_recv(op, args, flags, post)
+            loop = _get_running_loop()
+            return self._hand_off(loop, self._submit, True, op, args, flags, post)
         future: Future[Any] = Future(loop=loop)
         queue = reactor.sendq if sending else reactor.recvq
-        if queue and (sending or not flags & _NOBLOCK) and reactor.busy(queue):
+        # (A NOBLOCK receive too waits its turn behind frames given back: they came first.)
+        if (
+            queue
+            and (sending or not flags & _NOBLOCK or reactor.given is not None)
+            and reactor.busy(queue)
+        ):
             return self._queue(sending, future, op, args, post)
         if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
             return self._queue(False, future, op, args, post, tried=True)
@@ -276,9 +320,9 @@ class Socket(ReactorSocket["Future[Any]"]):
         ):
             loop = driver.loop  # the socket's loop, running here (see AsyncioDriver.thread)
         elif (loop := self._enter()) is None:
-            return self._hand_off(_get_running_loop(), self.recv, flags, copy, track)
+            return self._hand_off_recv(_recv, (flags | _NOBLOCK, copy, track), flags)
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
-        if reactor.recvq and not flags & _NOBLOCK:
+        if reactor.recvq and (not flags & _NOBLOCK or reactor.given is not None):
             return self._submit(False, _recv, (noblock, copy, track), flags)
         future: Future[Any] = Future(loop=loop)
         if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
@@ -415,6 +459,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         reactor = self._reactor
         try:
             ready = _get(self, _EVENTS) & flags
+            if reactor.given is not None:
+                ready |= _POLLIN & flags  # a message given back waits (Reactor.give_back)
         except zmq.ZMQError as exc:
             future.set_exception(exc)
             return future
@@ -444,8 +490,13 @@ class Socket(ReactorSocket["Future[Any]"]):
         return self._pending(self._reactor.sendq, _POLLOUT)
 
     def _pending(self, queue: Iterable[Waiter], poll_mask: int) -> list[Any]:
-        polls = (w for w in self._reactor.pollq if w.mask & poll_mask)
-        return [w.completion for w in chain(queue, polls) if not w.completion.done()]
+        reactor = self._reactor
+        polls = (w for w in reactor.pollq if w.mask & poll_mask)
+        return [
+            w.completion
+            for w in chain(queue, polls)
+            if not w.completion.done() and w.completion is not reactor.given
+        ]
 
     # -- closing ----------------------------------------------------------------------------
 
@@ -472,6 +523,7 @@ class Socket(ReactorSocket["Future[Any]"]):
                     pass  # the loop closed meanwhile: no one watches the FD any more
                 else:
                     self._handed_close = (linger,)  # see finish_handed_close
+                    closes_at_term(self.context, self)
                     return
             self._reactor.close(self._close_error())
         super().close(linger)
@@ -484,12 +536,8 @@ class Socket(ReactorSocket["Future[Any]"]):
         ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
         """
         handed = self._handed_close
-        while handed is not None and not self.closed:
-            loop = self._loop
-            if not loop.is_running() or loop is _get_running_loop():
-                self.close(*handed)
-                return
-            time.sleep(0.001)
+        if handed is not None:
+            finish_when_stopped(self._loop, lambda: self.closed, partial(self.close, *handed))
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""
@@ -534,14 +582,31 @@ class _HandOff:
     """An operation handed by a caller on one loop to the socket's loop, in another thread.
 
     ``outer``, the caller's Future, takes the outcome of ``inner``, the operation's Future on
-    the socket's loop (``owner``). The caller's loop checks now and then (:data:`OWNER_CHECK`)
-    that the owner still runs: if it stopped with the operation not served (or served, its
-    outcome not passed on yet: the owner copies it in a callback of its own), the operation
-    moves to the caller's loop, as the socket does when used after its loop stopped. It
-    hung for ever before, and with it anyone awaiting it.
+    the socket's loop (``owner``), through ``post`` if any (decoding runs in the caller's
+    thread). The caller's loop checks now and then (:data:`OWNER_CHECK`) that the owner still
+    runs: if it stopped with the operation not served (or served, its outcome not passed on
+    yet: the owner copies it in a callback of its own), the operation moves to the caller's
+    loop, as the socket does when used after its loop stopped. It hung for ever before, and
+    with it anyone awaiting it.
+
+    The caller may cancel ``outer`` at any moment, also while the owner takes a message for
+    it: the owner learns it (:meth:`gone`) and cancels the operation, or gives back what it
+    received, to the next receive (rule 2; pyzmq#1925 loses that message).
     """
 
-    __slots__ = ("args", "inner", "interval", "method", "moved", "outer", "owner", "timer")
+    __slots__ = (
+        "args",
+        "inner",
+        "interval",
+        "method",
+        "moved",
+        "outer",
+        "owner",
+        "post",
+        "receives",
+        "settled",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -549,14 +614,21 @@ class _HandOff:
         owner: asyncio.AbstractEventLoop,
         method: Callable[..., Any],
         args: tuple[Any, ...],
+        post: Callable[[Any], Any] | None = None,
+        receives: Callable[..., Any] | None = None,
     ) -> None:
         self.outer: Future[Any] = loop.create_future()
         self.owner = owner
         self.method = method
         self.args = args
+        self.post = post
+        #: The receive operation ``method`` runs (see :func:`zmq_async._ops.given_frames`).
+        self.receives = receives
         self.inner: Future[Any] | None = None
         #: The caller's loop took the operation over: the owner must not run or copy it.
         self.moved = False
+        #: The caller has gone, and its operation was cancelled or its frames given back.
+        self.settled = False
         self.timer: Any = None
         self.interval = OWNER_CHECK
 
@@ -577,22 +649,43 @@ class _HandOff:
         self.inner = inner
         inner.add_done_callback(self._inner_done)
         if self.outer.cancelled():
-            inner.cancel()  # cancelled meanwhile, before _outer_done could see ``inner``
+            self.gone()  # cancelled meanwhile (its _outer_done may have missed ``inner``)
 
     def _inner_done(self, inner: Future[Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the caller's loop closed: no one waits
             self.outer.get_loop().call_soon_threadsafe(self._copy, inner)
 
     def _copy(self, inner: Future[Any]) -> None:
+        # A caller gone by now is handled on the owner's side (gone): only it may touch
+        # the socket, and it learns of the cancel after this outcome was taken.
         if not self.moved:
-            _copy_outcome(inner, self.outer)
+            _copy_outcome(inner, self.outer, self.post)
 
     def _outer_done(self, outer: Future[Any]) -> None:
         self.timer.cancel()
-        inner = self.inner
-        if outer.cancelled() and inner is not None and not inner.done() and not self.moved:
+        if outer.cancelled() and not self.moved:
             with contextlib.suppress(RuntimeError):  # the socket's loop closed: it never runs
-                self.owner.call_soon_threadsafe(inner.cancel)
+                self.owner.call_soon_threadsafe(self.gone)
+
+    def gone(self) -> None:
+        """On the socket's loop, its caller gone: cancel the operation, or, served already,
+        give what it received back to the socket (first in line for the next receive)."""
+        inner = self.inner
+        if self.settled or inner is None:
+            return  # (None: never started, as run saw the caller gone)
+        self.settled = True
+        if not inner.done():
+            inner.cancel()  # consumes nothing: its waiter is skipped, or released
+        else:
+            self._give_back(inner)
+
+    def _give_back(self, inner: Future[Any]) -> None:
+        if self.receives is None or inner.cancelled() or inner.exception() is not None:
+            return
+        frames = _ops.given_frames(self.receives, inner.result())
+        socket: Socket = self.method.__self__  # type: ignore[attr-defined]
+        if frames is not None and socket._loop is _get_running_loop():
+            socket._reactor.give_back(frames)
 
     def check(self) -> None:
         """On the caller's loop: move the operation here if the owner stopped before serving it."""
@@ -607,38 +700,91 @@ class _HandOff:
         inner = self.inner
         if inner is not None:
             if inner.done():
-                _copy_outcome(inner, outer)
+                _copy_outcome(inner, outer, self.post)
                 return
             with contextlib.suppress(RuntimeError):  # (the owner closed: nothing to wake)
                 inner.cancel()  # consumes nothing: its waiter is skipped, or released
+        self.take_over()
+
+    def take_over(self) -> None:
+        """Run the operation on the caller's loop (the socket moves to it)."""
+        self.moved = True
+        outer = self.outer
         try:
-            moved = self.method(*self.args)
+            moved: Future[Any] = self.method(*self.args)
         except Exception as exc:
             outer.set_exception(exc)
             return
-        moved.add_done_callback(partial(_copy_outcome, outer=outer))
+        moved.add_done_callback(self._moved_done)
         outer.add_done_callback(lambda _: outer.cancelled() and moved.cancel())
 
+    def _moved_done(self, moved: Future[Any]) -> None:
+        if self.outer.done():
+            self._give_back(moved)  # on the socket's loop now: this one
+        else:
+            _copy_outcome(moved, self.outer, self.post)
 
-def _copy_outcome(inner: Future[Any], outer: Future[Any]) -> None:
-    """Give ``outer`` the outcome of ``inner`` (done), unless it is done already."""
+
+def _copy_outcome(
+    inner: Future[Any], outer: Future[Any], post: Callable[[Any], Any] | None = None
+) -> None:
+    """Give ``outer`` the outcome of ``inner`` (done), through ``post``, unless it is done."""
     if outer.done():
         return
     if inner.cancelled():
         outer.cancel()
     elif inner.exception() is not None:
         outer.set_exception(inner.exception())  # type: ignore[arg-type]
-    else:
+    elif post is None:
         outer.set_result(inner.result())
+    else:
+        try:
+            outer.set_result(post(inner.result()))
+        except Exception as exc:
+            outer.set_exception(exc)
 
 
-def _stop_if_idle(reactor: Reactor) -> None:
-    """Stop a dropped shadow's reactor, unless an operation still waits on it (a pending
-    Future does not hold its socket; that reactor stays)."""
-    for queue in (reactor.recvq, reactor.sendq, reactor.pollq):
-        if any(not waiter.completion.done() for waiter in queue):
-            return
-    reactor.close()
+def _first(received: tuple[Any, bool]) -> Any:
+    """The frame of what ``_ops.recv_more`` received."""
+    return received[0]
+
+
+def _into(buffer: Any, nbytes: int, received: tuple[Any, bool]) -> int:
+    """``recv_into``'s result from the frame ``_ops.recv_more`` received."""
+    return _ops.copy_into(buffer, nbytes, received[0])
+
+
+def _first_then(post: Callable[[Any], Any], received: tuple[Any, bool]) -> Any:
+    """``post`` of the frame of what ``_ops.recv_more`` received."""
+    return post(received[0])
+
+
+def _stop_if_idle(reactor: Reactor, _: object = None) -> None:
+    """Stop a dropped shadow's reactor once no operation waits on it.
+
+    A pending Future does not hold its socket: the reactor of a shadow dropped with
+    operations pending stops when the last of them is done (served, cancelled, timed out),
+    not before (they are still served), nor never (its FD callback would stay for ever).
+    """
+    if reactor.closed:
+        return
+    pending = _pending_completions(reactor)
+    if not pending:
+        reactor.close()
+    elif _ is None:  # (the first look, from __del__: later ones come from these callbacks)
+        for completion in pending:
+            completion.add_done_callback(partial(_stop_if_idle, reactor))
+
+
+def _pending_completions(reactor: Reactor) -> list[Any]:
+    """The completions of the reactor's waiters not done yet (frames given back aside)."""
+    given = reactor.given
+    return [
+        waiter.completion
+        for queue in (reactor.recvq, reactor.sendq, reactor.pollq)
+        for waiter in queue
+        if not waiter.completion.done() and waiter.completion is not given
+    ]
 
 
 def _disarm_on_cancel(waiter: Waiter, future: Future[Any]) -> None:
@@ -665,3 +811,51 @@ def finish_handed_closes(context: zmq.Context[Any]) -> None:
         # (Through __dict__: a socket inherited across fork() raises on any attribute.)
         if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
             socket.finish_handed_close()
+    for closing in list(getattr(context, "__dict__", {}).get(_HANDED, ())):
+        if not isinstance(closing, InheritedSocket):  # (the parent's, after a fork)
+            closing.finish_handed_close()
+
+
+#: The attribute of a context that lists the closes handed to a loop (see closes_at_term).
+_HANDED = "_zmq_async_handed_closes"
+
+
+def closes_at_term(context: zmq.Context[Any] | None, closing: Any) -> None:
+    """List ``closing`` (with a ``finish_handed_close()``), whose close was just handed to a
+    loop, for ``context.term()`` to finish should that loop stop first.
+
+    Our contexts look through their sockets; a plain ``zmq.Context`` (under a stream, or a
+    socket of ours made ``from_socket``) runs none of our code: its ``term`` is hooked
+    (an instance attribute, on this rare path), or its term() would wait for ever.
+    """
+    if context is None or not hasattr(context, "__dict__"):
+        return
+    handed = context.__dict__.get(_HANDED)
+    if handed is None:
+        handed = context.__dict__[_HANDED] = weakref.WeakSet()
+        if "term" not in context.__dict__ and type(context).term is zmq.Context.term:
+            context_ref = weakref.ref(context)  # (no cycle through the hook)
+
+            def term() -> None:
+                ctx = context_ref()
+                if ctx is not None:
+                    finish_handed_closes(ctx)
+                    zmq.Context.term(ctx)
+
+            object.__setattr__(context, "term", term)
+    handed.add(closing)
+
+
+def finish_when_stopped(
+    loop: asyncio.AbstractEventLoop, done: Callable[[], bool], close: Callable[[], Any]
+) -> None:
+    """Wait until a close handed to ``loop`` is ``done``; carry it out here (``close()``) once
+    the loop has stopped, or from its own thread (which cannot run it while waiting here).
+
+    A loop that stops runs no callback left at its stop: the close would never happen.
+    """
+    while not done():
+        if not loop.is_running() or loop is _get_running_loop():
+            close()
+            return
+        time.sleep(0.001)

@@ -23,21 +23,22 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import struct
 import sys
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeGuard, TypeVar
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops, _thread
-from zmq_async._poller import PollWait
-from zmq_async._reactor import Driver, Reactor, Waiter
-from zmq_async._socket import ReactorSocket
+from zmq_async._poller import PollWait, _LookAgain
+from zmq_async._reactor import Driver, Reactor, Waiter, live_reactors
+from zmq_async._socket import ReactorSocket, current_pid, inherited_error
 
 __all__ = [
     "GreenContext",
@@ -71,11 +72,22 @@ class GreenHub:
     """One framework hub (one per thread) as the green sockets see it.
 
     ``switch()`` parks the current greenlet until something switches back to it; ``defer(fn)``
-    calls ``fn()`` from the hub soon; ``run_blocking(fn)`` runs a call that may block the OS
-    thread in a worker thread, parking only the calling greenlet.
+    calls ``fn()`` from the hub soon; ``defer_from_thread(fn)`` does so from another OS thread,
+    waking the hub if it sleeps; ``run_blocking(fn)`` runs a call that may block the OS thread
+    in a worker thread, parking only the calling greenlet.
     """
 
-    __slots__ = ("defer", "driver", "getcurrent", "greenlet", "run_blocking", "switch", "thread")
+    __slots__ = (
+        "defer",
+        "defer_from_thread",
+        "driver",
+        "getcurrent",
+        "greenlet",
+        "os_thread",
+        "run_blocking",
+        "switch",
+        "thread",
+    )
 
     def __init__(
         self,
@@ -85,14 +97,18 @@ class GreenHub:
         switch: Callable[[], Any],
         defer: Callable[[Callable[[], object]], object],
         run_blocking: Callable[[Callable[[], Any]], Any],
+        defer_from_thread: Callable[[Callable[[], object]], object] | None = None,
     ) -> None:
         self.driver = driver
         self.greenlet = greenlet
         self.getcurrent = getcurrent
         self.switch = switch
         self.defer = defer
+        self.defer_from_thread = defer if defer_from_thread is None else defer_from_thread
         self.run_blocking = run_blocking
         self.thread = _thread.get_ident()  # the OS thread, also when monkeypatched
+        #: The same thread, as an identity no later thread can reuse (for _thread.alive).
+        self.os_thread = _thread.current()
 
 
 class Wakeup:
@@ -143,9 +159,13 @@ class Wakeup:
             self._done = True
             self._error = exception
             if self._parked:
+                hub = self._hub
+                # From another thread (a close or term there): the hub may sleep until its
+                # next timer or event, so wake it.
+                defer = hub.defer if hub.thread == _thread.get_ident() else hub.defer_from_thread
                 # ValueError: its hub's loop was destroyed (gevent); the greenlet never runs.
                 with contextlib.suppress(ValueError):
-                    self._hub.defer(self._resume)
+                    defer(self._resume)
 
     def cancel(self) -> bool:
         if self._done:
@@ -206,6 +226,75 @@ def _fresh(error: BaseException) -> BaseException:
     return error
 
 
+# -- fork --------------------------------------------------------------------------------------
+
+#: Found just before a fork: the parked greenlets of the forking thread, as the Wakeups of
+#: those waiting on a green socket and the polls of those in a Poller; the process forking.
+_at_fork: tuple[list[Wakeup], list[PollWait], int] | None = None
+
+
+def _before_fork() -> None:
+    """Note the greenlets of this thread parked on green sockets and pollers, before fork().
+
+    In the child the fork handler of ``zmq_async._socket`` empties the reactors' queues
+    (rule 8): the greenlets still parked there would wait for ever. Only this thread's: the
+    child has no other.
+    """
+    global _at_fork
+    me = _thread.get_ident()
+    direct: list[Wakeup] = []
+    polls: dict[int, PollWait] = {}
+    for reactor in live_reactors():
+        for waiter in (*reactor.recvq, *reactor.sendq, *reactor.pollq):
+            completion = waiter.completion
+            # A Poller's waiters complete its PollWait, directly or through a look-again.
+            wait = completion.wait if isinstance(completion, _LookAgain) else completion
+            if isinstance(wait, PollWait):
+                if _parked_in(wait.completion, me):
+                    polls[id(wait)] = wait
+            elif _parked_in(completion, me):
+                direct.append(completion)
+    _at_fork = (direct, list(polls.values()), current_pid()) if direct or polls else None
+
+
+def _parked_in(completion: object, thread: int) -> TypeGuard[Wakeup]:
+    """Whether ``completion`` is the Wakeup of a greenlet parked in a hub of ``thread``."""
+    return (
+        isinstance(completion, Wakeup)
+        and completion._parked
+        and not completion._done
+        and completion._hub.thread == thread
+    )
+
+
+def _forget_parked() -> None:
+    global _at_fork
+    _at_fork = None
+
+
+def _fail_parked() -> None:
+    """In a forked child: fail the greenlets that were parked (see _before_fork) at once.
+
+    One waiting on a socket gets the error any use of an inherited socket raises; one in a
+    poll is told to look again, which fails the same way (``PollWait``). Either is resumed
+    from the hub, whenever the child next runs it.
+    """
+    global _at_fork
+    if _at_fork is None:
+        return
+    direct, polls, parent = _at_fork
+    _at_fork = None
+    for wakeup in direct:
+        wakeup.set_exception(inherited_error(parent))
+    for wait in polls:
+        wait.set_result(None)
+
+
+os.register_at_fork(
+    before=_before_fork, after_in_parent=_forget_parked, after_in_child=_fail_parked
+)
+
+
 class GreenSocket(ReactorSocket[Any]):
     """A ``zmq.Socket`` whose blocking calls block only the calling greenlet.
 
@@ -247,7 +336,7 @@ class GreenSocket(ReactorSocket[Any]):
         hub = type(self)._current_hub()
         if hub is not self._hub:
             old = self._hub
-            if old is not None and old.thread != hub.thread and _thread.alive(old.thread):
+            if old is not None and old.thread != hub.thread and _thread.alive(old.os_thread):
                 raise RuntimeError(
                     f"{self!r} is used by greenlets of another thread; "
                     "a zmq socket may only be used from one thread"
@@ -523,7 +612,7 @@ class GreenContext(zmq.Context[_SocketT]):
         program: libzmq's term may not run twice at once on one context.
         """
         self._release_sockets()
-        if any(not s.closed for s in list(self._sockets)) or self._terminating.locked():
+        if any(not s.closed for s in self._socket_list()) or self._terminating.locked():
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
                 hub.run_blocking(self._term_once)
@@ -541,8 +630,13 @@ class GreenContext(zmq.Context[_SocketT]):
             self._release_sockets()
         super().destroy(linger)
 
+    def _socket_list(self) -> list[Any]:
+        """The context's sockets; none if ``__init__`` refused its arguments (as pyzmq's
+        ``destroy`` reads it: the collector still destroys such a context)."""
+        return list(getattr(self, "_sockets", None) or ())
+
     def _release_sockets(self) -> None:
-        for sock in list(self._sockets):
+        for sock in self._socket_list():
             if isinstance(sock, GreenSocket) and not sock.closed:
                 sock._release(_TERMINATED)
 

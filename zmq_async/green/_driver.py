@@ -124,5 +124,6 @@ def current_hub() -> GreenHub:
             hub.switch,
             hub.loop.run_callback,
             lambda function: _run_blocking(hub, function),
+            hub.loop.run_callback_threadsafe,
         )
     return ours

@@ -10,6 +10,8 @@ Change ``from zmq.eventloop.zmqstream import ZMQStream`` to
 Runs on Tornado's IOLoop or on a plain asyncio loop; importing it does not import Tornado.
 """
 
+from typing import Any
+
 from zmq_async.stream import _stream
 from zmq_async.stream._stream import SendQueueFull, ZMQStream
 
@@ -19,3 +21,10 @@ from zmq_async.stream._stream import SendQueueFull, ZMQStream
 gen_log = _stream.log
 
 __all__ = ["SendQueueFull", "ZMQStream"]
+
+
+def __getattr__(name: str) -> Any:
+    """``IOLoop``: Tornado's, as ``zmq.eventloop.zmqstream.IOLoop`` (``IOLoop.instance()``)."""
+    from zmq_async.tornado._ioloop import peer_attribute  # (zmq_async.tornado imports us)
+
+    return peer_attribute(__name__, name)

@@ -20,7 +20,8 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from functools import partial
+from typing import Any, NoReturn, SupportsIndex
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
@@ -31,12 +32,14 @@ from zmq_async._reactor import BATCH, Reactor, Waiter
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
+from zmq_async.asyncio._socket import closes_at_term, finish_when_stopped
 
 __all__ = ["SendQueueFull", "ZMQStream"]
 
 #: Where callback failures and send errors are logged (zmq.eventloop.zmqstream uses Tornado's
 #: ``tornado.general``; the messages are the same).
 log = logging.getLogger("zmq_async.stream")
+_REPR_NAME = "zmq_async.stream.ZMQStream"
 
 _NOBLOCK = int(zmq.NOBLOCK)
 _POLLIN = int(zmq.POLLIN)
@@ -386,6 +389,8 @@ class ZMQStream:
     socket: zmq.Socket[Any]
     io_loop: Any
     _io_loop_entry: tuple[Any, Any] | None = None  # its listing in a Tornado IOLoop
+    #: ``(linger,)`` of a close handed to the stream's loop by another thread, until done.
+    _handed_close: tuple[int | None] | None = None
     bind: Callable[..., Any]
     bind_to_random_port: Callable[..., int]
     connect: Callable[..., Any]
@@ -471,9 +476,27 @@ class ZMQStream:
             raise AttributeError(name)
         return getattr(socket, name)
 
+    def __copy__(self) -> ZMQStream:
+        """A shallow copy, as the peer's: another stream object over the same state."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        return new
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        """Raises TypeError: a stream (its socket, its loop) cannot be pickled nor deep-copied.
+
+        As the peer's pickling (its socket refuses); a deep copy would otherwise copy the
+        event loop's innards and leave a broken loop behind for the garbage collector.
+        """
+        raise TypeError(f"cannot pickle {type(self).__name__!r} object")
+
     def __repr__(self) -> str:
+        if "_sender" not in self.__dict__:  # a subclass that skipped __init__, as the peer's
+            return object.__repr__(self)
         state = "closed" if self._closed else f"fd={self._reactor.fd}"
-        return f"<zmq_async.stream.ZMQStream({self.__dict__.get('socket')!r}) {state}>"
+        cls = type(self)  # a subclass by its own name, as pyzmq names its sockets' subclasses
+        name = f"{cls.__module__}.{cls.__qualname__}" if cls is not ZMQStream else _REPR_NAME
+        return f"<{name}({self.__dict__.get('socket')!r}) {state}>"
 
     # -- receiving --------------------------------------------------------------------------
 
@@ -516,6 +539,21 @@ class ZMQStream:
             self.stop_on_recv()
         else:
             self.on_recv(lambda msg: callback(self, msg), copy=copy)
+
+    @property
+    def _recv_callback(self) -> Callable[[list[Any]], Any] | None:
+        """The receive callback (``on_recv_stream``'s wraps its own), None when not receiving.
+
+        The peer's attribute, read by programs that chain a callback of their own in front of
+        the one registered. Read-only: register with ``on_recv``.
+        """
+        receiver = self._receiver
+        return None if receiver is None else receiver.callback
+
+    @property
+    def _send_callback(self) -> Callable[[list[Any], Any], Any] | None:
+        """The ``on_send`` callback, or None: the peer's attribute. Read-only: see ``on_send``."""
+        return self._sender.callback
 
     def stop_on_recv(self) -> None:
         """Stop receiving (``on_recv(None)``); messages wait in the socket."""
@@ -934,8 +972,8 @@ class ZMQStream:
         unwatch the FD before the socket closes; a callback the loop runs meanwhile finds
         the stream closed. Should the loop stop before carrying it out (asyncio runs no
         callback left at its stop), the caller closes the socket if it sees the loop stopped
-        on return, a zmq_async socket's ``Context.term()`` does, and so does ``close()``
-        called again once the loop has stopped (pyzmq's own ``term()`` runs none of ours).
+        on return, the socket's ``Context.term()`` does (a plain ``zmq.Context``'s too: see
+        ``closes_at_term``), and so does ``close()`` called again once the loop has stopped.
         """
         loop = self._loop
         if _get_running_loop() is not loop and loop.is_running():
@@ -946,16 +984,25 @@ class ZMQStream:
             if receiver is not None:
                 receiver.active = False  # a drain in progress delivers no more
             closer = self._closer
-            if isinstance(closer, _AsyncioSocket):
-                # Should the loop stop before its next turn (asyncio runs no callback left at
-                # its stop), the socket's context's term() carries the close out.
-                closer._handed_close = (linger,)
+            # Should the loop stop before its next turn (asyncio runs no callback left at
+            # its stop), the socket's context's term() carries the close out.
+            self._handed_close = (linger,)
+            closes_at_term(closer.context, self)
             self._hand_off(self._close, linger, True)
             if not loop.is_running():
                 # Stopped meanwhile, perhaps before that turn: no loop uses the socket now.
                 self._close(linger, warn_late=True)
             return
         self._close(linger, warn_late=True)
+
+    def finish_handed_close(self) -> None:
+        """Wait until a close handed to the stream's loop (see :meth:`close`) is carried out;
+        carry it out here once that loop has stopped (for the socket's ``Context.term()``)."""
+        handed = self._handed_close
+        if handed is not None:
+            finish_when_stopped(
+                self._loop, lambda: self.socket is None, partial(self._close, *handed, True)
+            )
 
     def _close_listed(self) -> None:
         """``IOLoop.close(all_fds=True)`` closes the stream; the peer does not warn there."""

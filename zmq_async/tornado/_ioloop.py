@@ -12,7 +12,7 @@ import sys
 import weakref
 from typing import Any, Protocol
 
-__all__ = ["IOLoopEntry", "enlist", "io_loop_of", "unlist"]
+__all__ = ["IOLoopEntry", "enlist", "io_loop_of", "peer_attribute", "unlist"]
 
 
 class _Owner(Protocol):
@@ -66,6 +66,17 @@ def io_loop_of(loop: Any) -> Any:
     if ioloop is None:
         return None
     return getattr(ioloop.IOLoop, "_ioloop_for_asyncio", {}).get(loop)
+
+
+def peer_attribute(module: str, name: str) -> Any:
+    """A module ``__getattr__``: ``IOLoop`` is Tornado's, as on the peer module, imported only
+    when asked for (importing ours imports no Tornado). Raises AttributeError for other names.
+    """
+    if name == "IOLoop":
+        from tornado.ioloop import IOLoop
+
+        return IOLoop
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
 
 def enlist(owner: _Owner, io_loop: Any, fd: int, take_over: object = None) -> None:

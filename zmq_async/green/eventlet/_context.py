@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import eventlet.patcher  # type: ignore[import-untyped]
+from zmq.utils import garbage
+
 from zmq_async.green._base import GreenContext
 from zmq_async.green.eventlet._driver import current_hub
 from zmq_async.green.eventlet._socket import Socket
@@ -23,3 +26,27 @@ class Context(GreenContext[Socket]):
     _current_hub = staticmethod(current_hub)
     _instance: Any = None
     _instance_pid: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        _green_garbage_collector()
+
+
+#: Whether pyzmq's garbage collector was looked at in a monkeypatched process (once is enough).
+_collector_checked = False
+
+
+def _green_garbage_collector() -> None:
+    """In a program monkeypatched by eventlet, give pyzmq's zero-copy garbage collector one of
+    our contexts, as pyzmq does for gevent alone.
+
+    Its thread (started by the first zero-copy send) is then a green thread, and a plain
+    context's blocking receive there stopped the whole OS thread: the process hung, as it
+    does with ``eventlet.green.zmq``. A collector already given a context is left as it is.
+    """
+    global _collector_checked
+    if _collector_checked or not eventlet.patcher.is_monkey_patched("thread"):
+        return
+    _collector_checked = True  # first: the context made here comes back through __init__
+    if garbage.gc._context is None:
+        garbage.gc.context = Context()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 import eventlet.hubs  # type: ignore[import-untyped]
+import eventlet.patcher  # type: ignore[import-untyped]
 import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
@@ -16,6 +20,9 @@ from zmq_async.green._base import GreenHub
 __all__ = ["EventletDriver", "current_hub"]
 
 Callback = Callable[[], object]
+#: os.read and os.write as they are before eventlet patches them to wait in the hub.
+_os_read = eventlet.patcher.original("os").read
+_os_write = eventlet.patcher.original("os").write
 
 
 def _noop(*args: object) -> None:
@@ -40,25 +47,77 @@ class _FanOut:
             callback()
 
 
+class _Wake:
+    """A pipe its hub listens to, so that other OS threads can hand the hub callbacks and wake
+    it (eventlet has no thread-safe call_soon: a timer added from another thread waits until
+    the hub next wakes, which may be never). Made in the hub's thread."""
+
+    __slots__ = ("_read", "_write", "callbacks", "hub", "listener")
+
+    def __init__(self, hub: Any) -> None:
+        self.hub = hub
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self.callbacks: deque[Callback] = deque()
+        self.listener = hub.add(hub.READ, self._read, self._drain, _noop, _noop)
+
+    def call(self, callback: Callback) -> None:
+        """Call ``callback()`` from the hub soon; from any thread."""
+        self.callbacks.append(callback)
+        with contextlib.suppress(BlockingIOError):  # full: a wake is pending anyway
+            _os_write(self._write, b"\0")
+
+    def _drain(self, fileno: int) -> None:
+        with contextlib.suppress(BlockingIOError):
+            _os_read(self._read, 4096)
+        while self.callbacks:
+            # Each as a hub timer of its own: one that raises does not hold up the others.
+            self.hub.schedule_call_global(0, self.callbacks.popleft())
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # (the hub, or the interpreter, may be gone)
+            self.hub.remove(self.listener)
+        for fd in (self._read, self._write):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
 class EventletDriver:
     """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
 
-    __slots__ = ("__weakref__", "_fan_outs", "hub")
+    __slots__ = ("__weakref__", "_fan_outs", "_wake", "hub")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self._fan_outs: dict[tuple[int, bool], _FanOut] = {}
+        #: Made with the first watch (in the hub's thread), when someone may wait.
+        self._wake: _Wake | None = None
+
+    def call_from_thread(self, callback: Callback) -> None:
+        """Call ``callback()`` from the hub soon, waking it; from any OS thread."""
+        wake = self._wake
+        if wake is None:  # nothing ever waited here: no one to wake
+            self.call_soon(callback)
+        else:
+            wake.call(callback)
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        if self._wake is None:
+            self._wake = _Wake(self.hub)
         key = (fd, writable)
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
             fan_out = _FanOut()
-            hub = self.hub
-            fan_out.listener = hub.add(
-                hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop
-            )
+            fan_out.listener = self._listen(fd, fan_out, writable)
             self._fan_outs[key] = fan_out
+        else:
+            # The FD may be a new one that reuses the number of one closed under its
+            # watchers (a plain socket or a pipe closed under a poll, a shadow's socket): the
+            # OS dropped the old one's registration, the hub kept its listener, and only
+            # listening afresh puts the new FD in the OS's set.
+            self._unlisten(fan_out.listener)
+            fan_out.listener = self._listen(fd, fan_out, writable)
         fan_out.callbacks.append(callback)
 
     def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
@@ -69,7 +128,17 @@ class EventletDriver:
         fan_out.callbacks.remove(callback)
         if not fan_out.callbacks:
             del self._fan_outs[key]
-            self.hub.remove(fan_out.listener)
+            self._unlisten(fan_out.listener)
+
+    def _listen(self, fd: int, fan_out: _FanOut, writable: bool) -> Any:
+        hub = self.hub
+        return hub.add(hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop)
+
+    def _unlisten(self, listener: Any) -> None:
+        # KeyError, ValueError: the hub dropped it already (its poll saw the FD closed,
+        # POLLNVAL, and removed every listener of that FD).
+        with contextlib.suppress(KeyError, ValueError):
+            self.hub.remove(listener)
 
     def call_soon(self, callback: Callback) -> None:
         self.hub.schedule_call_global(0, callback)
@@ -88,13 +157,15 @@ def current_hub() -> GreenHub:
     hub = eventlet.hubs.get_hub()
     ours: GreenHub | None = getattr(_local, "hub", None)
     if ours is None or ours.driver.hub is not hub:  # type: ignore[attr-defined]
+        driver = EventletDriver(hub)
         ours = _local.hub = GreenHub(
-            EventletDriver(hub),
+            driver,
             hub.greenlet,
             getcurrent,
             hub.switch,
             lambda callback: hub.schedule_call_global(0, callback),
             eventlet.tpool.execute,
+            driver.call_from_thread,
         )
     else:
         ours.greenlet = hub.greenlet  # eventlet replaces a dead hub greenlet
