@@ -834,13 +834,15 @@ def closes_at_term(context: zmq.Context[Any] | None, closing: Any) -> None:
     if handed is None:
         handed = context.__dict__[_HANDED] = weakref.WeakSet()
         if "term" not in context.__dict__ and type(context).term is zmq.Context.term:
-            context_ref = weakref.ref(context)  # (no cycle through the hook)
+            # A strong reference: a weak one is already cleared when the cyclic collector
+            # finalizes a context in a cycle (an owner's __del__ calling destroy(), as
+            # jupyter_client's managers do), and term() then did nothing. The cycle through
+            # the hook ends with the term.
 
             def term() -> None:
-                ctx = context_ref()
-                if ctx is not None:
-                    finish_handed_closes(ctx)
-                    zmq.Context.term(ctx)
+                finish_handed_closes(context)
+                zmq.Context.term(context)
+                context.__dict__.pop("term", None)
 
             object.__setattr__(context, "term", term)
     handed.add(closing)
