@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import logging
 import os
 import random
 import subprocess
@@ -613,3 +614,44 @@ def test_a_hooked_plain_context_destroyed_by_the_cyclic_collector_is_terminated(
         gc.collect()
     unclosed = [str(w.message) for w in caught if "Unclosed context" in str(w.message)]
     assert not unclosed, unclosed
+
+
+@pytest.mark.timeout(20)
+def test_a_context_destroyed_under_a_stream_close_handed_to_its_loop_does_not_warn(
+    new_loop: Callable[[], asyncio.AbstractEventLoop], caplog: pytest.LogCaptureFixture
+) -> None:
+    """ipykernel's test_kernelapp.py::test_trio_loop (its MockKernel.destroy): streams closed
+    from the main thread while their loop runs in another (each close handed to that loop),
+    then ``context.destroy()``, which closes the sockets before the loop carries the closes
+    out. The user did call ``stream.close()``: no 'Unregistering FD ... after closing socket'
+    warning is due (raised from term(), it failed their test; from the loop, it was logged)."""
+    from zmq_async.stream import ZMQStream
+
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.bind("inproc://s16-destroy-under-handed-close")
+    owner = OwnerThread(new_loop)
+    streams: list[Any] = []
+
+    async def make() -> None:
+        streams.append(ZMQStream(sock))
+        streams[0].on_recv(lambda msg: None)  # it watches the FD
+
+    owner.loop.run_until_complete(make())
+    release = threading.Event()
+    owner.loop.call_soon(lambda: release.wait(WAIT))  # its next turn waits: destroy() is first
+    owner.start()
+    timer = threading.Timer(0.2, release.set)
+    try:
+        streams[0].close()  # handed to the owner loop
+        timer.start()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            ctx.destroy(linger=0)  # closes the socket; term() waits for the handed close
+        assert streams[0].closed()
+    finally:
+        release.set()
+        timer.cancel()
+        owner.stop()
+    failed = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not failed, failed

@@ -988,10 +988,12 @@ class ZMQStream:
             # its stop), the socket's context's term() carries the close out.
             self._handed_close = (linger,)
             closes_at_term(closer.context, self)
-            self._hand_off(self._close, linger, True)
+            # The user closed the stream, not its socket: no late-unregister warning when
+            # the socket is closed (ctx.destroy()) before the loop carries this out.
+            self._hand_off(self._close, linger, False)
             if not loop.is_running():
                 # Stopped meanwhile, perhaps before that turn: no loop uses the socket now.
-                self._close(linger, warn_late=True)
+                self._close(linger, warn_late=False)
             return
         self._close(linger, warn_late=True)
 
@@ -1001,7 +1003,7 @@ class ZMQStream:
         handed = self._handed_close
         if handed is not None:
             finish_when_stopped(
-                self._loop, lambda: self.socket is None, partial(self._close, *handed, True)
+                self._loop, lambda: self.socket is None, partial(self._close, *handed, False)
             )
 
     def _close_listed(self) -> None:
