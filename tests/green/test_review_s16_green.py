@@ -34,6 +34,16 @@ else:
     import zmq_async.green.eventlet as zmq
 """
 
+#: ``say(line)`` for a program that forks: one write (the parent's and the child's lines do
+#: not interleave) with the OS's write, not eventlet's green one, which first waits for fd 1
+#: in the hub: the child's hub shares the parent's epoll set (eventlet never renews it), so
+#: either process unregistering fd 1 there took it from the other, which then waited for ever.
+_SAY = r"""
+import posix
+def say(line):
+    posix.write(1, (line + "\n").encode())
+"""
+
 #: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
 #: main greenlet forks. args: what.
 _FORKED_WAIT = (
@@ -41,8 +51,9 @@ _FORKED_WAIT = (
     + r"""
 (what,) = args
 import zmq as plain
-def say(line):  # one write: the parent's and the child's lines do not interleave
-    os.write(1, (line + "\n").encode())
+"""
+    + _SAY
+    + r"""
 context = zmq.Context()
 pull = context.socket(zmq.PULL)
 pull.bind("inproc://forked-wait")
@@ -106,8 +117,9 @@ _FORKED_LEAVES_WATCHES = (
 import zmq as plain
 from zmq_async import _reactor
 _reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
-def say(line):
-    os.write(1, (line + "\n").encode())
+"""
+    + _SAY
+    + r"""
 plain_context = plain.Context()
 plain_pull = plain_context.socket(plain.PULL)
 plain_pull.bind("inproc://forked-watch")
