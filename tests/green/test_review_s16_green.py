@@ -34,6 +34,16 @@ else:
     import zmq_async.green.eventlet as zmq
 """
 
+#: ``say(line)`` for a program that forks: one write (the parent's and the child's lines do
+#: not interleave) with the OS's write, not eventlet's green one, which first waits for fd 1
+#: in the hub: the child's hub shares the parent's epoll set (eventlet never renews it), so
+#: either process unregistering fd 1 there took it from the other, which then waited for ever.
+_SAY = r"""
+import posix
+def say(line):
+    posix.write(1, (line + "\n").encode())
+"""
+
 #: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
 #: main greenlet forks. args: what.
 _FORKED_WAIT = (
@@ -41,8 +51,9 @@ _FORKED_WAIT = (
     + r"""
 (what,) = args
 import zmq as plain
-def say(line):  # one write: the parent's and the child's lines do not interleave
-    os.write(1, (line + "\n").encode())
+"""
+    + _SAY
+    + r"""
 context = zmq.Context()
 pull = context.socket(zmq.PULL)
 pull.bind("inproc://forked-wait")
@@ -92,7 +103,59 @@ lonely.connect(pulled.last_endpoint)
 with hub.Timeout(5):
     result = waiting.get() if flavour == "gevent" else waiting.wait()
 say(f"parent: {type(result).__name__}")
-os.waitpid(pid, 0)
+# No waitpid: the test's communicate() waits for the child, which holds the stdout pipe
+# (and patched gevent's cooperative waitpid can miss a child that exits this soon).
+"""
+)
+
+#: A greenlet polls a plain socket and a pipe; the main greenlet forks and waits until the
+#: child, whose poll fails, is done; only then is the pipe written to. Only its FD can wake the
+#: parent's poll in time (the re-check is pushed out of reach). args: none.
+_FORKED_LEAVES_WATCHES = (
+    _PROLOGUE
+    + r"""
+import zmq as plain
+from zmq_async import _reactor
+_reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
+"""
+    + _SAY
+    + r"""
+plain_context = plain.Context()
+plain_pull = plain_context.socket(plain.PULL)
+plain_pull.bind("inproc://forked-watch")
+readable, writer = os.pipe()
+
+def wait():
+    poller = zmq.Poller()
+    poller.register(plain_pull, zmq.POLLIN)
+    poller.register(readable, zmq.POLLIN)
+    try:
+        return poller.poll()
+    except RuntimeError as exc:
+        return exc
+
+waiting = hub.spawn(wait)
+hub.sleep(0.05)
+done, holder = os.pipe()
+pid = os.fork()
+if pid == 0:
+    if flavour == "gevent" and patching == "plain":
+        hub.reinit()
+    with hub.Timeout(5):
+        result = waiting.get() if flavour == "gevent" else waiting.wait()
+    hub.sleep(0.1)  # the child's hub runs on after the failed poll
+    say(f"child: {type(result).__name__}")
+    os.write(holder, b"x")
+    os._exit(0)
+os.read(done, 1)  # the child is done (blocking the whole parent: none of it must run)
+os.write(writer, b"x")
+started = time.monotonic()
+try:
+    with hub.Timeout(5):
+        result = waiting.get() if flavour == "gevent" else waiting.wait()
+    say(f"parent: {result} after {time.monotonic() - started:.3f} s")
+except hub.Timeout:
+    say("parent: timed out")
 """
 )
 
@@ -131,6 +194,19 @@ def test_a_greenlet_parked_when_the_process_forks_fails_in_the_child(green, what
     assert child[0].startswith("child: RuntimeError"), out + err
     assert "fork()" in child[0], child
     assert float(child[1].split()[2]) < 2.0, child  # at once: not a timeout
+
+
+@pytest.mark.timeout(60)
+def test_a_forked_child_leaves_the_parents_fd_watches_alone(green):
+    """eventlet never renews its hub at fork: the child's epoll set is the parent's. A child
+    that unregistered there the FDs of the waits it inherited (its failed poll stopping its
+    watch of a pipe) took them from the parent too: the parent's poll then slept through
+    the pipe's data. The child must only forget its watches."""
+    out, err = _run(green, _FORKED_LEAVES_WATCHES)
+    lines = out.splitlines()
+    assert "child: RuntimeError" in lines, out + err
+    parent = [line for line in lines if line.startswith("parent: ")]
+    assert len(parent) == 1 and parent[0].startswith("parent: [("), out + err
 
 
 # -- an FD number reused while the driver watches the old FD ---------------------------------

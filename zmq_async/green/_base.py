@@ -30,7 +30,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import Any, ClassVar, TypeGuard, TypeVar
+from typing import Any, ClassVar, Protocol, TypeGuard, TypeVar, cast
 
 import zmq
 from zmq.backend import Socket as _BackendSocket
@@ -46,6 +46,7 @@ __all__ = [
     "GreenPoller",
     "GreenSocket",
     "Wakeup",
+    "forget_hub_at_fork",
     "green_device",
     "green_proxy",
     "green_select",
@@ -293,6 +294,27 @@ def _fail_parked() -> None:
 os.register_at_fork(
     before=_before_fork, after_in_parent=_forget_parked, after_in_child=_fail_parked
 )
+
+
+class _Forgetting(Protocol):
+    def forget_all(self) -> None: ...
+
+
+def forget_hub_at_fork(local: Any) -> None:
+    """In every forked child, forget the forking thread's hub kept as ``local.hub``.
+
+    Its driver drops every watch without a word to the OS (``forget_all``): the FDs are the
+    parent's sockets', and a hub may share its epoll set with the parent until it renews it
+    (eventlet never does). Registered after :func:`_fail_parked`, so it runs after it.
+    """
+
+    def forget() -> None:
+        ours: GreenHub | None = getattr(local, "hub", None)
+        local.hub = None
+        if ours is not None:
+            cast(_Forgetting, ours.driver).forget_all()
+
+    os.register_at_fork(after_in_child=forget)
 
 
 class GreenSocket(ReactorSocket[Any]):

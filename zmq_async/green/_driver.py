@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable
 from typing import Any
 
@@ -12,7 +11,7 @@ from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub
+from zmq_async.green._base import GreenHub, forget_hub_at_fork
 
 __all__ = ["GeventDriver", "current_hub"]
 
@@ -99,17 +98,9 @@ def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
 _local = _thread.local()
 
 
-def _forget_after_fork() -> None:
-    """In a forked child: stop watching the parent's sockets' FDs (libev watches them
-    level-triggered: the parent's pending signals would make the child's hub spin)."""
-    ours: GreenHub | None = getattr(_local, "hub", None)
-    _local.hub = None
-    if ours is not None:
-        assert isinstance(ours.driver, GeventDriver)
-        ours.driver.forget_all()
-
-
-os.register_at_fork(after_in_child=_forget_after_fork)
+# In a forked child, stop watching the parent's sockets' FDs (libev watches them
+# level-triggered: the parent's pending signals would make the child's hub spin).
+forget_hub_at_fork(_local)
 
 
 def current_hub() -> GreenHub:

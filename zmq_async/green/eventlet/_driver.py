@@ -9,13 +9,14 @@ from collections.abc import Callable
 from typing import Any
 
 import eventlet.hubs  # type: ignore[import-untyped]
+import eventlet.hubs.hub  # type: ignore[import-untyped]
 import eventlet.patcher  # type: ignore[import-untyped]
 import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub
+from zmq_async.green._base import GreenHub, forget_hub_at_fork
 
 __all__ = ["EventletDriver", "current_hub"]
 
@@ -23,6 +24,9 @@ Callback = Callable[[], object]
 #: os.read and os.write as they are before eventlet patches them to wait in the hub.
 _os_read = eventlet.patcher.original("os").read
 _os_write = eventlet.patcher.original("os").write
+#: Takes a listener out of the hub's tables only, unlike the hub's own ``remove``, which also
+#: unregisters its FD from the hub's epoll (or poll) set.
+_drop_listener = eventlet.hubs.hub.BaseHub.remove
 
 
 def _noop(*args: object) -> None:
@@ -76,8 +80,9 @@ class _Wake:
             self.hub.schedule_call_global(0, self.callbacks.popleft())
 
     def __del__(self) -> None:
-        with contextlib.suppress(Exception):  # (the hub, or the interpreter, may be gone)
-            self.hub.remove(self.listener)
+        if self.listener is not None:  # (None: forgotten in a forked child)
+            with contextlib.suppress(Exception):  # (the hub, or the interpreter, may be gone)
+                self.hub.remove(self.listener)
         for fd in (self._read, self._write):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -130,6 +135,22 @@ class EventletDriver:
             del self._fan_outs[key]
             self._unlisten(fan_out.listener)
 
+    def forget_all(self) -> None:
+        """Drop every listener from the hub's tables, unregistering no FD (in a forked child).
+
+        eventlet does not renew its hub at fork: the child's epoll instance is the parent's,
+        and unregistering an FD there would stop the parent's hub watching it.
+        """
+        listeners = [fan_out.listener for fan_out in self._fan_outs.values()]
+        self._fan_outs.clear()
+        wake, self._wake = self._wake, None
+        if wake is not None:  # its pipe is the parent's too: the child must not drain it
+            listeners.append(wake.listener)
+            wake.listener = None
+        for listener in listeners:
+            with contextlib.suppress(KeyError, ValueError):
+                _drop_listener(self.hub, listener)
+
     def _listen(self, fd: int, fan_out: _FanOut, writable: bool) -> Any:
         hub = self.hub
         return hub.add(hub.WRITE if writable else hub.READ, fd, fan_out, _noop, _noop)
@@ -150,6 +171,7 @@ class EventletDriver:
 
 #: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
 _local = _thread.local()
+forget_hub_at_fork(_local)
 
 
 def current_hub() -> GreenHub:
