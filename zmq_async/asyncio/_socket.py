@@ -806,11 +806,8 @@ def _cancelling() -> bool:
 
 
 def finish_handed_closes(context: zmq.Context[Any]) -> None:
-    """Carry out the closes handed to loops that stopped first, for ``context.term()``."""
-    for socket in list(getattr(context, "_sockets", None) or ()):
-        # (Through __dict__: a socket inherited across fork() raises on any attribute.)
-        if isinstance(socket, Socket) and socket.__dict__.get("_handed_close") is not None:
-            socket.finish_handed_close()
+    """Carry out the closes handed to loops that stopped first, for ``context.term()``: those
+    :func:`closes_at_term` listed (every handed close of a socket or stream is)."""
     for closing in list(getattr(context, "__dict__", {}).get(_HANDED, ())):
         if not isinstance(closing, InheritedSocket):  # (the parent's, after a fork)
             closing.finish_handed_close()
