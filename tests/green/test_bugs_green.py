@@ -336,3 +336,82 @@ def test_a_poller_in_a_background_thread_does_not_hold_up_the_main_hub(green, zm
     waits = green.get(thread, timeout=20)
     assert time.monotonic() - start < 5.0
     assert max(waits) < 3.0, waits
+
+
+# -- other greenlets' work -------------------------------------------------------------------
+
+
+def _green_subprocess(green: Any) -> Any:
+    """The flavour's cooperative ``subprocess`` module."""
+    if green.name == "gevent":
+        import gevent.subprocess
+
+        return gevent.subprocess
+    import eventlet.green.subprocess
+
+    return eventlet.green.subprocess
+
+
+@pytest.mark.timeout(30)
+def test_requests_go_on_while_another_greenlet_runs_subprocesses(green, zmq, ctx):
+    """zerorpc#62 / gevent#282 (LostRemote while a background greenlet ran
+    gevent.subprocess.Popen(...).wait() in a loop: the RPC stalled). One greenlet starts
+    and reaps child processes (SIGCHLD, a child watcher) while the main one makes 100
+    REQ/REP round trips, each bounded by RCVTIMEO."""
+    subprocess = _green_subprocess(green)
+    rep = ctx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    req = ctx.socket(zmq.REQ)
+    req.connect(f"tcp://127.0.0.1:{port}")
+    req.rcvtimeo = rep.rcvtimeo = 5000
+    children: list[int] = []
+    stop: list[bool] = []
+
+    def spawner() -> None:
+        while not stop:
+            children.append(subprocess.Popen(["true"]).wait())
+
+    def server() -> None:
+        for _ in range(100):
+            rep.send(rep.recv())
+
+    background, answering = green.spawn(spawner), green.spawn(server)
+    for i in range(100):
+        req.send(b"%d" % i)
+        assert req.recv() == b"%d" % i
+        if i % 20 == 0:
+            green.sleep(0.01)  # let a child or two come and go meanwhile
+    stop.append(True)
+    green.get(answering)
+    green.get(background, timeout=10)
+    assert children and set(children) == {0}
+
+
+@pytest.mark.timeout(30)
+def test_a_patched_blocking_sleep_lets_heartbeats_through(green, zmq, ctx):
+    """zerorpc#37 (a long call in a monkeypatched server: the heartbeats must keep flowing
+    meanwhile). One greenlet does the program's own blocking work, ``time.sleep(0.5)`` (green
+    when patched: in the unpatched run it is gevent's or eventlet's sleep); a DEALER sends a
+    heartbeat every 20 ms that the ROUTER's greenlet answers."""
+    sleep = time.sleep if green.patched else green.sleep
+    router = ctx.socket(zmq.ROUTER)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.connect(f"tcp://127.0.0.1:{port}")
+    dealer.rcvtimeo = 5000
+
+    def answer() -> None:
+        while True:
+            identity, beat = router.recv_multipart()
+            router.send_multipart([identity, beat])
+
+    answering = green.spawn(answer)
+    worker = green.spawn(sleep, 0.5)
+    beats = 0
+    while not green.dead(worker):
+        dealer.send(b"beat")
+        assert dealer.recv() == b"beat"
+        beats += 1
+        green.sleep(0.02)
+    green.kill(answering)
+    assert beats >= 5, beats
