@@ -5,19 +5,20 @@ the whole list, with what each report became, is in the project's bgreen-reports
 
 from __future__ import annotations
 
-import socket as stdlib_socket
 import time
 from typing import Any
 
 import pytest
 
 
-def _dead_endpoint() -> str:
-    """A tcp endpoint no one listens on (a port the OS just gave and took back)."""
-    with stdlib_socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"tcp://127.0.0.1:{port}"
+def _connected(ctx: Any, zmq: Any, server: int, client: int) -> tuple[Any, Any]:
+    """A socket of type ``server`` bound on loopback tcp and one of type ``client``
+    connected to it: (server, client)."""
+    bound = ctx.socket(server)
+    port = bound.bind_to_random_port("tcp://127.0.0.1")
+    connected = ctx.socket(client)
+    connected.connect(f"tcp://127.0.0.1:{port}")
+    return bound, connected
 
 
 def _ticker(green: Any, ticks: list[float]) -> Any:
@@ -40,7 +41,7 @@ def _ticks_between(ticks: list[float], start: float, end: float) -> int:
 
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize("how", ["destroy", "close-then-term"])
-def test_a_lingering_term_blocks_only_its_greenlet(green, zmq, how):
+def test_a_lingering_term_blocks_only_its_greenlet(green, zmq, procs, how):
     """pyzmq#809 (zmq.green.Context.destroy freezes all greenthreads): a REQ with an unsent
     request to a peer that never comes, closed with a LINGER, then its context destroyed.
     libzmq's term waits out the linger; the other greenlets must run meanwhile."""
@@ -49,7 +50,7 @@ def test_a_lingering_term_blocks_only_its_greenlet(green, zmq, how):
     context = zmq.Context()
     req = context.socket(zmq.REQ)
     req.linger = 600
-    req.connect(_dead_endpoint())
+    req.connect(procs.free_endpoint())
     req.send_json({}, zmq.NOBLOCK)  # queued for the peer: the linger keeps it
     start = time.monotonic()
     if how == "destroy":
@@ -65,12 +66,12 @@ def test_a_lingering_term_blocks_only_its_greenlet(green, zmq, how):
     assert _ticks_between(ticks, start + 0.1, end - 0.1) >= 5, (end - start, len(ticks))
 
 
-def test_a_term_after_closes_without_linger_stays_in_the_greenlet(green, zmq):
+def test_a_term_after_closes_without_linger_stays_in_the_greenlet(green, zmq, procs):
     """The other side of pyzmq#809: sockets closed with linger 0 leave libzmq nothing to
     wait for, and ``destroy(linger=0)`` terminates at once, in the calling greenlet."""
     context = zmq.Context()
     req = context.socket(zmq.REQ)
-    req.connect(_dead_endpoint())
+    req.connect(procs.free_endpoint())
     req.send(b"x", zmq.NOBLOCK)
     others: list[int] = []
     other = green.spawn(others.append, 1)  # runs only if destroy() lets the hub run
@@ -132,11 +133,11 @@ def test_an_outer_timeout_is_not_swallowed_by_a_wait_with_its_own(green, zmq, pa
 
 
 @pytest.mark.timeout(30)
-def test_a_thousand_timed_out_calls_leave_nothing_behind(green, zmq, ctx):
+def test_a_thousand_timed_out_calls_leave_nothing_behind(green, zmq, ctx, procs):
     """zerorpc#236 (a client calling an unreachable server hung after about 1000 timeouts):
     a DEALER connected to no one, receives timing out 1000 times (RCVTIMEO and a Timeout
     in turn); then the server comes, and the socket works, with no waiter left queued."""
-    endpoint = _dead_endpoint()
+    endpoint = procs.free_endpoint()
     dealer = ctx.socket(zmq.DEALER)
     dealer.connect(endpoint)
     dealer.rcvtimeo = 1
@@ -198,10 +199,10 @@ def test_greenlets_retrying_noblock_sends_lose_nothing(green, zmq, ctx):
     assert sum(retries) > 0  # the queues did fill
 
 
-def test_a_send_waiting_for_its_first_peer_goes_when_it_connects(green, zmq, ctx):
+def test_a_send_waiting_for_its_first_peer_goes_when_it_connects(green, zmq, ctx, procs):
     """pyzmq#207/#199 (zmq.green missed the first send event: a send never woke): a PUSH
     with IMMEDIATE has nowhere to send; its blocked send goes once a peer binds."""
-    endpoint = _dead_endpoint()
+    endpoint = procs.free_endpoint()
     push = ctx.socket(zmq.PUSH)
     push.immediate = 1
     push.connect(endpoint)
@@ -219,10 +220,7 @@ def test_a_send_done_at_once_does_not_starve_a_waiting_recv(green, zmq, ctx):
     """pyzmq#1203/#1208 (a send that completed at once left a waiting recv unwoken): a
     DEALER's reader greenlet waits; the main one sends requests, each at once; the ROUTER's
     replies wake the reader every time."""
-    router = ctx.socket(zmq.ROUTER)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.connect(f"tcp://127.0.0.1:{port}")
+    router, dealer = _connected(ctx, zmq, zmq.ROUTER, zmq.DEALER)
     replies: list[bytes] = []
 
     def reader() -> None:
@@ -359,10 +357,7 @@ def test_requests_go_on_while_another_greenlet_runs_subprocesses(green, zmq, ctx
     and reaps child processes (SIGCHLD, a child watcher) while the main one makes 100
     REQ/REP round trips, each bounded by RCVTIMEO."""
     subprocess = _green_subprocess(green)
-    rep = ctx.socket(zmq.REP)
-    port = rep.bind_to_random_port("tcp://127.0.0.1")
-    req = ctx.socket(zmq.REQ)
-    req.connect(f"tcp://127.0.0.1:{port}")
+    rep, req = _connected(ctx, zmq, zmq.REP, zmq.REQ)
     req.rcvtimeo = rep.rcvtimeo = 5000
     children: list[int] = []
     stop: list[bool] = []
@@ -394,10 +389,7 @@ def test_a_patched_blocking_sleep_lets_heartbeats_through(green, zmq, ctx):
     when patched: in the unpatched run it is gevent's or eventlet's sleep); a DEALER sends a
     heartbeat every 20 ms that the ROUTER's greenlet answers."""
     sleep = time.sleep if green.patched else green.sleep
-    router = ctx.socket(zmq.ROUTER)
-    port = router.bind_to_random_port("tcp://127.0.0.1")
-    dealer = ctx.socket(zmq.DEALER)
-    dealer.connect(f"tcp://127.0.0.1:{port}")
+    router, dealer = _connected(ctx, zmq, zmq.ROUTER, zmq.DEALER)
     dealer.rcvtimeo = 5000
 
     def answer() -> None:
