@@ -5,6 +5,8 @@ the whole list, with what each report became, is in the project's bgreen-reports
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -79,6 +81,52 @@ def test_a_term_after_closes_without_linger_stays_in_the_greenlet(green, zmq, pr
     assert context.closed
     assert others == []  # no worker thread, no switch
     green.get(other)
+
+
+#: A program (argv: flavour, plain/patched, endpoint) whose REQ leaves a request unsent
+#: (LINGER 300 ms) and whose atexit handler destroys the context, as programs tidy up.
+_DESTROY_AT_EXIT = r"""
+import atexit, sys, warnings
+warnings.simplefilter("ignore")
+flavour, patching, endpoint = sys.argv[1:]
+if flavour == "gevent":
+    if patching == "patched":
+        from gevent import monkey; monkey.patch_all()
+    import zmq_async.green as zmq
+else:
+    import eventlet
+    if patching == "patched":
+        eventlet.monkey_patch()
+    import zmq_async.green.eventlet as zmq
+context = zmq.Context()
+req = context.socket(zmq.REQ)
+req.linger = 300
+req.connect(endpoint)
+req.send(b"unsent")
+
+def tidy_up():
+    context.destroy()
+    print("destroyed", context.closed, flush=True)
+
+atexit.register(tidy_up)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_lingering_destroy_in_an_atexit_handler(green, procs):
+    """pyzmq#809's destroy where programs often put it, in an atexit handler: there no
+    new worker thread may be had (gevent's threadpool, first imported then, fails with
+    "can't register atexit after shutdown"). It must still terminate, waiting out the
+    linger as a blocking program would."""
+    patching = "patched" if green.patched else "plain"
+    done = subprocess.run(
+        [sys.executable, "-c", _DESTROY_AT_EXIT, green.name, patching, procs.free_endpoint()],
+        capture_output=True,
+        text=True,
+        timeout=40,
+    )
+    assert done.stdout == "destroyed True\n", done.stdout + done.stderr
+    assert done.returncode == 0 and "Error" not in done.stderr, done.stderr
 
 
 @pytest.mark.timeout(20)

@@ -652,18 +652,24 @@ class GreenContext(zmq.Context[_SocketT]):
         linger is over: it then runs in a worker thread, so that the woken greenlets can
         close them and the others run meanwhile. A term() called meanwhile (from another
         greenlet) waits for that one, as it would in a blocking program: libzmq's term may
-        not run twice at once on one context.
+        not run twice at once on one context. Where no worker thread can be had (gevent's, in
+        an atexit handler) it waits in the caller, or raises that RuntimeError if sockets are
+        still open (the wait would never end).
         """
         self._release_sockets()
-        if (
-            self._lingering
-            or any(not s.closed for s in self._socket_list())
-            or self._terminating.locked()
-        ) and not self._finalizing:
+        open_sockets = any(not s.closed for s in self._socket_list())
+        if (open_sockets or self._lingering or self._terminating.locked()) and not self._finalizing:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
-                hub.run_blocking(self._term_once)
-                return
+                try:
+                    hub.run_blocking(self._term_once)
+                    return
+                except RuntimeError:
+                    # No worker thread (gevent's pool, first made in an atexit handler, fails
+                    # there): with no socket open the term ends with the linger, so wait here
+                    # as a blocking program would; with sockets open it would never end.
+                    if open_sockets:
+                        raise
         self._term_once()
 
     def _term_once(self) -> None:
