@@ -5,12 +5,15 @@ the whole list, with what each report became, is in the project's bgreen-reports
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
 from typing import Any
 
 import pytest
+
+from zmq_async._poller import PollWait
 
 
 def _connected(ctx: Any, zmq: Any, server: int, client: int) -> tuple[Any, Any]:
@@ -363,6 +366,30 @@ def test_a_poller_keeps_polling_after_one_socket_is_unregistered_and_closed(gree
     green.get(listener, timeout=10)
     assert got == [b"a", b"b", b"c"]
     assert errors in ([], [zmq.ENOTSOCK])
+
+
+@pytest.mark.timeout(30)
+def test_polls_cut_short_leave_nothing_behind(green, zmq, ctx):
+    """pyzmq#1888 and #1361 (zmq.asyncio: each poll cancelled before its event, of a socket
+    or of a Poller over two sockets, left its waiter behind: memory grew without bound),
+    the green way: 300 rounds of polls that time out or are cut short by a Timeout leave no
+    waiter queued and no poll alive."""
+    a, b = ctx.socket(zmq.PULL), ctx.socket(zmq.PULL)
+    a.bind("inproc://cut-short-a")
+    b.bind("inproc://cut-short-b")
+    poller = zmq.Poller()
+    poller.register(a, zmq.POLLIN)
+    poller.register(b, zmq.POLLIN)
+    for _ in range(300):
+        assert poller.poll(1) == []
+        assert a.poll(1) == 0
+        for wait in (lambda: poller.poll(1000), lambda: a.poll(1000)):
+            with pytest.raises(green.Timeout), green.Timeout(0.0005):
+                wait()
+    for sock in (a, b):
+        assert not sock._reactor.pollq and not sock._reactor.recvq
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, PollWait)]
 
 
 @pytest.mark.timeout(30)
