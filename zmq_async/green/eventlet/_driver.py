@@ -54,7 +54,9 @@ class _FanOut:
 class _Wake:
     """A pipe its hub listens to, so that other OS threads can hand the hub callbacks and wake
     it (eventlet has no thread-safe call_soon: a timer added from another thread waits until
-    the hub next wakes, which may be never). Made in the hub's thread."""
+    the hub next wakes, which may be never). Made in the hub's thread, and listened to only
+    while the driver watches an FD (no one waits otherwise): a hub whose sockets are all
+    closed has no listener left, as eventlet.green.zmq leaves it (eventlet's tests check)."""
 
     __slots__ = ("_read", "_write", "callbacks", "hub", "listener")
 
@@ -64,7 +66,19 @@ class _Wake:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self.callbacks: deque[Callback] = deque()
+        self.listener: Any = None
+
+    def listen(self) -> None:
+        """Listen to the pipe (a byte written meanwhile wakes the hub at once)."""
+        hub = self.hub
         self.listener = hub.add(hub.READ, self._read, self._drain, _noop, _noop)
+
+    def unlisten(self) -> None:
+        """Stop listening; callbacks handed meanwhile run as hub timers."""
+        listener, self.listener = self.listener, None
+        with contextlib.suppress(KeyError, ValueError):  # the hub dropped it (POLLNVAL)
+            self.hub.remove(listener)
+        self._drain(self._read)
 
     def call(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon; from any thread."""
@@ -102,14 +116,12 @@ class EventletDriver:
     def call_from_thread(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon, waking it; from any OS thread."""
         wake = self._wake
-        if wake is None:  # nothing ever waited here: no one to wake
+        if wake is None or wake.listener is None:  # nothing waits here: no one to wake
             self.call_soon(callback)
         else:
             wake.call(callback)
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
-        if self._wake is None:
-            self._wake = _Wake(self.hub)
         key = (fd, writable)
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
@@ -124,6 +136,11 @@ class EventletDriver:
             self._unlisten(fan_out.listener)
             fan_out.listener = self._listen(fd, fan_out, writable)
         fan_out.callbacks.append(callback)
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = _Wake(self.hub)
+        if wake.listener is None:  # the first watch since none: now someone may wait
+            wake.listen()
 
     def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
@@ -134,6 +151,8 @@ class EventletDriver:
         if not fan_out.callbacks:
             del self._fan_outs[key]
             self._unlisten(fan_out.listener)
+            if not self._fan_outs and self._wake is not None:
+                self._wake.unlisten()
 
     def forget_all(self) -> None:
         """Drop every listener from the hub's tables, unregistering no FD (in a forked child).
