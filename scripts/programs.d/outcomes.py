@@ -3,8 +3,8 @@
 One line per test as soon as it is known, so a run killed by its time limit still tells what
 ran. A test is "passed", "failed" (its body failed), "error" (setup or teardown failed) or
 "skipped" (xfail counts as skipped, xpass as passed). At the end, one line names the modules
-that the run's `zmq.asyncio` and `zmq.eventloop.zmqstream` really were (if it imported them),
-in $PROGRAMS_OUTCOMES.modules.
+that the run's `zmq.asyncio`, `zmq.eventloop.zmqstream` and the other peers (and ours) really
+were (those it imported), in $PROGRAMS_OUTCOMES.modules.
 """
 
 from __future__ import annotations
@@ -15,6 +15,12 @@ import sys
 from typing import Any
 
 _outcomes: dict[str, str] = {}
+#: The peers' modules, and ours that a test file imports itself when its import is switched.
+_MODULES = (
+    "zmq.asyncio", "zmq.eventloop.zmqstream", "zmq.eventloop.future", "zmq.green",
+    "eventlet.green.zmq", "zmq_anyio", "zmq_async.asyncio", "zmq_async.stream",
+    "zmq_async.tornado", "zmq_async.green", "zmq_async.green.eventlet", "zmq_async.zmq_anyio",
+)  # fmt: skip
 
 
 def _record(nodeid: str, outcome: str) -> None:
@@ -48,10 +54,6 @@ def pytest_sessionfinish() -> None:
     path = os.environ.get("PROGRAMS_OUTCOMES")
     if not path:
         return
-    modules = {
-        name: sys.modules[name].__name__
-        for name in ("zmq.asyncio", "zmq.eventloop.zmqstream")
-        if name in sys.modules
-    }
+    modules = {name: sys.modules[name].__name__ for name in _MODULES if name in sys.modules}
     with open(path + ".modules", "w", encoding="utf-8") as f:
         f.write(json.dumps(modules))
