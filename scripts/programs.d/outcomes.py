@@ -4,7 +4,8 @@ One line per test as soon as it is known, so a run killed by its time limit stil
 ran. A test is "passed", "failed" (its body failed), "error" (setup or teardown failed) or
 "skipped" (xfail counts as skipped, xpass as passed). At the end, one line names the modules
 that the run's `zmq.asyncio`, `zmq.eventloop.zmqstream` and the other peers (and ours) really
-were (those it imported), in $PROGRAMS_OUTCOMES.modules.
+were (those it imported), and "monkeypatched" if gevent or eventlet patched it, in
+$PROGRAMS_OUTCOMES.modules.
 """
 
 from __future__ import annotations
@@ -55,5 +56,12 @@ def pytest_sessionfinish() -> None:
     if not path:
         return
     modules = {name: sys.modules[name].__name__ for name in _MODULES if name in sys.modules}
+    # And whether the process was monkeypatched (the peer suites' "patched" rows must be).
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        modules["monkeypatched"] = "gevent"
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("socket"):
+        modules["monkeypatched"] = "eventlet"
     with open(path + ".modules", "w", encoding="utf-8") as f:
         f.write(json.dumps(modules))
