@@ -1,0 +1,772 @@
+"""Fault scenarios drawn from real bug reports: zmq-anyio, anyio and trio with ZeroMQ, and the
+pyzmq core misuse the async layers must survive.
+
+Each test names the report it reduces (``owner/repo#N``) and replays the reported scenario
+against zmq_async, on the layer the reporter used: anyio (on its asyncio and trio backends) or
+asyncio. The list of reports and their status is in the project's notes
+(``banyio-reports.md``). Every wait is bounded; the whole file runs in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import gc
+import signal
+import socket as stdlib_socket
+import threading
+import time
+import weakref
+from typing import Any
+
+import anyio
+import pytest
+import zmq
+
+import zmq_async.anyio as za
+import zmq_async.asyncio as zaio
+import zmq_async.zmq_anyio as zmq_anyio
+from zmq_async._reactor import SWEEP_MIN
+
+pytestmark = pytest.mark.timeout(30)
+
+#: Bound on anything that should be prompt; generous for a loaded 2-core machine.
+PROMPT = 5.0
+
+
+@pytest.fixture(
+    params=[pytest.param(("asyncio", {}), id="asyncio"), pytest.param(("trio", {}), id="trio")]
+)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """anyio tests here run on asyncio and trio (uvloop adds time and no scenario)."""
+    return request.param
+
+
+@pytest.fixture
+def tcp_pair(actx: za.Context) -> Any:
+    """``tcp_pair(bind_type, connect_type, **options)``: connected anyio sockets over tcp."""
+
+    def factory(bind_type: int, connect_type: int, **opts: Any) -> tuple[Any, Any]:
+        bound, connected = actx.socket(bind_type), actx.socket(connect_type)
+        for name, value in opts.items():
+            bound.set(getattr(zmq, name), value)
+            connected.set(getattr(zmq, name), value)
+        port = bound.bind_to_random_port("tcp://127.0.0.1")
+        connected.connect(f"tcp://127.0.0.1:{port}")
+        return bound, connected
+
+    return factory
+
+
+@pytest.fixture
+def aio_pair(ctx: zaio.Context) -> Any:
+    """``aio_pair(bind_type, connect_type)``: connected zmq_async.asyncio sockets over tcp."""
+
+    def factory(bind_type: int = zmq.PULL, connect_type: int = zmq.PUSH) -> tuple[Any, Any]:
+        bound, connected = ctx.socket(bind_type), ctx.socket(connect_type)
+        port = bound.bind_to_random_port("tcp://127.0.0.1")
+        connected.connect(f"tcp://127.0.0.1:{port}")
+        return bound, connected
+
+    return factory
+
+
+def _queued(sock: Any) -> tuple[int, int]:
+    """(live, held): the waiters the socket's reactor serves, and all it still holds (dead
+    ones are swept lazily, so ``held`` stays under :data:`SWEEP_MIN` plus twice ``live``)."""
+    reactor = getattr(sock, "_reactor", None)
+    if reactor is None:
+        return 0, 0
+    held = [*reactor.recvq, *reactor.sendq, *reactor.pollq]
+    return sum(not w.completion.done() for w in held), len(held)
+
+
+def _no_leak(*socks: Any) -> bool:
+    """No live waiter is left, and the dead ones held are bounded (not one per call)."""
+    return all(_queued(s)[0] == 0 and _queued(s)[1] <= SWEEP_MIN for s in socks)
+
+
+# -- lost wakeups: the edge-triggered FD ----------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_user_reading_events_does_not_strand_a_pending_recv(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#2173, aio-libs/aiozmq#157, oxen-io/oxen-mq#88: reading ``zmq.EVENTS``
+    consumes the FD's edge; a receive pending meanwhile must still complete."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    got: list[bytes] = []
+
+    async def receive() -> None:
+        got.append(await pull.recv())
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            await push.send(b"x")
+            for _ in range(50):  # the user polls EVENTS, as the reports' programs did
+                if pull.get(zmq.EVENTS) & zmq.POLLIN:
+                    break
+                await anyio.sleep(0.01)
+    assert got == [b"x"]
+
+
+@pytest.mark.anyio
+async def test_shadow_socket_consuming_the_edge_does_not_strand_a_recv(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#2173 (the touch we cannot see): a plain shadow of the socket reads EVENTS
+    while a receive waits; the waiter is still served (by the re-check, within its bound)."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    shadow = zmq.Socket.shadow(pull.underlying)
+    got: list[bytes] = []
+
+    async def receive() -> None:
+        got.append(await pull.recv())
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            await push.send(b"y")
+            for _ in range(100):
+                if shadow.get(zmq.EVENTS) & zmq.POLLIN:
+                    break
+                time.sleep(0.002)  # no checkpoint: the edge is gone before the loop looks
+    assert got == [b"y"]
+
+
+@pytest.mark.anyio
+async def test_router_echo_with_sends_in_spawned_tasks_loses_nothing(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1203 (and #1085, #1065, #1106): a ROUTER replies from spawned tasks while
+    a DEALER sends and receives concurrently; receives stopped resolving after a while."""
+    router, dealer = tcp_pair(zmq.ROUTER, zmq.DEALER)
+    n = 1500
+    replies: list[int] = []
+
+    async def server(tg: Any) -> None:
+        for _ in range(n):
+            ident, msg = await router.recv_multipart()
+            tg.start_soon(router.send_multipart, [ident, msg])
+
+    async def client_recv() -> None:
+        while len(replies) < n:
+            replies.append(int(await dealer.recv()))
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server, tg)
+            tg.start_soon(client_recv)
+            for i in range(n):
+                await dealer.send(b"%d" % i)
+    assert sorted(replies) == list(range(n))
+
+
+@pytest.mark.anyio
+async def test_inproc_receive_pending_before_the_peer_binds(actx: za.Context) -> None:
+    """zeromq/libzmq#1434: ZMQ_FD with inproc signals only after pending commands are
+    processed; a receive waiting before the binding peer exists must see its message."""
+    addr = f"inproc://bugs-anyio-late-bind-{id(actx)}"
+    pull = actx.socket(zmq.PULL)
+    pull.connect(addr)
+    got: list[bytes] = []
+
+    async def receive() -> None:
+        got.append(await pull.recv())
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            push = actx.socket(zmq.PUSH)
+            push.bind(addr)
+            await push.send(b"late")
+    assert got == [b"late"]
+
+
+# -- cancellation and timeouts ----------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_rcvtimeo_racing_cancellation_loses_no_message(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1925 and #918: ``recv_string`` with a tiny RCVTIMEO, cancelled as its
+    timeout fires: no error is left unretrieved and no message is lost."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull.rcvtimeo = 1
+    n = 200
+    got: list[str] = []
+
+    async def receiver() -> None:
+        while len(got) < n:
+            with anyio.move_on_after(0.001):
+                try:
+                    got.append(await pull.recv_string())
+                except zmq.Again:
+                    pass
+
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receiver)
+            for i in range(n):
+                await push.send_string(str(i))
+                if i % 10 == 0:
+                    await anyio.sleep(0.002)
+    assert sorted(got, key=int) == [str(i) for i in range(n)]
+
+
+@pytest.mark.anyio
+async def test_cancelled_polls_leave_no_waiter_behind(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1888: polls cancelled before any event stayed in the socket's queue."""
+    pull, _push = tcp_pair(zmq.PULL, zmq.PUSH)
+    for _ in range(3 * SWEEP_MIN):
+        with anyio.move_on_after(0):
+            await pull.poll()
+        with anyio.move_on_after(0.001):
+            await pull.recv()
+    await anyio.sleep(0.01)
+    assert _no_leak(pull)
+
+
+@pytest.mark.anyio
+async def test_poller_timeouts_on_several_sockets_leave_no_waiter(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#968 and #1361: ``Poller.poll(timeout)`` over sockets whose events never
+    arrive grew every socket's list of futures without bound."""
+    a, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    b, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    poller = za.Poller()
+    poller.register(a, zmq.POLLIN)
+    poller.register(b, zmq.POLLIN)
+    with anyio.fail_after(PROMPT):
+        for _ in range(3 * SWEEP_MIN):
+            assert await poller.poll(timeout=0.001) == []
+    assert _no_leak(a, b)
+
+
+@pytest.mark.anyio
+async def test_rcvtimeo_timer_does_not_keep_the_received_message(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1526: the RCVTIMEO timer of a receive that succeeded kept the received
+    message alive until the timeout passed (big messages piled up)."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull.rcvtimeo = 60_000
+    frames: list[Any] = []
+
+    async def receive() -> None:
+        frames.append(await pull.recv(copy=False))
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)  # the receive waits, with its timer
+            await push.send(b"big" * 1000)
+    ref = weakref.ref(frames.pop())
+    gc.collect()
+    assert ref() is None
+
+
+@pytest.mark.anyio
+async def test_noblock_multipart_on_full_socket_is_atomic(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#104, #891, #921: ``send_multipart(flags=NOBLOCK)`` on a full socket raises
+    ``zmq.Again`` at once and sends no part; ``recv_multipart(NOBLOCK)`` likewise."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH, SNDHWM=1, RCVHWM=1)
+    sent = 0
+    with anyio.fail_after(PROMPT):
+        with pytest.raises(zmq.Again):
+            while True:
+                await push.send_multipart([b"a", b"%d" % sent], flags=zmq.NOBLOCK)
+                sent += 1
+                if sent > 100_000:
+                    break
+        got = []
+        while len(got) < sent:
+            got.append(await pull.recv_multipart())
+    assert got == [[b"a", b"%d" % i] for i in range(sent)]
+    with pytest.raises(zmq.Again):
+        await pull.recv_multipart(zmq.NOBLOCK)
+
+
+# -- close, term and destroy with pending operations -------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_close_while_poll_pending_ends_it_with_a_catchable_error(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1305, #904: closing a socket while a task polls it raised an uncatchable
+    error (or hung); the poll must end promptly with an error the task can catch."""
+    pull, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    caught: list[BaseException] = []
+
+    async def poller() -> None:
+        try:
+            await pull.poll()
+        except zmq.ZMQError as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poller)
+            await anyio.sleep(0.05)
+            pull.close()
+    assert len(caught) == 1 and caught[0].errno == zmq.ENOTSOCK  # type: ignore[attr-defined]
+
+
+@pytest.mark.anyio
+async def test_closing_an_unregistered_socket_leaves_the_poller_working(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1114: closing a socket (unregistered first) while a Poller polls broke
+    the polling coroutine beyond catching. The poll in flight may end with a clear error
+    (zmq_poll's own rule: a closed socket in the set), which the loop catches; the poller
+    then serves the sockets still registered."""
+    s1, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    s2, push2 = tcp_pair(zmq.PULL, zmq.PUSH)
+    poller = za.Poller()
+    poller.register(s1, zmq.POLLIN)
+    poller.register(s2, zmq.POLLIN)
+    result: list[Any] = []
+
+    async def poll_loop() -> None:
+        while not result:
+            try:
+                result.extend(await poller.poll(timeout=PROMPT * 1000))
+            except zmq.ZMQError as exc:
+                assert exc.errno == zmq.ENOTSOCK
+
+    with anyio.fail_after(PROMPT * 2):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(poll_loop)
+            await anyio.sleep(0.05)
+            poller.unregister(s1)
+            s1.close()
+            await anyio.sleep(0.05)
+            await push2.send(b"still here")
+    assert result == [(s2, zmq.POLLIN)]
+    assert await s2.recv() == b"still here"
+
+
+@pytest.mark.anyio
+async def test_close_from_another_thread_while_recv_pending(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#1443, #233: closing a socket from another thread while it is in a receive
+    crashed the interpreter; here the receive ends with a clear error, promptly."""
+    pull, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    caught: list[BaseException] = []
+
+    async def receive() -> None:
+        try:
+            await pull.recv()
+        except zmq.ZMQError as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            await anyio.to_thread.run_sync(pull.close)
+    assert len(caught) == 1 and isinstance(caught[0], zmq.ZMQError)
+    assert pull.closed
+
+
+@pytest.mark.anyio
+async def test_destroy_from_another_thread_while_sockets_wait(actx: za.Context) -> None:
+    """zeromq/pyzmq#139: ``term``/``destroy`` in one thread closing sockets that wait in
+    another; every waiter ends with a clear error and destroy returns."""
+    a = actx.socket(zmq.PULL)
+    a.bind("tcp://127.0.0.1:*")
+    b = actx.socket(zmq.REQ)
+    b.set(zmq.IMMEDIATE, 1)  # no pipe until a peer answers: the send waits
+    b.connect("tcp://127.0.0.1:1")
+    errors: list[BaseException] = []
+
+    async def wait(coro: Any) -> None:
+        try:
+            await coro()
+        except zmq.ZMQError as exc:
+            errors.append(exc)
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait, a.recv)
+            tg.start_soon(wait, lambda: b.send(b"never"))
+            await anyio.sleep(0.05)
+            await anyio.to_thread.run_sync(lambda: actx.destroy(linger=0))
+    assert len(errors) == 2
+    assert actx.closed
+
+
+@pytest.mark.anyio
+async def test_destroy_in_loop_with_unsent_messages_does_not_hang(actx: za.Context) -> None:
+    """zeromq/pyzmq#102, #991, jupyter/jupyter_client#771: term hung on unsent messages (a
+    REQ to nowhere); ``destroy(linger=0)`` from the loop, with a receive of the same
+    context pending in another task, returns and ends the receive."""
+    req = actx.socket(zmq.REQ)
+    req.connect("tcp://127.0.0.1:1")
+    dealer = actx.socket(zmq.DEALER)
+    dealer.connect("tcp://127.0.0.1:1")
+    await dealer.send(b"queued, never sent")  # sits in the pipe
+    ended: list[str] = []
+
+    async def receive() -> None:
+        try:
+            await dealer.recv()
+        except zmq.ZMQError:
+            ended.append("recv")
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            actx.destroy(linger=0)
+    assert ended == ["recv"] and actx.closed
+
+
+@pytest.mark.anyio
+async def test_fd_reused_after_close_is_not_read_by_old_waiter(actx: za.Context) -> None:
+    """python-trio/trio#661 and #3520, agronholm/anyio#896: a task woken for an FD that was
+    closed meanwhile read from whatever the FD number now named. Close a socket whose
+    receive waits, open another that reuses the FD at once: each sees only its own."""
+    old = actx.socket(zmq.PULL)
+    old.bind_to_random_port("tcp://127.0.0.1")
+    old_fd = old.get(zmq.FD)
+    caught: list[BaseException] = []
+
+    async def receive_old() -> None:
+        try:
+            await old.recv()
+        except zmq.ZMQError as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive_old)
+            await anyio.sleep(0.05)
+            old.close()
+            new = actx.socket(zmq.PULL)  # likely at old_fd: libzmq reuses the number
+            new_port = new.bind_to_random_port("tcp://127.0.0.1")
+            push = actx.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{new_port}")
+            await push.send(b"for the new one")
+            assert await new.recv() == b"for the new one"
+    assert len(caught) == 1
+    assert isinstance(old_fd, int)
+
+
+# -- peers that go away, ROUTER_MANDATORY, REQ state ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_req_after_lost_reply_fails_clearly_then_recovers_relaxed(actx: za.Context) -> None:
+    """The lazy-pirate problem (REQ stuck after its server restarts; zeromq/pyzmq reports of
+    'Operation cannot be accomplished in current state'): a REQ whose reply never comes
+    times out with ``zmq.Again``, a second send fails at once with EFSM (never hangs), and
+    with REQ_RELAXED it can ask a restarted server again."""
+    rep = actx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    req = actx.socket(zmq.REQ)
+    req.rcvtimeo = 200
+    req.linger = 0
+    req.connect(f"tcp://127.0.0.1:{port}")
+    with anyio.fail_after(PROMPT):
+        await req.send(b"1")
+        assert await rep.recv() == b"1"
+        rep.close(linger=0)  # the server dies before replying
+        with pytest.raises(zmq.Again):
+            await req.recv()
+        with pytest.raises(zmq.ZMQError) as info:
+            await req.send(b"2")
+        assert info.value.errno == zmq.EFSM
+        req.close(linger=0)
+
+        relaxed = actx.socket(zmq.REQ)
+        relaxed.set(zmq.REQ_RELAXED, 1)
+        relaxed.set(zmq.REQ_CORRELATE, 1)
+        relaxed.rcvtimeo = 200
+        relaxed.linger = 0
+        rep = actx.socket(zmq.REP)
+        port = rep.bind_to_random_port("tcp://127.0.0.1")
+        relaxed.connect(f"tcp://127.0.0.1:{port}")
+        await relaxed.send(b"3")
+        assert await rep.recv() == b"3"
+        rep.close(linger=0)
+        with pytest.raises(zmq.Again):
+            await relaxed.recv()
+        rep = actx.socket(zmq.REP)  # the server restarts on the same port
+        rep.bind(f"tcp://127.0.0.1:{port}")
+        relaxed.rcvtimeo = int(PROMPT * 1000)
+        await relaxed.send(b"4")
+        assert await rep.recv() == b"4"
+        await rep.send(b"reply 4")
+        assert await relaxed.recv() == b"reply 4"
+
+
+@pytest.mark.anyio
+async def test_router_mandatory_unknown_peer_fails_at_once(tcp_pair: Any) -> None:
+    """ROUTER_MANDATORY (zeromq/libzmq's EHOSTUNREACH reports): a send to an unknown identity
+    fails with EHOSTUNREACH, neither hanging nor dropping silently; a known one goes."""
+    router, dealer = tcp_pair(zmq.ROUTER, zmq.DEALER)
+    router.set(zmq.ROUTER_MANDATORY, 1)
+    with anyio.fail_after(PROMPT):
+        with pytest.raises(zmq.ZMQError) as info:
+            await router.send_multipart([b"nobody", b"hello"])
+        assert info.value.errno == zmq.EHOSTUNREACH
+        await dealer.send(b"hi")
+        ident, msg = await router.recv_multipart()
+        await router.send_multipart([ident, b"back"])
+        assert await dealer.recv() == b"back"
+
+
+# -- zero-copy, trackers, recv_into -------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_copy_false_returns_frames_and_track_gives_a_tracker(tcp_pair: Any) -> None:
+    """ipython/ipykernel#1278 (copy=False must give ``zmq.Frame``), zeromq/pyzmq#1364
+    (``send(copy=False, track=True)`` must give a working ``MessageTracker``)."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    with anyio.fail_after(PROMPT):
+        tracker = await push.send(b"z" * 100_000, copy=False, track=True)
+        assert isinstance(tracker, zmq.MessageTracker)
+        frame = await pull.recv(copy=False)
+        assert isinstance(frame, zmq.Frame) and frame.bytes == b"z" * 100_000
+        while not tracker.done:
+            await anyio.sleep(0.01)
+        await push.send_multipart([b"a", b"b"])
+        frames = await pull.recv_multipart(copy=False)
+    assert [type(f) for f in frames] == [zmq.Frame, zmq.Frame]
+
+
+@pytest.mark.anyio
+async def test_recv_into_truncates_like_pyzmq_and_cancel_consumes_nothing(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#2057, #2081: ``recv_into`` returns the frame's size (truncating into a
+    small buffer, as pyzmq does); a cancelled one consumes nothing."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    buf = bytearray(4)
+    with anyio.fail_after(PROMPT):
+        with anyio.move_on_after(0.02):
+            await pull.recv_into(buf)
+        await push.send(b"abcdefgh")
+        assert await pull.recv_into(buf) == 8
+        assert bytes(buf) == b"abcd"
+        await push.send(b"xy")
+        assert await pull.recv_into(buf, nbytes=2) == 2
+    assert bytes(buf) == b"xycd"
+
+
+# -- loops, threads, scale, signals --------------------------------------------------------------
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_socket_made_before_any_loop_works_in_anyio_run(backend: str) -> None:
+    """zeromq/pyzmq#1558, #1547, #985: a socket made outside (before) the running loop hung
+    in ``poll``/``recv``; made before ``anyio.run``, it works inside it, on each backend."""
+    ctx = za.Context()
+    try:
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push.connect(f"tcp://127.0.0.1:{port}")
+        poller = za.Poller()
+        poller.register(pull, zmq.POLLIN)
+
+        async def main() -> list[Any]:
+            with anyio.fail_after(PROMPT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(push.send, b"x")
+                    events = await poller.poll()
+                return [events, await pull.recv()]
+
+        assert anyio.run(main, backend=backend) == [[(pull, zmq.POLLIN)], b"x"]
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.anyio
+async def test_too_many_sockets_is_a_clear_error_and_the_rest_still_work() -> None:
+    """zeromq/pyzmq#234, #570 (and QCG-PilotJob#41): past MAX_SOCKETS libzmq refuses a socket;
+    that must be a ``ZMQError`` (not an abort), and the sockets made work on."""
+    ctx = za.Context()
+    ctx.set(zmq.MAX_SOCKETS, 12)
+    try:
+        socks = []
+        with pytest.raises(zmq.ZMQError) as info:
+            for _ in range(20):
+                socks.append(ctx.socket(zmq.PAIR))
+        assert info.value.errno == errno.EMFILE
+        assert len(socks) == 12
+        a, b = socks[0], socks[1]
+        a.bind("inproc://bugs-anyio-max-sockets")
+        b.connect("inproc://bugs-anyio-max-sockets")
+        with anyio.fail_after(PROMPT):
+            await a.send(b"fine")
+            assert await b.recv() == b"fine"
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.anyio
+async def test_many_idle_waiting_sockets_one_is_served_promptly(actx: za.Context) -> None:
+    """davidbrochart's zmq-anyio (ipython/ipykernel#1291: a select thread per waiting socket):
+    hundreds of sockets wait at once; the one that gets a message is served promptly, and
+    cancelling all of them leaves nothing queued."""
+    n = 300
+    socks = [actx.socket(zmq.PULL) for _ in range(n)]
+    ports = [s.bind_to_random_port("tcp://127.0.0.1") for s in socks]
+    got: list[bytes] = []
+
+    async def receive(sock: Any) -> None:
+        got.append(await sock.recv())
+
+    push = actx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{ports[n // 2]}")
+    with anyio.fail_after(20):
+        async with anyio.create_task_group() as tg:
+            for s in socks:
+                tg.start_soon(receive, s)
+            await anyio.sleep(0.1)
+            await push.send(b"one")
+            while not got:
+                await anyio.sleep(0.01)
+            tg.cancel_scope.cancel()
+    assert got == [b"one"]
+    assert _no_leak(*socks)
+
+
+@pytest.mark.anyio
+async def test_signal_during_pending_recv_is_handled_and_recv_completes(tcp_pair: Any) -> None:
+    """zeromq/pyzmq#746, #679 (EINTR): a signal with a Python handler arriving while a receive
+    waits runs the handler and the receive goes on to get its message."""
+    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    fired: list[int] = []
+    old = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
+    got: list[bytes] = []
+
+    async def receive() -> None:
+        got.append(await pull.recv())
+
+    try:
+        with anyio.fail_after(PROMPT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(receive)
+                signal.setitimer(signal.ITIMER_REAL, 0.02)
+                while not fired:
+                    await anyio.sleep(0.01)
+                await push.send(b"after the signal")
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    assert fired == [signal.SIGALRM] and got == [b"after the signal"]
+
+
+@pytest.mark.anyio
+async def test_poller_raw_fd_readable_returns_before_the_timeout() -> None:
+    """zeromq/pyzmq#1865, #332: an async Poller with a raw fd returned its event only after
+    the whole timeout; it must return as the fd turns readable. An empty Poller sleeps its
+    timeout (zeromq/pyzmq#718), neither spinning nor hanging."""
+    a, b = stdlib_socket.socketpair()
+    try:
+        poller = za.Poller()
+        poller.register(a.fileno(), zmq.POLLIN)
+        start = time.monotonic()
+        with anyio.fail_after(PROMPT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(anyio.to_thread.run_sync, lambda: (time.sleep(0.05), b.send(b"!")))
+                events = await poller.poll(timeout=20_000)
+        assert events == [(a.fileno(), zmq.POLLIN)]
+        assert time.monotonic() - start < PROMPT
+        start = time.monotonic()
+        assert await za.Poller().poll(timeout=100) == []
+        assert 0.08 < time.monotonic() - start < PROMPT
+    finally:
+        a.close()
+        b.close()
+
+
+# -- zmq-anyio's own API -----------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_zmq_anyio_stop_with_pending_futures_does_not_hang() -> None:
+    """ipython/ipykernel#1377 ('Stop zmq sockets'), jupyter/jupyter_client#1046: a started
+    zmq-anyio socket with a pending ``arecv`` is closed: the future ends (cancelled, as the
+    peer does), the task group exits, nothing hangs."""
+    ctx = zmq.Context()
+    try:
+        pull = zmq_anyio.Socket(ctx.socket(zmq.PULL))
+        pull.bind("inproc://bugs-anyio-zmq-anyio-stop")
+        with anyio.fail_after(PROMPT):
+            async with pull:
+                future = pull.arecv()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(future.wait)
+                    await anyio.sleep(0.05)
+                    pull.close()
+        assert future.status is future.Status.CANCELLED
+    finally:
+        ctx.destroy(linger=0)
+
+
+# -- the asyncio layer, where those reporters were ---------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_asyncio_events_read_while_recv_pending(aio_pair: Any) -> None:
+    """zeromq/pyzmq#2173 on zmq.asyncio's drop-in: EVENTS read by the user mid-wait."""
+    pull, push = aio_pair()
+    fut = pull.recv()
+    await asyncio.sleep(0.05)
+    await push.send(b"x")
+    deadline = time.monotonic() + PROMPT
+    while not pull.get(zmq.EVENTS) & zmq.POLLIN and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    assert await asyncio.wait_for(fut, PROMPT) == b"x"
+
+
+@pytest.mark.asyncio
+async def test_asyncio_poll_future_cancelled_is_removed(aio_pair: Any) -> None:
+    """zeromq/pyzmq#1888, verbatim shape: ``socket.poll()`` futures cancelled at once."""
+    pull, _ = aio_pair()
+    for _ in range(3 * SWEEP_MIN):
+        future = pull.poll(flags=zmq.POLLIN)
+        future.cancel()
+        await asyncio.sleep(0)
+    assert _no_leak(pull)
+
+
+@pytest.mark.asyncio
+async def test_asyncio_send_from_a_thread_without_loop(aio_pair: Any) -> None:
+    """zeromq/pyzmq#1967 (PUBHandler logging from ``asyncio.to_thread``): a send from a
+    thread with no event loop must work or fail clearly, never hang or vanish."""
+    pull, push = aio_pair()
+    outcome: list[Any] = []
+
+    def in_thread() -> None:
+        try:
+            outcome.append(push.send(b"from a thread"))
+        except (RuntimeError, RuntimeWarning, zmq.ZMQError) as exc:  # pyzmq: RuntimeError
+            outcome.append(exc)
+
+    await asyncio.to_thread(in_thread)
+    assert len(outcome) == 1
+    if not isinstance(outcome[0], BaseException):
+        assert await asyncio.wait_for(pull.recv(), PROMPT) == b"from a thread"
+
+
+def test_asyncio_context_manager_with_open_socket_and_error_does_not_hang() -> None:
+    """zeromq/pyzmq#1757, #1167: ``with Context()`` left by an error with a socket open (a
+    receive pending on it) hung in term; it must exit and cancel the receive."""
+
+    async def main() -> None:
+        with pytest.raises(ValueError), zaio.Context() as ctx:
+            sock = ctx.socket(zmq.DEALER)
+            sock.connect("tcp://127.0.0.1:1")
+            pending = sock.recv()
+            await asyncio.sleep(0.01)
+            raise ValueError
+        assert sock.closed
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(pending, PROMPT)
+
+    done = threading.Event()
+
+    def run() -> None:
+        asyncio.run(main())
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(PROMPT * 2)
+    assert done.is_set()
+
