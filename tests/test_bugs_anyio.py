@@ -10,6 +10,7 @@ asyncio. The list of reports and their status is in the project's notes
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import gc
 import signal
@@ -196,11 +197,8 @@ async def test_rcvtimeo_racing_cancellation_loses_no_message(tcp_pair: Any) -> N
 
     async def receiver() -> None:
         while len(got) < n:
-            with anyio.move_on_after(0.001):
-                try:
-                    got.append(await pull.recv_string())
-                except zmq.Again:
-                    pass
+            with anyio.move_on_after(0.001), contextlib.suppress(zmq.Again):
+                got.append(await pull.recv_string())
 
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
@@ -503,9 +501,76 @@ async def test_router_mandatory_unknown_peer_fails_at_once(tcp_pair: Any) -> Non
             await router.send_multipart([b"nobody", b"hello"])
         assert info.value.errno == zmq.EHOSTUNREACH
         await dealer.send(b"hi")
-        ident, msg = await router.recv_multipart()
+        ident, _ = await router.recv_multipart()
         await router.send_multipart([ident, b"back"])
         assert await dealer.recv() == b"back"
+
+
+@pytest.mark.anyio
+async def test_rep_reply_to_a_vanished_req_does_not_hang(actx: za.Context) -> None:
+    """zeromq/pyzmq#527: a REP replying to a REQ that closed meanwhile hung at random; the
+    reply is dropped (zmq's rule) and the next REQ is served."""
+    rep = actx.socket(zmq.REP)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    with anyio.fail_after(PROMPT):
+        req = actx.socket(zmq.REQ)
+        req.connect(f"tcp://127.0.0.1:{port}")
+        await req.send(b"q1")
+        assert await rep.recv() == b"q1"
+        req.close(linger=0)
+        await anyio.sleep(0.05)
+        await rep.send(b"to nobody")
+        req = actx.socket(zmq.REQ)
+        req.connect(f"tcp://127.0.0.1:{port}")
+        await req.send(b"q2")
+        assert await rep.recv() == b"q2"
+        await rep.send(b"a2")
+        assert await req.recv() == b"a2"
+
+
+@pytest.mark.anyio
+async def test_router_mandatory_send_to_a_full_peer_waits_without_spinning(
+    actx: za.Context,
+) -> None:
+    """zeromq/libzmq#2037 and #1155 (ROUTER_MANDATORY: a send to a peer at its HWM fails with
+    EAGAIN): EVENTS shows POLLOUT (another peer is writable) while the send to the full one
+    cannot proceed. The send must wait without spinning the CPU, and go once the peer reads."""
+    addr = f"inproc://bugs-anyio-mandatory-{id(actx)}"
+    router = actx.socket(zmq.ROUTER)
+    router.set(zmq.ROUTER_MANDATORY, 1)
+    router.sndhwm = 1
+    router.bind(addr)
+    peers = {}
+    for name in (b"full", b"idle"):
+        dealer = peers[name] = actx.socket(zmq.DEALER)
+        dealer.identity = name
+        dealer.rcvhwm = 1
+        dealer.connect(addr)
+        await dealer.send(b"hello")
+    with anyio.fail_after(PROMPT):
+        for _ in peers:
+            await router.recv_multipart()
+        sent = 0
+        with pytest.raises(zmq.Again):
+            while sent < 100:
+                await router.send_multipart([b"full", b"%d" % sent], flags=zmq.NOBLOCK)
+                sent += 1
+        assert router.get(zmq.EVENTS) & zmq.POLLOUT  # (the idle peer could take one)
+        cpu = time.process_time()
+        with anyio.move_on_after(0.3) as scope:
+            await router.send_multipart([b"full", b"blocked"])
+        assert scope.cancelled_caught
+        assert time.process_time() - cpu < 0.15, "the waiting send spun"
+        got: list[bytes] = []
+
+        async def read_all() -> None:
+            while len(got) < sent + 1:
+                got.append(await peers[b"full"].recv())
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read_all)
+            await router.send_multipart([b"full", b"last"])
+    assert got == [b"%d" % i for i in range(sent)] + [b"last"]
 
 
 # -- zero-copy, trackers, recv_into -------------------------------------------------------------
@@ -571,6 +636,75 @@ def test_socket_made_before_any_loop_works_in_anyio_run(backend: str) -> None:
         assert anyio.run(main, backend=backend) == [[(pull, zmq.POLLIN)], b"x"]
     finally:
         ctx.destroy(linger=0)
+
+
+@pytest.mark.timeout(30)
+def test_socket_outlives_runs_of_both_backends_and_a_run_ended_mid_recv() -> None:
+    """zeromq/pyzmq#1002, #1003 (a timeout ended the loop with a receive pending, and the
+    program hung), #1558: one socket used by successive ``anyio.run`` on asyncio and trio,
+    some ended by a timeout while a receive waited: each next run is served."""
+    ctx = za.Context()
+    try:
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push.connect(f"tcp://127.0.0.1:{port}")
+
+        async def round_trip(i: int) -> bytes:
+            with anyio.fail_after(PROMPT):
+                await push.send(b"%d" % i)
+                return bytes(await pull.recv())
+
+        async def ended_mid_recv() -> None:
+            with anyio.fail_after(0.05):
+                await pull.recv()
+
+        for i, backend in enumerate(["asyncio", "trio", "asyncio", "trio"]):
+            with pytest.raises(TimeoutError):
+                anyio.run(ended_mid_recv, backend=backend)
+            assert anyio.run(round_trip, i, backend=backend) == b"%d" % i
+    finally:
+        ctx.destroy(linger=0)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("backend", ["asyncio", "trio"])
+def test_socket_of_a_loop_in_another_thread_refuses_clearly(backend: str) -> None:
+    """zeromq/pyzmq#2043, #1443 (one socket used from two threads crashed libzmq): while a
+    run in one thread waits on a socket, a run in another thread using it gets a clear
+    RuntimeError, and the first run's receive is still served."""
+    ctx = za.Context()
+    try:
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push.connect(f"tcp://127.0.0.1:{port}")
+        waiting = threading.Event()
+        got: list[bytes] = []
+
+        async def owner() -> None:
+            with anyio.fail_after(PROMPT):
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(lambda: _append(got, pull.recv()))
+                    await anyio.sleep(0.05)
+                    waiting.set()
+
+        thread = threading.Thread(target=anyio.run, args=(owner,), kwargs={"backend": backend})
+        thread.start()
+        assert waiting.wait(PROMPT)
+
+        async def intruder() -> None:
+            with anyio.fail_after(PROMPT), pytest.raises(RuntimeError, match="another thread"):
+                await pull.recv()
+
+        anyio.run(intruder, backend=backend)
+        anyio.run(push.send, b"for the owner", backend=backend)
+        thread.join(PROMPT * 2)
+        assert got == [b"for the owner"]
+    finally:
+        ctx.destroy(linger=0)
+
+
+async def _append(into: list[Any], awaitable: Any) -> None:
+    into.append(await awaitable)
 
 
 @pytest.mark.anyio
@@ -770,3 +904,68 @@ def test_asyncio_context_manager_with_open_socket_and_error_does_not_hang() -> N
     thread.join(PROMPT * 2)
     assert done.is_set()
 
+
+# -- one libzmq socket, several Python sockets: closing one ends the others' waits ----------------
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("closer", ["original", "shadow"])
+async def test_closing_one_handle_ends_the_waits_of_its_shadows(
+    actx: za.Context, closer: str
+) -> None:
+    """zeromq/pyzmq#1443, ipython/ipykernel#1291 (zmq-anyio wraps a socket others hold):
+    one libzmq socket behind two of our sockets (``Socket.shadow``), one waits in a receive
+    while the other is closed. The waiter must end at once with ENOTSOCK: left behind, it
+    watched a closed FD and held a freed socket address, so the next socket made (which
+    may get both) had its messages taken by the stale waiter (seen on asyncio)."""
+    original = actx.socket(zmq.PULL)
+    original.bind_to_random_port("tcp://127.0.0.1")
+    shadow = za.Socket.shadow(original.underlying)
+    waiting, closing = (shadow, original) if closer == "original" else (original, shadow)
+    caught: list[BaseException] = []
+
+    async def receive() -> None:
+        try:
+            await waiting.recv()
+        except zmq.ZMQError as exc:
+            caught.append(exc)
+
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(receive)
+            await anyio.sleep(0.05)
+            closing.close()
+            for _ in range(5):
+                await anyio.sleep(0)
+            assert len(caught) == 1, "the wait on the closed socket goes on"
+            assert caught[0].errno == zmq.ENOTSOCK  # type: ignore[attr-defined]
+        for i in range(10):  # new sockets, likely at the closed one's FD and address
+            pull, push = actx.socket(zmq.PULL), actx.socket(zmq.PUSH)
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            push.connect(f"tcp://127.0.0.1:{port}")
+            await push.send(b"%d" % i)
+            assert await pull.recv() == b"%d" % i
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("closer", ["original", "shadow"])
+async def test_asyncio_closing_one_handle_cancels_its_shadows_futures(
+    ctx: zaio.Context, closer: str
+) -> None:
+    """The same on zmq_async.asyncio, where the stale Future of the shadow took the message
+    of the next socket made (whose own receive then timed out)."""
+    original = ctx.socket(zmq.PULL)
+    original.bind_to_random_port("tcp://127.0.0.1")
+    shadow = zaio.Socket.shadow(original.underlying)
+    waiting, closing = (shadow, original) if closer == "original" else (original, shadow)
+    future = waiting.recv()
+    await asyncio.sleep(0.05)
+    closing.close()
+    await asyncio.sleep(0)
+    assert future.cancelled(), "the receive of the closed socket still waits"
+    for i in range(10):
+        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push.connect(f"tcp://127.0.0.1:{port}")
+        await push.send(b"%d" % i)
+        assert await asyncio.wait_for(pull.recv(), PROMPT) == b"%d" % i

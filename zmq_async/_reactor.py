@@ -74,7 +74,16 @@ from zmq.backend import zmq_poll as _zmq_poll
 
 from zmq_async import _ops
 
-__all__ = ["BATCH", "Completion", "Driver", "Reactor", "Rechecker", "TimerHandle", "Waiter"]
+__all__ = [
+    "BATCH",
+    "Completion",
+    "Driver",
+    "Reactor",
+    "Rechecker",
+    "TimerHandle",
+    "Waiter",
+    "take_siblings",
+]
 
 #: Operations one dispatch may serve before it yields to the loop (rule 3).
 BATCH = 64
@@ -239,6 +248,7 @@ class Reactor:
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         _live.add(self)
+        _by_handle.setdefault(socket.underlying, weakref.WeakSet()).add(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -900,6 +910,26 @@ _live: weakref.WeakSet[Reactor] = weakref.WeakSet()
 def live_reactors() -> list[Reactor]:
     """The reactors alive in this process, for the fork handler."""
     return list(_live)
+
+
+#: The reactors of each libzmq socket, by its address: one per Python socket of ours on it
+#: (a socket and its shadows). The whole group goes when that libzmq socket is closed.
+_by_handle: dict[int, weakref.WeakSet[Reactor]] = {}
+
+
+def take_siblings(reactor: Reactor) -> list[Reactor]:
+    """The other open reactors of ``reactor``'s libzmq socket, which is closing now.
+
+    Forgets the group, so that a socket made later at the same address starts its own. Empty
+    if ``reactor`` is not in its address's group: its socket was closed before, and the
+    address may be another socket's now.
+    """
+    handle = reactor.socket.underlying
+    group = _by_handle.get(handle)
+    if group is None or reactor not in group:
+        return []
+    del _by_handle[handle]
+    return [other for other in group if other is not reactor and not other.closed]
 
 
 def _timeout(milliseconds: int) -> float | None:

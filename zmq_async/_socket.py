@@ -25,9 +25,10 @@ from warnings import warn as _warn
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async._reactor import Reactor, live_reactors
+from zmq_async import _thread
+from zmq_async._reactor import Reactor, live_reactors, take_siblings
 
-__all__ = ["ReactorSocket", "closes_first", "inherited_error"]
+__all__ = ["ReactorSocket", "closed_error", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -106,6 +107,48 @@ class ReactorSocket(zmq.Socket[_T]):
             self._reactor.invalidate_timeouts()
 
     setsockopt = set
+
+    def close(self, linger: int | None = None) -> None:
+        """Close the socket, as ``zmq.Socket.close``; first end the waits of its shadows.
+
+        Other sockets of ours on the same libzmq socket (``shadow``, ``from_socket``) would
+        otherwise keep waiting on its closed FD, with its freed address: the next socket made
+        may get both, and a stale waiter would take its messages. Those served in this thread
+        (or by no running loop) are closed now, their waiters failed as each layer fails them
+        on close; one of a loop running in another thread is left to that loop's re-check.
+        """
+        reactor = self.__dict__.get("_reactor")
+        if reactor is not None:
+            for sibling in take_siblings(reactor):
+                if _closable_here(sibling.driver):
+                    owner = None if sibling.owner is None else sibling.owner()
+                    # The future-returning layers say how (their _close_error; None: cancel).
+                    layer_error = getattr(owner, "_close_error", closed_error)
+                    sibling.close(layer_error() if callable(layer_error) else closed_error())
+        super().close(linger)
+
+
+def closed_error() -> zmq.ZMQError:
+    """The error of an operation that waited on a socket closed meanwhile."""
+    return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
+
+
+def _closable_here(driver: Any) -> bool:
+    """Whether a reactor of ``driver`` may be closed (stop watching its FD) in this thread.
+
+    Yes with no driver (it never waited), on an asyncio loop that is not running or runs in
+    this thread, and in a trio run of this thread or one that is over. Not with another
+    framework's driver: its hub is left to find the socket closed.
+    """
+    if driver is None:
+        return True
+    running_here = getattr(driver, "running_here", None)
+    if running_here is not None:  # asyncio's driver
+        return not driver.loop.is_running() or bool(running_here())
+    thread = getattr(driver, "thread", None)
+    if isinstance(thread, int):  # trio's driver
+        return thread == _thread.get_ident() or not driver.alive()
+    return False
 
 
 def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:
