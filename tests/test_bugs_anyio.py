@@ -832,6 +832,36 @@ async def test_zmq_anyio_stop_with_pending_futures_does_not_hang() -> None:
         ctx.destroy(linger=0)
 
 
+@pytest.mark.anyio
+async def test_zmq_anyio_socket_whose_task_group_ended_refuses_every_call() -> None:
+    """jupyter-server/jupyverse#468: a zmq-anyio socket started in a task group that has
+    ended; ``apoll``/``arecv`` raised RuntimeError (a 500 error in jupyverse). Every later
+    call must raise too: the first one left its operation queued with no task to run it,
+    so the next calls returned Futures that never completed, messages or not."""
+    ctx = zmq.Context()
+    try:
+        push = ctx.socket(zmq.PUSH)
+        push.bind("inproc://bugs-anyio-ended-group")
+        async with anyio.create_task_group() as tg:
+            pull = zmq_anyio.Socket(ctx.socket(zmq.PULL), task_group=tg)
+            pull.connect("inproc://bugs-anyio-ended-group")
+            await pull.start()
+        for _ in range(3):
+            with pytest.raises(RuntimeError, match="not active"):
+                pull.arecv()
+        with pytest.raises(RuntimeError, match="not active"):
+            pull.apoll(1000)
+        push.send(b"now there is one")
+        with anyio.fail_after(PROMPT):
+            while not pull.poll(0):
+                await anyio.sleep(0.01)
+        future = pull.arecv()  # tried at once: it completes, no task needed
+        assert future.return_value == b"now there is one"
+        pull.close()
+    finally:
+        ctx.destroy(linger=0)
+
+
 # -- the asyncio layer, where those reporters were ---------------------------------------------
 
 
