@@ -862,6 +862,26 @@ async def test_zmq_anyio_socket_whose_task_group_ended_refuses_every_call() -> N
         ctx.destroy(linger=0)
 
 
+@pytest.mark.anyio
+async def test_zmq_anyio_wrapped_socket_closed_ends_pending_future() -> None:
+    """ipython/ipykernel#1291 (zmq-anyio wraps the kernel's plain sockets, which its
+    shutdown closes): the plain socket closed while an ``arecv`` waits. zmq-anyio 0.4.1
+    leaves that Future pending for ever (reproduced); ours cancels it at once."""
+    ctx = zmq.Context()
+    try:
+        plain = ctx.socket(zmq.PULL)
+        plain.bind("inproc://bugs-anyio-wrapped-closed")
+        with anyio.fail_after(PROMPT):
+            async with zmq_anyio.Socket(plain) as pull:
+                future = pull.arecv()
+                await anyio.sleep(0.02)
+                plain.close()
+                await future.wait()
+        assert future.status is future.Status.CANCELLED and pull.closed
+    finally:
+        ctx.destroy(linger=0)
+
+
 # -- the asyncio layer, where those reporters were ---------------------------------------------
 
 
