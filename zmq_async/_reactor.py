@@ -248,7 +248,7 @@ class Reactor:
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         _live.add(self)
-        _by_handle.setdefault(socket.underlying, weakref.WeakSet()).add(self)
+        _join_group(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -915,6 +915,16 @@ def live_reactors() -> list[Reactor]:
 #: The reactors of each libzmq socket, by its address: one per Python socket of ours on it
 #: (a socket and its shadows). The whole group goes when that libzmq socket is closed.
 _by_handle: dict[int, weakref.WeakSet[Reactor]] = {}
+
+
+def _join_group(reactor: Reactor) -> None:
+    """Put ``reactor`` in the group of its libzmq socket's address."""
+    if len(_by_handle) > 2 * len(_live) + SWEEP_MIN:
+        # Groups of sockets collected without a close (their reactors gone) empty out but
+        # stay: drop them now and then, so the dict tracks the sockets alive.
+        for handle in [handle for handle, group in _by_handle.items() if not group]:
+            del _by_handle[handle]
+    _by_handle.setdefault(reactor.socket.underlying, weakref.WeakSet()).add(reactor)
 
 
 def take_siblings(reactor: Reactor) -> list[Reactor]:

@@ -117,8 +117,8 @@ class ReactorSocket(zmq.Socket[_T]):
         (or by no running loop) are closed now, their waiters failed as each layer fails them
         on close; one of a loop running in another thread is left to that loop's re-check.
         """
-        reactor = self.__dict__.get("_reactor")
-        if reactor is not None:
+        reactor = getattr(self, "_reactor", None)  # (a slot in some layers)
+        if isinstance(reactor, Reactor):
             for sibling in take_siblings(reactor):
                 if _closable_here(sibling.driver):
                     owner = None if sibling.owner is None else sibling.owner()
