@@ -386,6 +386,35 @@ async def test_destroy_from_another_thread_while_sockets_wait(actx: za.Context) 
 
 
 @pytest.mark.anyio
+async def test_term_from_another_thread_wakes_waiters_with_eterm(actx: za.Context) -> None:
+    """zeromq/pyzmq#991, #139 (term blocks until every socket is closed): ``ctx.term()`` in
+    another thread while tasks wait; each wait ends with ContextTerminated, the task closes
+    its socket (the documented pattern), and term returns."""
+    pull = actx.socket(zmq.PULL)
+    pull.bind_to_random_port("tcp://127.0.0.1")
+    sub = actx.socket(zmq.SUB)
+    sub.connect("tcp://127.0.0.1:1")
+    ended: list[str] = []
+
+    async def wait_then_close(sock: Any, name: str) -> None:
+        try:
+            await sock.recv()
+        except zmq.ContextTerminated:
+            ended.append(name)
+            sock.close()
+
+    termed = threading.Event()
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait_then_close, pull, "pull")
+            tg.start_soon(wait_then_close, sub, "sub")
+            await anyio.sleep(0.05)
+            threading.Thread(target=lambda: (actx.term(), termed.set()), daemon=True).start()
+        assert await anyio.to_thread.run_sync(termed.wait, PROMPT)
+    assert sorted(ended) == ["pull", "sub"]
+
+
+@pytest.mark.anyio
 async def test_destroy_in_loop_with_unsent_messages_does_not_hang(actx: za.Context) -> None:
     """zeromq/pyzmq#102, #991, jupyter/jupyter_client#771: term hung on unsent messages (a
     REQ to nowhere); ``destroy(linger=0)`` from the loop, with a receive of the same
@@ -591,6 +620,27 @@ async def test_copy_false_returns_frames_and_track_gives_a_tracker(tcp_pair: Any
         await push.send_multipart([b"a", b"b"])
         frames = await pull.recv_multipart(copy=False)
     assert [type(f) for f in frames] == [zmq.Frame, zmq.Frame]
+
+
+@pytest.mark.anyio
+async def test_frame_received_without_copy_outlives_its_socket_and_context() -> None:
+    """zeromq/pyzmq#87 (a buffer from ``recv(copy=False)`` freed early and overwritten): a
+    Frame received by our layer stays intact after its socket closes and its context is
+    destroyed, and after more messages reuse the socket's memory."""
+    ctx = za.Context()
+    pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
+    pull.bind("inproc://bugs-anyio-frame-lifetime")
+    push.connect("inproc://bugs-anyio-frame-lifetime")
+    with anyio.fail_after(PROMPT):
+        await push.send(b"A" * 70_000)
+        frame = await pull.recv(copy=False)
+        view = frame.buffer
+        for _ in range(20):
+            await push.send(b"B" * 70_000)
+            await pull.recv(copy=False)
+    ctx.destroy(linger=0)
+    gc.collect()
+    assert bytes(view) == b"A" * 70_000 and frame.bytes == b"A" * 70_000
 
 
 @pytest.mark.anyio
