@@ -121,16 +121,26 @@ class ReactorSocket(zmq.Socket[_T]):
         if isinstance(reactor, Reactor):
             for sibling in take_siblings(reactor):
                 if _closable_here(sibling.driver):
-                    owner = None if sibling.owner is None else sibling.owner()
-                    # The future-returning layers say how (their _close_error; None: cancel).
-                    layer_error = getattr(owner, "_close_error", closed_error)
-                    sibling.close(layer_error() if callable(layer_error) else closed_error())
+                    sibling.close(_close_error_of(sibling))
         super().close(linger)
 
 
 def closed_error() -> zmq.ZMQError:
     """The error of an operation that waited on a socket closed meanwhile."""
     return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
+
+
+def _close_error_of(reactor: Reactor) -> BaseException | None:
+    """What the waiters of ``reactor``, whose socket another closed, fail with.
+
+    As its layer fails them on close (the future-returning ones: None, cancelled); those of
+    a reactor with no socket of ours (a stream's, a poller's) are cancelled.
+    """
+    owner = None if reactor.owner is None else reactor.owner()
+    if owner is None:
+        return None
+    layer_error = getattr(owner, "_close_error", closed_error)
+    return layer_error() if callable(layer_error) else closed_error()
 
 
 def _closable_here(driver: Any) -> bool:
