@@ -18,6 +18,7 @@ import socket as stdlib_socket
 import threading
 import time
 import weakref
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -43,33 +44,28 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
     return request.param
 
 
-@pytest.fixture
-def tcp_pair(actx: za.Context) -> Any:
-    """``tcp_pair(bind_type, connect_type, **options)``: connected anyio sockets over tcp."""
+async def _outcomes_while(
+    waits: list[Callable[[], Awaitable[Any]]],
+    act: Callable[[list[Any]], Awaitable[None]],
+) -> list[Any]:
+    """Start each of ``waits`` in a task; once they wait, ``act(outcomes)``. Returns what
+    ended each wait, in that order: its result, or the ZMQError it raised. Bounded by PROMPT.
+    """
+    outcomes: list[Any] = []
 
-    def factory(bind_type: int, connect_type: int, **opts: Any) -> tuple[Any, Any]:
-        bound, connected = actx.socket(bind_type), actx.socket(connect_type)
-        for name, value in opts.items():
-            bound.set(getattr(zmq, name), value)
-            connected.set(getattr(zmq, name), value)
-        port = bound.bind_to_random_port("tcp://127.0.0.1")
-        connected.connect(f"tcp://127.0.0.1:{port}")
-        return bound, connected
+    async def wait(op: Callable[[], Awaitable[Any]]) -> None:
+        try:
+            outcomes.append(await op())
+        except zmq.ZMQError as exc:
+            outcomes.append(exc)
 
-    return factory
-
-
-@pytest.fixture
-def aio_pair(ctx: zaio.Context) -> Any:
-    """``aio_pair(bind_type, connect_type)``: connected zmq_async.asyncio sockets over tcp."""
-
-    def factory(bind_type: int = zmq.PULL, connect_type: int = zmq.PUSH) -> tuple[Any, Any]:
-        bound, connected = ctx.socket(bind_type), ctx.socket(connect_type)
-        port = bound.bind_to_random_port("tcp://127.0.0.1")
-        connected.connect(f"tcp://127.0.0.1:{port}")
-        return bound, connected
-
-    return factory
+    with anyio.fail_after(PROMPT):
+        async with anyio.create_task_group() as tg:
+            for op in waits:
+                tg.start_soon(wait, op)
+            await anyio.sleep(0.05)
+            await act(outcomes)
+    return outcomes
 
 
 def _queued(sock: Any) -> tuple[int, int]:
@@ -99,52 +95,26 @@ def _read_events_until_pollin(sock: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_user_reading_events_does_not_strand_a_pending_recv(tcp_pair: Any) -> None:
+@pytest.mark.parametrize("reader", ["the socket", "a plain shadow"])
+async def test_events_read_while_a_recv_waits_does_not_strand_it(apair: Any, reader: str) -> None:
     """zeromq/pyzmq#2173, aio-libs/aiozmq#157, oxen-io/oxen-mq#88: reading ``zmq.EVENTS``
-    consumes the FD's edge; a receive pending meanwhile must still complete."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
-    got: list[bytes] = []
+    consumes the FD's edge; a receive pending meanwhile must still complete. Through a
+    plain shadow, a touch we cannot see, it is served by the re-check (within its bound)."""
+    pull, push = apair(zmq.PULL, zmq.PUSH)
+    events_reader = pull if reader == "the socket" else zmq.Socket.shadow(pull.underlying)
 
-    async def receive() -> None:
-        got.append(await pull.recv())
+    async def send_and_read_events(_: object) -> None:
+        await push.send(b"x")
+        _read_events_until_pollin(events_reader)
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            await push.send(b"x")
-            _read_events_until_pollin(pull)
-    assert got == [b"x"]
+    assert await _outcomes_while([pull.recv], send_and_read_events) == [b"x"]
 
 
 @pytest.mark.anyio
-async def test_shadow_socket_consuming_the_edge_does_not_strand_a_recv(tcp_pair: Any) -> None:
-    """zeromq/pyzmq#2173 (the touch we cannot see): a plain shadow of the socket reads EVENTS
-    while a receive waits; the waiter is still served (by the re-check, within its bound)."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
-    shadow = zmq.Socket.shadow(pull.underlying)
-    got: list[bytes] = []
-
-    async def receive() -> None:
-        got.append(await pull.recv())
-
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            await push.send(b"y")
-            for _ in range(100):
-                if shadow.get(zmq.EVENTS) & zmq.POLLIN:
-                    break
-                time.sleep(0.002)  # no checkpoint: the edge is gone before the loop looks
-    assert got == [b"y"]
-
-
-@pytest.mark.anyio
-async def test_router_echo_with_sends_in_spawned_tasks_loses_nothing(tcp_pair: Any) -> None:
+async def test_router_echo_with_sends_in_spawned_tasks_loses_nothing(apair: Any) -> None:
     """zeromq/pyzmq#1203 (and #1085, #1065, #1106): a ROUTER replies from spawned tasks while
     a DEALER sends and receives concurrently; receives stopped resolving after a while."""
-    router, dealer = tcp_pair(zmq.ROUTER, zmq.DEALER)
+    router, dealer = apair(zmq.ROUTER, zmq.DEALER)
     n = 1500
     replies: list[int] = []
 
@@ -173,29 +143,23 @@ async def test_inproc_receive_pending_before_the_peer_binds(actx: za.Context) ->
     addr = f"inproc://bugs-anyio-late-bind-{id(actx)}"
     pull = actx.socket(zmq.PULL)
     pull.connect(addr)
-    got: list[bytes] = []
 
-    async def receive() -> None:
-        got.append(await pull.recv())
+    async def bind_and_send(_: object) -> None:
+        push = actx.socket(zmq.PUSH)
+        push.bind(addr)
+        await push.send(b"late")
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            push = actx.socket(zmq.PUSH)
-            push.bind(addr)
-            await push.send(b"late")
-    assert got == [b"late"]
+    assert await _outcomes_while([pull.recv], bind_and_send) == [b"late"]
 
 
 # -- cancellation and timeouts ----------------------------------------------------------------
 
 
 @pytest.mark.anyio
-async def test_rcvtimeo_racing_cancellation_loses_no_message(tcp_pair: Any) -> None:
+async def test_rcvtimeo_racing_cancellation_loses_no_message(apair: Any) -> None:
     """zeromq/pyzmq#1925 and #918: ``recv_string`` with a tiny RCVTIMEO, cancelled as its
     timeout fires: no error is left unretrieved and no message is lost."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
     pull.rcvtimeo = 1
     n = 200
     got: list[str] = []
@@ -216,9 +180,9 @@ async def test_rcvtimeo_racing_cancellation_loses_no_message(tcp_pair: Any) -> N
 
 
 @pytest.mark.anyio
-async def test_cancelled_polls_leave_no_waiter_behind(tcp_pair: Any) -> None:
+async def test_cancelled_polls_leave_no_waiter_behind(apair: Any) -> None:
     """zeromq/pyzmq#1888: polls cancelled before any event stayed in the socket's queue."""
-    pull, _push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, _push = apair(zmq.PULL, zmq.PUSH)
     for _ in range(3 * SWEEP_MIN):
         with anyio.move_on_after(0):
             await pull.poll()
@@ -229,11 +193,11 @@ async def test_cancelled_polls_leave_no_waiter_behind(tcp_pair: Any) -> None:
 
 
 @pytest.mark.anyio
-async def test_poller_timeouts_on_several_sockets_leave_no_waiter(tcp_pair: Any) -> None:
+async def test_poller_timeouts_on_several_sockets_leave_no_waiter(apair: Any) -> None:
     """zeromq/pyzmq#968 and #1361: ``Poller.poll(timeout)`` over sockets whose events never
     arrive grew every socket's list of futures without bound."""
-    a, _ = tcp_pair(zmq.PULL, zmq.PUSH)
-    b, _ = tcp_pair(zmq.PULL, zmq.PUSH)
+    a, _ = apair(zmq.PULL, zmq.PUSH)
+    b, _ = apair(zmq.PULL, zmq.PUSH)
     poller = za.Poller()
     poller.register(a, zmq.POLLIN)
     poller.register(b, zmq.POLLIN)
@@ -244,31 +208,26 @@ async def test_poller_timeouts_on_several_sockets_leave_no_waiter(tcp_pair: Any)
 
 
 @pytest.mark.anyio
-async def test_rcvtimeo_timer_does_not_keep_the_received_message(tcp_pair: Any) -> None:
+async def test_rcvtimeo_timer_does_not_keep_the_received_message(apair: Any) -> None:
     """zeromq/pyzmq#1526: the RCVTIMEO timer of a receive that succeeded kept the received
     message alive until the timeout passed (big messages piled up)."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
     pull.rcvtimeo = 60_000
-    frames: list[Any] = []
 
-    async def receive() -> None:
-        frames.append(await pull.recv(copy=False))
+    async def send(_: object) -> None:  # (the receive waits, with its timer)
+        await push.send(b"big" * 1000)
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)  # the receive waits, with its timer
-            await push.send(b"big" * 1000)
+    frames = await _outcomes_while([lambda: pull.recv(copy=False)], send)
     ref = weakref.ref(frames.pop())
     gc.collect()
     assert ref() is None
 
 
 @pytest.mark.anyio
-async def test_noblock_multipart_on_full_socket_is_atomic(tcp_pair: Any) -> None:
+async def test_noblock_multipart_on_full_socket_is_atomic(apair: Any) -> None:
     """zeromq/pyzmq#104, #891, #921: ``send_multipart(flags=NOBLOCK)`` on a full socket raises
     ``zmq.Again`` at once and sends no part; ``recv_multipart(NOBLOCK)`` likewise."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH, SNDHWM=1, RCVHWM=1)
+    pull, push = apair(zmq.PULL, zmq.PUSH, SNDHWM=1, RCVHWM=1)
     sent = 0
     with anyio.fail_after(PROMPT):
         with pytest.raises(zmq.Again):
@@ -289,34 +248,26 @@ async def test_noblock_multipart_on_full_socket_is_atomic(tcp_pair: Any) -> None
 
 
 @pytest.mark.anyio
-async def test_close_while_poll_pending_ends_it_with_a_catchable_error(tcp_pair: Any) -> None:
+async def test_close_while_poll_pending_ends_it_with_a_catchable_error(apair: Any) -> None:
     """zeromq/pyzmq#1305, #904: closing a socket while a task polls it raised an uncatchable
     error (or hung); the poll must end promptly with an error the task can catch."""
-    pull, _ = tcp_pair(zmq.PULL, zmq.PUSH)
-    caught: list[BaseException] = []
+    pull, _ = apair(zmq.PULL, zmq.PUSH)
 
-    async def poller() -> None:
-        try:
-            await pull.poll()
-        except zmq.ZMQError as exc:
-            caught.append(exc)
+    async def close(_: object) -> None:
+        pull.close()
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(poller)
-            await anyio.sleep(0.05)
-            pull.close()
-    assert len(caught) == 1 and caught[0].errno == zmq.ENOTSOCK  # type: ignore[attr-defined]
+    errors = await _outcomes_while([pull.poll], close)
+    assert [e.errno for e in errors] == [zmq.ENOTSOCK]
 
 
 @pytest.mark.anyio
-async def test_closing_an_unregistered_socket_leaves_the_poller_working(tcp_pair: Any) -> None:
+async def test_closing_an_unregistered_socket_leaves_the_poller_working(apair: Any) -> None:
     """zeromq/pyzmq#1114: closing a socket (unregistered first) while a Poller polls broke
     the polling coroutine beyond catching. The poll in flight may end with a clear error
     (zmq_poll's own rule: a closed socket in the set), which the loop catches; the poller
     then serves the sockets still registered."""
-    s1, _ = tcp_pair(zmq.PULL, zmq.PUSH)
-    s2, push2 = tcp_pair(zmq.PULL, zmq.PUSH)
+    s1, _ = apair(zmq.PULL, zmq.PUSH)
+    s2, push2 = apair(zmq.PULL, zmq.PUSH)
     poller = za.Poller()
     poller.register(s1, zmq.POLLIN)
     poller.register(s2, zmq.POLLIN)
@@ -342,24 +293,16 @@ async def test_closing_an_unregistered_socket_leaves_the_poller_working(tcp_pair
 
 
 @pytest.mark.anyio
-async def test_close_from_another_thread_while_recv_pending(tcp_pair: Any) -> None:
+async def test_close_from_another_thread_while_recv_pending(apair: Any) -> None:
     """zeromq/pyzmq#1443, #233: closing a socket from another thread while it is in a receive
     crashed the interpreter; here the receive ends with a clear error, promptly."""
-    pull, _ = tcp_pair(zmq.PULL, zmq.PUSH)
-    caught: list[BaseException] = []
+    pull, _ = apair(zmq.PULL, zmq.PUSH)
 
-    async def receive() -> None:
-        try:
-            await pull.recv()
-        except zmq.ZMQError as exc:
-            caught.append(exc)
+    async def close_in_a_thread(_: object) -> None:
+        await anyio.to_thread.run_sync(pull.close)
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            await anyio.to_thread.run_sync(pull.close)
-    assert len(caught) == 1 and isinstance(caught[0], zmq.ZMQError)
+    errors = await _outcomes_while([pull.recv], close_in_a_thread)
+    assert [e.errno for e in errors] == [zmq.ENOTSOCK]
     assert pull.closed
 
 
@@ -372,20 +315,11 @@ async def test_destroy_from_another_thread_while_sockets_wait(actx: za.Context) 
     b = actx.socket(zmq.REQ)
     b.set(zmq.IMMEDIATE, 1)  # no pipe until a peer answers: the send waits
     b.connect("tcp://127.0.0.1:1")
-    errors: list[BaseException] = []
 
-    async def wait(coro: Any) -> None:
-        try:
-            await coro()
-        except zmq.ZMQError as exc:
-            errors.append(exc)
+    async def destroy_in_a_thread(_: object) -> None:
+        await anyio.to_thread.run_sync(lambda: actx.destroy(linger=0))
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(wait, a.recv)
-            tg.start_soon(wait, lambda: b.send(b"never"))
-            await anyio.sleep(0.05)
-            await anyio.to_thread.run_sync(lambda: actx.destroy(linger=0))
+    errors = await _outcomes_while([a.recv, lambda: b.send(b"never")], destroy_in_a_thread)
     assert len(errors) == 2
     assert actx.closed
 
@@ -429,20 +363,12 @@ async def test_destroy_in_loop_with_unsent_messages_does_not_hang(actx: za.Conte
     dealer = actx.socket(zmq.DEALER)
     dealer.connect("tcp://127.0.0.1:1")
     await dealer.send(b"queued, never sent")  # sits in the pipe
-    ended: list[str] = []
 
-    async def receive() -> None:
-        try:
-            await dealer.recv()
-        except zmq.ZMQError:
-            ended.append("recv")
+    async def destroy(_: object) -> None:
+        actx.destroy(linger=0)
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            actx.destroy(linger=0)
-    assert ended == ["recv"] and actx.closed
+    assert len(await _outcomes_while([dealer.recv], destroy)) == 1
+    assert actx.closed
 
 
 @pytest.mark.anyio
@@ -453,26 +379,18 @@ async def test_fd_reused_after_close_is_not_read_by_old_waiter(actx: za.Context)
     old = actx.socket(zmq.PULL)
     old.bind_to_random_port("tcp://127.0.0.1")
     old_fd = old.get(zmq.FD)
-    caught: list[BaseException] = []
 
-    async def receive_old() -> None:
-        try:
-            await old.recv()
-        except zmq.ZMQError as exc:
-            caught.append(exc)
+    async def close_and_reuse(_: object) -> None:
+        old.close()
+        new = actx.socket(zmq.PULL)  # likely at old_fd: libzmq reuses the number
+        new_port = new.bind_to_random_port("tcp://127.0.0.1")
+        push = actx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{new_port}")
+        await push.send(b"for the new one")
+        assert await new.recv() == b"for the new one"
 
-    with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive_old)
-            await anyio.sleep(0.05)
-            old.close()
-            new = actx.socket(zmq.PULL)  # likely at old_fd: libzmq reuses the number
-            new_port = new.bind_to_random_port("tcp://127.0.0.1")
-            push = actx.socket(zmq.PUSH)
-            push.connect(f"tcp://127.0.0.1:{new_port}")
-            await push.send(b"for the new one")
-            assert await new.recv() == b"for the new one"
-    assert len(caught) == 1
+    errors = await _outcomes_while([old.recv], close_and_reuse)
+    assert [e.errno for e in errors] == [zmq.ENOTSOCK]
     assert isinstance(old_fd, int)
 
 
@@ -525,10 +443,10 @@ async def test_req_after_lost_reply_fails_clearly_then_recovers_relaxed(actx: za
 
 
 @pytest.mark.anyio
-async def test_router_mandatory_unknown_peer_fails_at_once(tcp_pair: Any) -> None:
+async def test_router_mandatory_unknown_peer_fails_at_once(apair: Any) -> None:
     """ROUTER_MANDATORY (zeromq/libzmq's EHOSTUNREACH reports): a send to an unknown identity
     fails with EHOSTUNREACH, neither hanging nor dropping silently; a known one goes."""
-    router, dealer = tcp_pair(zmq.ROUTER, zmq.DEALER)
+    router, dealer = apair(zmq.ROUTER, zmq.DEALER)
     router.set(zmq.ROUTER_MANDATORY, 1)
     with anyio.fail_after(PROMPT):
         with pytest.raises(zmq.ZMQError) as info:
@@ -611,10 +529,10 @@ async def test_router_mandatory_send_to_a_full_peer_waits_without_spinning(
 
 
 @pytest.mark.anyio
-async def test_copy_false_returns_frames_and_track_gives_a_tracker(tcp_pair: Any) -> None:
+async def test_copy_false_returns_frames_and_track_gives_a_tracker(apair: Any) -> None:
     """ipython/ipykernel#1278 (copy=False must give ``zmq.Frame``), zeromq/pyzmq#1364
     (``send(copy=False, track=True)`` must give a working ``MessageTracker``)."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
     with anyio.fail_after(PROMPT):
         tracker = await push.send(b"z" * 100_000, copy=False, track=True)
         assert isinstance(tracker, zmq.MessageTracker)
@@ -649,10 +567,10 @@ async def test_frame_received_without_copy_outlives_its_socket_and_context() -> 
 
 
 @pytest.mark.anyio
-async def test_recv_into_truncates_like_pyzmq_and_cancel_consumes_nothing(tcp_pair: Any) -> None:
+async def test_recv_into_truncates_like_pyzmq_and_cancel_consumes_nothing(apair: Any) -> None:
     """zeromq/pyzmq#2057, #2081: ``recv_into`` returns the frame's size (truncating into a
     small buffer, as pyzmq does); a cancelled one consumes nothing."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
     buf = bytearray(4)
     with anyio.fail_after(PROMPT):
         with anyio.move_on_after(0.02):
@@ -670,92 +588,74 @@ async def test_recv_into_truncates_like_pyzmq_and_cancel_consumes_nothing(tcp_pa
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_socket_made_before_any_loop_works_in_anyio_run(backend: str) -> None:
+def test_socket_made_before_any_loop_works_in_anyio_run(apair: Any, backend: str) -> None:
     """zeromq/pyzmq#1558, #1547, #985: a socket made outside (before) the running loop hung
     in ``poll``/``recv``; made before ``anyio.run``, it works inside it, on each backend."""
-    ctx = za.Context()
-    try:
-        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push.connect(f"tcp://127.0.0.1:{port}")
-        poller = za.Poller()
-        poller.register(pull, zmq.POLLIN)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
+    poller = za.Poller()
+    poller.register(pull, zmq.POLLIN)
 
-        async def main() -> list[Any]:
-            with anyio.fail_after(PROMPT):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(push.send, b"x")
-                    events = await poller.poll()
-                return [events, await pull.recv()]
+    async def main() -> list[Any]:
+        with anyio.fail_after(PROMPT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(push.send, b"x")
+                events = await poller.poll()
+            return [events, await pull.recv()]
 
-        assert anyio.run(main, backend=backend) == [[(pull, zmq.POLLIN)], b"x"]
-    finally:
-        ctx.destroy(linger=0)
+    assert anyio.run(main, backend=backend) == [[(pull, zmq.POLLIN)], b"x"]
 
 
 @pytest.mark.timeout(30)
-def test_socket_outlives_runs_of_both_backends_and_a_run_ended_mid_recv() -> None:
+def test_socket_outlives_runs_of_both_backends_and_a_run_ended_mid_recv(apair: Any) -> None:
     """zeromq/pyzmq#1002, #1003 (a timeout ended the loop with a receive pending, and the
     program hung), #1558: one socket used by successive ``anyio.run`` on asyncio and trio,
     some ended by a timeout while a receive waited: each next run is served."""
-    ctx = za.Context()
-    try:
-        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push.connect(f"tcp://127.0.0.1:{port}")
+    pull, push = apair(zmq.PULL, zmq.PUSH)
 
-        async def round_trip(i: int) -> bytes:
-            with anyio.fail_after(PROMPT):
-                await push.send(b"%d" % i)
-                return bytes(await pull.recv())
+    async def round_trip(i: int) -> bytes:
+        with anyio.fail_after(PROMPT):
+            await push.send(b"%d" % i)
+            return bytes(await pull.recv())
 
-        async def ended_mid_recv() -> None:
-            with anyio.fail_after(0.05):
-                await pull.recv()
+    async def ended_mid_recv() -> None:
+        with anyio.fail_after(0.05):
+            await pull.recv()
 
-        for i, backend in enumerate(["asyncio", "trio", "asyncio", "trio"]):
-            with pytest.raises(TimeoutError):
-                anyio.run(ended_mid_recv, backend=backend)
-            assert anyio.run(round_trip, i, backend=backend) == b"%d" % i
-    finally:
-        ctx.destroy(linger=0)
+    for i, backend in enumerate(["asyncio", "trio", "asyncio", "trio"]):
+        with pytest.raises(TimeoutError):
+            anyio.run(ended_mid_recv, backend=backend)
+        assert anyio.run(round_trip, i, backend=backend) == b"%d" % i
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("backend", ["asyncio", "trio"])
-def test_socket_of_a_loop_in_another_thread_refuses_clearly(backend: str) -> None:
+def test_socket_of_a_loop_in_another_thread_refuses_clearly(apair: Any, backend: str) -> None:
     """zeromq/pyzmq#2043, #1443 (one socket used from two threads crashed libzmq): while a
     run in one thread waits on a socket, a run in another thread using it gets a clear
     RuntimeError, and the first run's receive is still served."""
-    ctx = za.Context()
-    try:
-        pull, push = ctx.socket(zmq.PULL), ctx.socket(zmq.PUSH)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push.connect(f"tcp://127.0.0.1:{port}")
-        waiting = threading.Event()
-        got: list[bytes] = []
+    pull, push = apair(zmq.PULL, zmq.PUSH)
+    waiting = threading.Event()
+    got: list[bytes] = []
 
-        async def owner() -> None:
-            with anyio.fail_after(PROMPT):
-                async with anyio.create_task_group() as tg:
-                    tg.start_soon(lambda: _append(got, pull.recv()))
-                    await anyio.sleep(0.05)
-                    waiting.set()
+    async def owner() -> None:
+        with anyio.fail_after(PROMPT):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(lambda: _append(got, pull.recv()))
+                await anyio.sleep(0.05)
+                waiting.set()
 
-        thread = threading.Thread(target=anyio.run, args=(owner,), kwargs={"backend": backend})
-        thread.start()
-        assert waiting.wait(PROMPT)
+    thread = threading.Thread(target=anyio.run, args=(owner,), kwargs={"backend": backend})
+    thread.start()
+    assert waiting.wait(PROMPT)
 
-        async def intruder() -> None:
-            with anyio.fail_after(PROMPT), pytest.raises(RuntimeError, match="another thread"):
-                await pull.recv()
+    async def intruder() -> None:
+        with anyio.fail_after(PROMPT), pytest.raises(RuntimeError, match="another thread"):
+            await pull.recv()
 
-        anyio.run(intruder, backend=backend)
-        anyio.run(push.send, b"for the owner", backend=backend)
-        thread.join(PROMPT * 2)
-        assert got == [b"for the owner"]
-    finally:
-        ctx.destroy(linger=0)
+    anyio.run(intruder, backend=backend)
+    anyio.run(push.send, b"for the owner", backend=backend)
+    thread.join(PROMPT * 2)
+    assert got == [b"for the owner"]
 
 
 async def _append(into: list[Any], awaitable: Any) -> None:
@@ -814,25 +714,21 @@ async def test_many_idle_waiting_sockets_one_is_served_promptly(actx: za.Context
 
 
 @pytest.mark.anyio
-async def test_signal_during_pending_recv_is_handled_and_recv_completes(tcp_pair: Any) -> None:
+async def test_signal_during_pending_recv_is_handled_and_recv_completes(apair: Any) -> None:
     """zeromq/pyzmq#746, #679 (EINTR): a signal with a Python handler arriving while a receive
     waits runs the handler and the receive goes on to get its message."""
-    pull, push = tcp_pair(zmq.PULL, zmq.PUSH)
+    pull, push = apair(zmq.PULL, zmq.PUSH)
     fired: list[int] = []
     old = signal.signal(signal.SIGALRM, lambda signum, frame: fired.append(signum))
-    got: list[bytes] = []
 
-    async def receive() -> None:
-        got.append(await pull.recv())
+    async def signal_then_send(_: object) -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0.02)
+        while not fired:
+            await anyio.sleep(0.01)
+        await push.send(b"after the signal")
 
     try:
-        with anyio.fail_after(PROMPT):
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(receive)
-                signal.setitimer(signal.ITIMER_REAL, 0.02)
-                while not fired:
-                    await anyio.sleep(0.01)
-                await push.send(b"after the signal")
+        got = await _outcomes_while([pull.recv], signal_then_send)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
@@ -941,9 +837,9 @@ async def test_zmq_anyio_wrapped_socket_closed_ends_pending_future() -> None:
 
 
 @pytest.mark.asyncio
-async def test_asyncio_events_read_while_recv_pending(aio_pair: Any) -> None:
+async def test_asyncio_events_read_while_recv_pending(socket_pair: Any) -> None:
     """zeromq/pyzmq#2173 on zmq.asyncio's drop-in: EVENTS read by the user mid-wait."""
-    pull, push = aio_pair()
+    pull, push = socket_pair(zmq.PULL, zmq.PUSH)
     fut = pull.recv()
     await asyncio.sleep(0.05)
     await push.send(b"x")
@@ -952,9 +848,9 @@ async def test_asyncio_events_read_while_recv_pending(aio_pair: Any) -> None:
 
 
 @pytest.mark.asyncio
-async def test_asyncio_poll_future_cancelled_is_removed(aio_pair: Any) -> None:
+async def test_asyncio_poll_future_cancelled_is_removed(socket_pair: Any) -> None:
     """zeromq/pyzmq#1888, verbatim shape: ``socket.poll()`` futures cancelled at once."""
-    pull, _ = aio_pair()
+    pull, _ = socket_pair(zmq.PULL, zmq.PUSH)
     for _ in range(3 * SWEEP_MIN):
         future = pull.poll(flags=zmq.POLLIN)
         future.cancel()
@@ -963,10 +859,10 @@ async def test_asyncio_poll_future_cancelled_is_removed(aio_pair: Any) -> None:
 
 
 @pytest.mark.asyncio
-async def test_asyncio_send_from_a_thread_without_loop(aio_pair: Any) -> None:
+async def test_asyncio_send_from_a_thread_without_loop(socket_pair: Any) -> None:
     """zeromq/pyzmq#1967 (PUBHandler logging from ``asyncio.to_thread``): a send from a
     thread with no event loop must work or fail clearly, never hang or vanish."""
-    pull, push = aio_pair()
+    pull, push = socket_pair(zmq.PULL, zmq.PUSH)
     outcome: list[Any] = []
 
     def in_thread() -> None:
@@ -1025,23 +921,15 @@ async def test_closing_one_handle_ends_the_waits_of_its_shadows(
     original.bind_to_random_port("tcp://127.0.0.1")
     shadow = za.Socket.shadow(original.underlying)
     waiting, closing = (shadow, original) if closer == "original" else (original, shadow)
-    caught: list[BaseException] = []
 
-    async def receive() -> None:
-        try:
-            await waiting.recv()
-        except zmq.ZMQError as exc:
-            caught.append(exc)
+    async def close_the_other(errors: list[Any]) -> None:
+        closing.close()
+        for _ in range(5):
+            await anyio.sleep(0)
+        assert [e.errno for e in errors] == [zmq.ENOTSOCK], "the wait goes on"
 
+    await _outcomes_while([waiting.recv], close_the_other)
     with anyio.fail_after(PROMPT):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(receive)
-            await anyio.sleep(0.05)
-            closing.close()
-            for _ in range(5):
-                await anyio.sleep(0)
-            assert len(caught) == 1, "the wait on the closed socket goes on"
-            assert caught[0].errno == zmq.ENOTSOCK  # type: ignore[attr-defined]
         for i in range(10):  # new sockets, likely at the closed one's FD and address
             pull, push = actx.socket(zmq.PULL), actx.socket(zmq.PUSH)
             port = pull.bind_to_random_port("tcp://127.0.0.1")
