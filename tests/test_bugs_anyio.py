@@ -546,6 +546,49 @@ async def test_copy_false_returns_frames_and_track_gives_a_tracker(apair: Any) -
 
 
 @pytest.mark.anyio
+async def test_tracked_zero_copy_send_that_waits_on_hwm(actx: za.Context) -> None:
+    """zeromq/pyzmq#1364 (MessageTracker of ``send(copy=False, track=True)``), when the send
+    has to wait on a full socket: one cancelled while it waits is never sent; one served
+    gives a tracker that completes once the message is taken."""
+    pull, push = actx.socket(zmq.PULL), actx.socket(zmq.PUSH)
+    for sock in (pull, push):
+        sock.sndhwm = sock.rcvhwm = 1
+    pull.bind("inproc://bugs-anyio-tracked-wait")
+    push.connect("inproc://bugs-anyio-tracked-wait")
+
+    async def fill() -> int:
+        sent = 0
+        with contextlib.suppress(zmq.Again):
+            while sent < 100:
+                await push.send(b"fill", flags=zmq.NOBLOCK)
+                sent += 1
+        return sent
+
+    with anyio.fail_after(PROMPT):
+        queued = await fill()  # (nothing read yet: no credit can come back and make room)
+        with anyio.move_on_after(0.05) as scope:
+            await push.send(bytearray(b"never"), copy=False, track=True)
+        assert scope.cancelled_caught
+        assert [await pull.recv() for _ in range(queued)] == [b"fill"] * queued
+        with pytest.raises(zmq.Again):
+            await pull.recv(zmq.NOBLOCK)
+        queued = await fill()
+    payload = bytearray(b"Z" * 100_000)
+
+    async def receive_all(_: object) -> None:
+        for _ in range(queued + 1):
+            assert await pull.recv() in (b"fill", payload)
+
+    [tracker] = await _outcomes_while(
+        [lambda: push.send(payload, copy=False, track=True)], receive_all
+    )
+    assert isinstance(tracker, zmq.MessageTracker)
+    with anyio.fail_after(PROMPT):
+        while not tracker.done:
+            await anyio.sleep(0.01)
+
+
+@pytest.mark.anyio
 async def test_frame_received_without_copy_outlives_its_socket_and_context() -> None:
     """zeromq/pyzmq#87 (a buffer from ``recv(copy=False)`` freed early and overwritten): a
     Frame received by our layer stays intact after its socket closes and its context is
