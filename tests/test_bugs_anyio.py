@@ -1003,3 +1003,69 @@ async def test_asyncio_closing_one_handle_cancels_its_shadows_futures(
         push.connect(f"tcp://127.0.0.1:{port}")
         await push.send(b"%d" % i)
         assert await asyncio.wait_for(pull.recv(), PROMPT) == b"%d" % i
+
+
+def _socket_at(ctx: Any, handle: int) -> Any:
+    """A new PULL socket of ``ctx`` at libzmq address ``handle`` (freed: libzmq reuses it)."""
+    made = []
+    for _ in range(50):
+        sock = ctx.socket(zmq.PULL)
+        if sock.underlying == handle:
+            for other in made:
+                other.close()
+            return sock
+        made.append(sock)
+    pytest.skip("libzmq did not reuse the freed socket's address")
+
+
+@pytest.mark.anyio
+async def test_shadow_of_a_socket_closed_behind_our_back_ends_when_its_address_is_reused(
+    actx: za.Context,
+) -> None:
+    """jupyter/jupyter_client#771 and zeromq/pyzmq#1003's shape (a plain context destroyed
+    under async sockets), with ours shadowing a plain socket by address: pyzmq closes the
+    plain one, which we cannot see. The stale wait was left to the re-check, which then read
+    the new socket libzmq made at the same address: it waited for ever, or took that
+    socket's messages. A new socket of ours at that address now ends it (ENOTSOCK)."""
+    plain_ctx: zmq.Context[Any] = zmq.Context()
+    plain = plain_ctx.socket(zmq.PULL)
+    plain.bind_to_random_port("tcp://127.0.0.1")
+    handle = plain.underlying
+    stale = za.Socket.shadow(handle)
+
+    async def destroy_then_reuse(outcomes: list[Any]) -> None:
+        plain_ctx.destroy(linger=0)
+        new = _socket_at(actx, handle)
+        for _ in range(5):
+            await anyio.sleep(0)
+        assert [e.errno for e in outcomes] == [zmq.ENOTSOCK], "the stale wait goes on"
+        port = new.bind_to_random_port("tcp://127.0.0.1")
+        push = actx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        await push.send(b"for the new one")
+        assert await new.recv() == b"for the new one"
+
+    await _outcomes_while([stale.recv], destroy_then_reuse)
+
+
+@pytest.mark.asyncio
+async def test_asyncio_shadow_of_a_socket_closed_behind_our_back_is_cancelled_on_reuse(
+    ctx: zaio.Context,
+) -> None:
+    """The same on zmq_async.asyncio: the stale Future is cancelled (as a close cancels)."""
+    plain_ctx: zmq.Context[Any] = zmq.Context()
+    plain = plain_ctx.socket(zmq.PULL)
+    plain.bind_to_random_port("tcp://127.0.0.1")
+    handle = plain.underlying
+    stale = zaio.Socket.shadow(handle)
+    future = stale.recv()
+    await asyncio.sleep(0.05)
+    plain_ctx.destroy(linger=0)
+    new = _socket_at(ctx, handle)
+    await asyncio.sleep(0)
+    assert future.cancelled(), "the stale receive still waits"
+    port = new.bind_to_random_port("tcp://127.0.0.1")
+    push = ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    await push.send(b"for the new one")
+    assert await asyncio.wait_for(new.recv(), PROMPT) == b"for the new one"

@@ -83,6 +83,7 @@ __all__ = [
     "TimerHandle",
     "Waiter",
     "take_siblings",
+    "take_stale",
 ]
 
 #: Operations one dispatch may serve before it yields to the loop (rule 3).
@@ -939,6 +940,21 @@ def take_siblings(reactor: Reactor) -> list[Reactor]:
     if group is None or reactor not in group:
         return []
     del _by_handle[handle]
+    return [other for other in group if other is not reactor and not other.closed]
+
+
+def take_stale(reactor: Reactor) -> list[Reactor]:
+    """The other open reactors at the address of ``reactor``'s libzmq socket, just made.
+
+    That address was another socket's, closed behind our back (by pyzmq's own ``close()``
+    or ``Context.destroy()``, on a socket one of ours shadowed by address): their waiters
+    would now read the new socket. Starts the address's group anew, with ``reactor`` alone.
+    """
+    handle = reactor.socket.underlying
+    group = _by_handle.get(handle)
+    if group is None or len(group) < 2:
+        return []
+    _by_handle[handle] = weakref.WeakSet((reactor,))
     return [other for other in group if other is not reactor and not other.closed]
 
 

@@ -26,7 +26,7 @@ import zmq
 from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _thread
-from zmq_async._reactor import Reactor, live_reactors, take_siblings
+from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
 __all__ = ["ReactorSocket", "closed_error", "closes_first", "inherited_error"]
 
@@ -52,7 +52,10 @@ class ReactorSocket(zmq.Socket[_T]):
         soon as its last reference goes. Its ``__del__`` calls our ``close()``, which closes
         the reactor first.
         """
-        return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
+        reactor = Reactor(zmq.Socket.shadow(self.underlying), owner=self)
+        if not self._shadow:  # a new libzmq socket: any other reactor at its address is stale
+            _close_here(take_stale(reactor))
+        return reactor
 
     def __del__(self) -> None:
         # As pyzmq's: warn (ResourceWarning), then close. Not through pyzmq's __del__: its
@@ -119,15 +122,25 @@ class ReactorSocket(zmq.Socket[_T]):
         """
         reactor = getattr(self, "_reactor", None)  # (a slot in some layers)
         if isinstance(reactor, Reactor):
-            for sibling in take_siblings(reactor):
-                if _closable_here(sibling.driver):
-                    sibling.close(_close_error_of(sibling))
+            _close_here(take_siblings(reactor))
         super().close(linger)
 
 
 def closed_error() -> zmq.ZMQError:
     """The error of an operation that waited on a socket closed meanwhile."""
     return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
+
+
+def _close_here(reactors: list[Reactor]) -> None:
+    """Close those of ``reactors`` (whose libzmq socket is gone) served in this thread.
+
+    Their waiters fail as each layer fails them on close. One of a loop running in another
+    thread is left to it (its re-check sees the socket closed, unless a new one has its
+    address).
+    """
+    for reactor in reactors:
+        if _closable_here(reactor.driver):
+            reactor.close(_close_error_of(reactor))
 
 
 def _close_error_of(reactor: Reactor) -> BaseException | None:
