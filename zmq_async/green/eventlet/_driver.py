@@ -6,17 +6,17 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import eventlet.hubs  # type: ignore[import-untyped]
 import eventlet.hubs.hub  # type: ignore[import-untyped]
 import eventlet.patcher  # type: ignore[import-untyped]
-import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, Wakeup, forget_hub_at_fork
 
 __all__ = ["EventletDriver", "current_hub"]
 
@@ -24,6 +24,8 @@ Callback = Callable[[], object]
 #: os.read and os.write as they are before eventlet patches them to wait in the hub.
 _os_read = eventlet.patcher.original("os").read
 _os_write = eventlet.patcher.original("os").write
+#: Starts an OS thread, also when eventlet has patched ``_thread`` to start green threads.
+_start_os_thread = eventlet.patcher.original("_thread").start_new_thread
 #: Takes a listener out of the hub's tables only, unlike the hub's own ``remove``, which also
 #: unregisters its FD from the hub's epoll (or poll) set.
 _drop_listener = eventlet.hubs.hub.BaseHub.remove
@@ -107,9 +109,13 @@ class EventletDriver:
         else:
             wake.call(callback)
 
-    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+    def wake_ready(self) -> None:
+        """Let other OS threads wake this hub from now on (call it in the hub's thread)."""
         if self._wake is None:
             self._wake = _Wake(self.hub)
+
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
+        self.wake_ready()
         key = (fd, writable)
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
@@ -169,6 +175,32 @@ class EventletDriver:
         return timer
 
 
+def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
+    """``function()`` run in an OS thread of its own, parking only the calling green thread;
+    returns its result or raises its error.
+
+    Not ``eventlet.tpool``: its answers come back through the hub of the first OS thread
+    that used it, so a call from any other OS thread waited for ever.
+    """
+    driver.wake_ready()
+    wakeup = Wakeup(current_hub())
+
+    def work() -> None:
+        try:
+            result = function()
+        except BaseException as exc:
+            driver.call_from_thread(partial(wakeup.set_exception, exc))
+        else:
+            driver.call_from_thread(partial(wakeup.set_result, result))
+
+    _start_os_thread(work, ())
+    try:
+        return wakeup.wait()
+    except BaseException:
+        wakeup.abandon()  # interrupted (Timeout, kill): the call goes on, its answer is dropped
+        raise
+
+
 #: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
 _local = _thread.local()
 forget_hub_at_fork(_local)
@@ -186,7 +218,7 @@ def current_hub() -> GreenHub:
             getcurrent,
             hub.switch,
             lambda callback: hub.schedule_call_global(0, callback),
-            eventlet.tpool.execute,
+            partial(_run_blocking, driver),
             driver.call_from_thread,
         )
     else:
