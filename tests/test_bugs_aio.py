@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -150,7 +151,7 @@ class TestCancellation:
             other = asyncio.ensure_future(asyncio.sleep(0 if i % 2 else 0.001))
             if i % 3 == 0:
                 await push.send(b"%d" % i)
-            done, pending = await asyncio.wait({recv, other}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({recv, other}, return_when=asyncio.FIRST_COMPLETED)
             if recv in done:
                 got.append(recv.result())
             else:
@@ -231,13 +232,15 @@ class TestLostWakeups:
         dealer.connect(f"tcp://127.0.0.1:{port}")
         n = 2000
 
+        replies: list[Any] = []
+
         async def server() -> None:
             async def reply(ident: bytes, msg: bytes) -> None:
                 router.send_multipart([ident, msg])  # not awaited, as the report
 
             for _ in range(n):
                 ident, msg = await router.recv_multipart()
-                asyncio.ensure_future(reply(ident, msg))
+                replies.append(asyncio.ensure_future(reply(ident, msg)))
 
         got: list[bytes] = []
 
@@ -264,7 +267,7 @@ class TestLostWakeups:
         async def server() -> None:
             for _ in range(n):
                 msg, _ = await asyncio.gather(rep.recv_multipart(), asyncio.sleep(0))
-                await asyncio.ensure_future(rep.send_multipart([b"re"] + msg))
+                await asyncio.ensure_future(rep.send_multipart([b"re", *msg]))
 
         task = asyncio.create_task(server())
         for i in range(n):
@@ -507,3 +510,375 @@ class TestLoopsAndThreads:
         )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.strip() == "DONE"
+
+
+# -- closing ---------------------------------------------------------------------------------
+
+
+class TestClosing:
+    @pytest.mark.asyncio
+    async def test_close_with_pending_operations_cancels_them_quietly(self, ctx: Any) -> None:
+        """pyzmq#904 / #908 and #1063: closing an async socket with pending receives, sends
+        and polls hung, or left tasks 'destroyed but pending'. Every pending Future is
+        cancelled at once, the tasks awaiting them end, and nothing is reported."""
+        errors = LoopErrors()
+        pull = ctx.socket(zmq.PULL)
+        pull.bind("inproc://bugs-aio-908")
+        lonely = ctx.socket(zmq.PUSH)  # no peer: its send waits
+        tasks = [
+            asyncio.ensure_future(pull.recv()),
+            asyncio.ensure_future(pull.recv_json()),
+            asyncio.ensure_future(pull.poll(5000)),
+            asyncio.ensure_future(lonely.send(b"x")),
+        ]
+        await asyncio.sleep(0.01)
+        pull.close()
+        lonely.close(linger=0)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT)
+        assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+        assert errors.messages() == []
+
+    def test_close_after_the_loop_closed_with_pending_futures(self, new_loop: Any) -> None:
+        """pyzmq#1107 (its third fix): closing a socket whose pending futures belong to a
+        loop that is already closed raised RuntimeError ('Event loop is closed') from
+        ``close()`` during teardown. It must close quietly."""
+        ctx = zmq_async.asyncio.Context()
+        try:
+            pull = ctx.socket(zmq.PULL)
+            pull.bind("inproc://bugs-aio-1107")
+            loop = new_loop()
+            futures: list[Any] = []
+
+            async def start() -> None:
+                futures.extend([pull.recv(), pull.poll(5000)])
+
+            loop.run_until_complete(start())
+            loop.close()
+            pull.close()
+            assert pull.closed
+        finally:
+            ctx.destroy(linger=0)
+
+    def test_failed_socket_construction_leaves_no_error_at_collection(self, ctx: Any) -> None:
+        """pyzmq#1430 / #1424: when making an async socket fails, its ``__del__`` later
+        raised "TypeError: 'NoneType' object is not iterable" (Exception ignored in
+        __del__). The failure must be a clear ZMQError, and collection quiet."""
+        unraisable: list[Any] = []
+        old_hook = sys.unraisablehook
+        sys.unraisablehook = unraisable.append
+        try:
+            with pytest.raises(zmq.ZMQError):
+                ctx.socket(12345)  # not a socket type
+            gc.collect()
+        finally:
+            sys.unraisablehook = old_hook
+        assert unraisable == []
+
+    @pytest.mark.asyncio
+    async def test_a_received_frame_is_not_kept_alive_by_the_recv_timeout(self, pair: Any) -> None:
+        """pyzmq#1526: with RCVTIMEO set, the timeout armed for each receive held the
+        received message until the timeout's time passed (a REQ client receiving 50 MB
+        replies ran out of memory). Once received and dropped, a frame must be freed."""
+        push, pull = pair
+        pull.RCVTIMEO = 60_000
+        recv = pull.recv(copy=False)  # waits: the timeout is armed
+        await asyncio.sleep(0.01)
+        await push.send(b"x" * 100_000)
+        frame = await asyncio.wait_for(recv, WAIT)
+        ref = weakref.ref(frame)
+        del frame, recv
+        gc.collect()
+        assert ref() is None
+
+    @pytest.mark.asyncio
+    async def test_busy_receiver_does_not_accumulate_objects(self, socket_pair: Any) -> None:
+        """pyzmq#1928: a PAIR receiver with RCVHWM=1 on an always-busy socket (the sender
+        never stops) grew to gigabytes. Receiving many messages leaves no growing pile of
+        futures, handles or timers behind."""
+        a, b = socket_pair(
+            zmq.PAIR, zmq.PAIR, bind_opts={zmq.RCVHWM: 1}, connect_opts={zmq.SNDHWM: 1}
+        )
+        stop = False
+
+        async def sender() -> None:
+            data = b"0" * 10_000
+            while not stop:
+                await b.send(data)
+
+        task = asyncio.create_task(sender())
+
+        async def receive(n: int) -> int:
+            for _ in range(n):
+                await a.recv()
+            gc.collect()
+            return len(gc.get_objects())
+
+        await receive(300)  # warm up
+        before = await receive(300)
+        after = await receive(3000)
+        stop = True
+        await asyncio.wait_for(task, WAIT)
+        assert after - before < 500, (before, after)
+
+
+# -- ZMQStream -------------------------------------------------------------------------------
+
+
+def plain_pair(ctx: Any, kind: tuple[int, int] = (zmq.PULL, zmq.PUSH)) -> tuple[Any, Any]:
+    """Plain (blocking) sockets of ``ctx`` connected over tcp: ``(bound, connected)``."""
+    bound = ctx.socket(kind[0], socket_class=zmq.Socket)
+    port = bound.bind_to_random_port("tcp://127.0.0.1")
+    connected = ctx.socket(kind[1], socket_class=zmq.Socket)
+    connected.connect(f"tcp://127.0.0.1:{port}")
+    return bound, connected
+
+
+class TestStream:
+    @pytest.mark.asyncio
+    async def test_raw_sends_on_the_streams_socket_do_not_lose_its_wakeup(self, ctx: Any) -> None:
+        """ipykernel#1554 (fixed downstream by #1529): a kernel reads requests with a
+        ZMQStream on its ROUTER but sends replies raw on the same socket. The raw send
+        consumed the FD's edge; a request arriving then was not read until the next
+        connection, and the client hung. Every request must be answered."""
+        router, dealer = plain_pair(ctx, (zmq.ROUTER, zmq.DEALER))
+        stream = ZMQStream(router)
+        stream.on_recv(lambda msg: router.send_multipart(msg))  # raw, not stream.send
+        n = 500
+        got: list[bytes] = []
+        dealer_a = zmq_async.asyncio.Socket.shadow(dealer.underlying)
+        for i in range(n):
+            await dealer_a.send(b"%d" % i)
+            if i % 3 == 0:
+                got.append(await asyncio.wait_for(dealer_a.recv(), WAIT))
+        while len(got) < n:
+            got.append(await asyncio.wait_for(dealer_a.recv(), WAIT))
+        assert sorted(got, key=int) == [b"%d" % i for i in range(n)]
+        stream.close()
+
+    @pytest.mark.asyncio
+    async def test_socket_destroyed_under_a_stream(
+        self, ctx: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """pyzmq#1392 / #1848 (jupyter_client#548, spyder#20381, spyder#25623): the context
+        is destroyed, closing a stream's socket under it. The peer's stream raised from its
+        event handler ('Uncaught exception in zmqstream callback'). Ours, as the fixed peer,
+        only warns (a socket closed under a stream is a misuse); the stream says it is
+        closed, and the late unregister of its FD, which the next socket reuses at once,
+        takes nothing from that socket."""
+        pull, push = plain_pair(ctx)
+        stream = ZMQStream(pull)
+        got: list[Any] = []
+        stream.on_recv(got.append)
+        push.send(b"1")
+        await until(lambda: got == [[b"1"]])
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ctx.destroy(linger=0)
+            ctx2 = zmq_async.asyncio.Context()
+            try:
+                a = ctx2.socket(zmq.PULL)
+                port = a.bind_to_random_port("tcp://127.0.0.1")
+                b = ctx2.socket(zmq.PUSH)
+                b.connect(f"tcp://127.0.0.1:{port}")
+                recv = a.recv()  # watches the FD number the stream had (usually reused)
+                await asyncio.sleep(0.05)
+                assert stream.closed()
+                stream.close()
+                await asyncio.sleep(0.05)
+                await b.send(b"new")
+                start = time.monotonic()
+                assert await asyncio.wait_for(recv, WAIT) == b"new"
+                assert time.monotonic() - start < 0.5  # woken by its FD, not a re-check
+            finally:
+                ctx2.destroy(linger=0)
+        assert all(issubclass(w.category, UserWarning) for w in caught), caught
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+    @pytest.mark.asyncio
+    async def test_callback_error_is_logged_and_the_stream_goes_on(
+        self, ctx: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """pyzmq#1011: an exception in an ``on_recv`` callback closed the stream's socket.
+        It must be logged, and the stream keep receiving."""
+        pull, push = plain_pair(ctx)
+        stream = ZMQStream(pull)
+        got: list[bytes] = []
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg[0])
+            if msg[0] == b"bad":
+                raise ValueError("boom")
+
+        stream.on_recv(callback)
+        with caplog.at_level(logging.ERROR):
+            for m in (b"1", b"bad", b"2"):
+                push.send(m)
+            await until(lambda: len(got) == 3)
+        assert got == [b"1", b"bad", b"2"]
+        assert not stream.closed() and not pull.closed
+        assert any("boom" in r.getMessage() or r.exc_info for r in caplog.records)
+        stream.close()
+
+    @pytest.mark.asyncio
+    async def test_flush_sends_queued_messages_and_logs_nothing(
+        self, ctx: Any, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """pyzmq#379 and ipykernel#611: ``flush()`` on a DEALER stream logged "Shouldn't
+        have handled a send event"; a control stream not flushed before the context ended
+        lost its last replies. ``flush()`` sends what is queued, at once and quietly, so a
+        close right after loses nothing."""
+        router, dealer = plain_pair(ctx, (zmq.ROUTER, zmq.DEALER))
+        stream = ZMQStream(dealer)
+        sent: list[Any] = []
+        stream.on_send(lambda msg, status: sent.append(msg))  # every send queued
+        with caplog.at_level(logging.WARNING):
+            stream.flush()  # nothing to flush: no error
+            for i in range(5):
+                stream.send(b"%d" % i)
+            assert stream.sending()
+            stream.flush()
+            assert not stream.sending()
+            stream.close(linger=1000)
+        assert len(sent) == 5
+        router.RCVTIMEO = int(WAIT * 1000)
+        assert [router.recv_multipart()[1] for _ in range(5)] == [b"%d" % i for i in range(5)]
+        assert [r.getMessage() for r in caplog.records] == []
+
+    def test_close_after_the_loop_stopped_closes_the_socket(self, new_loop: Any) -> None:
+        """pyzmq#540: ``stream.close()`` called after the IOLoop had stopped never closed
+        the socket (the close was deferred to a callback that never ran)."""
+        ctx = zmq.Context()
+        try:
+            pull, _push = plain_pair(ctx)
+            loop = new_loop()
+
+            async def make() -> ZMQStream:
+                s = ZMQStream(pull)
+                s.on_recv(lambda msg: None)
+                return s
+
+            stream = loop.run_until_complete(make())
+            loop.close()
+            stream.close()
+            assert stream.closed() and pull.closed
+        finally:
+            ctx.destroy(linger=0)
+
+    @pytest.mark.asyncio
+    async def test_stream_without_on_recv_takes_nothing(self, ctx: Any) -> None:
+        """pyzmq#446: a stream with no receive callback must not read (and drop) messages:
+        they stay queued in the socket."""
+        pull, push = plain_pair(ctx)
+        stream = ZMQStream(pull)  # (its flush() would take and drop them, as the peer's)
+        push.send(b"kept")
+        await asyncio.sleep(0.1)  # the loop runs: the stream must not read
+        assert pull.poll(int(WAIT * 1000)) == zmq.POLLIN
+        assert pull.recv() == b"kept"
+        stream.close()
+
+    @pytest.mark.asyncio
+    async def test_stream_over_a_tornado_future_socket(self) -> None:
+        """pyzmq#1405 (and #1318): a ZMQStream made over a socket of
+        ``zmq.eventloop.future.Context`` failed with 'fd added twice' (or never answered).
+        It must echo."""
+        ctx = zmq_async.tornado.Context()
+        try:
+            rep = ctx.socket(zmq.REP)
+            port = rep.bind_to_random_port("tcp://127.0.0.1")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the peer's: the stream drives a shadow
+                stream = ZMQStream(rep)
+            stream.on_recv(stream.send_multipart)
+            req = ctx.socket(zmq.REQ)
+            req.connect(f"tcp://127.0.0.1:{port}")
+            for i in range(3):
+                await req.send(b"%d" % i)
+                assert await asyncio.wait_for(req.recv(), WAIT) == b"%d" % i
+            stream.close()
+        finally:
+            ctx.destroy(linger=0)
+
+    @pytest.mark.asyncio
+    async def test_stream_over_an_asyncio_socket_gets_messages_not_futures(self, ctx: Any) -> None:
+        """jupyter_client#831: a ZMQStream made over a ``zmq.asyncio`` socket handed
+        ``on_recv`` the Futures of the async socket's receives instead of the messages.
+        It must get the messages (the peer shadows the socket, with a warning)."""
+        pull = ctx.socket(zmq.PULL)
+        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        push = ctx.socket(zmq.PUSH)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stream = ZMQStream(pull)
+        got: list[Any] = []
+        stream.on_recv(got.append)
+        await push.send_multipart([b"a", b"b"])
+        await until(lambda: bool(got))
+        assert got == [[b"a", b"b"]]
+        stream.close()
+
+    @pytest.mark.asyncio
+    async def test_no_callback_after_close(self, ctx: Any) -> None:
+        """jina#622 / #624: a stream got events after it was closed (its callback got a
+        None message on a closed socket and logged). Messages queued when the stream
+        closes must not reach the callback afterwards."""
+        pull, push = plain_pair(ctx)
+        stream = ZMQStream(pull)
+        got: list[Any] = []
+
+        def callback(msg: list[bytes]) -> None:
+            got.append(msg)
+            if len(got) == 1:
+                stream.close()
+
+        stream.on_recv(callback)
+        for i in range(20):
+            push.send(b"%d" % i)
+        await until(lambda: bool(got))
+        await asyncio.sleep(0.1)
+        assert got == [[b"0"]]
+
+
+# -- zmq_async.tornado (zmq.eventloop.future) ------------------------------------------------
+
+
+class TestTornadoFutures:
+    @pytest.mark.asyncio
+    async def test_recv_json_and_pyobj_give_objects(self) -> None:
+        """pyzmq#812: ``recv_pyobj`` / ``recv_json`` on future sockets tried to unpickle
+        the Future. They must give the objects, including when they have to wait."""
+        ctx = zmq_async.tornado.Context()
+        try:
+            pull = ctx.socket(zmq.PULL)
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            push = ctx.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{port}")
+            waiting = pull.recv_json()
+            await asyncio.sleep(0.01)
+            await push.send_json({"a": 1})
+            await push.send_pyobj({2, 3})
+            assert await asyncio.wait_for(waiting, WAIT) == {"a": 1}
+            assert await asyncio.wait_for(pull.recv_pyobj(), WAIT) == {2, 3}
+        finally:
+            ctx.destroy(linger=0)
+
+    @pytest.mark.asyncio
+    async def test_rcvtimeo_and_poll_timeout(self) -> None:
+        """pyzmq#825 and #737's review (Tornado flavour): RCVTIMEO makes a pending receive
+        fail with zmq.Again, ``poll(timeout)`` answers 0 after its timeout, and closing the
+        socket cancels what is left (#908)."""
+        ctx = zmq_async.tornado.Context()
+        try:
+            pull = ctx.socket(zmq.PULL)
+            pull.bind("inproc://bugs-aio-tornado")
+            pull.RCVTIMEO = 50
+            with pytest.raises(zmq.Again):
+                await asyncio.wait_for(pull.recv(), WAIT)
+            assert await asyncio.wait_for(pull.poll(50), WAIT) == 0
+            pull.RCVTIMEO = -1
+            pending = pull.recv()
+            pull.close()
+            with pytest.raises(asyncio.CancelledError):
+                await asyncio.wait_for(pending, WAIT)
+        finally:
+            ctx.destroy(linger=0)
