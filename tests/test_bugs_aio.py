@@ -882,3 +882,172 @@ class TestTornadoFutures:
                 await asyncio.wait_for(pending, WAIT)
         finally:
             ctx.destroy(linger=0)
+
+
+# -- threads and loops, continued -------------------------------------------------------------
+
+
+def _loop_thread(new_loop: Callable[[], Any]) -> tuple[Any, threading.Thread]:
+    """A loop of the test's kind running in a daemon thread: ``(loop, thread)``."""
+    loop = new_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    return loop, thread
+
+
+def _stop(loop: Any, thread: threading.Thread) -> None:
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(WAIT)
+    assert not thread.is_alive()
+    loop.close()
+
+
+class TestThreadsContinued:
+    def test_stream_on_a_background_thread_loop_receives(self, new_loop: Any) -> None:
+        """pyzmq#593 (also #578, #1091): a ZMQStream created for an IOLoop running in a
+        background thread never received, while timeouts on that loop worked. Messages
+        sent from the main thread must reach its callback, whole and in order (pyzmq#487:
+        only one part of a multipart message arrived now and then)."""
+        ctx = zmq.Context()
+        loop, thread = _loop_thread(new_loop)
+        try:
+            pull, push = plain_pair(ctx)
+            got: list[list[bytes]] = []
+            done = threading.Event()
+
+            def on_recv(msg: list[bytes]) -> None:
+                got.append(msg)
+                if len(got) == 200:
+                    done.set()
+
+            async def make() -> ZMQStream:
+                stream = ZMQStream(pull)
+                stream.on_recv(on_recv)
+                return stream
+
+            stream = asyncio.run_coroutine_threadsafe(make(), loop).result(WAIT)
+            for i in range(200):
+                push.send_multipart([b"%d" % i, b"b" * (i % 7), b"c"])
+            assert done.wait(WAIT)
+            assert got == [[b"%d" % i, b"b" * (i % 7), b"c"] for i in range(200)]
+            loop.call_soon_threadsafe(stream.close)
+        finally:
+            _stop(loop, thread)
+            ctx.destroy(linger=0)
+
+    def test_socket_of_a_loop_thread_used_from_the_main_loop(self, new_loop: Any) -> None:
+        """pyzmq#933 / #1551 and ipykernel#1275: an async socket made and used in one
+        thread's loop, then awaited from another loop, failed with 'got Future attached to
+        a different loop' (or hung). Awaited from the main loop it must work, and its
+        Future belong to the main loop."""
+        ctx = zmq_async.asyncio.Context()
+        loop, thread = _loop_thread(new_loop)
+        try:
+            pull = ctx.socket(zmq.PULL)
+            port = pull.bind_to_random_port("tcp://127.0.0.1")
+            push = ctx.socket(zmq.PUSH)
+            push.connect(f"tcp://127.0.0.1:{port}")
+
+            async def first() -> bytes:
+                await push.send(b"1")
+                return bytes(await pull.recv())
+
+            assert asyncio.run_coroutine_threadsafe(first(), loop).result(WAIT) == b"1"
+
+            async def main() -> list[bytes]:
+                send = push.send(b"2")
+                recv = pull.recv()
+                assert recv.get_loop() is asyncio.get_running_loop()
+                await asyncio.wait_for(send, WAIT)
+                return [await asyncio.wait_for(recv, WAIT)]
+
+            main_loop = new_loop()
+            try:
+                assert main_loop.run_until_complete(main()) == [b"2"]
+            finally:
+                main_loop.close()
+        finally:
+            _stop(loop, thread)
+            ctx.destroy(linger=0)
+
+    def test_destroy_from_another_thread_with_streams_running(self, new_loop: Any) -> None:
+        """jupyter_client#771 (nbclient's cleanup hung in ``Context.destroy`` from
+        ``stop_channels``) and ipykernel#876's review: streams run on a loop thread, then
+        another thread destroys their context. ``destroy`` must return, and the loop go on
+        (its streams closed)."""
+        ctx = zmq_async.asyncio.Context()
+        loop, thread = _loop_thread(new_loop)
+        try:
+            streams: list[ZMQStream] = []
+
+            async def make() -> None:
+                for _ in range(3):
+                    # jupyter_client's shape: streams over the context's async sockets (a
+                    # plain socket closed by another thread while its loop uses it is
+                    # libzmq misuse: pyzmq documents destroy() as not thread-safe).
+                    pull = ctx.socket(zmq.PULL)
+                    port = pull.bind_to_random_port("tcp://127.0.0.1")
+                    push = ctx.socket(zmq.PUSH)
+                    push.connect(f"tcp://127.0.0.1:{port}")
+                    stream = ZMQStream(pull)
+                    stream.on_recv(lambda msg: None)
+                    streams.append(stream)
+                    await push.send(b"x")
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the peer's: the stream drives a shadow
+                asyncio.run_coroutine_threadsafe(make(), loop).result(WAIT)
+                destroyer = threading.Thread(target=ctx.destroy, kwargs={"linger": 0})
+                destroyer.start()
+                destroyer.join(WAIT)
+                assert not destroyer.is_alive(), "destroy hung"
+
+                async def check() -> bool:
+                    await asyncio.sleep(0.05)
+                    return all(s.closed() for s in streams)
+
+                assert asyncio.run_coroutine_threadsafe(check(), loop).result(WAIT)
+        finally:
+            _stop(loop, thread)
+
+
+class TestMultipart:
+    @pytest.mark.asyncio
+    async def test_concurrent_send_multipart_at_hwm_never_interleave(
+        self, socket_pair: Any
+    ) -> None:
+        """jupyverse#184 (un-awaited sends: order) and pyzmq#487 (parts of a multipart
+        message lost or mixed): many tasks ``send_multipart`` on one PUSH held at its HWM.
+        Each message arrives whole, none interleaved, and in call order."""
+        pull, push = socket_pair(
+            zmq.PULL,
+            zmq.PUSH,
+            transport="inproc",
+            bind_opts={zmq.RCVHWM: 1},
+            connect_opts={zmq.SNDHWM: 1},
+        )
+        sends = [push.send_multipart([b"%d" % i] * (1 + i % 5)) for i in range(100)]
+        got = [await asyncio.wait_for(pull.recv_multipart(), WAIT) for _ in range(100)]
+        await asyncio.wait_for(asyncio.gather(*sends), WAIT)
+        assert got == [[b"%d" % i] * (1 + i % 5) for i in range(100)]
+
+    @pytest.mark.asyncio
+    async def test_cancelled_queued_send_is_not_sent(self, socket_pair: Any) -> None:
+        """The send side of pyzmq#918 / #923: a queued send (at the HWM) that is
+        cancelled must not go out later; the others go, in order."""
+        pull, push = socket_pair(
+            zmq.PULL,
+            zmq.PUSH,
+            transport="inproc",
+            bind_opts={zmq.RCVHWM: 1},
+            connect_opts={zmq.SNDHWM: 1},
+        )
+        sends = [push.send(b"%d" % i) for i in range(10)]
+        queued = [i for i, s in enumerate(sends) if not s.done()]
+        assert len(queued) >= 3
+        victim = queued[1]
+        sends[victim].cancel()
+        expected = [b"%d" % i for i in range(10) if i != victim]
+        got = [await asyncio.wait_for(pull.recv(), WAIT) for _ in range(9)]
+        assert got == expected
+        assert await pull.poll(100) == 0
