@@ -1051,3 +1051,60 @@ class TestMultipart:
         got = [await asyncio.wait_for(pull.recv(), WAIT) for _ in range(9)]
         assert got == expected
         assert await pull.poll(100) == 0
+
+
+class TestIdleAndStartup:
+    @pytest.mark.asyncio
+    async def test_stream_started_with_messages_already_waiting(self, ctx: Any) -> None:
+        """pyzmq#1140 (ipykernel#307): messages arrived, and the FD's edge was consumed
+        (here by reading EVENTS), before the stream (or a Qt notifier) started watching the
+        FD: it never woke. A stream and a receive started then must take them at once."""
+        pull, push = plain_pair(ctx)
+        for i in range(3):
+            push.send(b"%d" % i)
+        assert pull.poll(int(WAIT * 1000)) == zmq.POLLIN
+        assert pull.EVENTS & zmq.POLLIN  # the edge is consumed: no new one will come
+        got: list[Any] = []
+        stream = ZMQStream(pull)
+        stream.on_recv(got.append)
+        await until(lambda: len(got) == 3, timeout=1.0)  # not the periodic re-check
+        stream.close()
+        apull, apush = plain_pair(ctx)
+        apush.send(b"a")
+        assert apull.poll(int(WAIT * 1000)) == zmq.POLLIN
+        assert apull.EVENTS & zmq.POLLIN
+        sock = zmq_async.asyncio.Socket.from_socket(apull)
+        assert await asyncio.wait_for(sock.recv(), 1.0) == b"a"
+
+    @pytest.mark.asyncio
+    async def test_idle_sockets_and_streams_cost_no_cpu(self, ctx: Any) -> None:
+        """ipyparallel#357 (ipcluster at 99% CPU with pyzmq 17 and Tornado) and the idle
+        kernels at high CPU of jupyter's reports: 200 sockets with a pending receive and
+        50 streams with a receive callback, all idle, keep the process nearly idle."""
+        import resource
+
+        def cpu() -> float:
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            return usage.ru_utime + usage.ru_stime
+
+        pending = []
+        for i in range(200):
+            sock = ctx.socket(zmq.PULL)
+            sock.bind(f"inproc://bugs-aio-idle-{i}")
+            pending.append(sock.recv())
+        streams = []
+        for i in range(50):
+            plain = ctx.socket(zmq.PULL, socket_class=zmq.Socket)
+            plain.bind(f"inproc://bugs-aio-idle-stream-{i}")
+            stream = ZMQStream(plain)
+            stream.on_recv(lambda msg: None)
+            streams.append(stream)
+        await asyncio.sleep(0.3)  # the first re-checks pass
+        start = cpu()
+        await asyncio.sleep(1.0)
+        spent = cpu() - start
+        for future in pending:
+            future.cancel()
+        for stream in streams:
+            stream.close()
+        assert spent < 0.3, f"{spent:.3f} s of CPU in 1 s idle"
