@@ -56,6 +56,36 @@ class LoopErrors:
         return [str(c.get("message")) + " " + repr(c.get("exception")) for c in self.contexts]
 
 
+def tcp_pair(
+    ctx: Any, kind: tuple[int, int] = (zmq.PULL, zmq.PUSH), socket_class: Any = None
+) -> tuple[Any, Any]:
+    """Sockets of ``ctx`` (of its own class, or ``socket_class``) connected over tcp on
+    loopback: ``(bound, connected)``."""
+    cls = {} if socket_class is None else {"socket_class": socket_class}
+    bound = ctx.socket(kind[0], **cls)
+    port = bound.bind_to_random_port("tcp://127.0.0.1")
+    connected = ctx.socket(kind[1], **cls)
+    connected.connect(f"tcp://127.0.0.1:{port}")
+    return bound, connected
+
+
+def plain_pair(ctx: Any, kind: tuple[int, int] = (zmq.PULL, zmq.PUSH)) -> tuple[Any, Any]:
+    """Plain (blocking) sockets of ``ctx`` connected over tcp: ``(bound, connected)``."""
+    return tcp_pair(ctx, kind, zmq.Socket)
+
+
+def tight_pair(socket_pair: Any) -> tuple[Any, Any]:
+    """An inproc PULL <- PUSH pair of the ``socket_pair`` fixture whose HWMs are 1 (a send
+    waits after two queued messages): ``(pull, push)``."""
+    return socket_pair(  # type: ignore[no-any-return]
+        zmq.PULL,
+        zmq.PUSH,
+        transport="inproc",
+        bind_opts={zmq.RCVHWM: 1},
+        connect_opts={zmq.SNDHWM: 1},
+    )
+
+
 # -- cancellation and timeouts --------------------------------------------------------------
 
 
@@ -179,13 +209,7 @@ class TestCancellation:
         """pyzmq#925 / #927: ``await sock.send()`` on a PUSH at its high-water mark raised
         zmq.Again although no SNDTIMEO was set. Sends must wait (libzmq's blocking
         semantics), then all go out in order once the consumer reads."""
-        pull, push = socket_pair(
-            zmq.PULL,
-            zmq.PUSH,
-            transport="inproc",
-            bind_opts={zmq.RCVHWM: 1},
-            connect_opts={zmq.SNDHWM: 1},
-        )
+        pull, push = tight_pair(socket_pair)
         sends = [asyncio.ensure_future(push.send(b"%d" % i)) for i in range(50)]
         await asyncio.sleep(0.05)
         assert not all(s.done() for s in sends)  # some wait at the HWM
@@ -198,13 +222,7 @@ class TestCancellation:
         """pyzmq#891 / #913 / #921: ``send_multipart(parts, flags=zmq.NOBLOCK)`` on an async
         socket failed with a TypeError (and later send(DONTWAIT) broke send_multipart). It
         must send at once when it can, and raise zmq.Again when it cannot, never wait."""
-        pull, push = socket_pair(
-            zmq.PULL,
-            zmq.PUSH,
-            transport="inproc",
-            bind_opts={zmq.RCVHWM: 1},
-            connect_opts={zmq.SNDHWM: 1},
-        )
+        pull, push = tight_pair(socket_pair)
         await push.send_multipart([b"a", b"b"], flags=zmq.NOBLOCK)
         assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"a", b"b"]
         with pytest.raises(zmq.Again):  # fill the pipe: some NOBLOCK send fails
@@ -624,15 +642,6 @@ class TestClosing:
 # -- ZMQStream -------------------------------------------------------------------------------
 
 
-def plain_pair(ctx: Any, kind: tuple[int, int] = (zmq.PULL, zmq.PUSH)) -> tuple[Any, Any]:
-    """Plain (blocking) sockets of ``ctx`` connected over tcp: ``(bound, connected)``."""
-    bound = ctx.socket(kind[0], socket_class=zmq.Socket)
-    port = bound.bind_to_random_port("tcp://127.0.0.1")
-    connected = ctx.socket(kind[1], socket_class=zmq.Socket)
-    connected.connect(f"tcp://127.0.0.1:{port}")
-    return bound, connected
-
-
 class TestStream:
     @pytest.mark.asyncio
     async def test_raw_sends_on_the_streams_socket_do_not_lose_its_wakeup(self, ctx: Any) -> None:
@@ -676,10 +685,7 @@ class TestStream:
             ctx.destroy(linger=0)
             ctx2 = zmq_async.asyncio.Context()
             try:
-                a = ctx2.socket(zmq.PULL)
-                port = a.bind_to_random_port("tcp://127.0.0.1")
-                b = ctx2.socket(zmq.PUSH)
-                b.connect(f"tcp://127.0.0.1:{port}")
+                a, b = tcp_pair(ctx2)
                 recv = a.recv()  # watches the FD number the stream had (usually reused)
                 await asyncio.sleep(0.05)
                 assert stream.closed()
@@ -783,14 +789,11 @@ class TestStream:
         It must echo."""
         ctx = zmq_async.tornado.Context()
         try:
-            rep = ctx.socket(zmq.REP)
-            port = rep.bind_to_random_port("tcp://127.0.0.1")
+            rep, req = tcp_pair(ctx, (zmq.REP, zmq.REQ))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the peer's: the stream drives a shadow
                 stream = ZMQStream(rep)
             stream.on_recv(stream.send_multipart)
-            req = ctx.socket(zmq.REQ)
-            req.connect(f"tcp://127.0.0.1:{port}")
             for i in range(3):
                 await req.send(b"%d" % i)
                 assert await asyncio.wait_for(req.recv(), WAIT) == b"%d" % i
@@ -803,10 +806,7 @@ class TestStream:
         """jupyter_client#831: a ZMQStream made over a ``zmq.asyncio`` socket handed
         ``on_recv`` the Futures of the async socket's receives instead of the messages.
         It must get the messages (the peer shadows the socket, with a warning)."""
-        pull = ctx.socket(zmq.PULL)
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
-        push = ctx.socket(zmq.PUSH)
-        push.connect(f"tcp://127.0.0.1:{port}")
+        pull, push = tcp_pair(ctx)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             stream = ZMQStream(pull)
@@ -849,10 +849,7 @@ class TestTornadoFutures:
         the Future. They must give the objects, including when they have to wait."""
         ctx = zmq_async.tornado.Context()
         try:
-            pull = ctx.socket(zmq.PULL)
-            port = pull.bind_to_random_port("tcp://127.0.0.1")
-            push = ctx.socket(zmq.PUSH)
-            push.connect(f"tcp://127.0.0.1:{port}")
+            pull, push = tcp_pair(ctx)
             waiting = pull.recv_json()
             await asyncio.sleep(0.01)
             await push.send_json({"a": 1})
@@ -943,10 +940,7 @@ class TestThreadsContinued:
         ctx = zmq_async.asyncio.Context()
         loop, thread = _loop_thread(new_loop)
         try:
-            pull = ctx.socket(zmq.PULL)
-            port = pull.bind_to_random_port("tcp://127.0.0.1")
-            push = ctx.socket(zmq.PUSH)
-            push.connect(f"tcp://127.0.0.1:{port}")
+            pull, push = tcp_pair(ctx)
 
             async def first() -> bytes:
                 await push.send(b"1")
@@ -985,10 +979,7 @@ class TestThreadsContinued:
                     # jupyter_client's shape: streams over the context's async sockets (a
                     # plain socket closed by another thread while its loop uses it is
                     # libzmq misuse: pyzmq documents destroy() as not thread-safe).
-                    pull = ctx.socket(zmq.PULL)
-                    port = pull.bind_to_random_port("tcp://127.0.0.1")
-                    push = ctx.socket(zmq.PUSH)
-                    push.connect(f"tcp://127.0.0.1:{port}")
+                    pull, push = tcp_pair(ctx)
                     stream = ZMQStream(pull)
                     stream.on_recv(lambda msg: None)
                     streams.append(stream)
@@ -1019,13 +1010,7 @@ class TestMultipart:
         """jupyverse#184 (un-awaited sends: order) and pyzmq#487 (parts of a multipart
         message lost or mixed): many tasks ``send_multipart`` on one PUSH held at its HWM.
         Each message arrives whole, none interleaved, and in call order."""
-        pull, push = socket_pair(
-            zmq.PULL,
-            zmq.PUSH,
-            transport="inproc",
-            bind_opts={zmq.RCVHWM: 1},
-            connect_opts={zmq.SNDHWM: 1},
-        )
+        pull, push = tight_pair(socket_pair)
         sends = [push.send_multipart([b"%d" % i] * (1 + i % 5)) for i in range(100)]
         got = [await asyncio.wait_for(pull.recv_multipart(), WAIT) for _ in range(100)]
         await asyncio.wait_for(asyncio.gather(*sends), WAIT)
@@ -1035,13 +1020,7 @@ class TestMultipart:
     async def test_cancelled_queued_send_is_not_sent(self, socket_pair: Any) -> None:
         """The send side of pyzmq#918 / #923: a queued send (at the HWM) that is
         cancelled must not go out later; the others go, in order."""
-        pull, push = socket_pair(
-            zmq.PULL,
-            zmq.PUSH,
-            transport="inproc",
-            bind_opts={zmq.RCVHWM: 1},
-            connect_opts={zmq.SNDHWM: 1},
-        )
+        pull, push = tight_pair(socket_pair)
         sends = [push.send(b"%d" % i) for i in range(10)]
         queued = [i for i, s in enumerate(sends) if not s.done()]
         assert len(queued) >= 3
