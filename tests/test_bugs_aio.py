@@ -668,8 +668,8 @@ class TestStream:
     async def test_socket_destroyed_under_a_stream(
         self, ctx: Any, caplog: pytest.LogCaptureFixture
     ) -> None:
-        """pyzmq#1392 / #1848 (jupyter_client#548, spyder#20381, spyder#25623): the context
-        is destroyed, closing a stream's socket under it. The peer's stream raised from its
+        """pyzmq#1392 / #1848 (jupyter_client#548 and #936, spyder#20381, spyder#25623): the
+        context is destroyed, closing a stream's socket under it. The peer's stream raised from its
         event handler ('Uncaught exception in zmqstream callback'). Ours, as the fixed peer,
         only warns (a socket closed under a stream is a misuse); the stream says it is
         closed, and the late unregister of its FD, which the next socket reuses at once,
