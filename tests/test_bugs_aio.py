@@ -397,6 +397,30 @@ class TestPollers:
                 s.close()
 
     @pytest.mark.asyncio
+    async def test_poller_sees_pollerr_alone_on_a_raw_fd_before_its_timeout(self) -> None:
+        """pyzmq#1865's sibling: a raw fd registered for POLLERR alone (the write end of a
+        pipe whose reader went away) was answered only at the poll's deadline, by the peer
+        too. It must be answered when the error shows, as ``zmq.Poller`` does."""
+        import os
+
+        read_end, write_end = os.pipe()
+        try:
+            poller = zmq_async.asyncio.Poller()
+            poller.register(write_end, zmq.POLLERR)
+            pending = poller.poll(5000)
+            await asyncio.sleep(0.01)
+            start = time.monotonic()
+            os.close(read_end)
+            read_end = -1
+            events = await asyncio.wait_for(pending, WAIT)
+            assert time.monotonic() - start < 3
+            assert events == [(write_end, zmq.POLLERR)]
+        finally:
+            for fd in (read_end, write_end):
+                if fd >= 0:
+                    os.close(fd)
+
+    @pytest.mark.asyncio
     async def test_poller_accepts_raw_sockets_and_fds(self, ctx: Any) -> None:
         """pyzmq#906: registering a native socket or fd with ``zmq.asyncio.Poller`` failed
         (AttributeError '_add_recv_event'). A raw fd and an object with ``fileno()`` are

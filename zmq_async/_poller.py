@@ -174,9 +174,10 @@ class PollWait:
         Raises what a reactor or the driver raises (a closed socket, a bad FD), having undone
         what it did: nothing is left watching for a poll that will not wait.
         """
-        # POLLPRI (urgent data, a GPIO edge) is a condition the loops cannot watch an FD for:
-        # only the periodic look below sees it (pyzmq#1865: the poll waited to its deadline).
-        unwatchable = False
+        # POLLPRI (urgent data, a GPIO edge) and POLLERR alone are conditions the loops cannot
+        # watch an FD for: the periodic look below, kept for every raw FD, sees them
+        # (pyzmq#1865: the poll waited to its deadline).
+        raw = False
         try:
             for item, mask in tuple(self._items):
                 reactor = self._reactor_of(item)
@@ -196,13 +197,13 @@ class PollWait:
                     self._watch_fd(fd, False)
                 if mask & zmq.POLLOUT:
                     self._watch_fd(fd, True)
-                unwatchable |= bool(mask & zmq.POLLPRI)
+                raw = True
         except BaseException:
             self.teardown()
             raise
         if self._waiters:
             self._pid = _socket.current_pid()
-        if self._fds or unwatchable:
+        if raw:
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
             self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
             self._recheck_timer = self._driver.call_later(delay, self._wake_cb)
