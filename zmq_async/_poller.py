@@ -141,7 +141,10 @@ class PollWait:
         # cancelled too, as zmq.asyncio does, unless that socket was unregistered meanwhile:
         # then it is left out and the poll goes on, as for a plain socket (pyzmq#1114).
         registered = {item.underlying for item, _ in self._items if isinstance(item, zmq.Socket)}
-        if any(r.closed and r.socket.underlying not in registered for r, _ in self._waiters):
+        if any(
+            w.completion is self and r.closed and r.socket.underlying not in registered
+            for r, w in self._waiters
+        ):
             self._wake()
             return True
         self.teardown()
