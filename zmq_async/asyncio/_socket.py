@@ -39,6 +39,7 @@ _UNBOUND: Any = object()
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _recv = _ops.recv
+_recv_multipart = _ops.recv_multipart
 _send = _ops.send
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -299,10 +300,17 @@ class Socket(ReactorSocket["Future[Any]"]):
         ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
         """
         reactor = self._reactor
-        waiter = Waiter(future, op, args, post)
         if sending:
+            waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
+            if op is _recv or op is _recv_multipart:
+                # A task cancelled as this completes must not throw its message away.
+                frame = op is _recv
+                future = post = _KeptFuture(future.get_loop(), reactor, frame, post)
+                if frame:
+                    op = _ops.recv_more  # a frame given back needs its RCVMORE
+            waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
         return future
@@ -576,6 +584,69 @@ class Socket(ReactorSocket["Future[Any]"]):
 #: of long waits cost little.
 OWNER_CHECK = 0.5
 OWNER_CHECK_MAX = 4.0
+
+
+class _KeptFuture(Future[Any]):
+    """The Future of a queued receive, which keeps what it received to give it back.
+
+    A task awaiting it may be cancelled in the tick it completes: asyncio cannot cancel a
+    done Future, so ``Task.cancel()`` (which calls ``cancel()`` on the Future the task
+    awaits, by name) throws CancelledError into the task instead, and the message would be
+    lost (verifiers#921's general form; rule 2). :meth:`cancel` then gives its frames back
+    to the socket, first in line for the next receive. Only queued receives get this class:
+    a receive served at once completes before its caller can be cancelled.
+    """
+
+    __slots__ = ("frame", "post", "raw", "reactor")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        reactor: Reactor,
+        frame: bool,
+        post: Callable[[Any], Any] | None,
+    ) -> None:
+        super().__init__(loop=loop)
+        self.reactor = reactor
+        #: A ``recv`` (run as ``recv_more``, whose result is ``(frame, more)``), else a
+        #: ``recv_multipart``.
+        self.frame = frame
+        #: The decoder (recv_string, recv_json...), or None.
+        self.post = post
+        #: What the receive returned, once decoded; None: nothing (or given back already).
+        self.raw: Any = None
+
+    def __call__(self, raw: Any) -> Any:
+        """The waiter's ``post``: the caller's result from ``raw``, which is kept."""
+        result = raw[0] if self.frame else raw
+        post = self.post
+        if post is not None:
+            result = post(result)
+        self.raw = raw  # (after decoding: a message its decoder refused is not given back)
+        return result
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel as a Future does. Done with a result that a task awaits as it is being
+        cancelled (it gets CancelledError, not the result): give the frames back, once."""
+        if super().cancel(msg):
+            return True
+        raw = self.raw
+        if raw is not None and _cancelling_waiter(self):
+            self.raw = None
+            frames = _ops.given_frames(_ops.recv_more if self.frame else _recv_multipart, raw)
+            if frames is not None:
+                self.reactor.give_back(frames)
+        return False
+
+
+def _cancelling_waiter(future: Future[Any]) -> bool:
+    """Whether a task of ``future``'s loop awaits it and is being cancelled."""
+    for task in asyncio.all_tasks(future.get_loop()):
+        if getattr(task, "_fut_waiter", None) is future:
+            cancelling = getattr(task, "cancelling", None)
+            # (Python 3.10 has no cancelling(): its Task.cancel is the one caller then.)
+            return cancelling is None or cancelling() > 0
+    return False
 
 
 class _HandOff:
