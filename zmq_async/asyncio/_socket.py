@@ -306,10 +306,17 @@ class Socket(ReactorSocket["Future[Any]"]):
         else:
             if op is _recv or op is _recv_multipart:
                 # A task cancelled as this completes must not throw its message away.
-                frame = op is _recv
-                future = post = _KeptFuture(future.get_loop(), reactor, frame, post)
-                if frame:
+                kept = _KeptFuture(loop=future.get_loop())
+                kept.reactor, kept.post, kept.raw = reactor, post, None
+                if op is _recv:
                     op = _ops.recv_more  # a frame given back needs its RCVMORE
+                    kept.frame = True
+                    post = kept
+                else:
+                    kept.frame = False
+                    if post is not None:
+                        post = kept
+                future = kept
             waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
@@ -586,6 +593,10 @@ OWNER_CHECK = 0.5
 OWNER_CHECK_MAX = 4.0
 
 
+#: ``_KeptFuture.post`` once its frames were given back.
+_GIVEN: Any = object()
+
+
 class _KeptFuture(Future[Any]):
     """The Future of a queued receive, which keeps what it received to give it back.
 
@@ -599,22 +610,16 @@ class _KeptFuture(Future[Any]):
 
     __slots__ = ("frame", "post", "raw", "reactor")
 
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        reactor: Reactor,
-        frame: bool,
-        post: Callable[[Any], Any] | None,
-    ) -> None:
-        super().__init__(loop=loop)
-        self.reactor = reactor
-        #: A ``recv`` (run as ``recv_more``, whose result is ``(frame, more)``), else a
-        #: ``recv_multipart``.
-        self.frame = frame
-        #: The decoder (recv_string, recv_json...), or None.
-        self.post = post
-        #: What the receive returned, once decoded; None: nothing (or given back already).
-        self.raw: Any = None
+    # (Set by Socket._queue: an __init__ of our own would cost every queued receive.)
+    reactor: Reactor
+    #: A ``recv`` (run as ``recv_more``, whose result is ``(frame, more)``), else a
+    #: ``recv_multipart``.
+    frame: bool
+    #: The decoder (recv_string, recv_json...), or None.
+    post: Callable[[Any], Any] | None
+    #: What the receive returned, once decoded (None: given back, or an undecoded
+    #: ``recv_multipart``, whose result is what it received).
+    raw: Any
 
     def __call__(self, raw: Any) -> Any:
         """The waiter's ``post``: the caller's result from ``raw``, which is kept."""
@@ -631,12 +636,19 @@ class _KeptFuture(Future[Any]):
         if super().cancel(msg):
             return True
         raw = self.raw
+        if raw is None and self.post is None and not self.frame:
+            # An undecoded recv_multipart: its result is what it received.
+            raw = None if self.cancelled() or self.exception() else self.result()
         if raw is not None and _cancelling_waiter(self):
-            self.raw = None
-            frames = _ops.given_frames(_ops.recv_more if self.frame else _recv_multipart, raw)
+            op = _ops.recv_more if self.frame else _recv_multipart
+            self.raw, self.post = None, _GIVEN  # never twice
+            frames = _ops.given_frames(op, raw)
             if frames is not None:
                 self.reactor.give_back(frames)
         return False
+
+
+_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future pending>"
 
 
 def _cancelling_waiter(future: Future[Any]) -> bool:
