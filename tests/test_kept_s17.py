@@ -190,20 +190,22 @@ async def test_cancellation_storm_every_message_once_in_order(layer: str) -> Non
 
 @pytest.mark.asyncio
 async def test_gather_cancelling_done_children_gives_no_duplicate(ctx: Any) -> None:
-    """``gather`` cancels its children when it is cancelled; a child receive already done
-    (its callbacks not run yet) is not cancelled, and gather or its holder keeps its result:
-    its frames must not also go back to the socket."""
+    """``gather.cancel()`` in the tick its child receives complete, before gather's own
+    callbacks run: the done children cannot be cancelled, so gather returns their results;
+    their frames must not also go back to the socket."""
     pull, sync_ctx, push = tcp_pull(ctx)
     try:
         first, second = pull.recv(), pull.recv_multipart()
         assert not first.done() and not second.done()
+        cancelled: list[bool] = []
+        gathered: Any = None
+        # Added before gather's: runs first, as gather's callbacks wait in the ready queue.
+        second.add_done_callback(lambda _: cancelled.append(gathered.cancel()))
         gathered = asyncio.gather(first, second)
         push.send(b"one")
         push.send_multipart([b"two", b"2"])
-        await asyncio.wait_for(asyncio.wait({first, second}), WAIT)
-        assert first.done() and second.done()
-        assert not gathered.cancel()  # (gather's children are done: it cannot cancel them)
         assert await asyncio.wait_for(gathered, WAIT) == [b"one", [b"two", b"2"]]
+        assert cancelled == [False]  # (called while both were done, gather not yet)
         assert await pull.poll(50) == 0  # nothing given back: no duplicate
     finally:
         pull.close(linger=0)
