@@ -47,6 +47,7 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
+_RCVMORE = int(zmq.RCVMORE)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 #: Errors after which the socket can never proceed: closed, or its context terminated.
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
@@ -307,15 +308,9 @@ class Socket(ReactorSocket["Future[Any]"]):
             if op is _recv or op is _recv_multipart:
                 # A task cancelled as this completes must not throw its message away.
                 kept = _KeptFuture(loop=future.get_loop())
-                kept.reactor, kept.post, kept.raw = reactor, post, None
-                if op is _recv:
-                    op = _ops.recv_more  # a frame given back needs its RCVMORE
-                    kept.frame = True
-                    post = kept
-                else:
-                    kept.frame = False
-                    if post is not None:
-                        post = kept
+                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, op is _recv
+                if post is not None:
+                    post = kept  # keeps what the decoder decodes
                 future = kept
             waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
@@ -612,21 +607,17 @@ class _KeptFuture(Future[Any]):
 
     # (Set by Socket._queue: an __init__ of our own would cost every queued receive.)
     reactor: Reactor
-    #: A ``recv`` (run as ``recv_more``, whose result is ``(frame, more)``), else a
-    #: ``recv_multipart``.
+    #: A ``recv`` (one frame), else a ``recv_multipart``.
     frame: bool
     #: The decoder (recv_string, recv_json...), or None.
     post: Callable[[Any], Any] | None
-    #: What the receive returned, once decoded (None: given back, or an undecoded
-    #: ``recv_multipart``, whose result is what it received).
+    #: What a decoded receive received, once decoded; None: not decoded (the result is
+    #: what it received), or given back.
     raw: Any
 
     def __call__(self, raw: Any) -> Any:
-        """The waiter's ``post``: the caller's result from ``raw``, which is kept."""
-        result = raw[0] if self.frame else raw
-        post = self.post
-        if post is not None:
-            result = post(result)
+        """The waiter's ``post`` for a decoded receive: decode ``raw``, which is kept."""
+        result = self.post(raw)  # type: ignore[misc]
         self.raw = raw  # (after decoding: a message its decoder refused is not given back)
         return result
 
@@ -636,15 +627,19 @@ class _KeptFuture(Future[Any]):
         if super().cancel(msg):
             return True
         raw = self.raw
-        if raw is None and self.post is None and not self.frame:
-            # An undecoded recv_multipart: its result is what it received.
+        if raw is None and self.post is None:
             raw = None if self.cancelled() or self.exception() else self.result()
-        if raw is not None and _cancelling_waiter(self):
-            op = _ops.recv_more if self.frame else _recv_multipart
-            self.raw, self.post = None, _GIVEN  # never twice
-            frames = _ops.given_frames(op, raw)
-            if frames is not None:
-                self.reactor.give_back(frames)
+        if raw is None or self.reactor.closed or not _cancelling_waiter(self):
+            return False
+        self.raw, self.post = None, _GIVEN  # never twice
+        if self.frame:
+            # Whether more frames follow, read now rather than at each receive (RCVMORE
+            # costs a quarter of a round trip): right unless another receive took a frame
+            # since this one, which giving it back reorders anyway. A Frame knows.
+            more = raw.more if isinstance(raw, zmq.Frame) else _get(self.reactor.socket, _RCVMORE)
+            self.reactor.give_back([(raw, bool(more))])
+        else:
+            self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
         return False
 
 
