@@ -13,7 +13,7 @@ import asyncio
 import pickle
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any
 
@@ -77,6 +77,15 @@ def tcp_pull(ctx: Any) -> tuple[Any, zmq.Context[Any], zmq.Socket[Any]]:
     push = sync_ctx.socket(zmq.PUSH)
     push.connect(f"tcp://127.0.0.1:{port}")
     return pull, sync_ctx, push
+
+
+@pytest.fixture
+def link(ctx: Any) -> Iterator[tuple[Any, zmq.Socket[Any]]]:
+    """``ctx``'s PULL and a plain PUSH connected to it (see :func:`tcp_pull`), closed after."""
+    pull, sync_ctx, push = tcp_pull(ctx)
+    yield pull, push
+    pull.close(linger=0)
+    sync_ctx.destroy(linger=0)
 
 
 class Once:
@@ -189,105 +198,89 @@ async def test_cancellation_storm_every_message_once_in_order(layer: str) -> Non
 
 
 @pytest.mark.asyncio
-async def test_gather_cancelling_done_children_gives_no_duplicate(ctx: Any) -> None:
+async def test_gather_cancelling_done_children_gives_no_duplicate(link: Any) -> None:
     """``gather.cancel()`` in the tick its child receives complete, before gather's own
     callbacks run: the done children cannot be cancelled, so gather returns their results;
     their frames must not also go back to the socket."""
-    pull, sync_ctx, push = tcp_pull(ctx)
-    try:
-        first, second = pull.recv(), pull.recv_multipart()
-        assert not first.done() and not second.done()
-        cancelled: list[bool] = []
-        gathered: Any = None
-        # Added before gather's: runs first, as gather's callbacks wait in the ready queue.
-        second.add_done_callback(lambda _: cancelled.append(gathered.cancel()))
-        gathered = asyncio.gather(first, second)
-        push.send(b"one")
-        push.send_multipart([b"two", b"2"])
-        assert await asyncio.wait_for(gathered, WAIT) == [b"one", [b"two", b"2"]]
-        assert cancelled == [False]  # (called while both were done, gather not yet)
-        assert await pull.poll(50) == 0  # nothing given back: no duplicate
-    finally:
-        pull.close(linger=0)
-        sync_ctx.destroy(linger=0)
+    pull, push = link
+    first, second = pull.recv(), pull.recv_multipart()
+    assert not first.done() and not second.done()
+    cancelled: list[bool] = []
+    gathered: Any = None
+    # Added before gather's: runs first, as gather's callbacks wait in the ready queue.
+    second.add_done_callback(lambda _: cancelled.append(gathered.cancel()))
+    gathered = asyncio.gather(first, second)
+    push.send(b"one")
+    push.send_multipart([b"two", b"2"])
+    assert await asyncio.wait_for(gathered, WAIT) == [b"one", [b"two", b"2"]]
+    assert cancelled == [False]  # (called while both were done, gather not yet)
+    assert await pull.poll(50) == 0  # nothing given back: no duplicate
 
 
 @pytest.mark.asyncio
-async def test_direct_cancel_of_a_done_receive_then_result_gives_no_duplicate(ctx: Any) -> None:
+async def test_direct_cancel_of_a_done_receive_then_result_gives_no_duplicate(link: Any) -> None:
     """A user's ``fut.cancel()`` on a done receive (no task awaits it) returns False and
     leaves the result to the user: nothing is given back to the socket."""
-    pull, sync_ctx, push = tcp_pull(ctx)
-    try:
-        futures = [pull.recv(), pull.recv_string(), pull.recv_multipart()]
-        assert not any(f.done() for f in futures)
-        push.send(b"a")
-        push.send(b"b")
-        push.send_multipart([b"c", b"d"])
-        await asyncio.wait_for(asyncio.wait(futures), WAIT)
-        assert [f.cancel() for f in futures] == [False, False, False]
-        assert [f.result() for f in futures] == [b"a", "b", [b"c", b"d"]]
-        assert await pull.poll(50) == 0
-    finally:
-        pull.close(linger=0)
-        sync_ctx.destroy(linger=0)
+    pull, push = link
+    futures = [pull.recv(), pull.recv_string(), pull.recv_multipart()]
+    assert not any(f.done() for f in futures)
+    push.send(b"a")
+    push.send(b"b")
+    push.send_multipart([b"c", b"d"])
+    await asyncio.wait_for(asyncio.wait(futures), WAIT)
+    assert [f.cancel() for f in futures] == [False, False, False]
+    assert [f.result() for f in futures] == [b"a", "b", [b"c", b"d"]]
+    assert await pull.poll(50) == 0
 
 
 @pytest.mark.asyncio
-async def test_task_cancelled_twice_in_the_tick_gives_back_once(ctx: Any) -> None:
+async def test_task_cancelled_twice_in_the_tick_gives_back_once(link: Any) -> None:
     """Two ``task.cancel()`` in the tick the receive completes: the frames go back once."""
-    pull, sync_ctx, push = tcp_pull(ctx)
-    try:
-        fut = pull.recv_multipart()
+    pull, push = link
+    fut = pull.recv_multipart()
 
-        async def settled() -> Any:
-            return await fut
+    async def settled() -> Any:
+        return await fut
 
-        task = asyncio.ensure_future(settled())
-        fut.add_done_callback(lambda _: (task.cancel(), task.cancel()))
-        await asyncio.sleep(0)
-        push.send_multipart([b"x", b"y"])
-        with pytest.raises(asyncio.CancelledError):
-            await asyncio.wait_for(task, WAIT)
-        assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"x", b"y"]
-        assert await pull.poll(50) == 0
-    finally:
-        pull.close(linger=0)
-        sync_ctx.destroy(linger=0)
+    task = asyncio.ensure_future(settled())
+    fut.add_done_callback(lambda _: (task.cancel(), task.cancel()))
+    await asyncio.sleep(0)
+    push.send_multipart([b"x", b"y"])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"x", b"y"]
+    assert await pull.poll(50) == 0
 
 
 @pytest.mark.asyncio
-async def test_queued_receive_future_is_an_asyncio_future(ctx: Any) -> None:
+async def test_queued_receive_future_is_an_asyncio_future(link: Any) -> None:
     """A queued receive's Future (a subclass) works wherever an asyncio Future does:
     isinstance, isfuture, wrap_future, gather, wait, tornado's convert_yielded and
     gen.coroutine; its repr reads as a Future's."""
     from tornado import gen
 
-    pull, sync_ctx, push = tcp_pull(ctx)
-    try:
-        fut = pull.recv()
-        assert not fut.done()
-        assert isinstance(fut, asyncio.Future) and asyncio.isfuture(fut)
-        assert asyncio.wrap_future(fut) is fut
-        assert gen.convert_yielded(fut) is fut
-        assert repr(fut).startswith("<Future pending"), repr(fut)
+    pull, push = link
+    fut = pull.recv()
+    assert not fut.done()
+    assert isinstance(fut, asyncio.Future) and asyncio.isfuture(fut)
+    assert asyncio.wrap_future(fut) is fut
+    assert gen.convert_yielded(fut) is fut
+    assert repr(fut).startswith("<Future pending"), repr(fut)
 
-        @gen.coroutine  # type: ignore[misc]
-        def tornado_style() -> Any:
-            value = yield fut
-            return value
+    @gen.coroutine  # type: ignore[misc]
+    def tornado_style() -> Any:
+        value = yield fut
+        return value
 
-        push.send(b"t")
-        assert await asyncio.wait_for(tornado_style(), WAIT) == b"t"
-        assert repr(fut) == "<Future finished result=b't'>"
-        pending = [pull.recv_string(), pull.recv_multipart()]
-        push.send(b"u")
-        push.send(b"v")
-        done, _ = await asyncio.wait(pending, timeout=WAIT)
-        assert len(done) == 2
-        assert await asyncio.gather(*pending) == ["u", [b"v"]]
-    finally:
-        pull.close(linger=0)
-        sync_ctx.destroy(linger=0)
+    push.send(b"t")
+    assert await asyncio.wait_for(tornado_style(), WAIT) == b"t"
+    assert repr(fut) == "<Future finished result=b't'>"
+    pending = [pull.recv_string(), pull.recv_multipart()]
+    push.send(b"u")
+    push.send(b"v")
+    done, _ = await asyncio.wait(pending, timeout=WAIT)
+    assert len(done) == 2
+    assert await asyncio.gather(*pending) == ["u", [b"v"]]
 
 
 @pytest.mark.anyio
