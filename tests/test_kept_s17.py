@@ -56,7 +56,7 @@ def normal(kind: str, value: Any) -> Any:
 
 def expected_units(kind: str, i: int) -> list[Any]:
     """What the receives of message ``i`` give, in order (two receives for "frames")."""
-    return {
+    units: dict[str, list[Any]] = {
         "recv": [b"%d" % i],
         "recv_nocopy": [b"%d" % i],
         "multipart": [[b"%d" % i, b"m"]],
@@ -66,7 +66,8 @@ def expected_units(kind: str, i: int) -> list[Any]:
         "pyobj": [("p", i)],
         "serialized": [i],
         "frames": [b"%d" % i, b"%d-tail" % i],
-    }[kind]
+    }
+    return units[kind]
 
 
 def tcp_pull(ctx: Any) -> tuple[Any, zmq.Context[Any], zmq.Socket[Any]]:
