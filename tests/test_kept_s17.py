@@ -268,7 +268,7 @@ async def test_queued_receive_future_is_an_asyncio_future(link: Any) -> None:
     assert gen.convert_yielded(fut) is fut
     assert repr(fut).startswith("<Future pending"), repr(fut)
 
-    @gen.coroutine  # type: ignore[misc]
+    @gen.coroutine
     def tornado_style() -> Any:
         value = yield fut
         return value
