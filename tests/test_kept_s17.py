@@ -254,6 +254,28 @@ async def test_task_cancelled_twice_in_the_tick_gives_back_once(link: Any) -> No
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("copy", [True, False])
+async def test_first_frame_given_back_keeps_its_message_whole(link: Any, copy: bool) -> None:
+    """A ``recv()`` of a multipart message's first frame, its task cancelled in the tick it
+    completes: the frame goes back with "more follow", so a ``recv_multipart`` then gets
+    the whole message, not the first frame alone."""
+    pull, push = link
+    fut = pull.recv(copy=copy)
+
+    async def settled() -> Any:
+        return await fut
+
+    task = asyncio.ensure_future(settled())
+    fut.add_done_callback(lambda _: task.cancel())
+    await asyncio.sleep(0)
+    push.send_multipart([b"head", b"tail"])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"head", b"tail"]
+    assert await pull.poll(50) == 0
+
+
+@pytest.mark.asyncio
 async def test_queued_receive_future_is_an_asyncio_future(link: Any) -> None:
     """A queued receive's Future (a subclass) works wherever an asyncio Future does:
     isinstance, isfuture, wrap_future, gather, wait, tornado's convert_yielded and
