@@ -168,13 +168,6 @@ class TestCancellation:
 
     @pytest.mark.asyncio
     @pytest.mark.parametrize("kind", ["cancel", "timeout"])
-    @pytest.mark.xfail(
-        strict=True,
-        reason="open bug, also on the peer: a task cancelled in the tick its queued receive "
-        "gets a message throws the message away (verifiers#921); the fix measured (a done "
-        "callback per queued receive giving the frames back) costs +26% instructions per "
-        "round trip, so it is left to the lead (see baio-reports.md)",
-    )
     async def test_task_cancelled_as_its_recv_gets_a_message_loses_nothing(
         self, ctx: Any, kind: str
     ) -> None:

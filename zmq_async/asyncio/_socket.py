@@ -39,6 +39,7 @@ _UNBOUND: Any = object()
 _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _recv = _ops.recv
+_recv_multipart = _ops.recv_multipart
 _send = _ops.send
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -46,6 +47,7 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
+_RCVMORE = int(zmq.RCVMORE)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 #: Errors after which the socket can never proceed: closed, or its context terminated.
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
@@ -299,10 +301,18 @@ class Socket(ReactorSocket["Future[Any]"]):
         ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
         """
         reactor = self._reactor
-        waiter = Waiter(future, op, args, post)
         if sending:
+            waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
+            if op is _recv or op is _recv_multipart:
+                # A task cancelled as this completes must not throw its message away.
+                kept = _KeptFuture(loop=future.get_loop())
+                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, op is _recv
+                if post is not None:
+                    post = kept  # keeps what the decoder decodes
+                future = kept
+            waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
         return future
@@ -576,6 +586,75 @@ class Socket(ReactorSocket["Future[Any]"]):
 #: of long waits cost little.
 OWNER_CHECK = 0.5
 OWNER_CHECK_MAX = 4.0
+
+
+#: ``_KeptFuture.post`` once its frames were given back.
+_GIVEN: Any = object()
+
+
+class _KeptFuture(Future[Any]):
+    """The Future of a queued receive, which keeps what it received to give it back.
+
+    A task awaiting it may be cancelled in the tick it completes: asyncio cannot cancel a
+    done Future, so ``Task.cancel()`` (which calls ``cancel()`` on the Future the task
+    awaits, by name) throws CancelledError into the task instead, and the message would be
+    lost (verifiers#921's general form; rule 2). :meth:`cancel` then gives its frames back
+    to the socket, first in line for the next receive. Only queued receives get this class:
+    a receive served at once completes before its caller can be cancelled.
+    """
+
+    __slots__ = ("frame", "post", "raw", "reactor")
+
+    # (Set by Socket._queue: an __init__ of our own would cost every queued receive.)
+    reactor: Reactor
+    #: A ``recv`` (one frame), else a ``recv_multipart``.
+    frame: bool
+    #: The decoder (recv_string, recv_json...), or None.
+    post: Callable[[Any], Any] | None
+    #: What a decoded receive received, once decoded; None: not decoded (the result is
+    #: what it received), or given back.
+    raw: Any
+
+    def __call__(self, raw: Any) -> Any:
+        """The waiter's ``post`` for a decoded receive: decode ``raw``, which is kept."""
+        result = self.post(raw)  # type: ignore[misc]
+        self.raw = raw  # (after decoding: a message its decoder refused is not given back)
+        return result
+
+    def cancel(self, msg: Any = None) -> bool:
+        """Cancel as a Future does. Done with a result that a task awaits as it is being
+        cancelled (it gets CancelledError, not the result): give the frames back, once."""
+        if super().cancel(msg):
+            return True
+        raw = self.raw
+        if raw is None and self.post is None:
+            raw = None if self.cancelled() or self.exception() else self.result()
+        if raw is None or self.reactor.closed or not _cancelling_waiter(self):
+            return False
+        self.raw, self.post = None, _GIVEN  # never twice
+        if self.frame:
+            # Whether more frames follow, read now rather than at each receive (an RCVMORE
+            # read per receive cost 10% of a REQ/REP round trip): right unless a receive has
+            # taken a frame since (giving this one back reorders then anyway), or this one
+            # came from frames given back. A Frame knows.
+            more = raw.more if isinstance(raw, zmq.Frame) else _get(self.reactor.socket, _RCVMORE)
+            self.reactor.give_back([(raw, bool(more))])
+        else:
+            self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
+        return False
+
+
+_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future pending>"
+
+
+def _cancelling_waiter(future: Future[Any]) -> bool:
+    """Whether a task of ``future``'s loop awaits it and is being cancelled."""
+    for task in asyncio.all_tasks(future.get_loop()):
+        if getattr(task, "_fut_waiter", None) is future:
+            cancelling = getattr(task, "cancelling", None)
+            # (Python 3.10 has no cancelling(): its Task.cancel is the one caller then.)
+            return cancelling is None or cancelling() > 0
+    return False
 
 
 class _HandOff:
