@@ -654,10 +654,18 @@ class GreenContext(zmq.Context[_SocketT]):
         greenlet) waits for that one, as it would in a blocking program: libzmq's term may
         not run twice at once on one context. Where no worker thread can be had (gevent's, in
         an atexit handler) it waits in the caller, or raises that RuntimeError if sockets are
-        still open (the wait would never end).
+        still open (the wait would never end). Called by a finalizer while the collector
+        destroys some of its sockets, it terminates once the collection has closed them.
         """
         self._release_sockets()
-        open_sockets = any(not s.closed for s in self._socket_list())
+        sockets = self._socket_list()
+        if getattr(self, "_open", set()).difference(map(id, sockets)):
+            # Sockets the collector is destroying (it cleared their weak references, so
+            # destroy() could not close them) with a finalizer calling this: libzmq's term
+            # would wait for them for ever, as they close only once this returns.
+            _term_after_collection(self)
+            return
+        open_sockets = any(not s.closed for s in sockets)
         if (open_sockets or self._lingering or self._terminating.locked()) and not self._finalizing:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
