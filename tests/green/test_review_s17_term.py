@@ -167,8 +167,9 @@ def test_a_lingering_destroy_in_a_hub_callback_waits_in_the_hub(green, zmq, proc
 #: cycle with its context and its socket (an unsent request, LINGER 300 ms), destroys the
 #: context in ``__del__``, as programs tidy up. The collector runs it with the socket's weak
 #: reference already cleared: destroy() cannot close that socket.
-_DESTROY_IN_DEL = r"""
-import faulthandler, gc, sys, warnings
+#: The start of a program (argv: flavour, plain/patched, endpoint), patched first if asked.
+_PROGRAM = r"""
+import faulthandler, gc, os, signal, sys, warnings
 warnings.simplefilter("ignore")
 faulthandler.dump_traceback_later(15, exit=True)
 flavour, patching, endpoint = sys.argv[1:]
@@ -182,7 +183,9 @@ else:
     if patching == "patched":
         green.monkey_patch()
     import zmq_async.green.eventlet as zmq
+"""
 
+_DESTROY_IN_DEL = r"""
 class Client:
     def __init__(self):
         self.context = zmq.Context()
@@ -212,12 +215,58 @@ def test_a_context_destroyed_by_a_finalizer_with_its_sockets_does_not_hang(green
     close it, and libzmq's term waited for that socket for ever, holding the whole program
     (its finalizer runs only after this one): zmq.green never hangs here (its hub holds its
     sockets). The context terminates once the collection has closed the socket."""
+    done = _run(green, procs, _DESTROY_IN_DEL)
+    assert done.stdout == "destroyed\ncollected True\n", done.stdout + done.stderr
+    assert done.returncode == 0, done.stderr
+
+
+#: A program whose lingering term() runs (in its worker thread) when another greenlet forks:
+#: the child terms its copy of the context, then uses a context of its own.
+_FORK_DURING_TERM = r"""
+context = zmq.Context()
+req = context.socket(zmq.REQ)
+req.linger = 1500
+req.connect(endpoint)
+req.send(b"unsent")
+req.close()
+terminator = green.spawn(context.term)
+green.sleep(0.1)
+pid = os.fork()
+if pid == 0:
+    signal.alarm(10)
+    if flavour == "gevent" and patching == "plain":
+        green.reinit()  # gevent requires it after a plain os.fork
+    with green.Timeout(5):
+        context.term()
+    print("child", context.closed, flush=True)
+    own = zmq.Context()
+    own.socket(zmq.PAIR).close()
+    own.term()
+    print("child's own", own.closed, flush=True)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+green.sleep(0)
+terminator.wait() if flavour == "eventlet" else terminator.get()
+print("parent", context.closed, os.waitstatus_to_exitcode(status), flush=True)
+"""
+
+
+@pytest.mark.timeout(60)
+def test_a_child_forked_during_a_lingering_term_terms_its_copy(green, procs):
+    """A fork while the parent's lingering term() runs in its worker thread: the child's copy
+    of the context had that term's lock held, by a thread the child does not have, so a
+    term() there waited for ever (pyzmq's term of a parent's context does nothing in the
+    child). It must return at once, and the child's own contexts work."""
+    done = _run(green, procs, _FORK_DURING_TERM)
+    assert done.stdout == "child True\nchild's own True\nparent True 0\n", done.stdout + done.stderr
+
+
+def _run(green: Any, procs: Any, program: str) -> subprocess.CompletedProcess[str]:
+    """``program`` after :data:`_PROGRAM`, in this run's flavour and patching."""
     patching = "patched" if green.patched else "plain"
-    done = subprocess.run(
-        [sys.executable, "-c", _DESTROY_IN_DEL, green.name, patching, procs.free_endpoint()],
+    return subprocess.run(
+        [sys.executable, "-c", _PROGRAM + program, green.name, patching, procs.free_endpoint()],
         capture_output=True,
         text=True,
         timeout=40,
     )
-    assert done.stdout == "destroyed\ncollected True\n", done.stdout + done.stderr
-    assert done.returncode == 0, done.stderr

@@ -614,9 +614,12 @@ class GreenContext(zmq.Context[_SocketT]):
     _lingering = False
     #: Set while the collector destroys it: no switch to another greenlet then.
     _finalizing = False
+    #: The process that made it: in a forked child, libzmq's term of it does nothing.
+    _made_in: int
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._terminating = _thread.allocate_lock()
+        self._made_in = current_pid()
         super().__init__(*args, **kwargs)
         self._open = set()
 
@@ -657,6 +660,12 @@ class GreenContext(zmq.Context[_SocketT]):
         still open (the wait would never end). Called by a finalizer while the collector
         destroys some of its sockets, it terminates once the collection has closed them.
         """
+        if self._made_in != current_pid():
+            # A forked child's copy, which libzmq's term leaves alone: no wait, no worker
+            # (plain gevent's pool is the parent's), and no lock (a term running in the
+            # parent at the fork left it held for ever).
+            super().term()
+            return
         self._release_sockets()
         sockets = self._socket_list()
         if getattr(self, "_open", set()).difference(map(id, sockets)):
