@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,18 +23,29 @@ def _lingering(ctx: Any, zmq: Any, endpoint: str, linger: int) -> Any:
     return req
 
 
-def _hub_listeners(green: Any) -> list[Any]:
-    """eventlet's hub readers and writers (eventlet's own tests check none is left)."""
+def _hub_listeners(green: Any) -> set[tuple[str, int]]:
+    """eventlet's hub listeners, as (event, FD) (eventlet's own tests check none is left)."""
     if green.name != "eventlet":
-        return []
+        return set()
     import eventlet.hubs
 
     hub = eventlet.hubs.get_hub()
-    return [*hub.get_readers(), *hub.get_writers()]
+    return {
+        (listener.evtype, listener.fileno) for listener in [*hub.get_readers(), *hub.get_writers()]
+    }
+
+
+@pytest.fixture
+def no_listener_left(green: Any) -> Iterator[None]:
+    """Check that the test leaves eventlet's hub no listener it did not have before."""
+    before = _hub_listeners(green)
+    yield
+    assert _hub_listeners(green) <= before
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("how", ["timeout", "kill"])
+@pytest.mark.usefixtures("no_listener_left")
 def test_an_interrupted_lingering_term_still_terminates(green, zmq, procs, how):
     """A Timeout or a kill thrown into a greenlet waiting out a lingering term() leaves the
     term running: the context ends terminated, a second term() waits for it, and eventlet's
@@ -53,10 +65,10 @@ def test_an_interrupted_lingering_term_still_terminates(green, zmq, procs, how):
     green.get(green.spawn(context.term), timeout=10)
     assert context.closed
     assert time.monotonic() - start >= 0.4
-    assert _hub_listeners(green) == []
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.usefixtures("no_listener_left")
 def test_term_wakes_every_greenlet_still_using_its_sockets(green, zmq, procs):
     """term() with sockets still open, parked in recv, poll and a full send: each greenlet
     gets ETERM, closes its socket, and the term (in its worker thread) then returns."""
@@ -92,10 +104,10 @@ def test_term_wakes_every_greenlet_still_using_its_sockets(green, zmq, procs):
         green.get(user)
     assert errors == dict.fromkeys(("recv", "poll", "send"), zmq.ETERM)
     assert context.closed
-    assert _hub_listeners(green) == []
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.usefixtures("no_listener_left")
 def test_destroy_and_term_from_many_greenlets_at_once(green, zmq, procs):
     """Ten greenlets destroy or term one lingering context together: all return once it is
     terminated, none raises."""
@@ -106,7 +118,6 @@ def test_destroy_and_term_from_many_greenlets_at_once(green, zmq, procs):
     for call in calls:
         green.get(call, timeout=10)
     assert context.closed
-    assert _hub_listeners(green) == []
 
 
 def _count(path: str) -> int:
@@ -114,6 +125,7 @@ def _count(path: str) -> int:
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.usefixtures("no_listener_left")
 def test_lingering_contexts_made_and_destroyed_in_a_loop_leave_nothing(green, zmq, procs):
     """A hundred contexts, each destroyed after a short linger, one after the other and then
     thirty at once: OS threads and FDs do not pile up (gevent's pool keeps its 10 workers;
@@ -133,10 +145,10 @@ def test_lingering_contexts_made_and_destroyed_in_a_loop_leave_nothing(green, zm
     # gevent's pool may grow to its 10 workers; eventlet's threads may be ending
     assert _count("/proc/self/task") <= threads + 10
     assert _count("/proc/self/fd") <= fds + 2
-    assert _hub_listeners(green) == []
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.usefixtures("no_listener_left")
 def test_a_lingering_destroy_in_a_hub_callback_waits_in_the_hub(green, zmq, procs):
     """``ctx.destroy()`` from a hub callback cannot park: libzmq's term waits there, inline,
     and the context ends terminated."""
@@ -160,7 +172,6 @@ def test_a_lingering_destroy_in_a_hub_callback_waits_in_the_hub(green, zmq, proc
     while not done and time.monotonic() < deadline:
         green.sleep(0.01)
     assert done == [True]
-    assert _hub_listeners(green) == []
 
 
 #: A program (argv: flavour, plain/patched, endpoint) whose client object, in a reference

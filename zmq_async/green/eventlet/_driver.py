@@ -108,7 +108,7 @@ class _Wake:
 class EventletDriver:
     """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
 
-    __slots__ = ("__weakref__", "_fan_outs", "_holds", "_wake", "hub")
+    __slots__ = ("__weakref__", "_fan_outs", "_holds", "_thread", "_wake", "hub")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
@@ -117,6 +117,8 @@ class EventletDriver:
         self._wake: _Wake | None = None
         #: Calls running in other OS threads that will wake this hub (see hold_wake).
         self._holds = 0
+        #: The hub's OS thread, the only one that may stop listening to the wake pipe.
+        self._thread = _thread.get_ident()
 
     def call_from_thread(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon, waking it; from any OS thread."""
@@ -145,8 +147,16 @@ class EventletDriver:
             wake.listen()
 
     def _unlisten_wake_if_idle(self) -> None:
-        if not self._fan_outs and not self._holds and self._wake is not None:
-            self._wake.unlisten()
+        wake = self._wake
+        if self._fan_outs or self._holds or wake is None or wake.listener is None:
+            return
+        if _thread.get_ident() != self._thread:
+            # Another OS thread closed the last socket, after handing the hub the wake-ups of
+            # its waiters: unlistening here would take the byte that wakes the hub (and touch
+            # the hub's tables from a foreign thread). The hub unlistens once it ran them.
+            wake.call(self._unlisten_wake_if_idle)
+            return
+        wake.unlisten()
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
