@@ -281,3 +281,39 @@ def _run(green: Any, procs: Any, program: str) -> subprocess.CompletedProcess[st
         text=True,
         timeout=40,
     )
+
+
+#: A program whose ten contexts each keep a request for a peer that never comes, with the
+#: default LINGER (-1), destroyed by ten greenlets: those terms never end. Then it asks the
+#: hub's pool for one call (gevent's default resolver runs getaddrinfo there).
+_STUCK_TERMS = r"""
+contexts = []
+for _ in range(10):
+    context = zmq.Context()
+    req = context.socket(zmq.REQ)
+    req.connect(endpoint)
+    req.send(b"unsent")
+    contexts.append(context)
+for context in contexts:
+    green.spawn(context.destroy)
+green.sleep(0.3)
+try:
+    with green.Timeout(3):
+        print("pool answers", green.get_hub().threadpool.apply(lambda: 42), flush=True)
+except green.Timeout:
+    print("pool starved", flush=True)
+os._exit(0)
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.xfail(strict=True, reason="gevent: a never-ending term holds a pool worker")
+def test_terms_that_never_end_leave_gevents_pool_free(green, procs):
+    """Ten terms waiting for ever (LINGER -1, unsent requests: pyzmq#809's programs) each
+    hold one of the 10 workers of gevent's pool, which its default resolver also uses: every
+    later DNS lookup (or other pool call) of the program waits for ever. (zmq.green froze the
+    whole hub at the first such term.) eventlet runs each term in an OS thread of its own."""
+    if green.name != "gevent":
+        pytest.xfail("eventlet's terms do not use a pool")
+    done = _run(green, procs, _STUCK_TERMS)
+    assert done.stdout == "pool answers 42\n", done.stdout + done.stderr
