@@ -16,7 +16,7 @@ from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, Wakeup, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, forget_hub_at_fork, run_in_os_thread
 
 __all__ = ["EventletDriver", "current_hub"]
 
@@ -221,29 +221,12 @@ class EventletDriver:
 
 
 def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
-    """``function()`` run in an OS thread of its own, parking only the calling green thread;
-    returns its result or raises its error.
-
-    Not ``eventlet.tpool``: its answers come back through the hub of the first OS thread
-    that used it, so a call from any other OS thread waited for ever.
-    """
-    wakeup = Wakeup(current_hub())
-
-    def work() -> None:
-        try:
-            result = function()
-        except BaseException as exc:
-            driver.call_from_thread(partial(wakeup.set_exception, exc))
-        else:
-            driver.call_from_thread(partial(wakeup.set_result, result))
-
+    """``function()`` in an OS thread of its own (see ``run_in_os_thread``), the wake pipe
+    listened to meanwhile. Not ``eventlet.tpool``: its answers come back through the hub of
+    the first OS thread that used it, so a call from any other OS thread waited for ever."""
     driver.hold_wake()
     try:
-        _start_os_thread(work, ())
-        return wakeup.wait()
-    except BaseException:
-        wakeup.abandon()  # interrupted (Timeout, kill): the call goes on, its answer is dropped
-        raise
+        return run_in_os_thread(current_hub(), function, _start_os_thread)
     finally:
         driver.release_wake()
 
