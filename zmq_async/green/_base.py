@@ -687,8 +687,9 @@ class GreenContext(zmq.Context[_SocketT]):
         greenlet) waits for that one, as it would in a blocking program: libzmq's term may
         not run twice at once on one context. Where no worker thread can be had (in an
         atexit handler, from Python 3.12) it waits in the caller, or raises that RuntimeError
-        if sockets are still open (the wait would never end). Called by a finalizer while the collector
-        destroys some of its sockets, it terminates once the collection has closed them.
+        if sockets are still open (the wait would never end). Called by a finalizer while the
+        collector destroys some of its sockets, it terminates once the collection has closed
+        them.
         """
         if self._made_in != current_pid():
             # A forked child's copy, which libzmq's term leaves alone: no wait, no worker
