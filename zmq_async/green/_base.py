@@ -50,6 +50,7 @@ __all__ = [
     "green_device",
     "green_proxy",
     "green_select",
+    "run_in_os_thread",
 ]
 
 _SocketT = TypeVar("_SocketT", bound="GreenSocket")
@@ -601,6 +602,35 @@ def _park(
         raise
 
 
+def run_in_os_thread(
+    hub: GreenHub, function: Callable[[], Any], start_os_thread: Callable[..., Any]
+) -> Any:
+    """``function()`` run in an OS thread of its own (started by ``start_os_thread``, the
+    unpatched ``_thread.start_new_thread``), parking only the calling greenlet of ``hub``;
+    returns its result or raises its error. The thread answers through
+    ``hub.defer_from_thread``: the caller keeps the hub running and listening meanwhile.
+
+    Not a framework's pool: a call that never returns (a term waiting for ever for unsent
+    messages) would hold one of its few workers for good.
+    """
+    wakeup = Wakeup(hub)
+
+    def work() -> None:
+        try:
+            answer = partial(wakeup.set_result, function())
+        except BaseException as exc:
+            answer = partial(wakeup.set_exception, exc)
+        with contextlib.suppress(ValueError):  # the hub's loop was destroyed meanwhile
+            hub.defer_from_thread(answer)
+
+    try:
+        start_os_thread(work, ())
+        return wakeup.wait()
+    except BaseException:
+        wakeup.abandon()  # interrupted (Timeout, kill): the call goes on, its answer is dropped
+        raise
+
+
 class GreenContext(zmq.Context[_SocketT]):
     """A context of green sockets: ``term()`` and ``destroy()`` wake their waiters with ETERM."""
 
@@ -614,9 +644,12 @@ class GreenContext(zmq.Context[_SocketT]):
     _lingering = False
     #: Set while the collector destroys it: no switch to another greenlet then.
     _finalizing = False
+    #: The process that made it: in a forked child, libzmq's term of it does nothing.
+    _made_in: int
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._terminating = _thread.allocate_lock()
+        self._made_in = current_pid()
         super().__init__(*args, **kwargs)
         self._open = set()
 
@@ -652,12 +685,27 @@ class GreenContext(zmq.Context[_SocketT]):
         linger is over: it then runs in a worker thread, so that the woken greenlets can
         close them and the others run meanwhile. A term() called meanwhile (from another
         greenlet) waits for that one, as it would in a blocking program: libzmq's term may
-        not run twice at once on one context. Where no worker thread can be had (gevent's, in
-        an atexit handler) it waits in the caller, or raises that RuntimeError if sockets are
-        still open (the wait would never end).
+        not run twice at once on one context. Where no worker thread can be had (in an
+        atexit handler, from Python 3.12) it waits in the caller, or raises that RuntimeError
+        if sockets are still open (the wait would never end). Called by a finalizer while the
+        collector destroys some of its sockets, it terminates once the collection has closed
+        them.
         """
+        if self._made_in != current_pid():
+            # A forked child's copy, which libzmq's term leaves alone: no wait, no worker
+            # (plain gevent's pool is the parent's), and no lock (a term running in the
+            # parent at the fork left it held for ever).
+            super().term()
+            return
         self._release_sockets()
-        open_sockets = any(not s.closed for s in self._socket_list())
+        sockets = self._socket_list()
+        if getattr(self, "_open", set()).difference(map(id, sockets)):
+            # Sockets the collector is destroying (it cleared their weak references, so
+            # destroy() could not close them) with a finalizer calling this: libzmq's term
+            # would wait for them for ever, as they close only once this returns.
+            _term_after_collection(self)
+            return
+        open_sockets = any(not s.closed for s in sockets)
         if (open_sockets or self._lingering or self._terminating.locked()) and not self._finalizing:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
@@ -665,8 +713,8 @@ class GreenContext(zmq.Context[_SocketT]):
                     hub.run_blocking(self._term_once)
                     return
                 except RuntimeError:
-                    # No worker thread (gevent's pool, first made in an atexit handler, fails
-                    # there): with no socket open the term ends with the linger, so wait here
+                    # No worker thread (none may start in an atexit handler from Python
+                    # 3.12): with no socket open the term ends with the linger, so wait here
                     # as a blocking program would; with sockets open it would never end.
                     if open_sockets:
                         raise

@@ -7,15 +7,18 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
+import gevent.monkey  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, forget_hub_at_fork, run_in_os_thread
 
 __all__ = ["GeventDriver", "current_hub"]
 
 Callback = Callable[[], object]
+#: Starts an OS thread, also when gevent has patched ``_thread`` to start greenlets.
+_start_os_thread = gevent.monkey.get_original("_thread", "start_new_thread")
 _READ = 1
 _WRITE = 2
 
@@ -91,7 +94,19 @@ class GeventDriver:
 
 
 def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
-    return hub.threadpool.apply(function)
+    """``function()`` in an OS thread of its own (see ``run_in_os_thread``), not in gevent's
+    threadpool, whose few workers its resolver uses too."""
+    # Started and never sent: keeps the loop running (no LoopExit) while the thread works.
+    keepalive = hub.loop.async_()
+    keepalive.start(_noop)
+    try:
+        return run_in_os_thread(current_hub(), function, _start_os_thread)
+    finally:
+        keepalive.close()
+
+
+def _noop() -> None:
+    pass
 
 
 #: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.

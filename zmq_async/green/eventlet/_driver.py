@@ -16,7 +16,7 @@ from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, Wakeup, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, forget_hub_at_fork, run_in_os_thread
 
 __all__ = ["EventletDriver", "current_hub"]
 
@@ -108,7 +108,7 @@ class _Wake:
 class EventletDriver:
     """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
 
-    __slots__ = ("__weakref__", "_fan_outs", "_holds", "_wake", "hub")
+    __slots__ = ("__weakref__", "_fan_outs", "_holds", "_thread", "_wake", "hub")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
@@ -117,6 +117,8 @@ class EventletDriver:
         self._wake: _Wake | None = None
         #: Calls running in other OS threads that will wake this hub (see hold_wake).
         self._holds = 0
+        #: The hub's OS thread, the only one that may stop listening to the wake pipe.
+        self._thread = _thread.get_ident()
 
     def call_from_thread(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon, waking it; from any OS thread."""
@@ -145,8 +147,16 @@ class EventletDriver:
             wake.listen()
 
     def _unlisten_wake_if_idle(self) -> None:
-        if not self._fan_outs and not self._holds and self._wake is not None:
-            self._wake.unlisten()
+        wake = self._wake
+        if self._fan_outs or self._holds or wake is None or wake.listener is None:
+            return
+        if _thread.get_ident() != self._thread:
+            # Another OS thread closed the last socket, after handing the hub the wake-ups of
+            # its waiters: unlistening here would take the byte that wakes the hub (and touch
+            # the hub's tables from a foreign thread). The hub unlistens once it ran them.
+            wake.call(self._unlisten_wake_if_idle)
+            return
+        wake.unlisten()
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
@@ -211,29 +221,12 @@ class EventletDriver:
 
 
 def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
-    """``function()`` run in an OS thread of its own, parking only the calling green thread;
-    returns its result or raises its error.
-
-    Not ``eventlet.tpool``: its answers come back through the hub of the first OS thread
-    that used it, so a call from any other OS thread waited for ever.
-    """
-    wakeup = Wakeup(current_hub())
-
-    def work() -> None:
-        try:
-            result = function()
-        except BaseException as exc:
-            driver.call_from_thread(partial(wakeup.set_exception, exc))
-        else:
-            driver.call_from_thread(partial(wakeup.set_result, result))
-
+    """``function()`` in an OS thread of its own (see ``run_in_os_thread``), the wake pipe
+    listened to meanwhile. Not ``eventlet.tpool``: its answers come back through the hub of
+    the first OS thread that used it, so a call from any other OS thread waited for ever."""
     driver.hold_wake()
     try:
-        _start_os_thread(work, ())
-        return wakeup.wait()
-    except BaseException:
-        wakeup.abandon()  # interrupted (Timeout, kill): the call goes on, its answer is dropped
-        raise
+        return run_in_os_thread(current_hub(), function, _start_os_thread)
     finally:
         driver.release_wake()
 
