@@ -1,0 +1,836 @@
+"""``python benchmarks/chaos.py --layer L --seconds S --seed N``: a service under churn.
+
+A randomized, seeded soak of one layer. For S seconds it runs a service-shaped workload: reliable
+pairs carrying counted messages (PUSH/PULL with many receivers, PUSH/PULL with RCVTIMEO,
+DEALER/ROUTER echo, REQ/REP), checked for exactly-once delivery in order, while around them
+receives, sends and polls are cancelled at random moments (deadlines, a scope or greenlet killed
+by another task, the framework's own timeout), idle receives time out (RCVTIMEO and framework
+timeouts), sockets are closed and side contexts destroyed under pending operations, a peer
+unbinds or closes and comes back on the same port (tcp reconnect), a Poller polls a changing
+set, and idle sockets come and go. Every second it samples RSS, open FDs, OS threads and the
+reactors' queued waiters; a watchdog (faulthandler) dumps every stack and fails the run if the
+reliable pairs make no progress for 10 s. At the end it prints pass/fail per invariant and the
+slopes of RSS, FDs and threads, then exits 1 if anything failed.
+
+Layers: asyncio, uvloop, tornado (future sockets), anyio-asyncio, anyio-trio (the async
+scenario, written once with anyio), stream (ZMQStream callbacks), gevent, eventlet, and
+gevent-patched, eventlet-patched (monkeypatched first). ``--layer all`` runs each in its own
+process, one after the other. Not part of the test suite: see benchmarks/README.md, "Chaos".
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+LAYERS = (
+    "asyncio",
+    "uvloop",
+    "tornado",
+    "anyio-asyncio",
+    "anyio-trio",
+    "stream",
+    "gevent",
+    "gevent-patched",
+    "eventlet",
+    "eventlet-patched",
+)
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--layer", required=True, choices=(*LAYERS, "all"))
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", help="write the result as JSON to this path")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    return parser.parse_args(argv)
+
+
+ARGS = _parse(sys.argv[1:]) if __name__ == "__main__" else None
+
+# Green programs patch before they import anything else: so does this one.
+if ARGS is not None and ARGS.layer == "gevent-patched":
+    from gevent import monkey
+
+    monkey.patch_all()
+elif ARGS is not None and ARGS.layer == "eventlet-patched":
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import eventlet
+
+    eventlet.monkey_patch()
+
+import contextlib  # noqa: E402
+import faulthandler  # noqa: E402
+import gc  # noqa: E402
+import random  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import zmq  # noqa: E402
+
+from zmq_async._bench.soak import slope  # noqa: E402
+from zmq_async._reactor import live_reactors  # noqa: E402
+
+TCP = "tcp://127.0.0.1"
+#: No progress of the reliable pairs for this long fails the run, with every stack dumped.
+WATCHDOG = 10.0
+#: A pending operation must end within this after its socket closed or its context went.
+CLOSE_BOUND = 5.0
+#: A timeout may fire this late on a loaded machine.
+LATE = 2.0
+#: After the run, the reliable pairs have this long to deliver what is in flight.
+DRAIN = 8.0
+#: Slopes are fitted after this fraction of the run (start-up, caches, queues filling).
+WARMUP = 0.2
+#: Growth over the fitted part beyond which a resource is not flat.
+TOLERANCE = {"rss": 8 * 2**20, "fds": 8, "threads": 2}
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+_CLOCK = time.monotonic
+
+
+# -- bookkeeping, shared by every scenario ----------------------------------------------------
+
+
+class Pair:
+    """One reliable stream of counted messages: what was sent, what arrived, how often."""
+
+    def __init__(self, stats: Stats, name: str) -> None:
+        self.stats = stats
+        self.name = name
+        self.sent = 0
+        self.seen: dict[int, int] = {}
+        self.received = 0
+        #: The sender has sent its last message.
+        self.finished = False
+
+    def got(self, seq: int, last: int) -> int:
+        """Record ``seq`` received by a receiver whose previous one was ``last``; return seq."""
+        self.received += 1
+        self.stats.progress += 1
+        count = self.seen.get(seq, 0) + 1
+        self.seen[seq] = count
+        if count > 1:
+            self.stats.fail("exactly_once", f"{self.name}: {seq} received {count} times")
+        if seq <= last:
+            self.stats.fail("in_order", f"{self.name}: {seq} after {last}")
+        return seq
+
+    def complete(self) -> bool:
+        """The sender has finished and every message it sent arrived."""
+        return self.finished and len(self.seen) >= self.sent
+
+    def check(self) -> None:
+        missing = [s for s in range(self.sent) if s not in self.seen]
+        if missing:
+            self.stats.fail(
+                "exactly_once",
+                f"{self.name}: {len(missing)} of {self.sent} never arrived, first {missing[:5]}",
+            )
+        extra = [s for s in self.seen if s >= self.sent]
+        if extra:
+            self.stats.fail("exactly_once", f"{self.name}: {extra[:5]} arrived, never sent")
+
+
+class Stats:
+    """Counters, failures per invariant, and the per-second samples."""
+
+    INVARIANTS = (
+        "exactly_once",
+        "in_order",
+        "close_wakes",
+        "timeouts",
+        "poll_truth",
+        "reconnect",
+        "no_errors",
+        "clean_end",
+    )
+
+    def __init__(self, layer: str, seconds: float, seed: int, quiet: bool) -> None:
+        self.layer = layer
+        self.seconds = seconds
+        self.seed = seed
+        self.quiet = quiet
+        self.pairs: list[Pair] = []
+        self.failures: dict[str, list[str]] = {name: [] for name in self.INVARIANTS}
+        self.counts: dict[str, int] = {}
+        self.samples: list[dict[str, float]] = []
+        self.progress = 0
+        self._seen_progress = -1
+        self.start = _CLOCK()
+        self.stopping = False
+        self._progress_at = _CLOCK()
+        self.stalled = False
+        #: Prints the scenario's tasks or greenlets when the pairs stall (before the watchdog).
+        self.dump_tasks: Callable[[], None] = lambda: None
+
+    def pair(self, name: str) -> Pair:
+        pair = Pair(self, name)
+        self.pairs.append(pair)
+        return pair
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+
+    def fail(self, invariant: str, message: str) -> None:
+        failures = self.failures[invariant]
+        if len(failures) < 20:
+            failures.append(message)
+            print(f"FAIL {invariant}: {message}", file=sys.stderr, flush=True)
+        self.count(f"fail.{invariant}")
+
+    def error(self, where: str, exc: BaseException) -> None:
+        self.fail("no_errors", f"{where}: {exc!r}")
+
+    def sample(self) -> None:
+        """One sample of the process's resources; re-arm the watchdog if messages moved."""
+        waiters = live = reactors = 0
+        for reactor in live_reactors():
+            reactors += 1
+            for queue in (reactor.recvq, reactor.sendq, reactor.pollq):
+                waiters += len(queue)
+                live += sum(1 for w in queue if not w.completion.done())
+        now = _CLOCK() - self.start
+        row = {
+            "t": now,
+            "rss": _rss(),
+            "fds": _fds(),
+            "threads": _threads(),
+            "reactors": reactors,
+            "waiters": waiters,
+            "live_waiters": live,
+            "messages": sum(p.received for p in self.pairs),
+        }
+        self.samples.append(row)
+        if self.progress != self._seen_progress:
+            self._seen_progress = self.progress
+            self._progress_at = _CLOCK()
+            faulthandler.dump_traceback_later(WATCHDOG, exit=True)
+        elif _CLOCK() - self._progress_at > WATCHDOG / 2 and not self.stalled:
+            self.stalled = True
+            self.dump_stall()
+        if not self.quiet and len(self.samples) % 10 == 0:
+            print(
+                f"[{self.layer} {now:5.0f}s] msgs {row['messages']:,} rss "
+                f"{row['rss'] / 2**20:.1f} MiB fds {row['fds']} threads {row['threads']} "
+                f"reactors {reactors} waiters {live}/{waiters}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def dump_stall(self) -> None:
+        print(f"no progress for {WATCHDOG / 2:g}s; pairs (sent, seen):", file=sys.stderr)
+        for pair in self.pairs:
+            print(f"  {pair.name}: {pair.sent} {len(pair.seen)}", file=sys.stderr)
+        self.dump_tasks()
+        sys.stderr.flush()
+
+    def stop(self) -> None:
+        """The run is over: senders stop; the receivers drain what is in flight."""
+        self.stopping = True
+        faulthandler.dump_traceback_later(WATCHDOG + DRAIN, exit=True)
+
+    def drain_report(self) -> None:
+        """After the drain: say which pairs still miss messages (finish() fails them)."""
+        self.sample()
+        for pair in self.pairs:
+            if not pair.complete():
+                print(
+                    f"{pair.name}: {len(pair.seen)} of {pair.sent} arrived after the drain",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+    def finish(self, baseline_fds: int) -> dict[str, Any]:
+        """Check the pairs and the clean end; return the result as a dict."""
+        for pair in self.pairs:
+            pair.check()
+        gc.collect()
+        leftover = [r for r in live_reactors() if not r.closed and (r.recvq or r.sendq or r.pollq)]
+        if leftover:
+            self.fail("clean_end", f"{len(leftover)} open reactors still have waiters")
+        fds = _fds()
+        if fds > baseline_fds + 2:
+            self.fail("clean_end", f"{fds} FDs open at the end, {baseline_fds} at the start")
+        slopes = {}
+        fit = [s for s in self.samples if s["t"] >= self.samples[-1]["t"] * WARMUP]
+        for key in ("rss", "fds", "threads", "reactors", "waiters"):
+            rate = slope([(s["t"], s[key]) for s in fit])
+            slopes[key] = rate
+            span = fit[-1]["t"] - fit[0]["t"] if fit else 0
+            if rate is not None and key in TOLERANCE and rate * span > TOLERANCE[key]:
+                self.fail("clean_end", f"{key} grows: {rate:+.3g}/s over {span:.0f}s")
+        return {
+            "layer": self.layer,
+            "seed": self.seed,
+            "seconds": round(_CLOCK() - self.start, 1),
+            "messages": sum(p.received for p in self.pairs),
+            "pairs": {p.name: [p.sent, p.received] for p in self.pairs},
+            "counts": dict(sorted(self.counts.items())),
+            "invariants": {k: ("FAIL" if v else "PASS") for k, v in self.failures.items()},
+            "failures": {k: v for k, v in self.failures.items() if v},
+            "slopes": slopes,
+            "rss_mib": [round(s["rss"] / 2**20, 1) for s in (fit[0], fit[-1])] if fit else [],
+            "fds": [int(s["fds"]) for s in (fit[0], fit[-1])] if fit else [],
+        }
+
+
+def _rss() -> float:
+    with open("/proc/self/statm") as statm:
+        return float(int(statm.read().split()[1]) * _PAGE)
+
+
+def _fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+def _bind_port(sock: Any) -> int:
+    return int(sock.bind_to_random_port(TCP))
+
+
+# -- the async scenario: asyncio, uvloop, tornado, anyio on asyncio and trio ------------------
+
+
+def run_async(stats: Stats, layer: str, rng: random.Random) -> None:
+    """Run the async scenario on the layer's module and loop."""
+    import anyio
+
+    if layer in ("asyncio", "uvloop"):
+        import zmq_async.asyncio as mod
+    elif layer == "tornado":
+        import zmq_async.tornado as mod
+    else:
+        import zmq_async.anyio as mod
+    backend = "trio" if layer == "anyio-trio" else "asyncio"
+    options = {"use_uvloop": True} if layer == "uvloop" else {}
+    native = backend == "asyncio" and layer != "anyio-asyncio"
+    anyio.run(AsyncScenario(stats, mod, rng, native).main, backend=backend, backend_options=options)
+
+
+class AsyncScenario:
+    """The workload, written once with anyio's primitives for every awaitable layer."""
+
+    def __init__(self, stats: Stats, mod: Any, rng: random.Random, native: bool) -> None:
+        import anyio
+
+        self.anyio = anyio
+        self.stats = stats
+        self.mod = mod
+        self.rng = rng
+        #: The layer's futures are asyncio Futures: a closed socket's pending ones are cancelled.
+        self.native = native
+        self.ctx: Any = None
+        self.tg: Any = None
+        self.keep: list[Any] = []
+
+    def closed_errors(self) -> tuple[type[BaseException], ...]:
+        """What a pending operation may end with when its socket or context goes."""
+        if self.native:
+            import asyncio
+
+            return (zmq.ZMQError, asyncio.CancelledError)
+        return (zmq.ZMQError,)
+
+    async def chaos(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """``(True, fn(*args))``, or ``(False, None)`` if a random cancellation got it first."""
+        anyio = self.anyio
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.5 or self.stats.stopping:
+            with anyio.move_on_after(1.0):
+                return True, await fn(*args)
+            return False, None
+        if roll < 0.7:
+            self.stats.count("cancel.deadline")
+            with anyio.move_on_after(rng.uniform(0, 0.005)):
+                return True, await fn(*args)
+            return False, None
+        if roll < 0.85 and self.native:
+            import asyncio
+
+            self.stats.count("cancel.wait_for")
+            try:
+                return True, await asyncio.wait_for(fn(*args), rng.uniform(0, 0.005))
+            except asyncio.TimeoutError:
+                return False, None
+        self.stats.count("cancel.other_task")
+        with anyio.CancelScope() as scope:
+            self.tg.start_soon(self._cancel_after, scope, rng.uniform(0, 0.005))
+            return True, await fn(*args)
+        return False, None
+
+    async def _cancel_after(self, scope: Any, delay: float) -> None:
+        await self.anyio.sleep(delay)
+        scope.cancel()
+
+    def guard(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start ``fn(*args)`` in the task group; any exception fails ``no_errors``."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:
+                self.stats.error(fn.__name__, exc)
+
+        self.tg.start_soon(guarded)
+
+    async def main(self) -> None:
+        anyio = self.anyio
+        stats = self.stats
+        self.ctx = self.mod.Context()
+        stats.dump_tasks = self.dump_tasks
+        async with anyio.create_task_group() as tg:
+            self.tg = tg
+            self.guard(self.push_pull, "push_pull x8", 8, 0)
+            self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
+            self.guard(self.dealer_router)
+            self.guard(self.req_rep)
+            self.guard(self.restarts)
+            self.guard(self.close_churn)
+            self.guard(self.side_contexts)
+            self.guard(self.poller)
+            self.guard(self.timeouts)
+            self.guard(self.idle)
+            end = _CLOCK() + stats.seconds
+            while _CLOCK() < end:
+                stats.sample()
+                await anyio.sleep(1)
+            stats.stop()
+            deadline = _CLOCK() + DRAIN
+            while _CLOCK() < deadline and not all(p.complete() for p in stats.pairs):
+                stats.sample()
+                await anyio.sleep(0.5)
+            stats.drain_report()
+            self.dump_tasks()
+            stats.drained = True  # type: ignore[attr-defined]
+        self.ctx.destroy(linger=0)
+
+    def dump_tasks(self) -> None:
+        if self.native or self.anyio.get_current_task:  # anyio on asyncio: asyncio's tasks
+            try:
+                import asyncio
+
+                for task in asyncio.all_tasks():
+                    coro = task.get_coro()
+                    frames = []
+                    while coro is not None:
+                        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+                        if frame is not None:
+                            frames.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+                        coro = getattr(coro, "cr_await", None) or getattr(
+                            coro, "gi_yieldfrom", None
+                        )
+                    print("  task: " + " > ".join(frames), file=sys.stderr)
+            except RuntimeError:
+                pass
+
+    def socket(self, kind: int) -> Any:
+        """A socket of the main context, kept open until the end (a dropped one would linger)."""
+        sock = self.ctx.socket(kind)
+        self.keep.append(sock)
+        return sock
+
+    def draining(self) -> bool:
+        return getattr(self.stats, "drained", False)
+
+    async def receiver(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+        last = -1
+        while not (self.draining() or (self.stats.stopping and pair.complete())):
+            try:
+                ok, msg = await self.chaos(sock.recv_multipart if multipart else sock.recv)
+            except zmq.Again:
+                self.stats.count("rcvtimeo.again")
+                continue
+            if ok:
+                last = pair.got(int(msg[-1] if multipart else msg), last)
+
+    async def push_pull(self, name: str, receivers: int, rcvtimeo: int) -> None:
+        pair = self.stats.pair(name)
+        pull = self.socket(zmq.PULL)
+        if rcvtimeo:
+            pull.rcvtimeo = rcvtimeo
+        push = self.socket(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+        for _ in range(receivers):
+            self.guard(self.receiver, pair, pull)
+        await self.sender(pair, push)
+
+    async def sender(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+        rng = self.rng
+        while not self.stats.stopping:
+            msg = b"%d" % pair.sent
+            ok, _ = await self.chaos(
+                sock.send_multipart if multipart else sock.send,
+                *(([msg],) if multipart else (msg,)),
+            )
+            if ok:
+                pair.sent += 1
+                if pair.sent % 20 == 0:
+                    await self.anyio.sleep(rng.uniform(0, 0.003))
+            else:
+                self.stats.count("send.cancelled")
+        pair.finished = True
+
+    async def dealer_router(self) -> None:
+        ask = self.stats.pair("dealer->router")
+        answer = self.stats.pair("router->dealer")
+        router = self.socket(zmq.ROUTER)
+        router.router_mandatory = 1
+        dealer = self.socket(zmq.DEALER)
+        dealer.connect(f"{TCP}:{_bind_port(router)}")
+
+        async def echo() -> None:
+            last = -1
+            while not (self.draining() or (self.stats.stopping and ask.complete())):
+                ok, msg = await self.chaos(router.recv_multipart)
+                if not ok:
+                    continue
+                last = ask.got(int(msg[-1]), last)
+                while not (await self.chaos(router.send_multipart, msg))[0]:
+                    self.stats.count("send.cancelled")
+                answer.sent += 1
+            answer.finished = True
+
+        self.guard(echo)
+        self.guard(self.receiver, answer, dealer, True)
+        await self.sender(ask, dealer, True)
+
+    async def req_rep(self) -> None:
+        pair = self.stats.pair("req/rep")
+        rep = self.socket(zmq.REP)
+        req = self.socket(zmq.REQ)
+        req.connect(f"{TCP}:{_bind_port(rep)}")
+
+        async def server() -> None:
+            while not self.draining():
+                ok, msg = await self.chaos(rep.recv)
+                if ok:
+                    while not (await self.chaos(rep.send, msg))[0]:
+                        pass
+
+        self.guard(server)
+        last = -1
+        while not self.stats.stopping:
+            msg = b"%d" % pair.sent
+            await req.send(msg)
+            pair.sent += 1
+            while True:
+                ok, reply = await self.chaos(req.recv)
+                if ok:
+                    last = pair.got(int(reply), last)
+                    break
+                if self.draining():
+                    return
+        pair.finished = True
+
+    async def restarts(self) -> None:
+        """A PULL that unbinds or closes and comes back on the same port; the PUSH reconnects."""
+        anyio = self.anyio
+        rng = self.rng
+        pull = self.socket(zmq.PULL)
+        port = _bind_port(pull)
+        addr = f"{TCP}:{port}"
+        push = self.socket(zmq.PUSH)
+        push.sndtimeo = 0
+        push.connect(addr)
+        received = [0]
+
+        async def feed() -> None:
+            while not self.stats.stopping:
+                with contextlib.suppress(zmq.Again):
+                    await push.send(b"x")
+                await anyio.sleep(0.002)
+
+        async def drain(sock: Any) -> None:
+            try:
+                while True:
+                    await sock.recv()
+                    received[0] += 1
+            except self.closed_errors():
+                pass
+
+        self.guard(feed)
+        while not self.stats.stopping:
+            self.tg.start_soon(drain, pull)
+            before = received[0]
+            deadline = _CLOCK() + WATCHDOG
+            while received[0] == before and _CLOCK() < deadline:
+                await anyio.sleep(0.01)
+            if received[0] == before:
+                self.stats.fail("reconnect", f"nothing arrived on {addr} for {WATCHDOG}s")
+            await anyio.sleep(rng.uniform(0.05, 0.5))
+            if rng.random() < 0.5:
+                self.stats.count("restart.unbind")
+                pull.unbind(pull.last_endpoint)
+                await anyio.sleep(rng.uniform(0, 0.2))
+                await self.rebind(pull, addr)
+            else:
+                self.stats.count("restart.close")
+                pull.close(linger=0)
+                await anyio.sleep(rng.uniform(0, 0.2))
+                pull = self.ctx.socket(zmq.PULL)
+                await self.rebind(pull, addr)
+        pull.close(linger=0)
+
+    async def rebind(self, sock: Any, addr: str) -> None:
+        """Bind ``sock`` to ``addr`` again: the port may stay busy a moment after an unbind."""
+        deadline = _CLOCK() + 5
+        while True:
+            try:
+                sock.bind(addr)
+                return
+            except zmq.ZMQError as exc:
+                if exc.errno != zmq.EADDRINUSE or _CLOCK() > deadline:
+                    raise
+                await self.anyio.sleep(0.01)
+
+    async def pending(self, sock: Any, op: str, closed_at: list[float]) -> None:
+        """One operation pending on a socket that is about to go; it must end soon after."""
+        try:
+            if op == "recv":
+                await sock.recv()
+            elif op == "poll":
+                await sock.poll()
+            elif op == "send":
+                while True:
+                    await sock.send(b"x")
+        except self.closed_errors():
+            pass
+        if closed_at and _CLOCK() - closed_at[0] > CLOSE_BOUND:
+            self.stats.fail("close_wakes", f"{op} ended {_CLOCK() - closed_at[0]:.1f}s late")
+
+    def doomed(self, tg: Any, ctx: Any, count: int, closed_at: list[float]) -> list[Any]:
+        """Sockets of ``ctx`` with operations pending in ``tg``; the caller closes them."""
+        rng = self.rng
+        socks = []
+        for _ in range(count):
+            kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
+            sock = ctx.socket(kind)
+            if kind == zmq.PUSH:
+                sock.sndhwm = 1
+                sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
+            else:
+                sock.bind_to_random_port(TCP)
+            socks.append(sock)
+            ops = ("send",) if kind == zmq.PUSH else ("recv", "poll")
+            for _ in range(rng.randint(1, 4)):
+                tg.start_soon(self.pending, sock, rng.choice(ops), closed_at)
+        return socks
+
+    async def going(self, ctx: Any, count: int, go: Callable[[list[Any]], None], what: str) -> None:
+        """Operations pending on ``count`` sockets of ``ctx``, then ``go(sockets)``: they end."""
+        anyio = self.anyio
+        closed_at: list[float] = []
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as tg:
+                socks = self.doomed(tg, ctx, count, closed_at)
+                await anyio.sleep(self.rng.uniform(0, 0.02))
+                closed_at.append(_CLOCK())
+                go(socks)
+                scope.deadline = anyio.current_time() + CLOSE_BOUND + LATE
+        if scope.cancelled_caught:
+            self.stats.fail("close_wakes", f"pending operations outlived {what}")
+        self.stats.count(f"{what}.sockets", count)
+
+    async def close_churn(self) -> None:
+        def close(socks: list[Any]) -> None:
+            for sock in socks:
+                sock.close(linger=0)
+
+        while not self.stats.stopping:
+            await self.going(self.ctx, self.rng.randint(1, 3), close, "close")
+
+    async def side_contexts(self) -> None:
+        while not self.stats.stopping:
+            side = self.mod.Context()
+            count = self.rng.randint(1, 4)
+            await self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            await self.anyio.sleep(self.rng.uniform(0, 0.05))
+
+    async def poller(self) -> None:
+        """A Poller over a changing set of PULLs fed at random: what it reports is true."""
+        rng = self.rng
+        pair = self.stats.pair("poller")
+        pulls = [self.socket(zmq.PULL) for _ in range(4)]
+        pushes = []
+        for pull in pulls:
+            push = self.socket(zmq.PUSH)
+            push.connect(f"{TCP}:{_bind_port(pull)}")
+            pushes.append(push)
+        last = [-1] * len(pulls)
+
+        async def feed() -> None:
+            while not self.stats.stopping:
+                await rng.choice(pushes).send(b"%d" % pair.sent)
+                pair.sent += 1
+                await self.anyio.sleep(rng.uniform(0, 0.003))
+            pair.finished = True
+
+        self.guard(feed)
+        poller = self.mod.Poller()
+        registered: set[int] = set()
+        while not (self.draining() or (self.stats.stopping and pair.complete())):
+            if self.stats.stopping:
+                wanted = set(range(len(pulls)))
+            else:
+                wanted = {i for i in range(len(pulls)) if rng.random() < 0.6}
+            for i in registered - wanted:
+                poller.unregister(pulls[i])
+            for i in wanted - registered:
+                poller.register(pulls[i], zmq.POLLIN)
+            registered = wanted
+            timeout = rng.randint(0, 50)
+            began = _CLOCK()
+            ok, events = await self.chaos(poller.poll, timeout)
+            if ok and _CLOCK() - began > timeout / 1000 + LATE:
+                self.stats.fail("timeouts", f"poll({timeout}) took {_CLOCK() - began:.1f}s")
+            for sock, mask in (events or []) if ok else []:
+                i = pulls.index(sock)
+                if i not in registered or not mask & zmq.POLLIN:
+                    self.stats.fail("poll_truth", f"poll reported {mask} on pull {i}")
+                    continue
+                while True:
+                    try:
+                        msg = await sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    last[i] = pair.got(int(msg), last[i])
+                    self.stats.count("poll.ready")
+        for sock in (*pulls, *pushes):
+            sock.close(linger=0)
+
+    async def timeouts(self) -> None:
+        """Idle receives end on time: RCVTIMEO raises zmq.Again, a framework timeout cancels."""
+        anyio = self.anyio
+        rng = self.rng
+        sock = self.socket(zmq.PULL)
+        sock.bind_to_random_port(TCP)
+        while not self.stats.stopping:
+            ms = rng.randint(1, 30)
+            began = _CLOCK()
+            roll = rng.random()
+            if roll < 0.4:
+                sock.rcvtimeo = ms
+                try:
+                    await sock.recv()
+                    self.stats.fail("timeouts", "an idle receive returned a message")
+                except zmq.Again:
+                    self.stats.count("timeout.rcvtimeo")
+                sock.rcvtimeo = -1
+            elif roll < 0.7:
+                with anyio.move_on_after(ms / 1000):
+                    await sock.recv()
+                    self.stats.fail("timeouts", "an idle receive returned a message")
+                self.stats.count("timeout.framework")
+            else:
+                if await sock.poll(ms):
+                    self.stats.fail("timeouts", "an idle poll returned events")
+                self.stats.count("timeout.poll")
+            took = _CLOCK() - began
+            if took < ms / 1000 - 0.002 or took > ms / 1000 + LATE:
+                self.stats.fail("timeouts", f"a {ms} ms timeout took {took * 1000:.0f} ms")
+        sock.close(linger=0)
+
+    async def idle(self) -> None:
+        """Idle sockets come and go, some with a receive pending that their close ends."""
+        rng = self.rng
+        idle: list[Any] = []
+        while not self.stats.stopping:
+            for _ in range(rng.randint(0, 10)):
+                sock = self.ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
+                sock.bind_to_random_port(TCP)
+                idle.append(sock)
+            rng.shuffle(idle)
+            while len(idle) > rng.randint(20, 200):
+                idle.pop().close(linger=0)
+                self.stats.count("idle.closed")
+            await self.anyio.sleep(rng.uniform(0.01, 0.2))
+        for sock in idle:
+            sock.close(linger=0)
+
+
+def run_stream(stats: Stats, rng: random.Random) -> None:
+    raise NotImplementedError
+
+
+def run_green(stats: Stats, flavour: str, rng: random.Random) -> None:
+    raise NotImplementedError
+
+
+# -- main --------------------------------------------------------------------------------------
+
+
+def run_layer(layer: str, seconds: float, seed: int, quiet: bool) -> dict[str, Any]:
+    """Run one layer's scenario in this process; return its result."""
+    warnings.simplefilter("default")
+    faulthandler.enable()
+    stats = Stats(layer, seconds, seed, quiet)
+    rng = random.Random(seed)
+    baseline = _fds()
+    faulthandler.dump_traceback_later(WATCHDOG * 3, exit=True)  # start-up
+    if layer in ("asyncio", "uvloop", "tornado", "anyio-asyncio", "anyio-trio"):
+        run_async(stats, layer, rng)
+    elif layer == "stream":
+        run_stream(stats, rng)
+    else:
+        run_green(stats, layer.split("-")[0], rng)
+    faulthandler.cancel_dump_traceback_later()
+    return stats.finish(baseline)
+
+
+def report(result: dict[str, Any]) -> str:
+    slopes = result["slopes"]
+
+    def fmt(key: str, scale: float, unit: str) -> str:
+        value = slopes.get(key)
+        return "n/a" if value is None else f"{value / scale:+.3f} {unit}"
+
+    lines = [
+        f"chaos {result['layer']} seed {result['seed']}: {result['seconds']} s, "
+        f"{result['messages']:,} counted messages",
+        "  pairs (sent, received): "
+        + ", ".join(f"{k} {s:,}/{r:,}" for k, (s, r) in result["pairs"].items()),
+        "  invariants: " + ", ".join(f"{k} {v}" for k, v in result["invariants"].items()),
+        f"  slopes: RSS {fmt('rss', 1024, 'KiB/s')} (MiB {result['rss_mib']}), "
+        f"FDs {fmt('fds', 1, '/s')} ({result['fds']}), threads {fmt('threads', 1, '/s')}, "
+        f"waiters {fmt('waiters', 1, '/s')}",
+        "  counts: " + ", ".join(f"{k} {v:,}" for k, v in result["counts"].items()),
+    ]
+    for invariant, failures in result["failures"].items():
+        lines.extend(f"  FAIL {invariant}: {f}" for f in failures)
+    return "\n".join(lines)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.layer == "all":
+        status = 0
+        for layer in LAYERS:
+            cmd = [sys.executable, __file__, "--layer", layer, "--seconds", str(args.seconds)]
+            cmd += ["--seed", str(args.seed)] + (["--quiet"] if args.quiet else [])
+            status |= subprocess.call(cmd)
+        return status
+    result = run_layer(args.layer, args.seconds, args.seed, args.quiet)
+    print(report(result), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    return 1 if result["failures"] else 0
+
+
+if __name__ == "__main__":
+    assert ARGS is not None
+    sys.exit(main(ARGS))
