@@ -783,8 +783,426 @@ def run_stream(stats: Stats, rng: random.Random) -> None:
     raise NotImplementedError
 
 
+# -- the green scenario: gevent and eventlet, plain and monkeypatched --------------------------
+
+
 def run_green(stats: Stats, flavour: str, rng: random.Random) -> None:
-    raise NotImplementedError
+    """Run the green scenario with ``flavour``'s module and hub."""
+    GreenScenario(stats, flavour, rng).main()
+
+
+class GreenScenario:
+    """The async scenario's workload in blocking calls, for gevent and eventlet."""
+
+    def __init__(self, stats: Stats, flavour: str, rng: random.Random) -> None:
+        self.stats = stats
+        self.rng = rng
+        self.flavour = flavour
+        if flavour == "gevent":
+            import gevent
+
+            import zmq_async.green as mod
+
+            self.spawn: Callable[..., Any] = gevent.spawn
+            self.sleep: Callable[[float], None] = gevent.sleep
+            self.Timeout: Any = gevent.Timeout
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import eventlet
+
+            import zmq_async.green.eventlet as mod
+
+            self.spawn = eventlet.spawn
+            self.sleep = eventlet.sleep
+            self.Timeout = eventlet.Timeout
+        from greenlet import GreenletExit
+
+        self.exit = GreenletExit
+        self.mod = mod
+        self.ctx: Any = None
+        self.keep: list[Any] = []
+        self.threads: list[Any] = []
+        self.drained = False
+
+    def kill(self, thread: Any) -> tuple[bool, Any]:
+        """Kill a greenlet; ``(True, its result)`` if it had finished first."""
+        if self.flavour == "gevent":
+            thread.kill(block=True)
+            if thread.successful() and not isinstance(thread.value, self.exit):
+                return True, thread.value
+            if thread.exception is not None and not isinstance(thread.exception, self.exit):
+                raise thread.exception
+            return False, None
+        thread.kill()
+        try:
+            return True, thread.wait()
+        except self.exit:
+            return False, None
+
+    def chaos(self, fn: Callable[..., Any], *args: Any) -> tuple[bool, Any]:
+        """``(True, fn(*args))``, or ``(False, None)`` if a random cancellation got it first."""
+        rng = self.rng
+        roll = rng.random()
+        if roll < 0.5 or self.stats.stopping:
+            with self.Timeout(1.0, False):
+                return True, fn(*args)
+            return False, None
+        if roll < 0.75:
+            self.stats.count("cancel.timeout")
+            with self.Timeout(rng.uniform(0, 0.005), False):
+                return True, fn(*args)
+            return False, None
+        self.stats.count("cancel.kill")
+        child = self.spawn(fn, *args)
+        self.sleep(rng.uniform(0, 0.005))
+        return self.kill(child)
+
+    def guard(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in a greenlet; any exception fails ``no_errors``."""
+
+        def guarded() -> None:
+            try:
+                fn(*args)
+            except Exception as exc:
+                self.stats.error(fn.__name__, exc)
+
+        self.threads.append(self.spawn(guarded))
+
+    def socket(self, kind: int) -> Any:
+        """A socket of the main context, kept open until the end (a dropped one would linger)."""
+        sock = self.ctx.socket(kind)
+        self.keep.append(sock)
+        return sock
+
+    def main(self) -> None:
+        stats = self.stats
+        self.ctx = self.mod.Context()
+        self.guard(self.push_pull, "push_pull x8", 8, 0)
+        self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
+        self.guard(self.dealer_router)
+        self.guard(self.req_rep)
+        self.guard(self.restarts)
+        self.guard(self.close_churn)
+        self.guard(self.side_contexts)
+        self.guard(self.poller)
+        self.guard(self.timeouts)
+        self.guard(self.idle)
+        end = _CLOCK() + stats.seconds
+        while _CLOCK() < end:
+            stats.sample()
+            self.sleep(1)
+        stats.stop()
+        deadline = _CLOCK() + DRAIN
+        while _CLOCK() < deadline and not all(p.complete() for p in stats.pairs):
+            stats.sample()
+            self.sleep(0.5)
+        stats.drain_report()
+        self.drained = True
+        for thread in self.threads:
+            thread.wait() if self.flavour == "eventlet" else thread.join()
+        self.ctx.destroy(linger=0)
+
+    def receiver(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+        last = -1
+        while not (self.drained or (self.stats.stopping and pair.complete())):
+            try:
+                ok, msg = self.chaos(sock.recv_multipart if multipart else sock.recv)
+            except zmq.Again:
+                self.stats.count("rcvtimeo.again")
+                continue
+            if ok:
+                last = pair.got(int(msg[-1] if multipart else msg), last)
+
+    def sender(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+        while not self.stats.stopping:
+            msg = b"%d" % pair.sent
+            ok, _ = self.chaos(
+                sock.send_multipart if multipart else sock.send,
+                *(([msg],) if multipart else (msg,)),
+            )
+            if ok:
+                pair.sent += 1
+                if pair.sent % 20 == 0:
+                    self.sleep(self.rng.uniform(0, 0.003))
+            else:
+                self.stats.count("send.cancelled")
+        pair.finished = True
+
+    def push_pull(self, name: str, receivers: int, rcvtimeo: int) -> None:
+        pair = self.stats.pair(name)
+        pull = self.socket(zmq.PULL)
+        if rcvtimeo:
+            pull.rcvtimeo = rcvtimeo
+        push = self.socket(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+        for _ in range(receivers):
+            self.guard(self.receiver, pair, pull)
+        self.sender(pair, push)
+
+    def dealer_router(self) -> None:
+        ask = self.stats.pair("dealer->router")
+        answer = self.stats.pair("router->dealer")
+        router = self.socket(zmq.ROUTER)
+        router.router_mandatory = 1
+        dealer = self.socket(zmq.DEALER)
+        dealer.connect(f"{TCP}:{_bind_port(router)}")
+
+        def echo() -> None:
+            last = -1
+            while not (self.drained or (self.stats.stopping and ask.complete())):
+                ok, msg = self.chaos(router.recv_multipart)
+                if not ok:
+                    continue
+                last = ask.got(int(msg[-1]), last)
+                while not self.chaos(router.send_multipart, msg)[0]:
+                    self.stats.count("send.cancelled")
+                answer.sent += 1
+            answer.finished = True
+
+        self.guard(echo)
+        self.guard(self.receiver, answer, dealer, True)
+        self.sender(ask, dealer, True)
+
+    def req_rep(self) -> None:
+        pair = self.stats.pair("req/rep")
+        rep = self.socket(zmq.REP)
+        req = self.socket(zmq.REQ)
+        req.connect(f"{TCP}:{_bind_port(rep)}")
+
+        def server() -> None:
+            while not self.drained:
+                ok, msg = self.chaos(rep.recv)
+                if ok:
+                    while not self.chaos(rep.send, msg)[0]:
+                        pass
+
+        self.guard(server)
+        last = -1
+        while not self.stats.stopping:
+            msg = b"%d" % pair.sent
+            req.send(msg)
+            pair.sent += 1
+            while True:
+                ok, reply = self.chaos(req.recv)
+                if ok:
+                    last = pair.got(int(reply), last)
+                    break
+                if self.drained:
+                    return
+        pair.finished = True
+
+    def restarts(self) -> None:
+        """A PULL that unbinds or closes and comes back on the same port; the PUSH reconnects."""
+        rng = self.rng
+        pull = self.ctx.socket(zmq.PULL)
+        addr = f"{TCP}:{_bind_port(pull)}"
+        push = self.socket(zmq.PUSH)
+        push.sndtimeo = 0
+        push.connect(addr)
+        received = [0]
+
+        def feed() -> None:
+            while not self.stats.stopping:
+                with contextlib.suppress(zmq.Again):
+                    push.send(b"x")
+                self.sleep(0.002)
+
+        def drain(sock: Any) -> None:
+            try:
+                while True:
+                    sock.recv()
+                    received[0] += 1
+            except zmq.ZMQError:
+                pass
+
+        self.guard(feed)
+        while not self.stats.stopping:
+            self.guard(drain, pull)
+            before = received[0]
+            deadline = _CLOCK() + WATCHDOG
+            while received[0] == before and _CLOCK() < deadline:
+                self.sleep(0.01)
+            if received[0] == before:
+                self.stats.fail("reconnect", f"nothing arrived on {addr} for {WATCHDOG}s")
+            self.sleep(rng.uniform(0.05, 0.5))
+            if rng.random() < 0.5:
+                self.stats.count("restart.unbind")
+                pull.unbind(pull.last_endpoint)
+                self.sleep(rng.uniform(0, 0.2))
+            else:
+                self.stats.count("restart.close")
+                pull.close(linger=0)
+                self.sleep(rng.uniform(0, 0.2))
+                pull = self.ctx.socket(zmq.PULL)
+            deadline = _CLOCK() + 5
+            while True:
+                try:
+                    pull.bind(addr)
+                    break
+                except zmq.ZMQError as exc:
+                    if exc.errno != zmq.EADDRINUSE or _CLOCK() > deadline:
+                        raise
+                    self.sleep(0.01)
+        pull.close(linger=0)
+
+    def pending(self, sock: Any, op: str, closed_at: list[float]) -> None:
+        """One operation pending on a socket that is about to go; it must end soon after."""
+        try:
+            if op == "recv":
+                sock.recv()
+            elif op == "poll":
+                sock.poll()
+            elif op == "send":
+                while True:
+                    sock.send(b"x")
+        except zmq.ZMQError:
+            pass
+        if closed_at and _CLOCK() - closed_at[0] > CLOSE_BOUND:
+            self.stats.fail("close_wakes", f"{op} ended {_CLOCK() - closed_at[0]:.1f}s late")
+
+    def going(self, ctx: Any, count: int, go: Callable[[list[Any]], None], what: str) -> None:
+        """Operations pending on ``count`` sockets of ``ctx``, then ``go(sockets)``: they end."""
+        rng = self.rng
+        closed_at: list[float] = []
+        socks = []
+        threads = []
+        for _ in range(count):
+            kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
+            sock = ctx.socket(kind)
+            if kind == zmq.PUSH:
+                sock.sndhwm = 1
+                sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
+            else:
+                sock.bind_to_random_port(TCP)
+            socks.append(sock)
+            ops = ("send",) if kind == zmq.PUSH else ("recv", "poll")
+            for _ in range(rng.randint(1, 4)):
+                threads.append(self.spawn(self.pending, sock, rng.choice(ops), closed_at))
+        self.sleep(rng.uniform(0, 0.02))
+        closed_at.append(_CLOCK())
+        go(socks)
+        with self.Timeout(CLOSE_BOUND + LATE, False):
+            for thread in threads:
+                thread.wait() if self.flavour == "eventlet" else thread.join()
+            threads = []
+        if threads:
+            self.stats.fail("close_wakes", f"pending operations outlived {what}")
+            for thread in threads:
+                self.kill(thread)
+        self.stats.count(f"{what}.sockets", count)
+
+    def close_churn(self) -> None:
+        def close(socks: list[Any]) -> None:
+            for sock in socks:
+                sock.close(linger=0)
+
+        while not self.stats.stopping:
+            self.going(self.ctx, self.rng.randint(1, 3), close, "close")
+
+    def side_contexts(self) -> None:
+        while not self.stats.stopping:
+            side = self.mod.Context()
+            count = self.rng.randint(1, 4)
+            self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            self.sleep(self.rng.uniform(0, 0.05))
+
+    def poller(self) -> None:
+        """A Poller over a changing set of PULLs fed at random: what it reports is true."""
+        rng = self.rng
+        pair = self.stats.pair("poller")
+        pulls = [self.socket(zmq.PULL) for _ in range(4)]
+        pushes = []
+        for pull in pulls:
+            push = self.socket(zmq.PUSH)
+            push.connect(f"{TCP}:{_bind_port(pull)}")
+            pushes.append(push)
+        last = [-1] * len(pulls)
+
+        def feed() -> None:
+            while not self.stats.stopping:
+                rng.choice(pushes).send(b"%d" % pair.sent)
+                pair.sent += 1
+                self.sleep(rng.uniform(0, 0.003))
+            pair.finished = True
+
+        self.guard(feed)
+        poller = self.mod.Poller()
+        registered: set[int] = set()
+        while not (self.drained or (self.stats.stopping and pair.complete())):
+            if self.stats.stopping:
+                wanted = set(range(len(pulls)))
+            else:
+                wanted = {i for i in range(len(pulls)) if rng.random() < 0.6}
+            for i in registered - wanted:
+                poller.unregister(pulls[i])
+            for i in wanted - registered:
+                poller.register(pulls[i], zmq.POLLIN)
+            registered = wanted
+            timeout = rng.randint(0, 50)
+            began = _CLOCK()
+            ok, events = self.chaos(poller.poll, timeout)
+            if ok and _CLOCK() - began > timeout / 1000 + LATE:
+                self.stats.fail("timeouts", f"poll({timeout}) took {_CLOCK() - began:.1f}s")
+            for sock, mask in (events or []) if ok else []:
+                i = pulls.index(sock)
+                if i not in registered or not mask & zmq.POLLIN:
+                    self.stats.fail("poll_truth", f"poll reported {mask} on pull {i}")
+                    continue
+                while True:
+                    try:
+                        msg = sock.recv(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    last[i] = pair.got(int(msg), last[i])
+                    self.stats.count("poll.ready")
+
+    def timeouts(self) -> None:
+        """Idle receives end on time: RCVTIMEO raises zmq.Again, a framework timeout ends them."""
+        rng = self.rng
+        sock = self.socket(zmq.PULL)
+        sock.bind_to_random_port(TCP)
+        while not self.stats.stopping:
+            ms = rng.randint(1, 30)
+            began = _CLOCK()
+            roll = rng.random()
+            if roll < 0.4:
+                sock.rcvtimeo = ms
+                try:
+                    sock.recv()
+                    self.stats.fail("timeouts", "an idle receive returned a message")
+                except zmq.Again:
+                    self.stats.count("timeout.rcvtimeo")
+                sock.rcvtimeo = -1
+            elif roll < 0.7:
+                with self.Timeout(ms / 1000, False):
+                    sock.recv()
+                    self.stats.fail("timeouts", "an idle receive returned a message")
+                self.stats.count("timeout.framework")
+            else:
+                if sock.poll(ms):
+                    self.stats.fail("timeouts", "an idle poll returned events")
+                self.stats.count("timeout.poll")
+            took = _CLOCK() - began
+            if took < ms / 1000 - 0.002 or took > ms / 1000 + LATE:
+                self.stats.fail("timeouts", f"a {ms} ms timeout took {took * 1000:.0f} ms")
+
+    def idle(self) -> None:
+        """Idle sockets come and go."""
+        rng = self.rng
+        idle: list[Any] = []
+        while not self.stats.stopping:
+            for _ in range(rng.randint(0, 10)):
+                sock = self.ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
+                sock.bind_to_random_port(TCP)
+                idle.append(sock)
+            rng.shuffle(idle)
+            while len(idle) > rng.randint(20, 200):
+                idle.pop().close(linger=0)
+                self.stats.count("idle.closed")
+            self.sleep(rng.uniform(0.01, 0.2))
+        for sock in idle:
+            sock.close(linger=0)
 
 
 # -- main --------------------------------------------------------------------------------------
