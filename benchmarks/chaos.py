@@ -92,6 +92,8 @@ CLOSE_BOUND = 5.0
 LATE = 2.0
 #: After the run, the reliable pairs have this long to deliver what is in flight.
 DRAIN = 8.0
+#: Idle sockets open at any time (each bound: two FDs), some closed and replaced every tick.
+IDLE = 100
 #: Slopes are fitted after this fraction of the run (start-up, caches, queues filling).
 WARMUP = 0.2
 #: Growth over the fitted part beyond which a resource is not flat.
@@ -183,6 +185,8 @@ class Stats:
         self._seen_progress = -1
         self.start = _CLOCK()
         self.stopping = False
+        #: FDs open once the framework runs, before the scenario's first context.
+        self.baseline_fds = _fds()
         self._progress_at = _CLOCK()
         self.stalled = False
         #: Prints the scenario's tasks or greenlets when the pairs stall (before the watchdog).
@@ -266,7 +270,7 @@ class Stats:
                     flush=True,
                 )
 
-    def finish(self, baseline_fds: int) -> dict[str, Any]:
+    def finish(self) -> dict[str, Any]:
         """Check the pairs and the clean end; return the result as a dict."""
         for pair in self.pairs:
             pair.check()
@@ -275,8 +279,8 @@ class Stats:
         if leftover:
             self.fail("clean_end", f"{len(leftover)} open reactors still have waiters")
         fds = _fds()
-        if fds > baseline_fds + 2:
-            self.fail("clean_end", f"{fds} FDs open at the end, {baseline_fds} at the start")
+        if fds > self.baseline_fds + 2:
+            self.fail("clean_end", f"{fds} FDs open at the end, {self.baseline_fds} at the start")
         slopes = {}
         running = [s for s in self.samples if s["running"]]
         fit = [s for s in running if s["t"] >= running[-1]["t"] * WARMUP] if running else []
@@ -312,6 +316,18 @@ def _fds() -> int:
 
 def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
+
+
+def churn_idle(ctx: Any, idle: list[Any], rng: random.Random, stats: Stats) -> None:
+    """Close a few of the ``idle`` sockets at random and open as many: IDLE of them stay open."""
+    rng.shuffle(idle)
+    for _ in range(min(len(idle), rng.randint(0, 10))):
+        idle.pop().close(linger=0)
+        stats.count("idle.closed")
+    while len(idle) < IDLE:
+        sock = ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
+        sock.bind_to_random_port(TCP)
+        idle.append(sock)
 
 
 def _bind_port(sock: Any) -> int:
@@ -407,6 +423,7 @@ class AsyncScenario:
     async def main(self) -> None:
         anyio = self.anyio
         stats = self.stats
+        stats.baseline_fds = _fds()
         self.ctx = self.mod.Context()
         stats.dump_tasks = self.dump_tasks
         async with anyio.create_task_group() as tg:
@@ -766,21 +783,10 @@ class AsyncScenario:
         rng = self.rng
         idle: list[Any] = []
         while not self.stats.stopping:
-            for _ in range(rng.randint(0, 10)):
-                sock = self.ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
-                sock.bind_to_random_port(TCP)
-                idle.append(sock)
-            rng.shuffle(idle)
-            while len(idle) > rng.randint(20, 200):
-                idle.pop().close(linger=0)
-                self.stats.count("idle.closed")
+            churn_idle(self.ctx, idle, rng, self.stats)
             await self.anyio.sleep(rng.uniform(0.01, 0.2))
         for sock in idle:
             sock.close(linger=0)
-
-
-def run_stream(stats: Stats, rng: random.Random) -> None:
-    raise NotImplementedError
 
 
 # -- the green scenario: gevent and eventlet, plain and monkeypatched --------------------------
@@ -877,6 +883,8 @@ class GreenScenario:
 
     def main(self) -> None:
         stats = self.stats
+        self.sleep(0)  # the hub is running
+        stats.baseline_fds = _fds()
         self.ctx = self.mod.Context()
         self.guard(self.push_pull, "push_pull x8", 8, 0)
         self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
@@ -1192,15 +1200,333 @@ class GreenScenario:
         rng = self.rng
         idle: list[Any] = []
         while not self.stats.stopping:
-            for _ in range(rng.randint(0, 10)):
-                sock = self.ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
-                sock.bind_to_random_port(TCP)
-                idle.append(sock)
-            rng.shuffle(idle)
-            while len(idle) > rng.randint(20, 200):
-                idle.pop().close(linger=0)
-                self.stats.count("idle.closed")
+            churn_idle(self.ctx, idle, rng, self.stats)
             self.sleep(rng.uniform(0.01, 0.2))
+        for sock in idle:
+            sock.close(linger=0)
+
+
+# -- the stream scenario: ZMQStream callbacks on asyncio ---------------------------------------
+
+
+def run_stream(stats: Stats, rng: random.Random) -> None:
+    """Run the stream scenario on a fresh asyncio loop."""
+    import asyncio
+
+    asyncio.run(StreamScenario(stats, rng).main())
+
+
+class StreamScenario:
+    """Streams under churn: receiving paused and resumed at random, closes, restarts, threads.
+
+    A stream has no receive to cancel; its chaos is ``on_recv(None)`` and ``on_recv(cb)``
+    again at random moments (no message may be lost or repeated), ``flush()``, sends queued
+    behind a full HWM, sends from another thread (handed to the loop, in order), and streams
+    closed or their context destroyed with receives and sends pending.
+    """
+
+    def __init__(self, stats: Stats, rng: random.Random) -> None:
+        import asyncio
+        import logging
+
+        from zmq_async.stream import ZMQStream
+
+        self.asyncio = asyncio
+        self.stream = ZMQStream
+        self.stats = stats
+        self.rng = rng
+        self.keep: list[Any] = []
+        self.ctx: Any = None
+        stats_ = stats
+
+        class Fail(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                stats_.fail("no_errors", f"logged: {record.getMessage()}")
+
+        logging.getLogger("zmq_async.stream").addHandler(Fail(logging.ERROR))
+
+    def make(self, kind: int, ctx: Any = None) -> Any:
+        """A stream on a new socket (of the main context: kept until the end)."""
+        sock = (ctx or self.ctx).socket(kind)
+        stream = self.stream(sock)
+        if ctx is None:
+            self.keep.append(stream)
+        return stream
+
+    async def main(self) -> None:
+        asyncio = self.asyncio
+        stats = self.stats
+        stats.baseline_fds = _fds()
+        self.ctx = zmq.Context()
+        tasks = [
+            asyncio.ensure_future(self.guarded(fn, *args))
+            for fn, *args in (
+                (self.push_pull,),
+                (self.dealer_router,),
+                (self.req_rep,),
+                (self.from_thread,),
+                (self.restarts,),
+                (self.closes, False),
+                (self.closes, True),
+                (self.idle,),
+            )
+        ]
+        end = _CLOCK() + stats.seconds
+        while _CLOCK() < end:
+            stats.sample()
+            await asyncio.sleep(1)
+        stats.stop()
+        deadline = _CLOCK() + DRAIN
+        while _CLOCK() < deadline and not all(p.complete() for p in stats.pairs):
+            stats.sample()
+            await asyncio.sleep(0.5)
+        stats.drain_report()
+        await asyncio.wait(tasks, timeout=DRAIN)
+        for stream in self.keep:
+            stream.close(linger=0)
+        self.ctx.destroy(linger=0)
+
+    async def guarded(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            await fn(*args)
+        except Exception as exc:
+            self.stats.error(fn.__name__, exc)
+
+    def counted(self, pair: Pair, stream: Any) -> Callable[[list[bytes]], None]:
+        """An on_recv callback recording the counted messages of ``pair``."""
+        last = [-1]
+
+        def on_recv(msg: list[bytes]) -> None:
+            if stream.closed():
+                self.stats.fail("close_wakes", f"{pair.name}: a message after the close")
+            last[0] = pair.got(int(msg[-1]), last[0])
+
+        return on_recv
+
+    async def pausing(self, stream: Any, callback: Callable[..., Any]) -> None:
+        """Pause and resume ``stream``'s receiving at random moments while the run lasts."""
+        rng = self.rng
+        stream.on_recv(callback)
+        while not self.stats.stopping:
+            await self.asyncio.sleep(rng.uniform(0, 0.02))
+            roll = rng.random()
+            if roll < 0.4:
+                stream.on_recv(None)
+                self.stats.count("stream.paused")
+                await self.asyncio.sleep(rng.uniform(0, 0.01))
+                stream.on_recv(callback)
+            elif roll < 0.6:
+                stream.flush()
+                self.stats.count("stream.flush")
+        stream.on_recv(callback)
+
+    async def send_counted(self, pair: Pair, stream: Any, multipart: bool = False) -> None:
+        rng = self.rng
+        while not self.stats.stopping:
+            for _ in range(rng.randint(1, 40)):
+                msg = b"%d" % pair.sent
+                stream.send_multipart([msg]) if multipart else stream.send(msg)
+                pair.sent += 1
+            while stream.sending() and stream.send_queue_size > 1000:
+                await self.asyncio.sleep(0.001)
+            await self.asyncio.sleep(rng.uniform(0, 0.003))
+        pair.finished = True
+
+    async def push_pull(self) -> None:
+        pair = self.stats.pair("push_pull")
+        pull = self.make(zmq.PULL)
+        push = self.make(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull.socket)}")
+        self.asyncio.ensure_future(self.pausing(pull, self.counted(pair, pull)))
+        await self.send_counted(pair, push)
+
+    async def dealer_router(self) -> None:
+        ask = self.stats.pair("dealer->router")
+        answer = self.stats.pair("router->dealer")
+        router = self.make(zmq.ROUTER)
+        dealer = self.make(zmq.DEALER)
+        dealer.connect(f"{TCP}:{_bind_port(router.socket)}")
+        asked = self.counted(ask, router)
+
+        def echo(msg: list[bytes]) -> None:
+            asked(msg)
+            router.send_multipart(msg)
+            answer.sent += 1
+
+        self.asyncio.ensure_future(self.pausing(router, echo))
+        self.asyncio.ensure_future(self.pausing(dealer, self.counted(answer, dealer)))
+        await self.send_counted(ask, dealer, True)
+        while not ask.complete() and not self.stats.stalled:
+            await self.asyncio.sleep(0.05)
+        answer.finished = True
+
+    async def req_rep(self) -> None:
+        pair = self.stats.pair("req/rep")
+        rep = self.make(zmq.REP)
+        req = self.make(zmq.REQ)
+        req.connect(f"{TCP}:{_bind_port(rep.socket)}")
+        counted = self.counted(pair, req)
+
+        def reply(msg: list[bytes]) -> None:
+            counted(msg)
+            if not self.stats.stopping:
+                req.send(b"%d" % pair.sent)
+                pair.sent += 1
+            else:
+                pair.finished = True
+
+        self.asyncio.ensure_future(self.pausing(rep, rep.send_multipart))
+        self.asyncio.ensure_future(self.pausing(req, reply))
+        req.send(b"0")
+        pair.sent = 1
+
+    async def from_thread(self) -> None:
+        """Counted sends from another OS thread: handed to the loop, in order."""
+        import threading
+
+        pair = self.stats.pair("thread->stream")
+        pull = self.make(zmq.PULL)
+        push = self.make(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull.socket)}")
+        pull.on_recv(self.counted(pair, pull))
+        stop = threading.Event()
+
+        def sender() -> None:
+            while not self.stats.stopping:
+                for _ in range(20):
+                    push.send(b"%d" % pair.sent)
+                    pair.sent += 1
+                stop.wait(0.002)
+            pair.finished = True
+
+        thread = threading.Thread(target=sender, daemon=True)
+        thread.start()
+        while thread.is_alive():
+            await self.asyncio.sleep(0.1)
+
+    async def restarts(self) -> None:
+        """A PULL stream that unbinds or closes and comes back on the same port."""
+        asyncio = self.asyncio
+        rng = self.rng
+        received = [0]
+
+        def on_recv(msg: list[bytes]) -> None:
+            received[0] += 1
+
+        pull = self.make(zmq.PULL, self.ctx)
+        pull.on_recv(on_recv)
+        addr = f"{TCP}:{_bind_port(pull.socket)}"
+        push = self.make(zmq.PUSH)
+        push.connect(addr)
+
+        async def feed() -> None:
+            while not self.stats.stopping:
+                if push.send_queue_size < 100:
+                    push.send(b"x")
+                await asyncio.sleep(0.002)
+
+        self.asyncio.ensure_future(self.guarded(feed))
+        while not self.stats.stopping:
+            before = received[0]
+            deadline = _CLOCK() + WATCHDOG
+            while received[0] == before and _CLOCK() < deadline:
+                await asyncio.sleep(0.01)
+            if received[0] == before:
+                self.stats.fail("reconnect", f"nothing arrived on {addr} for {WATCHDOG}s")
+            await asyncio.sleep(rng.uniform(0.05, 0.5))
+            if rng.random() < 0.5:
+                self.stats.count("restart.unbind")
+                pull.socket.unbind(pull.socket.last_endpoint)
+                await asyncio.sleep(rng.uniform(0, 0.2))
+            else:
+                self.stats.count("restart.close")
+                pull.close(linger=0)
+                await asyncio.sleep(rng.uniform(0, 0.2))
+                pull = self.make(zmq.PULL, self.ctx)
+                pull.on_recv(on_recv)
+            deadline = _CLOCK() + 5
+            while True:
+                try:
+                    pull.socket.bind(addr)
+                    break
+                except zmq.ZMQError as exc:
+                    if exc.errno != zmq.EADDRINUSE or _CLOCK() > deadline:
+                        raise
+                    await asyncio.sleep(0.01)
+        pull.close(linger=0)
+
+    async def closes(self, destroy: bool) -> None:
+        """Streams receiving and with sends queued, closed (here or from a thread) or their
+        context destroyed: the close callback runs, no callback after it, the stream is closed.
+        """
+        asyncio = self.asyncio
+        rng = self.rng
+        # A stream whose socket its context's destroy() closed warns as zmq.eventloop's does.
+        warnings.filterwarnings("ignore", "Unregistering FD", UserWarning)
+        while not self.stats.stopping:
+            ctx = zmq.Context() if destroy else self.ctx
+            streams = [self.doomed(ctx) for _ in range(rng.randint(1, 4))]
+            closed = [0]
+            for stream in streams:
+                stream.set_close_callback(lambda c=closed: c.__setitem__(0, c[0] + 1))
+            await asyncio.sleep(rng.uniform(0, 0.02))
+            began = _CLOCK()
+            if destroy:
+                for stream in streams:
+                    if rng.random() < 0.5:
+                        stream.close(linger=0)
+                ctx.destroy(linger=0)
+            elif rng.random() < 0.3:
+                await self.in_thread(lambda s=streams: [x.close(linger=0) for x in s])
+            else:
+                for stream in streams:
+                    stream.close(linger=0)
+            while _CLOCK() - began < CLOSE_BOUND and not all(s.closed() for s in streams):
+                await asyncio.sleep(0.01)
+            if not all(s.closed() for s in streams):
+                self.stats.fail("close_wakes", "a stream not closed after its context went")
+            elif not destroy and closed[0] != len(streams):
+                await asyncio.sleep(0.1)
+                if closed[0] != len(streams):
+                    n = len(streams)
+                    self.stats.fail("close_wakes", f"{closed[0]} close callbacks, not {n}")
+            for stream in streams:  # after a destroy: close what the context left
+                stream.close(linger=0)
+            self.stats.count("destroy.streams" if destroy else "close.streams", len(streams))
+
+    def doomed(self, ctx: Any) -> Any:
+        """A stream receiving, or with sends queued that cannot go out."""
+        kind = self.rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
+        stream = self.make(kind, ctx)
+        if kind == zmq.PUSH:
+            stream.socket.sndhwm = 1
+            stream.connect(f"{TCP}:9")  # nobody listens: sends stay queued
+            for _ in range(self.rng.randint(1, 5)):
+                stream.send(b"x")
+        else:
+            stream.socket.bind_to_random_port(TCP)
+
+            def late(msg: list[bytes]) -> None:
+                if stream.closed():
+                    self.stats.fail("close_wakes", "a receive callback after the close")
+
+            stream.on_recv(late)
+        return stream
+
+    async def in_thread(self, fn: Callable[[], object]) -> None:
+        """Call ``fn()`` in another OS thread while the loop runs on."""
+        import threading
+
+        thread = threading.Thread(target=fn)
+        thread.start()
+        while thread.is_alive():
+            await self.asyncio.sleep(0.001)
+
+    async def idle(self) -> None:
+        idle: list[Any] = []
+        while not self.stats.stopping:
+            churn_idle(self.ctx, idle, self.rng, self.stats)
+            await self.asyncio.sleep(self.rng.uniform(0.01, 0.2))
         for sock in idle:
             sock.close(linger=0)
 
@@ -1214,7 +1540,6 @@ def run_layer(layer: str, seconds: float, seed: int, quiet: bool) -> dict[str, A
     faulthandler.enable()
     stats = Stats(layer, seconds, seed, quiet)
     rng = random.Random(seed)
-    baseline = _fds()
     faulthandler.dump_traceback_later(WATCHDOG * 3, exit=True)  # start-up
     if layer in ("asyncio", "uvloop", "tornado", "anyio-asyncio", "anyio-trio"):
         run_async(stats, layer, rng)
@@ -1223,7 +1548,7 @@ def run_layer(layer: str, seconds: float, seed: int, quiet: bool) -> dict[str, A
     else:
         run_green(stats, layer.split("-")[0], rng)
     faulthandler.cancel_dump_traceback_later()
-    return stats.finish(baseline)
+    return stats.finish()
 
 
 def report(result: dict[str, Any]) -> str:
