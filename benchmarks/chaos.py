@@ -164,6 +164,7 @@ class Stats:
     INVARIANTS = (
         "exactly_once",
         "in_order",
+        "multipart",
         "close_wakes",
         "timeouts",
         "poll_truth",
@@ -330,6 +331,45 @@ def churn_idle(ctx: Any, idle: list[Any], rng: random.Random, stats: Stats) -> N
         idle.append(sock)
 
 
+def receive_op(sock: Any, rng: random.Random) -> tuple[Any, ...]:
+    """One of the ways to receive a message, at random: ``(method, *args)``."""
+    roll = rng.random()
+    if roll < 0.4:
+        return (sock.recv,)
+    if roll < 0.6:
+        return (sock.recv_multipart,)
+    if roll < 0.8:
+        return (sock.recv_string,)
+    return (sock.recv, 0, False)  # a zmq.Frame
+
+
+def check_shared(
+    stats: Stats, pairs: dict[bytes, Pair], msg: list[bytes], last: dict[bytes, int]
+) -> int:
+    """Check one message of the shared PUSH: whole, from a known sender; record it."""
+    if len(msg) != 3 or msg[0] not in pairs or msg[1] != msg[2]:
+        stats.fail("multipart", f"a message arrived as {msg[:6]!r}")
+        return last.get(msg[0], -1)
+    return pairs[msg[0]].got(int(msg[1]), last[msg[0]])
+
+
+def _outcome(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)``, or the exception it raised (a killed greenlet's own error, not the hub's)."""
+    try:
+        return fn(*args)
+    except Exception as exc:
+        return exc
+
+
+def number(msg: Any) -> int:
+    """The count a message carries, however it was received."""
+    if isinstance(msg, list):
+        msg = msg[-1]
+    if isinstance(msg, zmq.Frame):
+        msg = msg.bytes
+    return int(msg)
+
+
 def _bind_port(sock: Any) -> int:
     return int(sock.bind_to_random_port(TCP))
 
@@ -431,6 +471,8 @@ class AsyncScenario:
             self.guard(self.push_pull, "push_pull x8", 8, 0)
             self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
             self.guard(self.dealer_router)
+            self.guard(self.shared)
+            self.guard(self.storm)
             self.guard(self.req_rep)
             self.guard(self.restarts)
             self.guard(self.close_churn)
@@ -480,16 +522,16 @@ class AsyncScenario:
     def draining(self) -> bool:
         return getattr(self.stats, "drained", False)
 
-    async def receiver(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+    async def receiver(self, pair: Pair, sock: Any) -> None:
         last = -1
         while not (self.draining() or (self.stats.stopping and pair.complete())):
             try:
-                ok, msg = await self.chaos(sock.recv_multipart if multipart else sock.recv)
+                ok, msg = await self.chaos(*receive_op(sock, self.rng))
             except zmq.Again:
                 self.stats.count("rcvtimeo.again")
                 continue
             if ok:
-                last = pair.got(int(msg[-1] if multipart else msg), last)
+                last = pair.got(number(msg), last)
 
     async def push_pull(self, name: str, receivers: int, rcvtimeo: int) -> None:
         pair = self.stats.pair(name)
@@ -539,8 +581,66 @@ class AsyncScenario:
             answer.finished = True
 
         self.guard(echo)
-        self.guard(self.receiver, answer, dealer, True)
+        self.guard(self.receiver, answer, dealer)
         await self.sender(ask, dealer, True)
+
+    async def shared(self) -> None:
+        """Two senders share a PUSH (small HWM, SNDTIMEO changing), three receivers its PULL:
+        3-frame messages arrive whole, exactly once, in order per sender."""
+        rng = self.rng
+        pairs = {tag: self.stats.pair(f"shared {tag.decode()}") for tag in (b"a", b"b")}
+        push = self.socket(zmq.PUSH)
+        push.sndhwm = 10
+        pull = self.socket(zmq.PULL)
+        pull.rcvhwm = 10
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+
+        async def send(tag: bytes, pair: Pair) -> None:
+            while not self.stats.stopping:
+                if rng.random() < 0.05:
+                    push.sndtimeo = rng.choice((-1, 0, 1, 5))
+                seq = b"%d" % pair.sent
+                try:
+                    ok, _ = await self.chaos(push.send_multipart, [tag, seq, seq])
+                except zmq.Again:
+                    self.stats.count("sndtimeo.again")
+                    continue
+                if ok:
+                    pair.sent += 1
+            pair.finished = True
+
+        async def receive() -> None:
+            last = {tag: -1 for tag in pairs}
+            while not (self.draining() or all(p.complete() for p in pairs.values())):
+                ok, msg = await self.chaos(pull.recv_multipart)
+                if ok:
+                    last[msg[0]] = check_shared(self.stats, pairs, msg, last)
+
+        for _ in range(3):
+            self.guard(receive)
+        for tag, pair in pairs.items():
+            self.guard(send, tag, pair)
+
+    async def storm(self) -> None:
+        """Cancellation storms: up to 300 receives wait on one PULL, then all are cancelled at
+        once while counted messages arrive; each message goes to exactly one of them."""
+        anyio = self.anyio
+        rng = self.rng
+        pair = self.stats.pair("storm")
+        pull = self.socket(zmq.PULL)
+        push = self.socket(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+        self.guard(self.sender, pair, push)
+
+        async def one() -> None:
+            pair.got(number(await pull.recv()), -1)
+
+        while not (self.draining() or (self.stats.stopping and pair.complete())):
+            with anyio.move_on_after(1.0 if self.stats.stopping else rng.uniform(0, 0.05)):
+                async with anyio.create_task_group() as tg:
+                    for _ in range(rng.randint(1, 300)):
+                        tg.start_soon(one)
+            self.stats.count("storm")
 
     async def req_rep(self) -> None:
         pair = self.stats.pair("req/rep")
@@ -673,7 +773,11 @@ class AsyncScenario:
                 socks = self.doomed(tg, ctx, count, closed_at)
                 await anyio.sleep(self.rng.uniform(0, 0.02))
                 closed_at.append(_CLOCK())
-                go(socks)
+                if self.rng.random() < 0.3:  # from another thread: handed to the loop
+                    self.stats.count(f"{what}.from_thread")
+                    await anyio.to_thread.run_sync(go, socks)
+                else:
+                    go(socks)
                 scope.deadline = anyio.current_time() + CLOSE_BOUND + LATE
         if scope.cancelled_caught:
             self.stats.fail("close_wakes", f"pending operations outlived {what}")
@@ -860,9 +964,12 @@ class GreenScenario:
                 return True, fn(*args)
             return False, None
         self.stats.count("cancel.kill")
-        child = self.spawn(fn, *args)
+        child = self.spawn(_outcome, fn, *args)
         self.sleep(rng.uniform(0, 0.005))
-        return self.kill(child)
+        ok, outcome = self.kill(child)
+        if ok and isinstance(outcome, BaseException):
+            raise outcome
+        return ok, outcome
 
     def guard(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` in a greenlet; any exception fails ``no_errors``."""
@@ -889,6 +996,8 @@ class GreenScenario:
         self.guard(self.push_pull, "push_pull x8", 8, 0)
         self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
         self.guard(self.dealer_router)
+        self.guard(self.shared)
+        self.guard(self.storm)
         self.guard(self.req_rep)
         self.guard(self.restarts)
         self.guard(self.close_churn)
@@ -911,16 +1020,16 @@ class GreenScenario:
             thread.wait() if self.flavour == "eventlet" else thread.join()
         self.ctx.destroy(linger=0)
 
-    def receiver(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
+    def receiver(self, pair: Pair, sock: Any) -> None:
         last = -1
         while not (self.drained or (self.stats.stopping and pair.complete())):
             try:
-                ok, msg = self.chaos(sock.recv_multipart if multipart else sock.recv)
+                ok, msg = self.chaos(*receive_op(sock, self.rng))
             except zmq.Again:
                 self.stats.count("rcvtimeo.again")
                 continue
             if ok:
-                last = pair.got(int(msg[-1] if multipart else msg), last)
+                last = pair.got(number(msg), last)
 
     def sender(self, pair: Pair, sock: Any, multipart: bool = False) -> None:
         while not self.stats.stopping:
@@ -969,8 +1078,65 @@ class GreenScenario:
             answer.finished = True
 
         self.guard(echo)
-        self.guard(self.receiver, answer, dealer, True)
+        self.guard(self.receiver, answer, dealer)
         self.sender(ask, dealer, True)
+
+    def shared(self) -> None:
+        """Two senders share a PUSH (small HWM, SNDTIMEO changing), three receivers its PULL:
+        3-frame messages arrive whole, exactly once, in order per sender."""
+        rng = self.rng
+        pairs = {tag: self.stats.pair(f"shared {tag.decode()}") for tag in (b"a", b"b")}
+        push = self.socket(zmq.PUSH)
+        push.sndhwm = 10
+        pull = self.socket(zmq.PULL)
+        pull.rcvhwm = 10
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+
+        def send(tag: bytes, pair: Pair) -> None:
+            while not self.stats.stopping:
+                if rng.random() < 0.05:
+                    push.sndtimeo = rng.choice((-1, 0, 1, 5))
+                seq = b"%d" % pair.sent
+                try:
+                    ok, _ = self.chaos(push.send_multipart, [tag, seq, seq])
+                except zmq.Again:
+                    self.stats.count("sndtimeo.again")
+                    continue
+                if ok:
+                    pair.sent += 1
+            pair.finished = True
+
+        def receive() -> None:
+            last = {tag: -1 for tag in pairs}
+            while not (self.drained or all(p.complete() for p in pairs.values())):
+                ok, msg = self.chaos(pull.recv_multipart)
+                if ok:
+                    last[msg[0]] = check_shared(self.stats, pairs, msg, last)
+
+        for _ in range(3):
+            self.guard(receive)
+        for tag, pair in pairs.items():
+            self.guard(send, tag, pair)
+
+    def storm(self) -> None:
+        """Cancellation storms: up to 300 receives wait on one PULL, then all are killed at
+        once while counted messages arrive; each message goes to exactly one of them."""
+        rng = self.rng
+        pair = self.stats.pair("storm")
+        pull = self.socket(zmq.PULL)
+        push = self.socket(zmq.PUSH)
+        push.connect(f"{TCP}:{_bind_port(pull)}")
+        self.guard(self.sender, pair, push)
+
+        def one() -> None:
+            pair.got(number(pull.recv()), -1)
+
+        while not (self.drained or (self.stats.stopping and pair.complete())):
+            threads = [self.spawn(one) for _ in range(rng.randint(1, 300))]
+            self.sleep(1.0 if self.stats.stopping else rng.uniform(0, 0.05))
+            for thread in threads:
+                self.kill(thread)
+            self.stats.count("storm")
 
     def req_rep(self) -> None:
         pair = self.stats.pair("req/rep")
