@@ -1,0 +1,65 @@
+"""Reductions of what benchmarks/chaos.py found in the green layers (session 17); both flavours,
+plain and monkeypatched (each run tests its own mode)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+
+def _start_os_thread(green: Any, function: Any) -> None:
+    """Run ``function()`` in a new OS thread: not a greenlet, even when monkeypatched."""
+    if green.name == "gevent":
+        from gevent.monkey import get_original
+
+        start = get_original("_thread", "start_new_thread")
+    else:
+        from eventlet.patcher import original
+
+        start = original("_thread").start_new_thread
+    start(function, ())
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("waiting", [0, 1, 3])
+def test_term_from_another_os_thread_returns_once_the_sockets_close(green, zmq, waiting):
+    """A program's other OS thread (a cleanup thread, with no hub of its own running) calls
+    ``term()`` while the context's socket is open, greenlets parked on it in the main hub:
+    they get ETERM and close the socket, and the term returns, as a blocking term does.
+    With eventlet it never returned once any term had waited before: the term ran through
+    eventlet's tpool, whose results reach only the hub of the thread that first used it, so
+    the terming thread waited for ever."""
+    # First a term in this thread that must wait for a socket: it runs in a worker thread.
+    warm = zmq.Context()
+    sock = warm.socket(zmq.PULL)
+    closing = green.spawn(lambda: (green.sleep(0.05), sock.close()))
+    warm.term()
+    green.get(closing)
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://chaos-s17-term")
+    errors: list[int] = []
+
+    def wait() -> None:
+        try:
+            pull.recv()
+        except zmq.ZMQError as exc:
+            errors.append(exc.errno)
+
+    parked = [green.spawn(wait) for _ in range(waiting)]
+    green.sleep(0.1)
+    termed: list[Any] = []
+    _start_os_thread(green, lambda: termed.append(ctx.term()))
+    for greenlet in parked:
+        green.get(greenlet, 5)
+    green.sleep(0.1)  # the term waits in libzmq for the socket
+    assert not termed
+    pull.close()
+    deadline = time.monotonic() + 10
+    while not termed and time.monotonic() < deadline:
+        green.sleep(0.01)
+    assert errors == [zmq.ETERM] * waiting
+    assert termed == [None]
+    assert ctx.closed
