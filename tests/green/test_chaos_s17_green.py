@@ -3,6 +3,7 @@ plain and monkeypatched (each run tests its own mode)."""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -28,9 +29,9 @@ def test_term_from_another_os_thread_returns_once_the_sockets_close(green, zmq, 
     """A program's other OS thread (a cleanup thread, with no hub of its own running) calls
     ``term()`` while the context's socket is open, greenlets parked on it in the main hub:
     they get ETERM and close the socket, and the term returns, as a blocking term does.
-    With eventlet it never returned once any term had waited before: the term ran through
-    eventlet's tpool, whose results reach only the hub of the thread that first used it, so
-    the terming thread waited for ever."""
+    With eventlet it never returned once any term had waited before: the term made the
+    thread a hub and waited there for eventlet's tpool, whose results reach only the hub of
+    the thread that first used it."""
     # First a term in this thread that must wait for a socket: it runs in a worker thread.
     warm = zmq.Context()
     sock = warm.socket(zmq.PULL)
@@ -63,3 +64,29 @@ def test_term_from_another_os_thread_returns_once_the_sockets_close(green, zmq, 
     assert errors == [zmq.ETERM] * waiting
     assert termed == [None]
     assert ctx.closed
+
+
+@pytest.mark.timeout(60)
+def test_terms_from_short_lived_os_threads_leave_no_fds_behind(green, zmq):
+    """Each ``term()`` from a fresh OS thread, with a socket still open, made that thread a
+    hub of its own (gevent: its loop and thread pool; eventlet: its poll set), never
+    destroyed: 2 to 3 FDs leaked per term (measured 200 over 100 terms)."""
+
+    def term_from_a_thread() -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.PULL)
+        termed: list[Any] = []
+        _start_os_thread(green, lambda: termed.append(ctx.term()))
+        green.sleep(0.02)
+        sock.close()
+        deadline = time.monotonic() + 10
+        while not termed and time.monotonic() < deadline:
+            green.sleep(0.005)
+        assert termed == [None]
+
+    term_from_a_thread()  # whatever is made once (the first thread's stack, ...)
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(20):
+        term_from_a_thread()
+    green.sleep(0.1)
+    assert len(os.listdir("/proc/self/fd")) <= before + 2

@@ -591,6 +591,8 @@ class GreenContext(zmq.Context[_SocketT]):
     """A context of green sockets: ``term()`` and ``destroy()`` wake their waiters with ETERM."""
 
     _current_hub: ClassVar[Callable[[], GreenHub]]
+    #: Whether the calling OS thread has a hub (asked without making one).
+    _hub_exists: ClassVar[Callable[[], bool]]
     #: ids of the sockets made by ``socket()`` and not closed yet, kept apart from the weak
     #: ``_sockets``: the garbage collector empties that before any finalizer runs.
     _open: set[int]
@@ -633,8 +635,14 @@ class GreenContext(zmq.Context[_SocketT]):
         called meanwhile (from another greenlet) waits for that one, as it would in a blocking
         program: libzmq's term may not run twice at once on one context.
         """
+        # A thread without a hub (a cleanup thread) has no greenlet to keep running: its
+        # term blocks, as a blocking term does. (Made a hub, never ended, it leaked FDs; and
+        # eventlet's tpool answered only the hub of the thread that first used it.) Asked
+        # first: releasing the waiters cancels eventlet timers, which makes the caller a hub.
+        green = type(self)._hub_exists()
         self._release_sockets()
-        if any(not s.closed for s in self._socket_list()) or self._terminating.locked():
+        waits = any(not s.closed for s in self._socket_list()) or self._terminating.locked()
+        if waits and green:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
                 hub.run_blocking(self._term_once)

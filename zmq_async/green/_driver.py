@@ -7,13 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent  # type: ignore[import-untyped]
+from gevent._hub_local import get_hub_if_exists  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub, forget_hub_at_fork
 
-__all__ = ["GeventDriver", "current_hub"]
+__all__ = ["GeventDriver", "current_hub", "hub_exists"]
 
 Callback = Callable[[], object]
 _READ = 1
@@ -101,6 +102,11 @@ _local = _thread.local()
 # In a forked child, stop watching the parent's sockets' FDs (libev watches them
 # level-triggered: the parent's pending signals would make the child's hub spin).
 forget_hub_at_fork(_local)
+
+
+def hub_exists() -> bool:
+    """Whether this OS thread has a gevent hub (not making one, as ``gevent.get_hub()`` does)."""
+    return get_hub_if_exists() is not None
 
 
 def current_hub() -> GreenHub:

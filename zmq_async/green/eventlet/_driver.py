@@ -6,25 +6,24 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import eventlet.hubs  # type: ignore[import-untyped]
 import eventlet.hubs.hub  # type: ignore[import-untyped]
 import eventlet.patcher  # type: ignore[import-untyped]
+import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, Wakeup, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, forget_hub_at_fork
 
-__all__ = ["EventletDriver", "current_hub"]
+__all__ = ["EventletDriver", "current_hub", "hub_exists"]
 
 Callback = Callable[[], object]
 #: os.read and os.write as they are before eventlet patches them to wait in the hub.
 _os_read = eventlet.patcher.original("os").read
 _os_write = eventlet.patcher.original("os").write
-_start_new_thread = eventlet.patcher.original("_thread").start_new_thread
 #: Takes a listener out of the hub's tables only, unlike the hub's own ``remove``, which also
 #: unregisters its FD from the hub's epoll (or poll) set.
 _drop_listener = eventlet.hubs.hub.BaseHub.remove
@@ -108,13 +107,9 @@ class EventletDriver:
         else:
             wake.call(callback)
 
-    def wakeable(self) -> None:
-        """Make the pipe through which other threads wake the hub; from the hub's thread."""
+    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         if self._wake is None:
             self._wake = _Wake(self.hub)
-
-    def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
-        self.wakeable()
         key = (fd, writable)
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
@@ -179,24 +174,9 @@ _local = _thread.local()
 forget_hub_at_fork(_local)
 
 
-def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
-    """Run ``function()`` in a new OS thread, parking only the calling greenlet; in any
-    thread's hub. Not ``eventlet.tpool``: its results reach only the hub of the thread that
-    set it up, so a ``term()`` called from another OS thread (a cleanup thread) never
-    returned."""
-    driver.wakeable()
-    done = Wakeup(current_hub(), direct=False)
-
-    def work() -> None:
-        try:
-            result = function()
-        except BaseException as exc:
-            driver.call_from_thread(partial(done.set_exception, exc))
-        else:
-            driver.call_from_thread(partial(done.set_result, result))
-
-    _start_new_thread(work, ())
-    return done.wait()
+def hub_exists() -> bool:
+    """Whether this OS thread has an eventlet hub (not making one, as ``get_hub()`` does)."""
+    return getattr(eventlet.hubs._threadlocal, "hub", None) is not None
 
 
 def current_hub() -> GreenHub:
@@ -211,7 +191,7 @@ def current_hub() -> GreenHub:
             getcurrent,
             hub.switch,
             lambda callback: hub.schedule_call_global(0, callback),
-            partial(_run_blocking, driver),
+            eventlet.tpool.execute,
             driver.call_from_thread,
         )
     else:
