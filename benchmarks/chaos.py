@@ -68,6 +68,7 @@ elif ARGS is not None and ARGS.layer == "eventlet-patched":
 
     eventlet.monkey_patch()
 
+import _thread  # noqa: E402
 import contextlib  # noqa: E402
 import faulthandler  # noqa: E402
 import gc  # noqa: E402
@@ -190,6 +191,7 @@ class Stats:
         self.baseline_fds = _fds()
         self._progress_at = _CLOCK()
         self.stalled = False
+        self.max_gap = 0.0
         #: Prints the scenario's tasks or greenlets when the pairs stall (before the watchdog).
         self.dump_tasks: Callable[[], None] = lambda: None
 
@@ -220,6 +222,10 @@ class Stats:
                 waiters += len(queue)
                 live += sum(1 for w in queue if not w.completion.done())
         now = _CLOCK() - self.start
+        if self.samples and self.samples[-1]["running"]:
+            # The sampler sleeps 1 s: more between two samples means the loop (or the whole
+            # process, on a loaded machine) stalled; a late timeout then is no fault of ours.
+            self.max_gap = max(self.max_gap, now - self.samples[-1]["t"])
         row = {
             "t": now,
             "rss": _rss(),
@@ -301,6 +307,7 @@ class Stats:
             "invariants": {k: ("FAIL" if v else "PASS") for k, v in self.failures.items()},
             "failures": {k: v for k, v in self.failures.items() if v},
             "slopes": slopes,
+            "max_sample_gap": round(self.max_gap, 2),
             "rss_mib": [round(s["rss"] / 2**20, 1) for s in (fit[0], fit[-1])] if fit else [],
             "fds": [int(s["fds"]) for s in (fit[0], fit[-1])] if fit else [],
         }
@@ -329,6 +336,45 @@ def churn_idle(ctx: Any, idle: list[Any], rng: random.Random, stats: Stats) -> N
         sock = ctx.socket(rng.choice((zmq.PULL, zmq.SUB, zmq.DEALER)))
         sock.bind_to_random_port(TCP)
         idle.append(sock)
+
+
+class Terming:
+    """``context.term()`` in another OS thread (a cleanup thread) while operations wait on its
+    sockets: they end with ETERM, their sockets are closed, then the term returns."""
+
+    def __init__(self, context: Any) -> None:
+        self.context = context
+        self.sockets: list[Any] = []
+        self.termed: list[float] = []
+
+    def start(self, sockets: list[Any]) -> None:
+        """Start the term; ``sockets`` are to close once their operations have ended."""
+        self.sockets = sockets
+        _start_os_thread(lambda: self.termed.append(self.context.term() or _CLOCK()))
+
+    def finish(self, stats: Stats) -> bool:
+        """Close the sockets; True once the term returned (or was too late: a failure)."""
+        if self.sockets:
+            for sock in self.sockets:
+                sock.close(linger=0)
+            self.sockets = []
+            self.closed_at = _CLOCK()
+        if self.termed:
+            return True
+        if _CLOCK() - self.closed_at > CLOSE_BOUND:
+            stats.fail("close_wakes", "term() in another thread outlived its sockets' close")
+            return True
+        return False
+
+
+def _start_os_thread(function: Callable[[], object]) -> None:
+    """Run ``function()`` in a new OS thread, also when gevent or eventlet patched threads."""
+    start = _thread.start_new_thread
+    if "gevent.monkey" in sys.modules:
+        start = sys.modules["gevent.monkey"].get_original("_thread", "start_new_thread")
+    if "eventlet.patcher" in sys.modules:
+        start = sys.modules["eventlet.patcher"].original("_thread").start_new_thread
+    start(function, ())
 
 
 def receive_op(sock: Any, rng: random.Random) -> tuple[Any, ...]:
@@ -753,6 +799,9 @@ class AsyncScenario:
         for _ in range(count):
             kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
             sock = ctx.socket(kind)
+            # Now: a socket that has seen ETERM (its context's term() began) can no longer
+            # take close(linger=0), and the term would wait for ever on its queued messages.
+            sock.linger = 0
             if kind == zmq.PUSH:
                 sock.sndhwm = 1
                 sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
@@ -795,7 +844,13 @@ class AsyncScenario:
         while not self.stats.stopping:
             side = self.mod.Context()
             count = self.rng.randint(1, 4)
-            await self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            if self.rng.random() < 0.7:
+                await self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            else:
+                terming = Terming(side)
+                await self.going(side, count, terming.start, "term")
+                while not terming.finish(self.stats):
+                    await self.anyio.sleep(0.01)
             await self.anyio.sleep(self.rng.uniform(0, 0.05))
 
     async def poller(self) -> None:
@@ -1244,6 +1299,9 @@ class GreenScenario:
         for _ in range(count):
             kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
             sock = ctx.socket(kind)
+            # Now: a socket that has seen ETERM (its context's term() began) can no longer
+            # take close(linger=0), and the term would wait for ever on its queued messages.
+            sock.linger = 0
             if kind == zmq.PUSH:
                 sock.sndhwm = 1
                 sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
@@ -1278,7 +1336,13 @@ class GreenScenario:
         while not self.stats.stopping:
             side = self.mod.Context()
             count = self.rng.randint(1, 4)
-            self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            if self.rng.random() < 0.7:
+                self.going(side, count, lambda _, c=side: c.destroy(0), "destroy")
+            else:
+                terming = Terming(side)
+                self.going(side, count, terming.start, "term")
+                while not terming.finish(self.stats):
+                    self.sleep(0.01)
             self.sleep(self.rng.uniform(0, 0.05))
 
     def poller(self) -> None:
@@ -1733,6 +1797,7 @@ def report(result: dict[str, Any]) -> str:
         f"  slopes: RSS {fmt('rss', 1024, 'KiB/s')} (MiB {result['rss_mib']}), "
         f"FDs {fmt('fds', 1, '/s')} ({result['fds']}), threads {fmt('threads', 1, '/s')}, "
         f"waiters {fmt('waiters', 1, '/s')}",
+        f"  longest gap between two 1-second samples: {result['max_sample_gap']} s",
         "  counts: " + ", ".join(f"{k} {v:,}" for k, v in result["counts"].items()),
     ]
     for invariant, failures in result["failures"].items():
