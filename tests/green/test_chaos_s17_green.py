@@ -90,3 +90,35 @@ def test_terms_from_short_lived_os_threads_leave_no_fds_behind(green, zmq):
         term_from_a_thread()
     green.sleep(0.1)
     assert len(os.listdir("/proc/self/fd")) <= before + 2
+
+
+def _spin(seconds: float) -> None:
+    """Keep the CPU busy without yielding: the hub's cached loop time falls behind."""
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        pass
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("wait", ["RCVTIMEO", "poll"])
+def test_a_timeout_after_cpu_work_is_not_cut_short(green, zmq, ctx, wait):
+    """A receive with RCVTIMEO (or a ``poll(timeout)``) begun after some CPU work in the same
+    loop iteration lasts its whole timeout. gevent's timers count from the loop's cached
+    time, taken when the iteration began: started without updating it, 18 ms waits ended
+    after 10 ms (5 ms at worst), and a 50 ms one after 20 ms here; ``gevent.Timeout``
+    updates it, and so does ours now."""
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://chaos-s17-early")
+    shortest = float("inf")
+    for _ in range(3):
+        green.sleep(0.001)  # a new loop iteration: the cached time is now
+        _spin(0.03)
+        began = time.monotonic()
+        if wait == "RCVTIMEO":
+            pull.rcvtimeo = 50
+            with pytest.raises(zmq.Again):
+                pull.recv()
+        else:
+            assert pull.poll(50) == 0
+        shortest = min(shortest, time.monotonic() - began)
+    assert shortest >= 0.049, shortest

@@ -87,7 +87,9 @@ class GeventDriver:
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         watcher = self.loop.timer(delay)
-        watcher.start(callback, *args)
+        # From the current time, not the loop's cached one (taken when its iteration began:
+        # after CPU work a timeout would end early), as gevent.Timeout does. Waits only.
+        watcher.start(callback, *args, update=True)
         return _Timer(watcher)
 
 
