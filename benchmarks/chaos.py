@@ -287,7 +287,11 @@ class Stats:
             self.fail("clean_end", f"{len(leftover)} open reactors still have waiters")
         fds = _fds()
         if fds > self.baseline_fds + 2:
-            self.fail("clean_end", f"{fds} FDs open at the end, {self.baseline_fds} at the start")
+            kinds = sorted({_fd_kind(fd) for fd in os.listdir("/proc/self/fd")})
+            self.fail(
+                "clean_end",
+                f"{fds} FDs open at the end, {self.baseline_fds} at the start ({kinds})",
+            )
         slopes = {}
         running = [s for s in self.samples if s["running"]]
         fit = [s for s in running if s["t"] >= running[-1]["t"] * WARMUP] if running else []
@@ -320,6 +324,12 @@ def _rss() -> float:
 
 def _fds() -> int:
     return len(os.listdir("/proc/self/fd"))
+
+
+def _fd_kind(fd: str) -> str:
+    with contextlib.suppress(OSError):
+        return os.readlink(f"/proc/self/fd/{fd}").split(":")[0]
+    return "?"
 
 
 def _threads() -> int:
@@ -934,7 +944,8 @@ class AsyncScenario:
                 self.stats.count("timeout.poll")
             took = _CLOCK() - began
             if took < ms / 1000 - 0.002 or took > ms / 1000 + LATE:
-                self.stats.fail("timeouts", f"a {ms} ms timeout took {took * 1000:.0f} ms")
+                kind = "RCVTIMEO" if roll < 0.4 else "framework" if roll < 0.7 else "poll"
+                self.stats.fail("timeouts", f"a {ms} ms {kind} timeout took {took * 1000:.0f} ms")
         sock.close(linger=0)
 
     async def idle(self) -> None:
@@ -1423,7 +1434,8 @@ class GreenScenario:
                 self.stats.count("timeout.poll")
             took = _CLOCK() - began
             if took < ms / 1000 - 0.002 or took > ms / 1000 + LATE:
-                self.stats.fail("timeouts", f"a {ms} ms timeout took {took * 1000:.0f} ms")
+                kind = "RCVTIMEO" if roll < 0.4 else "framework" if roll < 0.7 else "poll"
+                self.stats.fail("timeouts", f"a {ms} ms {kind} timeout took {took * 1000:.0f} ms")
 
     def idle(self) -> None:
         """Idle sockets come and go."""
