@@ -10,19 +10,6 @@ from typing import Any
 import pytest
 
 
-def _start_os_thread(green: Any, function: Any) -> None:
-    """Run ``function()`` in a new OS thread: not a greenlet, even when monkeypatched."""
-    if green.name == "gevent":
-        from gevent.monkey import get_original
-
-        start = get_original("_thread", "start_new_thread")
-    else:
-        from eventlet.patcher import original
-
-        start = original("_thread").start_new_thread
-    start(function, ())
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("waiting", [0, 1, 3])
 def test_term_from_another_os_thread_returns_once_the_sockets_close(green, zmq, waiting):
@@ -52,7 +39,7 @@ def test_term_from_another_os_thread_returns_once_the_sockets_close(green, zmq, 
     parked = [green.spawn(wait) for _ in range(waiting)]
     green.sleep(0.1)
     termed: list[Any] = []
-    _start_os_thread(green, lambda: termed.append(ctx.term()))
+    green.start_os_thread(lambda: termed.append(ctx.term()))
     for greenlet in parked:
         green.get(greenlet, 5)
     green.sleep(0.1)  # the term waits in libzmq for the socket
@@ -76,7 +63,7 @@ def test_terms_from_short_lived_os_threads_leave_no_fds_behind(green, zmq):
         ctx = zmq.Context()
         sock = ctx.socket(zmq.PULL)
         termed: list[Any] = []
-        _start_os_thread(green, lambda: termed.append(ctx.term()))
+        green.start_os_thread(lambda: termed.append(ctx.term()))
         green.sleep(0.02)
         sock.close()
         deadline = time.monotonic() + 10
