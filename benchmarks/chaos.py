@@ -93,6 +93,21 @@ CLOSE_BOUND = 5.0
 LATE = 2.0
 #: After the run, the reliable pairs have this long to deliver what is in flight.
 DRAIN = 8.0
+#: The async and green scenarios' parts, each a method run as a task (or greenlet) of its own.
+COMPONENTS: tuple[tuple[Any, ...], ...] = (
+    ("push_pull", "push_pull x8", 8, 0),  # 8 receivers on one socket
+    ("push_pull", "push_pull rcvtimeo", 2, 5),
+    ("dealer_router",),
+    ("shared",),
+    ("storm",),
+    ("req_rep",),
+    ("restarts",),
+    ("close_churn",),
+    ("side_contexts",),
+    ("poller",),
+    ("timeouts",),
+    ("idle",),
+)
 #: Idle sockets open at any time (each bound: two FDs), some closed and replaced every tick.
 IDLE = 100
 #: Slopes are fitted after this fraction of the run (start-up, caches, queues filling).
@@ -336,6 +351,61 @@ def _threads() -> int:
     return len(os.listdir("/proc/self/task"))
 
 
+class ChangingPoller:
+    """A Poller over a changing subset of ``sockets``; checks what its polls report."""
+
+    def __init__(self, poller: Any, sockets: list[Any], stats: Stats, rng: random.Random) -> None:
+        self.poller = poller
+        self.sockets = sockets
+        self.stats = stats
+        self.rng = rng
+        self.registered: set[int] = set()
+
+    def regroup(self) -> int:
+        """Register a new random subset (all once the run stops); return a poll timeout (ms)."""
+        count = len(self.sockets)
+        if self.stats.stopping:
+            wanted = set(range(count))
+        else:
+            wanted = {i for i in range(count) if self.rng.random() < 0.6}
+        for i in self.registered - wanted:
+            self.poller.unregister(self.sockets[i])
+        for i in wanted - self.registered:
+            self.poller.register(self.sockets[i], zmq.POLLIN)
+        self.registered = wanted
+        return self.rng.randint(0, 50)
+
+    def ready(self, ok: bool, events: Any, began: float, timeout: int) -> list[int]:
+        """The sockets a poll begun at ``began`` found readable; ``ok``: it was not cancelled."""
+        if not ok:
+            return []
+        if _CLOCK() - began > timeout / 1000 + LATE:
+            self.stats.fail("timeouts", f"poll({timeout}) took {_CLOCK() - began:.1f}s")
+        ready = []
+        for sock, mask in events:
+            i = self.sockets.index(sock)
+            if i not in self.registered or not mask & zmq.POLLIN:
+                self.stats.fail("poll_truth", f"poll reported {mask} on socket {i}")
+            else:
+                ready.append(i)
+        return ready
+
+
+def doomed_socket(ctx: Any, rng: random.Random) -> tuple[Any, tuple[str, ...]]:
+    """A socket of ``ctx`` to close with operations pending, and the operations that wait."""
+    kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
+    sock = ctx.socket(kind)
+    # Now: a socket that has seen ETERM (its context's term() began) can no longer take
+    # close(linger=0) in libzmq, and the term would wait for ever on its queued messages.
+    sock.linger = 0
+    if kind == zmq.PUSH:
+        sock.sndhwm = 1
+        sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
+        return sock, ("send",)
+    sock.bind_to_random_port(TCP)
+    return sock, ("recv", "poll")
+
+
 def churn_idle(ctx: Any, idle: list[Any], rng: random.Random, stats: Stats) -> None:
     """Close a few of the ``idle`` sockets at random and open as many: IDLE of them stay open."""
     rng.shuffle(idle)
@@ -524,18 +594,8 @@ class AsyncScenario:
         stats.dump_tasks = self.dump_tasks
         async with anyio.create_task_group() as tg:
             self.tg = tg
-            self.guard(self.push_pull, "push_pull x8", 8, 0)
-            self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
-            self.guard(self.dealer_router)
-            self.guard(self.shared)
-            self.guard(self.storm)
-            self.guard(self.req_rep)
-            self.guard(self.restarts)
-            self.guard(self.close_churn)
-            self.guard(self.side_contexts)
-            self.guard(self.poller)
-            self.guard(self.timeouts)
-            self.guard(self.idle)
+            for name, *args in COMPONENTS:
+                self.guard(getattr(self, name), *args)
             end = _CLOCK() + stats.seconds
             while _CLOCK() < end:
                 stats.sample()
@@ -807,18 +867,8 @@ class AsyncScenario:
         rng = self.rng
         socks = []
         for _ in range(count):
-            kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
-            sock = ctx.socket(kind)
-            # Now: a socket that has seen ETERM (its context's term() began) can no longer
-            # take close(linger=0), and the term would wait for ever on its queued messages.
-            sock.linger = 0
-            if kind == zmq.PUSH:
-                sock.sndhwm = 1
-                sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
-            else:
-                sock.bind_to_random_port(TCP)
+            sock, ops = doomed_socket(ctx, rng)
             socks.append(sock)
-            ops = ("send",) if kind == zmq.PUSH else ("recv", "poll")
             for _ in range(rng.randint(1, 4)):
                 tg.start_soon(self.pending, sock, rng.choice(ops), closed_at)
         return socks
@@ -883,28 +933,13 @@ class AsyncScenario:
             pair.finished = True
 
         self.guard(feed)
-        poller = self.mod.Poller()
-        registered: set[int] = set()
+        poller = ChangingPoller(self.mod.Poller(), pulls, self.stats, rng)
         while not (self.draining() or (self.stats.stopping and pair.complete())):
-            if self.stats.stopping:
-                wanted = set(range(len(pulls)))
-            else:
-                wanted = {i for i in range(len(pulls)) if rng.random() < 0.6}
-            for i in registered - wanted:
-                poller.unregister(pulls[i])
-            for i in wanted - registered:
-                poller.register(pulls[i], zmq.POLLIN)
-            registered = wanted
-            timeout = rng.randint(0, 50)
+            timeout = poller.regroup()
             began = _CLOCK()
-            ok, events = await self.chaos(poller.poll, timeout)
-            if ok and _CLOCK() - began > timeout / 1000 + LATE:
-                self.stats.fail("timeouts", f"poll({timeout}) took {_CLOCK() - began:.1f}s")
-            for sock, mask in (events or []) if ok else []:
-                i = pulls.index(sock)
-                if i not in registered or not mask & zmq.POLLIN:
-                    self.stats.fail("poll_truth", f"poll reported {mask} on pull {i}")
-                    continue
+            ok, events = await self.chaos(poller.poller.poll, timeout)
+            for i in poller.ready(ok, events, began, timeout):
+                sock = pulls[i]
                 while True:
                     try:
                         msg = await sock.recv(zmq.NOBLOCK)
@@ -1059,18 +1094,8 @@ class GreenScenario:
         self.sleep(0)  # the hub is running
         stats.baseline_fds = _fds()
         self.ctx = self.mod.Context()
-        self.guard(self.push_pull, "push_pull x8", 8, 0)
-        self.guard(self.push_pull, "push_pull rcvtimeo", 2, 5)
-        self.guard(self.dealer_router)
-        self.guard(self.shared)
-        self.guard(self.storm)
-        self.guard(self.req_rep)
-        self.guard(self.restarts)
-        self.guard(self.close_churn)
-        self.guard(self.side_contexts)
-        self.guard(self.poller)
-        self.guard(self.timeouts)
-        self.guard(self.idle)
+        for name, *args in COMPONENTS:
+            self.guard(getattr(self, name), *args)
         end = _CLOCK() + stats.seconds
         while _CLOCK() < end:
             stats.sample()
@@ -1308,18 +1333,8 @@ class GreenScenario:
         socks = []
         threads = []
         for _ in range(count):
-            kind = rng.choice((zmq.PULL, zmq.DEALER, zmq.PUSH))
-            sock = ctx.socket(kind)
-            # Now: a socket that has seen ETERM (its context's term() began) can no longer
-            # take close(linger=0), and the term would wait for ever on its queued messages.
-            sock.linger = 0
-            if kind == zmq.PUSH:
-                sock.sndhwm = 1
-                sock.connect(f"{TCP}:9")  # nobody listens: the queue fills, a send waits
-            else:
-                sock.bind_to_random_port(TCP)
+            sock, ops = doomed_socket(ctx, rng)
             socks.append(sock)
-            ops = ("send",) if kind == zmq.PUSH else ("recv", "poll")
             for _ in range(rng.randint(1, 4)):
                 threads.append(self.spawn(self.pending, sock, rng.choice(ops), closed_at))
         self.sleep(rng.uniform(0, 0.02))
@@ -1376,28 +1391,13 @@ class GreenScenario:
             pair.finished = True
 
         self.guard(feed)
-        poller = self.mod.Poller()
-        registered: set[int] = set()
+        poller = ChangingPoller(self.mod.Poller(), pulls, self.stats, rng)
         while not (self.drained or (self.stats.stopping and pair.complete())):
-            if self.stats.stopping:
-                wanted = set(range(len(pulls)))
-            else:
-                wanted = {i for i in range(len(pulls)) if rng.random() < 0.6}
-            for i in registered - wanted:
-                poller.unregister(pulls[i])
-            for i in wanted - registered:
-                poller.register(pulls[i], zmq.POLLIN)
-            registered = wanted
-            timeout = rng.randint(0, 50)
+            timeout = poller.regroup()
             began = _CLOCK()
-            ok, events = self.chaos(poller.poll, timeout)
-            if ok and _CLOCK() - began > timeout / 1000 + LATE:
-                self.stats.fail("timeouts", f"poll({timeout}) took {_CLOCK() - began:.1f}s")
-            for sock, mask in (events or []) if ok else []:
-                i = pulls.index(sock)
-                if i not in registered or not mask & zmq.POLLIN:
-                    self.stats.fail("poll_truth", f"poll reported {mask} on pull {i}")
-                    continue
+            ok, events = self.chaos(poller.poller.poll, timeout)
+            for i in poller.ready(ok, events, began, timeout):
+                sock = pulls[i]
                 while True:
                     try:
                         msg = sock.recv(zmq.NOBLOCK)
