@@ -138,7 +138,15 @@ class PollWait:
 
     def cancel(self) -> bool:
         # A reactor releases its waiters this way when its socket closes: the poll is
-        # cancelled too, as zmq.asyncio does.
+        # cancelled too, as zmq.asyncio does, unless that socket was unregistered meanwhile:
+        # then it is left out and the poll goes on, as for a plain socket (pyzmq#1114).
+        registered = {item.underlying for item, _ in self._items if isinstance(item, zmq.Socket)}
+        if any(
+            w.completion is self and r.closed and r.socket.underlying not in registered
+            for r, w in self._waiters
+        ):
+            self._wake()
+            return True
         self.teardown()
         return self.completion.cancel()
 
@@ -169,6 +177,10 @@ class PollWait:
         Raises what a reactor or the driver raises (a closed socket, a bad FD), having undone
         what it did: nothing is left watching for a poll that will not wait.
         """
+        # POLLPRI (urgent data, a GPIO edge) and POLLERR alone are conditions the loops cannot
+        # watch an FD for: the periodic look below, kept for every raw FD, sees them
+        # (pyzmq#1865: the poll waited to its deadline).
+        raw = False
         try:
             for item, mask in tuple(self._items):
                 reactor = self._reactor_of(item)
@@ -188,12 +200,13 @@ class PollWait:
                     self._watch_fd(fd, False)
                 if mask & zmq.POLLOUT:
                     self._watch_fd(fd, True)
+                raw = True
         except BaseException:
             self.teardown()
             raise
         if self._waiters:
             self._pid = _socket.current_pid()
-        if self._fds:
+        if raw:
             delay = self._recheck_delay or _reactor.RECHECK_FIRST
             self._recheck_delay = min(2 * delay, _reactor.RECHECK_MAX)
             self._recheck_timer = self._driver.call_later(delay, self._wake_cb)

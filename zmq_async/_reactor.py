@@ -74,7 +74,17 @@ from zmq.backend import zmq_poll as _zmq_poll
 
 from zmq_async import _ops
 
-__all__ = ["BATCH", "Completion", "Driver", "Reactor", "Rechecker", "TimerHandle", "Waiter"]
+__all__ = [
+    "BATCH",
+    "Completion",
+    "Driver",
+    "Reactor",
+    "Rechecker",
+    "TimerHandle",
+    "Waiter",
+    "take_siblings",
+    "take_stale",
+]
 
 #: Operations one dispatch may serve before it yields to the loop (rule 3).
 BATCH = 64
@@ -239,6 +249,7 @@ class Reactor:
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         _live.add(self)
+        _join_group(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -910,6 +921,51 @@ _live: weakref.WeakSet[Reactor] = weakref.WeakSet()
 def live_reactors() -> list[Reactor]:
     """The reactors alive in this process, for the fork handler."""
     return list(_live)
+
+
+#: The reactors of each libzmq socket, by its address: one per Python socket of ours on it
+#: (a socket and its shadows). The whole group goes when that libzmq socket is closed.
+_by_handle: dict[int, weakref.WeakSet[Reactor]] = {}
+
+
+def _join_group(reactor: Reactor) -> None:
+    """Put ``reactor`` in the group of its libzmq socket's address."""
+    if len(_by_handle) > 2 * len(_live) + SWEEP_MIN:
+        # Groups of sockets collected without a close (their reactors gone) empty out but
+        # stay: drop them now and then, so the dict tracks the sockets alive.
+        for handle in [handle for handle, group in _by_handle.items() if not group]:
+            del _by_handle[handle]
+    _by_handle.setdefault(reactor.socket.underlying, weakref.WeakSet()).add(reactor)
+
+
+def take_siblings(reactor: Reactor) -> list[Reactor]:
+    """The other open reactors of ``reactor``'s libzmq socket, which is closing now.
+
+    Forgets the group, so that a socket made later at the same address starts its own. Empty
+    if ``reactor`` is not in its address's group: its socket was closed before, and the
+    address may be another socket's now.
+    """
+    handle = reactor.socket.underlying
+    group = _by_handle.get(handle)
+    if group is None or reactor not in group:
+        return []
+    del _by_handle[handle]
+    return [other for other in group if other is not reactor and not other.closed]
+
+
+def take_stale(reactor: Reactor) -> list[Reactor]:
+    """The other open reactors at the address of ``reactor``'s libzmq socket, just made.
+
+    That address was another socket's, closed behind our back (by pyzmq's own ``close()``
+    or ``Context.destroy()``, on a socket one of ours shadowed by address): their waiters
+    would now read the new socket. Starts the address's group anew, with ``reactor`` alone.
+    """
+    handle = reactor.socket.underlying
+    group = _by_handle.get(handle)
+    if group is None or len(group) < 2:
+        return []
+    _by_handle[handle] = weakref.WeakSet((reactor,))
+    return [other for other in group if other is not reactor and not other.closed]
 
 
 def _timeout(milliseconds: int) -> float | None:

@@ -25,9 +25,10 @@ from warnings import warn as _warn
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async._reactor import Reactor, live_reactors
+from zmq_async import _thread
+from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
-__all__ = ["ReactorSocket", "closes_first", "inherited_error"]
+__all__ = ["ReactorSocket", "closed_error", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -51,7 +52,10 @@ class ReactorSocket(zmq.Socket[_T]):
         soon as its last reference goes. Its ``__del__`` calls our ``close()``, which closes
         the reactor first.
         """
-        return Reactor(zmq.Socket.shadow(self.underlying), owner=self)
+        reactor = Reactor(zmq.Socket.shadow(self.underlying), owner=self)
+        if not self._shadow:  # a new libzmq socket: any other reactor at its address is stale
+            _close_here(take_stale(reactor))
+        return reactor
 
     def __del__(self) -> None:
         # As pyzmq's: warn (ResourceWarning), then close. Not through pyzmq's __del__: its
@@ -106,6 +110,68 @@ class ReactorSocket(zmq.Socket[_T]):
             self._reactor.invalidate_timeouts()
 
     setsockopt = set
+
+    def close(self, linger: int | None = None) -> None:
+        """Close the socket, as ``zmq.Socket.close``; first end the waits of its shadows.
+
+        Other sockets of ours on the same libzmq socket (``shadow``, ``from_socket``) would
+        otherwise keep waiting on its closed FD, with its freed address: the next socket made
+        may get both, and a stale waiter would take its messages. Those served in this thread
+        (or by no running loop) are closed now, their waiters failed as each layer fails them
+        on close; one of a loop running in another thread is left to that loop's re-check.
+        """
+        reactor = getattr(self, "_reactor", None)  # (a slot in some layers)
+        if isinstance(reactor, Reactor):
+            _close_here(take_siblings(reactor))
+        super().close(linger)
+
+
+def closed_error() -> zmq.ZMQError:
+    """The error of an operation that waited on a socket closed meanwhile."""
+    return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
+
+
+def _close_here(reactors: list[Reactor]) -> None:
+    """Close those of ``reactors`` (whose libzmq socket is gone) served in this thread.
+
+    Their waiters fail as each layer fails them on close. One of a loop running in another
+    thread is left to it (its re-check sees the socket closed, unless a new one has its
+    address).
+    """
+    for reactor in reactors:
+        if _closable_here(reactor.driver):
+            reactor.close(_close_error_of(reactor))
+
+
+def _close_error_of(reactor: Reactor) -> BaseException | None:
+    """What the waiters of ``reactor``, whose socket another closed, fail with.
+
+    As its layer fails them on close (the future-returning ones: None, cancelled); those of
+    a reactor with no socket of ours (a stream's, a poller's) are cancelled.
+    """
+    owner = None if reactor.owner is None else reactor.owner()
+    if owner is None:
+        return None
+    layer_error = getattr(owner, "_close_error", closed_error)
+    return layer_error() if callable(layer_error) else closed_error()
+
+
+def _closable_here(driver: Any) -> bool:
+    """Whether a reactor of ``driver`` may be closed (stop watching its FD) in this thread.
+
+    Yes with no driver (it never waited), on an asyncio loop that is not running or runs in
+    this thread, and in a trio run of this thread or one that is over. Not with another
+    framework's driver: its hub is left to find the socket closed.
+    """
+    if driver is None:
+        return True
+    running_here = getattr(driver, "running_here", None)
+    if running_here is not None:  # asyncio's driver
+        return not driver.loop.is_running() or bool(running_here())
+    thread = getattr(driver, "thread", None)
+    if isinstance(thread, int):  # trio's driver
+        return thread == _thread.get_ident() or not driver.alive()
+    return False
 
 
 def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:

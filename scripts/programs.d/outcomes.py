@@ -3,8 +3,9 @@
 One line per test as soon as it is known, so a run killed by its time limit still tells what
 ran. A test is "passed", "failed" (its body failed), "error" (setup or teardown failed) or
 "skipped" (xfail counts as skipped, xpass as passed). At the end, one line names the modules
-that the run's `zmq.asyncio` and `zmq.eventloop.zmqstream` really were (if it imported them),
-in $PROGRAMS_OUTCOMES.modules.
+that the run's `zmq.asyncio`, `zmq.eventloop.zmqstream` and the other peers (and ours) really
+were (those it imported), and "monkeypatched" if gevent or eventlet patched it, in
+$PROGRAMS_OUTCOMES.modules.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ import sys
 from typing import Any
 
 _outcomes: dict[str, str] = {}
+#: The peers' modules, and ours that a test file imports itself when its import is switched.
+_MODULES = (
+    "zmq.asyncio", "zmq.eventloop.zmqstream", "zmq.eventloop.future", "zmq.green",
+    "eventlet.green.zmq", "zmq_anyio", "zmq_async.asyncio", "zmq_async.stream",
+    "zmq_async.tornado", "zmq_async.green", "zmq_async.green.eventlet", "zmq_async.zmq_anyio",
+)  # fmt: skip
 
 
 def _record(nodeid: str, outcome: str) -> None:
@@ -48,10 +55,13 @@ def pytest_sessionfinish() -> None:
     path = os.environ.get("PROGRAMS_OUTCOMES")
     if not path:
         return
-    modules = {
-        name: sys.modules[name].__name__
-        for name in ("zmq.asyncio", "zmq.eventloop.zmqstream")
-        if name in sys.modules
-    }
+    modules = {name: sys.modules[name].__name__ for name in _MODULES if name in sys.modules}
+    # And whether the process was monkeypatched (the peer suites' "patched" rows must be).
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("socket"):
+        modules["monkeypatched"] = "gevent"
+    patcher = sys.modules.get("eventlet.patcher")
+    if patcher is not None and patcher.is_monkey_patched("socket"):
+        modules["monkeypatched"] = "eventlet"
     with open(path + ".modules", "w", encoding="utf-8") as f:
         f.write(json.dumps(modules))

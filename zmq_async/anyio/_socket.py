@@ -27,7 +27,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async import _ops, _thread
 from zmq_async._reactor import Reactor, Waiter
-from zmq_async._socket import ReactorSocket, closes_first
+from zmq_async._socket import ReactorSocket, closed_error, closes_first
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.anyio._driver import TrioCompletion, TrioDriver, trio_driver
 from zmq_async.asyncio._driver import driver_for
@@ -163,10 +163,6 @@ def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     if loop is not None and _task_of(loop) is None:
         return None
     return loop
-
-
-def _closed_error() -> zmq.ZMQError:
-    return zmq.ZMQError(zmq.ENOTSOCK, "the socket was closed while this operation waited")
 
 
 def current_trio_driver(user: object) -> TrioDriver:
@@ -636,7 +632,7 @@ class Socket(ReactorSocket[Any]):
             # the interpreter shuts down (a socket left open is closed by its __del__ then).
             queues = (reactor.recvq, reactor.sendq, reactor.pollq)
             waiting = any(not w.completion.done() for queue in queues for w in queue)
-            reactor.close(_closed_error() if waiting else None)
+            reactor.close(closed_error() if waiting else None)
             driver = self._trio_driver
             # (Closed before, its FD number may be another's now: our own watchers were
             # told by their completions, above.)

@@ -253,7 +253,13 @@ class Socket(ReactorSocket[Any]):
             deadline = math.inf if timeout < 0 else current_time() + timeout / 1000
             queue.append(_Op(sending, future, op, args, flags, post, deadline))
             if len(queue) == 1:
-                group.start_soon(self._drain, queue)
+                try:
+                    group.start_soon(self._drain, queue)
+                except BaseException:
+                    # (its task group ended): left queued, with no task to run it, the
+                    # operation would hold every later one behind it for ever
+                    queue.pop()
+                    raise
         return future
 
     def _now(

@@ -63,6 +63,7 @@ _NOBLOCK = int(zmq.NOBLOCK)
 _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+_LINGER = int(zmq.LINGER)
 #: The errors close() and term() give waiters (each raises a copy, see _fresh), made now:
 #: a socket collected at interpreter exit closes when ZMQError() can no longer import.
 _CLOSED = zmq.ZMQError(zmq.ENOTSOCK)
@@ -517,6 +518,9 @@ class GreenSocket(ReactorSocket[Any]):
         """Wake every waiting greenlet with ``ZMQError(ENOTSOCK)``, unwatch the FD, close."""
         if not self.closed and hasattr(self, "_reactor"):  # unset if __init__ failed
             self._release(_CLOSED)
+            context = self.context
+            if isinstance(context, GreenContext) and _may_linger(self, linger):
+                context._lingering = True  # its term() may wait for unsent messages
         super().close(linger)
 
     def _release(self, error: BaseException) -> None:
@@ -525,6 +529,16 @@ class GreenSocket(ReactorSocket[Any]):
         if not reactor.closed:
             self._close_error = error
             reactor.close(error)
+
+
+def _may_linger(sock: GreenSocket, linger: int | None) -> bool:
+    """Whether closing ``sock`` with ``linger`` may leave unsent messages to libzmq."""
+    if linger is not None:
+        return linger != 0
+    try:
+        return bool(_get(sock, _LINGER) != 0)
+    except zmq.ZMQError:  # ETERM: its context's term runs already
+        return False
 
 
 def _touched(reactor: Reactor) -> None:
@@ -598,6 +612,10 @@ class GreenContext(zmq.Context[_SocketT]):
     _open: set[int]
     #: Held while libzmq's term runs (an OS lock: the term may run in a worker thread).
     _terminating: Any
+    #: Whether a socket closed with a LINGER: libzmq's term may then wait out unsent messages.
+    _lingering = False
+    #: Set while the collector destroys it: no switch to another greenlet then.
+    _finalizing = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._terminating = _thread.allocate_lock()
@@ -625,15 +643,20 @@ class GreenContext(zmq.Context[_SocketT]):
             warnings.warn(f"Unclosed context {self}", ResourceWarning, 2, source=self)
             _term_after_collection(self)
             return
+        self._finalizing = True
         super().__del__()
 
     def term(self) -> None:
         """Terminate the context, waking greenlets waiting on its sockets with ETERM.
 
-        While some of its sockets are still open, libzmq's term blocks until they are closed:
-        it then runs in a worker thread, so that the woken greenlets can close them. A term()
-        called meanwhile (from another greenlet) waits for that one, as it would in a blocking
-        program: libzmq's term may not run twice at once on one context.
+        While some of its sockets are still open, libzmq's term blocks until they are closed,
+        and after a socket closed with a LINGER, until its unsent messages are sent or the
+        linger is over: it then runs in a worker thread, so that the woken greenlets can
+        close them and the others run meanwhile. A term() called meanwhile (from another
+        greenlet) waits for that one, as it would in a blocking program: libzmq's term may
+        not run twice at once on one context. Where no worker thread can be had (gevent's, in
+        an atexit handler) it waits in the caller, or raises that RuntimeError if sockets are
+        still open (the wait would never end).
         """
         # A thread without a hub (a cleanup thread) has no greenlet to keep running: its
         # term blocks, as a blocking term does. (Made a hub, never ended, it leaked FDs; and
@@ -641,12 +664,20 @@ class GreenContext(zmq.Context[_SocketT]):
         # first: releasing the waiters cancels eventlet timers, which makes the caller a hub.
         green = type(self)._hub_exists()
         self._release_sockets()
-        waits = any(not s.closed for s in self._socket_list()) or self._terminating.locked()
-        if waits and green:
+        open_sockets = any(not s.closed for s in self._socket_list())
+        waits = open_sockets or self._lingering or self._terminating.locked()
+        if waits and green and not self._finalizing:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
-                hub.run_blocking(self._term_once)
-                return
+                try:
+                    hub.run_blocking(self._term_once)
+                    return
+                except RuntimeError:
+                    # No worker thread (gevent's pool, first made in an atexit handler, fails
+                    # there): with no socket open the term ends with the linger, so wait here
+                    # as a blocking program would; with sockets open it would never end.
+                    if open_sockets:
+                        raise
         self._term_once()
 
     def _term_once(self) -> None:

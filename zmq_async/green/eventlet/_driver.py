@@ -6,17 +6,17 @@ import contextlib
 import os
 from collections import deque
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import eventlet.hubs  # type: ignore[import-untyped]
 import eventlet.hubs.hub  # type: ignore[import-untyped]
 import eventlet.patcher  # type: ignore[import-untyped]
-import eventlet.tpool  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
-from zmq_async.green._base import GreenHub, forget_hub_at_fork
+from zmq_async.green._base import GreenHub, Wakeup, forget_hub_at_fork
 
 __all__ = ["EventletDriver", "current_hub", "hub_exists"]
 
@@ -24,6 +24,8 @@ Callback = Callable[[], object]
 #: os.read and os.write as they are before eventlet patches them to wait in the hub.
 _os_read = eventlet.patcher.original("os").read
 _os_write = eventlet.patcher.original("os").write
+#: Starts an OS thread, also when eventlet has patched ``_thread`` to start green threads.
+_start_os_thread = eventlet.patcher.original("_thread").start_new_thread
 #: Takes a listener out of the hub's tables only, unlike the hub's own ``remove``, which also
 #: unregisters its FD from the hub's epoll (or poll) set.
 _drop_listener = eventlet.hubs.hub.BaseHub.remove
@@ -54,7 +56,10 @@ class _FanOut:
 class _Wake:
     """A pipe its hub listens to, so that other OS threads can hand the hub callbacks and wake
     it (eventlet has no thread-safe call_soon: a timer added from another thread waits until
-    the hub next wakes, which may be never). Made in the hub's thread."""
+    the hub next wakes, which may be never). Made in the hub's thread, and listened to only
+    while the driver watches an FD or holds it for a call in another OS thread (no one waits
+    otherwise): a hub whose sockets are all closed has no listener left, as eventlet.green.zmq
+    leaves it (eventlet's tests check)."""
 
     __slots__ = ("_read", "_write", "callbacks", "hub", "listener")
 
@@ -64,7 +69,19 @@ class _Wake:
         os.set_blocking(self._read, False)
         os.set_blocking(self._write, False)
         self.callbacks: deque[Callback] = deque()
+        self.listener: Any = None
+
+    def listen(self) -> None:
+        """Listen to the pipe (a byte written meanwhile wakes the hub at once)."""
+        hub = self.hub
         self.listener = hub.add(hub.READ, self._read, self._drain, _noop, _noop)
+
+    def unlisten(self) -> None:
+        """Stop listening; callbacks handed meanwhile run as hub timers."""
+        listener, self.listener = self.listener, None
+        with contextlib.suppress(KeyError, ValueError):  # the hub dropped it (POLLNVAL)
+            self.hub.remove(listener)
+        self._drain(self._read)
 
     def call(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon; from any thread."""
@@ -91,25 +108,47 @@ class _Wake:
 class EventletDriver:
     """Watches FDs and keeps time for every green socket and poller of one eventlet hub."""
 
-    __slots__ = ("__weakref__", "_fan_outs", "_wake", "hub")
+    __slots__ = ("__weakref__", "_fan_outs", "_holds", "_wake", "hub")
 
     def __init__(self, hub: Any) -> None:
         self.hub = hub
         self._fan_outs: dict[tuple[int, bool], _FanOut] = {}
-        #: Made with the first watch (in the hub's thread), when someone may wait.
+        #: Made with the first watch or hold (in the hub's thread), when someone may wait.
         self._wake: _Wake | None = None
+        #: Calls running in other OS threads that will wake this hub (see hold_wake).
+        self._holds = 0
 
     def call_from_thread(self, callback: Callback) -> None:
         """Call ``callback()`` from the hub soon, waking it; from any OS thread."""
         wake = self._wake
-        if wake is None:  # nothing ever waited here: no one to wake
+        if wake is None or wake.listener is None:  # nothing waits here: no one to wake
             self.call_soon(callback)
         else:
             wake.call(callback)
 
+    def hold_wake(self) -> None:
+        """Listen to the wake pipe until :meth:`release_wake`, watched FDs or not: a call
+        running in another OS thread will wake this hub with its answer (in the hub's thread)."""
+        self._holds += 1
+        self._listen_wake()
+
+    def release_wake(self) -> None:
+        """End a :meth:`hold_wake`."""
+        self._holds -= 1
+        self._unlisten_wake_if_idle()
+
+    def _listen_wake(self) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = _Wake(self.hub)
+        if wake.listener is None:  # the first watch or hold since none: now someone may wait
+            wake.listen()
+
+    def _unlisten_wake_if_idle(self) -> None:
+        if not self._fan_outs and not self._holds and self._wake is not None:
+            self._wake.unlisten()
+
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
-        if self._wake is None:
-            self._wake = _Wake(self.hub)
         key = (fd, writable)
         fan_out = self._fan_outs.get(key)
         if fan_out is None:
@@ -124,6 +163,7 @@ class EventletDriver:
             self._unlisten(fan_out.listener)
             fan_out.listener = self._listen(fd, fan_out, writable)
         fan_out.callbacks.append(callback)
+        self._listen_wake()
 
     def unwatch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         key = (fd, writable)
@@ -134,6 +174,7 @@ class EventletDriver:
         if not fan_out.callbacks:
             del self._fan_outs[key]
             self._unlisten(fan_out.listener)
+            self._unlisten_wake_if_idle()
 
     def forget_all(self) -> None:
         """Drop every listener from the hub's tables, unregistering no FD (in a forked child).
@@ -169,6 +210,34 @@ class EventletDriver:
         return timer
 
 
+def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
+    """``function()`` run in an OS thread of its own, parking only the calling green thread;
+    returns its result or raises its error.
+
+    Not ``eventlet.tpool``: its answers come back through the hub of the first OS thread
+    that used it, so a call from any other OS thread waited for ever.
+    """
+    wakeup = Wakeup(current_hub())
+
+    def work() -> None:
+        try:
+            result = function()
+        except BaseException as exc:
+            driver.call_from_thread(partial(wakeup.set_exception, exc))
+        else:
+            driver.call_from_thread(partial(wakeup.set_result, result))
+
+    driver.hold_wake()
+    try:
+        _start_os_thread(work, ())
+        return wakeup.wait()
+    except BaseException:
+        wakeup.abandon()  # interrupted (Timeout, kill): the call goes on, its answer is dropped
+        raise
+    finally:
+        driver.release_wake()
+
+
 #: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
 _local = _thread.local()
 forget_hub_at_fork(_local)
@@ -191,7 +260,7 @@ def current_hub() -> GreenHub:
             getcurrent,
             hub.switch,
             lambda callback: hub.schedule_call_global(0, callback),
-            eventlet.tpool.execute,
+            partial(_run_blocking, driver),
             driver.call_from_thread,
         )
     else:
