@@ -419,12 +419,22 @@ class Reactor:
         if len(queue) >= self._sweep_at:
             self._sweep(queue)
         queue.append(waiter)
+        if self._closed_meanwhile():
+            # By another thread since the check above (a close, term or destroy there): its
+            # release emptied the queues before this waiter joined, and would leave it waiting.
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+            raise zmq.ZMQError(zmq.ENOTSOCK, "socket is closed")
         if timeout is not None:
             waiter.timer = driver.call_later(timeout, self._expire, waiter, queue)
         if self._rechecker is None:
             rechecker_for(driver).add(self, driver)
         if others:
             self.kick()
+
+    def _closed_meanwhile(self) -> bool:
+        """Whether the reactor is closed (read again: another thread may have closed it)."""
+        return self.closed
 
     def busy(self, queue: deque[Waiter]) -> bool:
         """Whether a live waiter is queued in ``queue`` (dropping dead ones at its head).

@@ -110,6 +110,19 @@ class Green:
             return self._gevent.get_hub().threadpool.spawn(function, *args)
         return self._eventlet.spawn(self._eventlet.tpool.execute, function, *args)
 
+    def start_os_thread(self, function: Callable[[], Any]) -> None:
+        """Run ``function()`` in a new OS thread (not a greenlet, even when monkeypatched),
+        with nothing of the framework's to wake the hub when it ends."""
+        if self.name == "gevent":
+            from gevent.monkey import get_original
+
+            start = get_original("_thread", "start_new_thread")
+        else:
+            from eventlet.patcher import original
+
+            start = original("_thread").start_new_thread
+        start(function, ())
+
     def pool_map(
         self, size: int, function: Callable[[Any], Any], items: Iterable[Any]
     ) -> list[Any]:

@@ -349,20 +349,6 @@ def test_eventlets_poll_hub_dropping_a_closed_fd_does_not_break_the_poll(green):
 # -- threads -----------------------------------------------------------------------------------
 
 
-def _start_os_thread(green: Any, function: Any) -> None:
-    """Run ``function()`` in a new OS thread (not a greenlet, even when monkeypatched), with
-    nothing of the framework's to wake the hub when it ends (as a threadpool's result would)."""
-    if green.name == "gevent":
-        from gevent.monkey import get_original
-
-        start = get_original("_thread", "start_new_thread")
-    else:
-        from eventlet.patcher import original
-
-        start = original("_thread").start_new_thread
-    start(function, ())
-
-
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("closing", ["close", "destroy"])
 def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
@@ -390,9 +376,9 @@ def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
     green.sleep(0.1)  # all parked; the hub sleeps
     closed = []
     if closing == "close":
-        _start_os_thread(green, lambda: closed.append(pull.close(linger=0)))
+        green.start_os_thread(lambda: closed.append(pull.close(linger=0)))
     else:
-        _start_os_thread(green, lambda: closed.append(ctx.destroy(linger=0)))
+        green.start_os_thread(lambda: closed.append(ctx.destroy(linger=0)))
     started = time.monotonic()
     for greenlet in waiting:
         green.get(greenlet, bound + 5)

@@ -635,6 +635,8 @@ class GreenContext(zmq.Context[_SocketT]):
     """A context of green sockets: ``term()`` and ``destroy()`` wake their waiters with ETERM."""
 
     _current_hub: ClassVar[Callable[[], GreenHub]]
+    #: Whether the calling OS thread has a hub (asked without making one).
+    _hub_exists: ClassVar[Callable[[], bool]]
     #: ids of the sockets made by ``socket()`` and not closed yet, kept apart from the weak
     #: ``_sockets``: the garbage collector empties that before any finalizer runs.
     _open: set[int]
@@ -697,6 +699,11 @@ class GreenContext(zmq.Context[_SocketT]):
             # parent at the fork left it held for ever).
             super().term()
             return
+        # A thread without a hub (a cleanup thread) has no greenlet to keep running: its
+        # term blocks, as a blocking term does. (Made a hub, never ended, it leaked FDs; and
+        # eventlet's tpool answered only the hub of the thread that first used it.) Asked
+        # first: releasing the waiters cancels eventlet timers, which makes the caller a hub.
+        green = type(self)._hub_exists()
         self._release_sockets()
         sockets = self._socket_list()
         if getattr(self, "_open", set()).difference(map(id, sockets)):
@@ -706,7 +713,8 @@ class GreenContext(zmq.Context[_SocketT]):
             _term_after_collection(self)
             return
         open_sockets = any(not s.closed for s in sockets)
-        if (open_sockets or self._lingering or self._terminating.locked()) and not self._finalizing:
+        waits = open_sockets or self._lingering or self._terminating.locked()
+        if waits and green and not self._finalizing:
             hub = type(self)._current_hub()
             if hub.getcurrent() is not hub.greenlet:
                 try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from zmq_async.green._base import GreenContext
-from zmq_async.green._driver import current_hub
+from zmq_async.green._driver import current_hub, hub_exists
 from zmq_async.green._socket import Socket
 
 __all__ = ["Context"]
@@ -21,5 +21,6 @@ class Context(GreenContext[Socket]):
     _socket_class = Socket
     _repr_cls = "zmq_async.green.Context"
     _current_hub = staticmethod(current_hub)
+    _hub_exists = staticmethod(hub_exists)
     _instance: Any = None
     _instance_pid: int | None = None

@@ -8,13 +8,14 @@ from typing import Any
 
 import gevent  # type: ignore[import-untyped]
 import gevent.monkey  # type: ignore[import-untyped]
+from gevent._hub_local import get_hub_if_exists  # type: ignore[import-untyped]
 from greenlet import getcurrent  # type: ignore[import-untyped]
 
 from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub, forget_hub_at_fork, run_in_os_thread
 
-__all__ = ["GeventDriver", "current_hub"]
+__all__ = ["GeventDriver", "current_hub", "hub_exists"]
 
 Callback = Callable[[], object]
 #: Starts an OS thread, also when gevent has patched ``_thread`` to start greenlets.
@@ -89,7 +90,9 @@ class GeventDriver:
 
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         watcher = self.loop.timer(delay)
-        watcher.start(callback, *args)
+        # From the current time, not the loop's cached one (taken when its iteration began:
+        # after CPU work a timeout would end early), as gevent.Timeout does. Waits only.
+        watcher.start(callback, *args, update=True)
         return _Timer(watcher)
 
 
@@ -116,6 +119,11 @@ _local = _thread.local()
 # In a forked child, stop watching the parent's sockets' FDs (libev watches them
 # level-triggered: the parent's pending signals would make the child's hub spin).
 forget_hub_at_fork(_local)
+
+
+def hub_exists() -> bool:
+    """Whether this OS thread has a gevent hub (not making one, as ``gevent.get_hub()`` does)."""
+    return get_hub_if_exists() is not None
 
 
 def current_hub() -> GreenHub:

@@ -8,7 +8,7 @@ import eventlet.patcher  # type: ignore[import-untyped]
 from zmq.utils import garbage
 
 from zmq_async.green._base import GreenContext
-from zmq_async.green.eventlet._driver import current_hub
+from zmq_async.green.eventlet._driver import current_hub, hub_exists
 from zmq_async.green.eventlet._socket import Socket
 
 __all__ = ["Context"]
@@ -24,6 +24,7 @@ class Context(GreenContext[Socket]):
     _socket_class = Socket
     _repr_cls = "zmq_async.green.eventlet.Context"
     _current_hub = staticmethod(current_hub)
+    _hub_exists = staticmethod(hub_exists)
     _instance: Any = None
     _instance_pid: int | None = None
 

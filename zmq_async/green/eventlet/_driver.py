@@ -18,7 +18,7 @@ from zmq_async import _thread
 from zmq_async._reactor import TimerHandle
 from zmq_async.green._base import GreenHub, forget_hub_at_fork, run_in_os_thread
 
-__all__ = ["EventletDriver", "current_hub"]
+__all__ = ["EventletDriver", "current_hub", "hub_exists"]
 
 Callback = Callable[[], object]
 #: os.read and os.write as they are before eventlet patches them to wait in the hub.
@@ -234,6 +234,11 @@ def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
 #: Per OS thread, not per greenlet, even when monkeypatched: all its greenlets share one hub.
 _local = _thread.local()
 forget_hub_at_fork(_local)
+
+
+def hub_exists() -> bool:
+    """Whether this OS thread has an eventlet hub (not making one, as ``get_hub()`` does)."""
+    return getattr(eventlet.hubs._threadlocal, "hub", None) is not None
 
 
 def current_hub() -> GreenHub:
