@@ -163,6 +163,11 @@ async def storm(ctx: Any, n: int, seed: int) -> dict[str, int]:
                         try:
                             if mode == "cancel":
                                 task = asyncio.ensure_future(settled(fut))
+                                # The task awaits the receive before the cancel may come: one
+                                # cancelled before it starts never awaits it, and that receive,
+                                # left pending, takes the message (uvloop runs a due timer
+                                # before a ready task's first step).
+                                await asyncio.sleep(0)
                                 loop.call_later(delay, task.cancel)
                                 value, got = await task, True
                             else:
