@@ -6,8 +6,6 @@ the whole list, with what each report became, is in the project's bgreen-reports
 from __future__ import annotations
 
 import gc
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -86,26 +84,18 @@ def test_a_term_after_closes_without_linger_stays_in_the_greenlet(green, zmq, pr
     green.get(other)
 
 
-#: A program (argv: flavour, plain/patched, where, endpoint) whose contexts each leave a
+#: A program (args: where, endpoint) whose contexts each leave a
 #: request unsent (LINGER 300 ms) and are destroyed: ``atexit``, from an atexit handler, as
 #: programs tidy up; ``thread``, one in the main thread, then one in another OS thread (a
 #: plain one, also when patched), each thread with its own hub.
 _LINGERING_DESTROY = r"""
-import atexit, sys, warnings
-warnings.simplefilter("ignore")
-flavour, patching, where, endpoint = sys.argv[1:]
+import atexit
+where, endpoint = args
 if flavour == "gevent":
-    if patching == "patched":
-        from gevent import monkey; monkey.patch_all()
-    import zmq_async.green as zmq
     from gevent.monkey import get_original
     start_thread = get_original("_thread", "start_new_thread")
     allocate_lock = get_original("_thread", "allocate_lock")
 else:
-    import eventlet
-    if patching == "patched":
-        eventlet.monkey_patch()
-    import zmq_async.green.eventlet as zmq
     from eventlet.patcher import original
     start_thread = original("_thread").start_new_thread
     allocate_lock = original("_thread").allocate_lock
@@ -139,14 +129,7 @@ def test_a_lingering_destroy_at_exit_or_in_another_thread(green, procs, where):
     atexit after shutdown"). In a second OS thread, eventlet's tpool answers through the hub
     of the thread that used it first: the second thread's destroy waited for ever. Both must
     terminate, waiting out the linger."""
-    patching = "patched" if green.patched else "plain"
-    endpoint = procs.free_endpoint()
-    done = subprocess.run(
-        [sys.executable, "-c", _LINGERING_DESTROY, green.name, patching, where, endpoint],
-        capture_output=True,
-        text=True,
-        timeout=40,
-    )
+    done = green.run(_LINGERING_DESTROY, where, procs.free_endpoint())
     runs = 1 if where == "atexit" else 2
     assert done.stdout == "destroyed True\n" * runs, done.stdout + done.stderr
     assert done.returncode == 0 and "Error" not in done.stderr, done.stderr
