@@ -6,7 +6,9 @@ runs both). Without the variable nothing here is collected, and this file import
 
 ``scripts/test`` also runs each flavour monkeypatched, through ``tests/green/patched.py``, which
 patches before anything else and sets ``ZMQ_ASYNC_MONKEY=1``; ``green.patched`` tells a test
-which run it is in.
+which run it is in. A test marked ``unpatched(why)`` runs in the unpatched run only: patching
+cannot change what it checks (a program that patches itself, or never does, in a process of
+its own; the reactor's own costs), so the patched run would only repeat it.
 """
 
 from __future__ import annotations

@@ -598,6 +598,7 @@ def test_a_context_dropped_with_unclosed_sockets_is_collected(zmq, monkeypatch):
     assert collected == [(True, 1), 0]
 
 
+@pytest.mark.unpatched("the program patches itself, in a process of its own")
 def test_a_dropped_context_is_collected_in_a_monkeypatched_program(green):
     # Monkeypatched, a thread started from a finalizer would be a greenlet switched to in
     # the middle of the collection: the context's term() must not take that road, and must
@@ -633,6 +634,7 @@ print(_threads_beyond(threads))
     assert (done.returncode, done.stdout, done.stderr) == (0, "True 1\n0\n", "")
 
 
+@pytest.mark.unpatched("the program, in a process of its own, never patches")
 def test_unclosed_sockets_collected_at_exit_print_nothing(green):
     # Their close() ran when ZMQError() could no longer import: "Exception ignored ...".
     module = green.zmq.__name__

@@ -25,6 +25,11 @@ SMALL = 100
 #: the per-socket re-check timers this replaced cost.
 IDLE_BOUND = 0.03
 
+pytestmark = pytest.mark.unpatched(
+    "the re-check's cost and latency are the reactor's and the hub's watchers', which use "
+    "only the original thread primitives"
+)
+
 
 @pytest.fixture(autouse=True)
 def raised_limits() -> Iterator[None]:
