@@ -464,21 +464,27 @@ def test_requests_go_on_while_another_greenlet_runs_subprocesses(green, zmq, ctx
 @pytest.mark.timeout(30)
 def test_a_patched_blocking_sleep_lets_heartbeats_through(green, zmq, ctx):
     """zerorpc#37 (a long call in a monkeypatched server: the heartbeats must keep flowing
-    meanwhile). One greenlet does the program's own blocking work, ``time.sleep(0.5)`` (green
-    when patched: in the unpatched run it is gevent's or eventlet's sleep); a DEALER sends a
-    heartbeat every 20 ms that the ROUTER's greenlet answers."""
+    meanwhile). One greenlet does the program's own blocking work, ``time.sleep(0.1)`` calls
+    (green when patched: in the unpatched run it is gevent's or eventlet's sleep) until five
+    heartbeats went by, 10 s at most; a DEALER sends a heartbeat every 20 ms that the
+    ROUTER's greenlet answers. (A sleep that blocks the hub lets none through.)"""
     sleep = time.sleep if green.patched else green.sleep
     router, dealer = _connected(ctx, zmq, zmq.ROUTER, zmq.DEALER)
     dealer.rcvtimeo = 5000
+    beats = 0
 
     def answer() -> None:
         while True:
             identity, beat = router.recv_multipart()
             router.send_multipart([identity, beat])
 
+    def work() -> None:
+        deadline = time.monotonic() + 10
+        while beats < 5 and time.monotonic() < deadline:
+            sleep(0.1)
+
     answering = green.spawn(answer)
-    worker = green.spawn(sleep, 0.5)
-    beats = 0
+    worker = green.spawn(work)
     while not green.dead(worker):
         dealer.send(b"beat")
         assert dealer.recv() == b"beat"
