@@ -155,7 +155,7 @@ def test_waiters_leaving_a_long_queue_cost_no_scan_of_it(green, zmq, pair, order
         for g in reversed(waiters):
             green.kill(g)
     else:
-        waiters = [green.spawn(wait, 0.5 + rng.random() * 0.5) for _ in range(n)]
+        waiters = [green.spawn(wait, 0.2 + rng.random() * 0.3) for _ in range(n)]
         for g in waiters:
             green.get(g, timeout=30)
         assert len(left) == n
