@@ -6,7 +6,9 @@ runs both). Without the variable nothing here is collected, and this file import
 
 ``scripts/test`` also runs each flavour monkeypatched, through ``tests/green/patched.py``, which
 patches before anything else and sets ``ZMQ_ASYNC_MONKEY=1``; ``green.patched`` tells a test
-which run it is in.
+which run it is in. A test marked ``unpatched(why)`` runs in the unpatched run only: patching
+cannot change what it checks (a program that patches itself, or never does, in a process of
+its own; the reactor's own costs), so the patched run would only repeat it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from __future__ import annotations
 import importlib
 import os
 import random
+import signal
+import subprocess
 import sys
 import time
 import warnings
@@ -22,6 +26,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+#: What every program run by :meth:`Green.run` starts with: the flavour (argv 1) as ``hub``
+#: and ``zmq``, patched first if argv 2 is "patched"; the program's own arguments follow in
+#: ``args``. A hang dumps every thread's stack and exits (after 30 s).
+PROLOGUE = r"""
+import faulthandler, gc, os, signal, sys, time, warnings
+faulthandler.dump_traceback_later(30, exit=True)
+warnings.simplefilter("ignore")
+flavour, patching, *args = sys.argv[1:]
+if flavour == "gevent":
+    import gevent as hub
+    if patching == "patched":
+        from gevent import monkey; monkey.patch_all()
+    import zmq_async.green as zmq
+else:
+    import eventlet as hub
+    if patching == "patched":
+        hub.monkey_patch()
+    import zmq_async.green.eventlet as zmq
+"""
 
 FLAVOURS = ("gevent", "eventlet")
 FLAVOUR = os.environ.get("ZMQ_ASYNC_GREEN", "")
@@ -38,6 +62,11 @@ def _patched() -> bool:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "unpatched(why): run in the unpatched run only: patching cannot change what the test "
+        "checks (why says what makes it so)",
+    )
     if FLAVOUR in FLAVOURS and _patched() != MONKEY:
         raise pytest.UsageError(
             "ZMQ_ASYNC_MONKEY=1 is set by tests/green/patched.py, which patches first: "
@@ -55,6 +84,16 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
         if stem.endswith("_" + flavour) and flavour != FLAVOUR:
             return True
     return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not MONKEY:
+        return
+    for item in items:
+        marker = item.get_closest_marker("unpatched")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "patching cannot change it"
+            item.add_marker(pytest.mark.skip(reason=f"the unpatched run checks it: {why}"))
 
 
 class Green:
@@ -87,6 +126,30 @@ class Green:
             self.Timeout = eventlet.Timeout
             self._eventlet = eventlet
             self.sleep = eventlet.sleep
+
+    def run(
+        self, program: str, *args: str, timeout: float = 40, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run ``program`` after :data:`PROLOGUE` in a new interpreter (and session), in this
+        run's flavour and patching, with ``args``; a program still running after ``timeout``
+        seconds is killed with its children (forked ones too), failing the test."""
+        patching = "patched" if self.patched else "plain"
+        argv = [sys.executable, "-c", PROLOGUE + program, self.name, patching, *args]
+        with subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            env=None if env is None else {**os.environ, **env},
+        ) as proc:
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                pytest.fail(f"the program hung: {out!r} {err[-2000:]!r}")
+        return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
     def spawn(self, function: Callable[..., Any], *args: Any) -> Any:
         if self.name == "gevent":

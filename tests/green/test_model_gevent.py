@@ -18,6 +18,10 @@ import zmq_async.green
 
 TIMEOUT = max(60, settings().max_examples)
 
+pytestmark = pytest.mark.unpatched(
+    "the reactor's model, on greenlets and the hub, which use only the original threads"
+)
+
 
 def _outcome(operation: Callable[[], Any]) -> tuple[str, Any]:
     """Run a blocking operation in its greenlet; a kill (GreenletExit) passes through."""

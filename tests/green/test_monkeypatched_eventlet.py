@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 PROGRAM = """
 import warnings
 warnings.filterwarnings("ignore", message="\\nEventlet is deprecated")
@@ -63,6 +65,7 @@ with eventlet.Timeout(1):
 """
 
 
+@pytest.mark.unpatched("the program patches itself, in a process of its own")
 def test_monkeypatched_program_runs():
     out = subprocess.run(
         [sys.executable, "-W", "error", "-c", PROGRAM], capture_output=True, text=True, timeout=30

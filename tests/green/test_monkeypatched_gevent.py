@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 PROGRAM = """
 from gevent import monkey
 monkey.patch_all()
@@ -59,6 +61,7 @@ print(waiter.get(timeout=1))
 """
 
 
+@pytest.mark.unpatched("the program patches itself, in a process of its own")
 def test_monkeypatched_program_runs():
     out = subprocess.run(
         [sys.executable, "-W", "error", "-c", PROGRAM], capture_output=True, text=True, timeout=30

@@ -3,21 +3,12 @@ processes collect this file; each test says which flavour it concerns."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-#: A program that uses sockets, closes them all, then prints the hub's listeners: the
-#: flavour's peer is patched first if argv 1 is "patched".
+#: An eventlet program that uses sockets, closes them all, then prints the hub's listeners.
 _HUB_AFTER_CLOSE = r"""
-import sys, warnings
-warnings.simplefilter("ignore")
 import eventlet
-if sys.argv[1] == "patched":
-    eventlet.monkey_patch()
 from eventlet import hubs
-import zmq_async.green.eventlet as zmq
 
 hub = hubs.get_hub()
 ctx = zmq.Context()
@@ -46,13 +37,7 @@ def test_eventlet_hub_has_no_listener_left_once_every_socket_is_closed(green):
     pipe stayed listened to for the hub's life, so 22 of its 24 tests failed on ours."""
     if green.name != "eventlet":
         pytest.skip("eventlet's hub listeners")
-    patching = "patched" if green.patched else "plain"
-    proc = subprocess.run(
-        [sys.executable, "-c", _HUB_AFTER_CLOSE, patching],
-        capture_output=True,
-        text=True,
-        timeout=40,
-    )
+    proc = green.run(_HUB_AFTER_CLOSE)
     round_ = ["listening True", "received b'hi'", "after close [] []"]
     assert proc.stdout.splitlines() == round_ * 2, proc.stdout + proc.stderr
     assert proc.returncode == 0, proc.stderr

@@ -184,10 +184,9 @@ REAL_THREAD = {
 }
 
 
+@pytest.mark.unpatched("the program patches itself, in a process of its own")
 @pytest.mark.parametrize("order", ["imported after patching", "imported before", "loaded before"])
 def test_a_monkeypatched_program(green, order):
-    if green.patched:
-        pytest.skip("the program patches itself in a subprocess: the plain run covers it")
     first, second = PATCH[green.name], IMPORT[green.name]
     if order != "imported after patching":
         first, second = second + (LOAD if order == "loaded before" else ""), first

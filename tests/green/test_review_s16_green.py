@@ -4,9 +4,6 @@ plain and monkeypatched (each run tests its own mode)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from typing import Any
 
@@ -14,25 +11,6 @@ import pytest
 import zmq as plain_zmq
 
 from zmq_async import _reactor
-
-#: What the programs below start with: the flavour (argv 1) as ``hub`` and ``zmq``, patched
-#: first if argv 2 is "patched"; their own arguments follow in ``args``.
-_PROLOGUE = r"""
-import faulthandler, os, sys, time, warnings
-faulthandler.dump_traceback_later(30, exit=True)  # a hang that stops the OS thread shows
-warnings.simplefilter("ignore")
-flavour, patching, *args = sys.argv[1:]
-if flavour == "gevent":
-    import gevent as hub
-    if patching == "patched":
-        from gevent import monkey; monkey.patch_all()
-    import zmq_async.green as zmq
-else:
-    import eventlet as hub
-    if patching == "patched":
-        hub.monkey_patch()
-    import zmq_async.green.eventlet as zmq
-"""
 
 #: ``say(line)`` for a program that forks: one write (the parent's and the child's lines do
 #: not interleave) with the OS's write, not eventlet's green one, which first waits for fd 1
@@ -44,20 +22,21 @@ def say(line):
     posix.write(1, (line + "\n").encode())
 """
 
-#: A greenlet waits (``what``: recv, send, poll, a Poller over a green or a plain socket); the
-#: main greenlet forks. args: what.
+#: One greenlet waits in each of :data:`_WAITS` (on a socket, or in a Poller over a green or a
+#: plain socket); the main greenlet forks. The child reports each wait's outcome and how long
+#: it took from the fork; the parent then serves each.
+_WAITS = ("recv", "send", "poll", "poller", "poller-plain")
 _FORKED_WAIT = (
-    _PROLOGUE
-    + r"""
-(what,) = args
+    r"""
 import zmq as plain
 """
     + _SAY
     + r"""
 context = zmq.Context()
-pull = context.socket(zmq.PULL)
-pull.bind("inproc://forked-wait")
-push = context.socket(zmq.PUSH)
+pulls = {}
+for what in ("recv", "poll", "poller"):
+    pulls[what] = context.socket(zmq.PULL)
+    pulls[what].bind(f"inproc://forked-wait-{what}")
 lonely = context.socket(zmq.PUSH)  # no peer: a send waits
 plain_context = plain.Context()
 plain_pull = plain_context.socket(plain.PULL)
@@ -65,44 +44,49 @@ plain_pull.bind("inproc://forked-wait-plain")
 plain_push = plain_context.socket(plain.PUSH)
 plain_push.connect("inproc://forked-wait-plain")
 
-def wait():
+def wait(what):
     try:
         if what == "recv":
-            return pull.recv()
+            return pulls[what].recv()
         if what == "send":
             return lonely.send(b"m")
         if what == "poll":
-            return pull.poll()
+            return pulls[what].poll()
         poller = zmq.Poller()
-        poller.register(plain_pull if what == "poller-plain" else pull, zmq.POLLIN)
+        poller.register(plain_pull if what == "poller-plain" else pulls[what], zmq.POLLIN)
         return poller.poll()
     except RuntimeError as exc:
         return exc
 
-waiting = hub.spawn(wait)
+waits = args[0].split(",")
+waiting = [hub.spawn(wait, what) for what in waits]
 hub.sleep(0.05)
 pid = os.fork()
 if pid == 0:
     if flavour == "gevent" and patching == "plain":
         hub.reinit()  # gevent's os.fork does it when patched
     started = time.monotonic()
-    try:
-        with hub.Timeout(5):
-            result = waiting.get() if flavour == "gevent" else waiting.wait()
-        say(f"child: {type(result).__name__} {result}")
-    except BaseException as exc:
-        say(f"child: raised {type(exc).__name__} {exc}")
-    say(f"child: after {time.monotonic() - started:.3f} s")
+    for what, greenlet in zip(waits, waiting):
+        try:
+            with hub.Timeout(5):
+                result = greenlet.get() if flavour == "gevent" else greenlet.wait()
+            outcome = f"{type(result).__name__} {result}"
+        except BaseException as exc:
+            outcome = f"raised {type(exc).__name__} {exc}"
+        say(f"child: {what} {time.monotonic() - started:.3f} {outcome}")
     os._exit(0)
-push.connect("inproc://forked-wait")
-push.send(b"m")
+for what in ("recv", "poll", "poller"):
+    push = context.socket(zmq.PUSH)
+    push.connect(f"inproc://forked-wait-{what}")
+    push.send(b"m")
 plain_push.send(b"m")
 pulled = context.socket(zmq.PULL)
 pulled.bind("tcp://127.0.0.1:*")
 lonely.connect(pulled.last_endpoint)
-with hub.Timeout(5):
-    result = waiting.get() if flavour == "gevent" else waiting.wait()
-say(f"parent: {type(result).__name__}")
+for what, greenlet in zip(waits, waiting):
+    with hub.Timeout(5):
+        result = greenlet.get() if flavour == "gevent" else greenlet.wait()
+    say(f"parent: {what} {type(result).__name__}")
 # No waitpid: the test's communicate() waits for the child, which holds the stdout pipe
 # (and patched gevent's cooperative waitpid can miss a child that exits this soon).
 """
@@ -112,8 +96,7 @@ say(f"parent: {type(result).__name__}")
 #: child, whose poll fails, is done; only then is the pipe written to. Only its FD can wake the
 #: parent's poll in time (the re-check is pushed out of reach). args: none.
 _FORKED_LEAVES_WATCHES = (
-    _PROLOGUE
-    + r"""
+    r"""
 import zmq as plain
 from zmq_async import _reactor
 _reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
@@ -160,40 +143,24 @@ except hub.Timeout:
 )
 
 
-def _run(green: Any, program: str, *args: str) -> tuple[str, str]:
-    """Run ``program`` (flavour, patching, ``args``) in its own session; (stdout, stderr)."""
-    patching = "patched" if green.patched else "plain"
-    proc = subprocess.Popen(
-        [sys.executable, "-c", program, green.name, patching, *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        return proc.communicate(timeout=40)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # a hung child too
-        out, err = proc.communicate()
-        pytest.fail(f"the program hung: {out!r} {err[-2000:]!r}")
-
-
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("what", ["recv", "send", "poll", "poller", "poller-plain"])
-def test_a_greenlet_parked_when_the_process_forks_fails_in_the_child(green, what):
+def test_a_greenlet_parked_when_the_process_forks_fails_in_the_child(green):
     """In a forked child the reactors of the parent's sockets are abandoned, their queues
     emptied: a greenlet parked on one of them when the fork happened (on a socket, or in a
     Poller) stayed parked for ever. It must fail at once with the RuntimeError any use of an
-    inherited socket raises, as pyzmq's convention for forked sockets; the parent's is served."""
-    out, err = _run(green, _FORKED_WAIT, what)
-    lines = out.splitlines()
-    served = {"recv": "bytes", "send": "NoneType", "poll": "int"}.get(what, "list")
-    assert f"parent: {served}" in lines, out + err
-    child = [line for line in lines if line.startswith("child: ")]
-    assert len(child) == 2, out + err
-    assert child[0].startswith("child: RuntimeError"), out + err
-    assert "fork()" in child[0], child
-    assert float(child[1].split()[2]) < 2.0, child  # at once: not a timeout
+    inherited socket raises, as pyzmq's convention for forked sockets; the parent's is served.
+    (One process, a greenlet parked in each way.)"""
+    done = green.run(_FORKED_WAIT, ",".join(_WAITS))
+    out, lines = done.stdout + done.stderr, done.stdout.splitlines()
+    served = {"recv": "bytes", "send": "NoneType", "poll": "int"}
+    assert [line for line in lines if line.startswith("parent: ")] == [
+        f"parent: {what} {served.get(what, 'list')}" for what in _WAITS
+    ], out
+    child = [line.split(maxsplit=3) for line in lines if line.startswith("child: ")]
+    assert [what for _, what, *_ in child] == list(_WAITS), out
+    for _, what, after, outcome in child:
+        assert outcome.startswith("RuntimeError") and "fork()" in outcome, (what, out)
+        assert float(after) < 2.0, (what, out)  # at once: not a timeout
 
 
 @pytest.mark.timeout(60)
@@ -202,7 +169,8 @@ def test_a_forked_child_leaves_the_parents_fd_watches_alone(green):
     that unregistered there the FDs of the waits it inherited (its failed poll stopping its
     watch of a pipe) took them from the parent too: the parent's poll then slept through
     the pipe's data. The child must only forget its watches."""
-    out, err = _run(green, _FORKED_LEAVES_WATCHES)
+    done = green.run(_FORKED_LEAVES_WATCHES)
+    out, err = done.stdout, done.stderr
     lines = out.splitlines()
     assert "child: RuntimeError" in lines, out + err
     parent = [line for line in lines if line.startswith("parent: ")]
@@ -281,9 +249,11 @@ def test_a_socket_reusing_the_fd_number_of_one_closed_while_watched_is_woken(
         for sock in extra:
             sock.close(linger=0)
         assert fd == pull.FD, "the new socket did not reuse the fd (test premise)"
-        port = pull.bind_to_random_port("tcp://127.0.0.1")
+        # inproc: a PUSH of another test (in any process) reconnecting to a tcp port this
+        # test's bind happens to reuse would slip its messages in.
+        pull.bind("inproc://fd-reuse")
         push = ctx.socket(zmq.PUSH)
-        push.connect(f"tcp://127.0.0.1:{port}")
+        push.connect("inproc://fd-reuse")
         for n in range(3):
             receiving = green.spawn(pull.recv)
             green.sleep(0.05)  # parked, the FD watched
@@ -298,12 +268,7 @@ def test_a_socket_reusing_the_fd_number_of_one_closed_while_watched_is_woken(
 #: eventlet's poll hub: a raw FD is closed while a green Poller waits on it (the look again
 #: pushed out of reach). argv: flavour (eventlet), "patched" or "plain".
 _POLL_HUB_CLOSED_FD = r"""
-import os, sys, warnings
-warnings.simplefilter("ignore")
 import eventlet
-if sys.argv[2] == "patched":
-    eventlet.monkey_patch()
-import zmq_async.green.eventlet as zmq
 from zmq_async import _reactor
 _reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
 print(type(eventlet.hubs.get_hub()).__module__, flush=True)
@@ -331,15 +296,7 @@ def test_eventlets_poll_hub_dropping_a_closed_fd_does_not_break_the_poll(green):
     hung instead of reporting POLLERR."""
     if green.name != "eventlet":
         pytest.skip("eventlet's hubs")
-    env = {**os.environ, "EVENTLET_HUB": "poll"}
-    patching = "patched" if green.patched else "plain"
-    proc = subprocess.run(
-        [sys.executable, "-c", _POLL_HUB_CLOSED_FD, green.name, patching],
-        capture_output=True,
-        text=True,
-        timeout=40,
-        env=env,
-    )
+    proc = green.run(_POLL_HUB_CLOSED_FD, env={"EVENTLET_HUB": "poll"})
     lines = proc.stdout.splitlines()
     assert lines[:1] == ["eventlet.hubs.poll"], proc.stdout + proc.stderr
     assert lines[1:] == ["poll: POLLERR"], proc.stdout + proc.stderr
@@ -393,9 +350,7 @@ def test_a_close_from_another_os_thread_wakes_the_parked_greenlets(
 
 
 #: Zero-copy sends of large frames, tracked (pyzmq's garbage collector thread serves them).
-_ZERO_COPY = (
-    _PROLOGUE
-    + r"""
+_ZERO_COPY = r"""
 context = zmq.Context()
 pull = context.socket(zmq.PULL)
 port = pull.bind_to_random_port("tcp://127.0.0.1")
@@ -410,7 +365,6 @@ with hub.Timeout(10):
 print("received", sizes == [len(frame)] * 20, "tracked", all(t.done for t in trackers), flush=True)
 context.destroy(linger=0)
 """
-)
 
 
 @pytest.mark.timeout(60)
@@ -419,5 +373,5 @@ def test_zero_copy_sends_in_a_monkeypatched_program(green):
     context of its own: a plain one but under gevent's patching. Under eventlet's, that
     thread is a green thread and its blocking receive stopped the whole process at the first
     ``send(copy=False)`` (eventlet.green.zmq hangs the same way)."""
-    out, err = _run(green, _ZERO_COPY)
-    assert out.splitlines() == ["received True tracked True"], out + err
+    done = green.run(_ZERO_COPY)
+    assert done.stdout.splitlines() == ["received True tracked True"], done.stdout + done.stderr

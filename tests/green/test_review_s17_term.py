@@ -5,8 +5,6 @@ raced, repeated, from a hub callback, from a finalizer. Both flavours, plain and
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -174,29 +172,12 @@ def test_a_lingering_destroy_in_a_hub_callback_waits_in_the_hub(green, zmq, proc
     assert done == [True]
 
 
-#: A program (argv: flavour, plain/patched, endpoint) whose client object, in a reference
-#: cycle with its context and its socket (an unsent request, LINGER 300 ms), destroys the
-#: context in ``__del__``, as programs tidy up. The collector runs it with the socket's weak
-#: reference already cleared: destroy() cannot close that socket.
-#: The start of a program (argv: flavour, plain/patched, endpoint), patched first if asked.
-_PROGRAM = r"""
-import faulthandler, gc, os, signal, sys, warnings
-warnings.simplefilter("ignore")
-faulthandler.dump_traceback_later(15, exit=True)
-flavour, patching, endpoint = sys.argv[1:]
-if flavour == "gevent":
-    if patching == "patched":
-        from gevent import monkey; monkey.patch_all()
-    import gevent as green
-    import zmq_async.green as zmq
-else:
-    import eventlet as green
-    if patching == "patched":
-        green.monkey_patch()
-    import zmq_async.green.eventlet as zmq
-"""
-
+#: A program (args: endpoint) whose client object, in a reference cycle with its context and
+#: its socket (an unsent request, LINGER 300 ms), destroys the context in ``__del__``, as
+#: programs tidy up. The collector runs it with the socket's weak reference already cleared:
+#: destroy() cannot close that socket.
 _DESTROY_IN_DEL = r"""
+(endpoint,) = args
 class Client:
     def __init__(self):
         self.context = zmq.Context()
@@ -212,7 +193,7 @@ class Client:
         print("destroyed", flush=True)
 
 contexts = []
-green.sleep(0)  # the hub is made, as in any running program
+hub.sleep(0)  # the hub is made, as in any running program
 Client()
 gc.collect()
 print("collected", contexts[0].closed, flush=True)
@@ -226,7 +207,7 @@ def test_a_context_destroyed_by_a_finalizer_with_its_sockets_does_not_hang(green
     close it, and libzmq's term waited for that socket for ever, holding the whole program
     (its finalizer runs only after this one): zmq.green never hangs here (its hub holds its
     sockets). The context terminates once the collection has closed the socket."""
-    done = _run(green, procs, _DESTROY_IN_DEL)
+    done = green.run(_DESTROY_IN_DEL, procs.free_endpoint())
     assert done.stdout == "destroyed\ncollected True\n", done.stdout + done.stderr
     assert done.returncode == 0, done.stderr
 
@@ -234,20 +215,21 @@ def test_a_context_destroyed_by_a_finalizer_with_its_sockets_does_not_hang(green
 #: A program whose lingering term() runs (in its worker thread) when another greenlet forks:
 #: the child terms its copy of the context, then uses a context of its own.
 _FORK_DURING_TERM = r"""
+(endpoint,) = args
 context = zmq.Context()
 req = context.socket(zmq.REQ)
 req.linger = 1500
 req.connect(endpoint)
 req.send(b"unsent")
 req.close()
-terminator = green.spawn(context.term)
-green.sleep(0.1)
+terminator = hub.spawn(context.term)
+hub.sleep(0.1)
 pid = os.fork()
 if pid == 0:
     signal.alarm(10)
     if flavour == "gevent" and patching == "plain":
-        green.reinit()  # gevent requires it after a plain os.fork
-    with green.Timeout(5):
+        hub.reinit()  # gevent requires it after a plain os.fork
+    with hub.Timeout(5):
         context.term()
     print("child", context.closed, flush=True)
     own = zmq.Context()
@@ -256,7 +238,7 @@ if pid == 0:
     print("child's own", own.closed, flush=True)
     os._exit(0)
 _, status = os.waitpid(pid, 0)
-green.sleep(0)
+hub.sleep(0)
 terminator.wait() if flavour == "eventlet" else terminator.get()
 print("parent", context.closed, os.waitstatus_to_exitcode(status), flush=True)
 """
@@ -268,25 +250,15 @@ def test_a_child_forked_during_a_lingering_term_terms_its_copy(green, procs):
     of the context had that term's lock held, by a thread the child does not have, so a
     term() there waited for ever (pyzmq's term of a parent's context does nothing in the
     child). It must return at once, and the child's own contexts work."""
-    done = _run(green, procs, _FORK_DURING_TERM)
+    done = green.run(_FORK_DURING_TERM, procs.free_endpoint())
     assert done.stdout == "child True\nchild's own True\nparent True 0\n", done.stdout + done.stderr
-
-
-def _run(green: Any, procs: Any, program: str) -> subprocess.CompletedProcess[str]:
-    """``program`` after :data:`_PROGRAM`, in this run's flavour and patching."""
-    patching = "patched" if green.patched else "plain"
-    return subprocess.run(
-        [sys.executable, "-c", _PROGRAM + program, green.name, patching, procs.free_endpoint()],
-        capture_output=True,
-        text=True,
-        timeout=40,
-    )
 
 
 #: A program whose ten contexts each keep a request for a peer that never comes, with the
 #: default LINGER (-1), destroyed by ten greenlets: those terms never end. Then it asks the
 #: hub's pool for one call (gevent's default resolver runs getaddrinfo there).
 _STUCK_TERMS = r"""
+(endpoint,) = args
 contexts = []
 for _ in range(10):
     context = zmq.Context()
@@ -295,12 +267,12 @@ for _ in range(10):
     req.send(b"unsent")
     contexts.append(context)
 for context in contexts:
-    green.spawn(context.destroy)
-green.sleep(0.3)
+    hub.spawn(context.destroy)
+hub.sleep(0.3)
 try:
-    with green.Timeout(3):
-        print("pool answers", green.get_hub().threadpool.apply(lambda: 42), flush=True)
-except green.Timeout:
+    with hub.Timeout(3):
+        print("pool answers", hub.get_hub().threadpool.apply(lambda: 42), flush=True)
+except hub.Timeout:
     print("pool starved", flush=True)
 os._exit(0)
 """
@@ -314,5 +286,5 @@ def test_terms_that_never_end_leave_gevents_pool_free(green, procs):
     the whole hub at the first such term.) Each term runs in an OS thread of its own."""
     if green.name != "gevent":
         pytest.skip("eventlet's terms never used a pool")
-    done = _run(green, procs, _STUCK_TERMS)
+    done = green.run(_STUCK_TERMS, procs.free_endpoint())
     assert done.stdout == "pool answers 42\n", done.stdout + done.stderr
