@@ -11,6 +11,7 @@ scopes. Every message counted: exactly once, in order. Every wait is bounded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sys
 import time
@@ -56,6 +57,18 @@ async def drained(pull: Any) -> list[list[bytes]]:
     while await pull.poll(50):
         rest.append(await asyncio.wait_for(pull.recv_multipart(), WAIT))
     return rest
+
+
+class Once:
+    """A callable that calls ``action`` the first time only."""
+
+    def __init__(self, action: Callable[[], Any]) -> None:
+        self.action: Callable[[], Any] | None = action
+
+    def __call__(self) -> None:
+        action, self.action = self.action, None
+        if action is not None:
+            action()
 
 
 def cancel_in_its_tick(fut: Any) -> asyncio.Task[Any]:
@@ -124,13 +137,7 @@ async def test_recv_into_storm_every_message_once_in_order(link: Any) -> None:
     got: list[bytes] = []
     ticks = 0
     for i in range(150):
-        sent = False
-
-        def send(i: int = i) -> None:
-            nonlocal sent
-            if not sent:
-                sent = True
-                push.send(b"%d" % i)
+        send = Once(lambda i=i: push.send(b"%d" % i))  # (timers of earlier attempts too)
 
         deadline = time.monotonic() + WAIT
         while len(got) == i:
@@ -181,10 +188,8 @@ async def test_direct_cancel_of_the_done_receive_of_a_cancelling_task_gives_it_o
     fut.add_done_callback(lambda f: f.cancel())  # before the task's wake-up, in the tick
 
     async def still_cancelling() -> Any:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # caught, not uncancelled
             await asyncio.sleep(WAIT)
-        except asyncio.CancelledError:
-            pass  # caught, not uncancelled
         return await fut
 
     task = asyncio.ensure_future(still_cancelling())
@@ -195,10 +200,8 @@ async def test_direct_cancel_of_the_done_receive_of_a_cancelling_task_gives_it_o
         assert task.cancelling() == 1
     push.send(b"one")
     received: list[Any] = []
-    try:
+    with contextlib.suppress(asyncio.CancelledError):
         received.append(await asyncio.wait_for(task, WAIT))
-    except asyncio.CancelledError:
-        pass
     received += await drained(pull)
     assert [r if isinstance(r, list) else [r] for r in received] in (
         [[b"one"]],
@@ -241,7 +244,3 @@ async def test_last_frame_given_back_after_the_next_message_began_ends_its_messa
     assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"t1"]
     assert await asyncio.wait_for(pull.recv(), WAIT) == b"t2"
     assert await drained(pull) == []
-
-
-def _unused(*_: Callable[..., Any]) -> None:
-    """(Keeps imports used by later sections.)"""

@@ -47,7 +47,6 @@ _EVENTS = int(zmq.EVENTS)
 _POLLIN = int(zmq.POLLIN)
 _POLLOUT = int(zmq.POLLOUT)
 _RCVTIMEO = int(zmq.RCVTIMEO)
-_RCVMORE = int(zmq.RCVMORE)
 _SNDTIMEO = int(zmq.SNDTIMEO)
 #: Errors after which the socket can never proceed: closed, or its context terminated.
 _FATAL = (zmq.ENOTSOCK, zmq.ETERM)
@@ -305,13 +304,28 @@ class Socket(ReactorSocket["Future[Any]"]):
             waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
-            if op is _recv or op is _recv_multipart:
+            if op is _recv_multipart:
                 # A task cancelled as this completes must not throw its message away.
                 kept = _KeptFuture(loop=future.get_loop())
-                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, op is _recv
+                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, False
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
                 future = kept
+            elif op is _recv or op is _ops.recv_into:
+                # One frame, with whether more follow as it is received (read at the give-back,
+                # a receive taken since would tell its own). recv_into receives a Frame (no
+                # copy) and copies it into the buffer: a frame can go back, bytes cannot.
+                if op is _ops.recv_into:
+                    buffer, nbytes, flags_ = args
+                    try:
+                        _ops.into_view(buffer, nbytes)  # a bad buffer fails, taking nothing
+                    except Exception as exc:
+                        future.set_exception(exc)
+                        return future
+                    args, post = (flags_, False, False), partial(_ops.copy_into, buffer, nbytes)
+                kept = _KeptFuture(loop=future.get_loop())
+                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, True
+                op, post, future = _ops.recv_more, kept, kept
             waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
@@ -616,8 +630,10 @@ class _KeptFuture(Future[Any]):
     raw: Any
 
     def __call__(self, raw: Any) -> Any:
-        """The waiter's ``post`` for a decoded receive: decode ``raw``, which is kept."""
-        result = self.post(raw)  # type: ignore[misc]
+        """The waiter's ``post`` for a decoded receive, or a frame's (``raw``: ``(frame,
+        more)``, see ``_ops.recv_more``): the result from ``raw``, which is kept."""
+        post: Any = self.post
+        result = post(raw) if not self.frame else raw[0] if post is None else post(raw[0])
         self.raw = raw  # (after decoding: a message its decoder refused is not given back)
         return result
 
@@ -627,24 +643,32 @@ class _KeptFuture(Future[Any]):
         if super().cancel(msg):
             return True
         raw = self.raw
-        if raw is None and self.post is None:
+        if raw is None and self.post is None and not self.frame:
             raw = None if self.cancelled() or self.exception() else self.result()
         if raw is None or self.reactor.closed or not _cancelling_waiter(self):
             return False
         self.raw, self.post = None, _GIVEN  # never twice
-        if self.frame:
-            # Whether more frames follow, read now rather than at each receive (an RCVMORE
-            # read per receive cost 10% of a REQ/REP round trip): right unless a receive has
-            # taken a frame since (giving this one back reorders then anyway), or this one
-            # came from frames given back. A Frame knows.
-            more = raw.more if isinstance(raw, zmq.Frame) else _get(self.reactor.socket, _RCVMORE)
-            self.reactor.give_back([(raw, bool(more))])
-        else:
-            self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
+        self.reactor.give_back(
+            _ops.given_frames(_ops.recv_more if self.frame else _recv_multipart, raw) or []
+        )
+        # Its task gets CancelledError, not the result, also when cancel() is not its own
+        # Task.cancel() (a task still cancelling from before, whose Future someone cancels):
+        # the task's wake-up reads result() (by name, on a subclass), which raises now.
+        self.__class__ = _GivenFuture
         return False
 
 
-_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future pending>"
+class _GivenFuture(_KeptFuture):
+    """A :class:`_KeptFuture` whose frames went back to the socket: its result is not there."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        """Raises CancelledError: the message went back to the socket, for the next receive."""
+        raise asyncio.CancelledError
+
+
+_KeptFuture.__name__ = _GivenFuture.__name__ = "Future"  # its repr reads as any Future's
 
 
 def _cancelling_waiter(future: Future[Any]) -> bool:
