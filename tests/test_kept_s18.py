@@ -244,3 +244,144 @@ async def test_last_frame_given_back_after_the_next_message_began_ends_its_messa
     assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"t1"]
     assert await asyncio.wait_for(pull.recv(), WAIT) == b"t2"
     assert await drained(pull) == []
+
+
+# -- d. anyio, on asyncio and trio: cancel scopes ----------------------------------------------
+
+#: anyio receive kinds: (how message ``i`` is sent, how it is received, what it gives).
+AKINDS: dict[str, tuple[Callable[[int], list[bytes]], Callable[[Any], Any], Callable[[int], Any]]]
+AKINDS = {
+    "recv": (lambda i: [b"%d" % i], lambda s: s.recv(), lambda i: b"%d" % i),
+    "multipart": (
+        lambda i: [b"%d" % i, b"m"],
+        lambda s: s.recv_multipart(),
+        lambda i: [b"%d" % i, b"m"],
+    ),
+    "string": (lambda i: [b"%d" % i], lambda s: s.recv_string(), lambda i: str(i)),
+    "json": (lambda i: [b'{"i": %d}' % i], lambda s: s.recv_json(), lambda i: {"i": i}),
+    "into": (lambda i: [b"%d" % i], None, lambda i: b"%d" % i),  # (see areceive)
+}
+
+
+async def areceive(pull: Any, kind: str) -> Any:
+    """One receive of ``kind`` on an anyio socket (``into``: the bytes received into a buffer)."""
+    if kind == "into":
+        buf = bytearray(16)
+        return bytes(buf[: await pull.recv_into(buf)])
+    return await AKINDS[kind][1](pull)
+
+
+@pytest.mark.anyio
+@pytest.mark.timeout(120)
+async def test_anyio_cancel_scope_storm_every_message_once_in_order(anyio_backend: Any) -> None:
+    """zmq_async.anyio on asyncio, uvloop and trio: counted messages, each attempt to receive
+    one in a cancel scope cancelled at a random moment (move_on_after, fail_after, a task
+    group cancelled by a sibling), also due in the tick the message arrives (the loop
+    blocked until both are there): every message once, in order."""
+    import anyio
+
+    rng = random.Random(1818)
+    ctx = zmq_async.anyio.Context()
+    pull, sync_ctx, push = tcp_pull(ctx)
+    counts = dict.fromkeys(["move_on", "fail_after", "group", "got"], 0)
+    try:
+        for i in range(200):
+            kind = rng.choice(list(AKINDS))
+            encode, _, expected = AKINDS[kind]
+            send = Once(lambda i=i, encode=encode: push.send_multipart(encode(i)))
+            deadline = time.monotonic() + WAIT
+            while True:
+                assert time.monotonic() < deadline, f"message {i} ({kind}) never came"
+                mode = rng.choice(["move_on", "fail_after", "group"])
+                delay = rng.uniform(0, 0.003)
+                same_tick = rng.random() < 0.4
+                value: Any = None
+                got = False
+
+                async def sender(same_tick: bool = same_tick, send: Once = send) -> None:
+                    await anyio.sleep(0 if same_tick else rng.uniform(0, 0.003))
+                    send()
+                    if same_tick:
+                        time.sleep(0.005)  # the message is in and the deadline due
+
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(sender)
+                    if mode == "move_on":
+                        with anyio.move_on_after(delay):
+                            value, got = await areceive(pull, kind), True
+                    elif mode == "fail_after":
+                        try:
+                            with anyio.fail_after(delay):
+                                value, got = await areceive(pull, kind), True
+                        except TimeoutError:
+                            pass
+                    else:
+
+                        async def canceller(delay: float = delay, tg: Any = tg) -> None:
+                            await anyio.sleep(delay)
+                            tg.cancel_scope.cancel()
+
+                        tg.start_soon(canceller)
+                        value, got = await areceive(pull, kind), True
+                        tg.cancel_scope.cancel()  # (the canceller's work is done)
+                if got:
+                    counts["got"] += 1
+                    assert value == expected(i), (i, kind, mode)
+                    break
+                counts[mode] += 1
+        with anyio.fail_after(WAIT):
+            assert await pull.poll(50) == 0  # nothing twice, nothing left
+    finally:
+        pull.close(linger=0)
+        sync_ctx.destroy(linger=0)
+        ctx.destroy(linger=0)
+    assert counts["got"] == 200
+    assert counts["move_on"] + counts["fail_after"] + counts["group"] > 20, counts
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("kind", ["recv_serialized", "recv_json"])
+async def test_anyio_scope_cancelled_while_its_message_is_decoded_loses_nothing(
+    anyio_backend: Any, kind: str
+) -> None:
+    """The scope around a waiting receive is cancelled by the decoding of its message (in
+    the dispatch, between the receive and its result): the message is returned (the scope
+    raises at the next checkpoint) or goes to the next receive; never lost, never twice."""
+    import anyio
+
+    ctx = zmq_async.anyio.Context()
+    pull, sync_ctx, push = tcp_pull(ctx)
+    scope = anyio.CancelScope()
+    received: list[Any] = []
+
+    def decode(frames: list[Any]) -> Any:
+        scope.cancel()
+        return [bytes(f) for f in frames]
+
+    def hook(obj: dict[str, Any]) -> Any:
+        scope.cancel()
+        return obj
+
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def later_send() -> None:
+                await anyio.sleep(0.02)  # the receive waits
+                push.send(b'{"n": 1}')
+
+            tg.start_soon(later_send)
+            with scope:
+                if kind == "recv_serialized":
+                    received.append(await pull.recv_serialized(decode))
+                else:
+                    received.append(await pull.recv_json(object_hook=hook))
+                await anyio.sleep(WAIT)  # the checkpoint that raises
+        assert scope.cancelled_caught
+        with anyio.fail_after(WAIT):
+            while await pull.poll(100):
+                received.append(await pull.recv_multipart())
+    finally:
+        pull.close(linger=0)
+        sync_ctx.destroy(linger=0)
+        ctx.destroy(linger=0)
+    assert len(received) == 1, received
