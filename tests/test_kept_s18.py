@@ -435,3 +435,41 @@ async def test_anyio_scope_cancelled_while_its_message_is_decoded_loses_nothing(
         sync_ctx.destroy(linger=0)
         ctx.destroy(linger=0)
     assert len(received) == 1, received
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_anyio_noblock_receive_takes_a_message_given_back_first(anyio_backend: str) -> None:
+    """zmq_async.anyio on asyncio: a message given back (its receive cancelled as it was
+    decoded) comes before a newer one, also to a NOBLOCK receive, and poll sees it."""
+    import anyio
+
+    ctx = zmq_async.anyio.Context()
+    pull, sync_ctx, push = tcp_pull(ctx)
+    scope = anyio.CancelScope()
+
+    def decode(frames: list[Any]) -> Any:
+        scope.cancel()
+        return frames
+
+    try:
+        async with anyio.create_task_group() as tg:
+
+            async def later_send() -> None:
+                await anyio.sleep(0.02)  # the receive waits
+                push.send(b"first")
+
+            tg.start_soon(later_send)
+            with scope:
+                await pull.recv_serialized(decode)
+        push.send(b"second")
+        with anyio.fail_after(WAIT):
+            assert await pull.poll(WAIT * 1000) == zmq.POLLIN
+            while not pull.getsockopt(zmq.EVENTS) & zmq.POLLIN:  # "second" is in too
+                await anyio.sleep(0.001)
+            assert await pull.recv(zmq.NOBLOCK) == b"first"
+            assert await pull.recv(zmq.NOBLOCK) == b"second"
+    finally:
+        pull.close(linger=0)
+        sync_ctx.destroy(linger=0)
+        ctx.destroy(linger=0)
