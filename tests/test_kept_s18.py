@@ -473,3 +473,34 @@ async def test_anyio_noblock_receive_takes_a_message_given_back_first(anyio_back
         pull.close(linger=0)
         sync_ctx.destroy(linger=0)
         ctx.destroy(linger=0)
+
+
+@pytest.mark.asyncio
+async def test_cancelled_as_it_receives_into_a_buffer_leaves_no_empty_give_back(
+    link: Any,
+) -> None:
+    """A waiter cancelled while its operation receives into a buffer (nothing to give back:
+    the bytes are in the buffer): no empty "given back" is left, which made polls say
+    POLLIN and the next receive fail."""
+    from zmq_async._ops import recv_into
+    from zmq_async._reactor import Waiter
+
+    pull, push = link
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+    buf = bytearray(8)
+
+    def cancelling_recv_into(socket: Any, *args: Any) -> int:
+        fut.cancel()  # (as a signal handler may, between the receive and its result)
+        return recv_into(socket, *args)
+
+    assert await pull.poll(0) == 0
+    pull._reactor.wait_recv(Waiter(fut, cancelling_recv_into, (buf, 0, zmq.NOBLOCK)))
+    push.send(b"into")
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(fut, WAIT)
+    assert buf[:4] == b"into"
+    assert pull._reactor.given is None
+    assert await pull.poll(50) == 0
+    push.send(b"next")
+    assert await asyncio.wait_for(pull.recv(), WAIT) == b"next"

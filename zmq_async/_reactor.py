@@ -664,12 +664,14 @@ class Reactor:
 
     def _taken_back(self, op: Any, result: Any) -> None:
         """Give back what the receive ``op`` has just taken from the socket (``result``)."""
+        frames: list[tuple[Any, bool]] | None
         if op is _ops.recv:
             # (Nothing was received since: RCVMORE is still this frame's.)
             frames = [(result, bool(_get(self.socket, _RCVMORE)))]
         else:
-            frames = _ops.given_frames(op, result) or []
-        self.give_back(frames)
+            frames = _ops.given_frames(op, result)  # (None: recv_into's, in a buffer)
+        if frames:
+            self.give_back(frames)
 
     def _escaping(self, waiter: Waiter, exc: BaseException) -> None:
         """Before ``exc`` (SystemExit, KeyboardInterrupt...: not an ``Exception``) propagates
