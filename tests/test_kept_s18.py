@@ -1,11 +1,13 @@
 """A receive cancelled as its message arrives loses nothing, the remaining cases (rule 2).
 
 After ``tests/test_kept_s17.py``: a waiting ``recv_into`` (the bytes are in the caller's
-buffer, but the count is lost with the task: the message goes back, as a frame, to the next
-receive); a task still counting an earlier cancel, whose done receive someone cancels
-directly (once, not twice); a frame given back keeps the "more follow" it had when it was
-received, not the socket's at the give-back; and anyio on trio and on asyncio, with cancel
-scopes. Every message counted: exactly once, in order. Every wait is bounded.
+buffer, but the count is lost with the task: the frame goes back, as the buffer holds it, to
+the next receive); a task still counting an earlier cancel, whose done receive someone
+cancels directly (once, not twice); a receive cancelled while its message is decoded (in the
+dispatch: a decoder, a hook, a signal handler); anyio on asyncio and trio, with cancel
+scopes. A bytes frame given back after another receive took a frame keeps a wrong "more
+follow": a known limit (strict xfail), whose fix costs every waiting receive. Every message
+counted: exactly once, in order. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 import pytest
@@ -24,19 +27,10 @@ import zmq
 import zmq_async.anyio
 import zmq_async.asyncio
 import zmq_async.tornado
+from tests.test_kept_s17 import Once, tcp_pull
 
 WAIT = 10.0
 pytestmark = pytest.mark.timeout(60)
-
-
-def tcp_pull(ctx: Any) -> tuple[Any, zmq.Context[Any], zmq.Socket[Any]]:
-    """``ctx``'s PULL bound on loopback, and a plain PUSH of a plain context connected to it."""
-    pull = ctx.socket(zmq.PULL)
-    port = pull.bind_to_random_port("tcp://127.0.0.1")
-    sync_ctx: zmq.Context[Any] = zmq.Context()
-    push = sync_ctx.socket(zmq.PUSH)
-    push.connect(f"tcp://127.0.0.1:{port}")
-    return pull, sync_ctx, push
 
 
 @pytest.fixture(params=["asyncio", "tornado"])
@@ -57,18 +51,6 @@ async def drained(pull: Any) -> list[list[bytes]]:
     while await pull.poll(50):
         rest.append(await asyncio.wait_for(pull.recv_multipart(), WAIT))
     return rest
-
-
-class Once:
-    """A callable that calls ``action`` the first time only."""
-
-    def __init__(self, action: Callable[[], Any]) -> None:
-        self.action: Callable[[], Any] | None = action
-
-    def __call__(self) -> None:
-        action, self.action = self.action, None
-        if action is not None:
-            action()
 
 
 def cancel_in_its_tick(fut: Any) -> asyncio.Task[Any]:
@@ -138,7 +120,7 @@ async def test_recv_into_storm_every_message_once_in_order(link: Any) -> None:
     got: list[bytes] = []
     ticks = 0
     for i in range(150):
-        send = Once(lambda i=i: push.send(b"%d" % i))  # (timers of earlier attempts too)
+        send = Once(partial(push.send, b"%d" % i))  # (timers of earlier attempts too)
 
         deadline = time.monotonic() + WAIT
         while len(got) == i:
@@ -299,7 +281,9 @@ async def test_task_cancelled_while_its_message_is_decoded_loses_nothing(
 # -- d. anyio, on asyncio and trio: cancel scopes ----------------------------------------------
 
 #: anyio receive kinds: (how message ``i`` is sent, how it is received, what it gives).
-AKINDS: dict[str, tuple[Callable[[int], list[bytes]], Callable[[Any], Any], Callable[[int], Any]]]
+AKINDS: dict[
+    str, tuple[Callable[[int], list[bytes]], Callable[[Any], Any] | None, Callable[[int], Any]]
+]
 AKINDS = {
     "recv": (lambda i: [b"%d" % i], lambda s: s.recv(), lambda i: b"%d" % i),
     "multipart": (
@@ -318,7 +302,9 @@ async def areceive(pull: Any, kind: str) -> Any:
     if kind == "into":
         buf = bytearray(16)
         return bytes(buf[: await pull.recv_into(buf)])
-    return await AKINDS[kind][1](pull)
+    receive = AKINDS[kind][1]
+    assert receive is not None
+    return await receive(pull)
 
 
 @pytest.mark.anyio
@@ -338,7 +324,7 @@ async def test_anyio_cancel_scope_storm_every_message_once_in_order(anyio_backen
         for i in range(200):
             kind = rng.choice(list(AKINDS))
             encode, _, expected = AKINDS[kind]
-            send = Once(lambda i=i, encode=encode: push.send_multipart(encode(i)))
+            send = Once(partial(push.send_multipart, encode(i)))
             deadline = time.monotonic() + WAIT
             while True:
                 assert time.monotonic() < deadline, f"message {i} ({kind}) never came"
@@ -389,6 +375,25 @@ async def test_anyio_cancel_scope_storm_every_message_once_in_order(anyio_backen
     assert counts["move_on"] + counts["fail_after"] + counts["group"] > 20, counts
 
 
+async def receive_in_scope(scope: Any, push: zmq.Socket[Any], message: bytes, receive: Any) -> Any:
+    """``receive()`` in the cancel ``scope``, ``message`` sent once it waits; what it
+    returned, in a list (empty if it raised, cancelled)."""
+    import anyio
+
+    got: list[Any] = []
+    async with anyio.create_task_group() as tg:
+
+        async def later_send() -> None:
+            await anyio.sleep(0.02)  # the receive waits
+            push.send(message)
+
+        tg.start_soon(later_send)
+        with scope:
+            got.append(await receive())
+            await anyio.sleep(WAIT)  # the checkpoint that raises
+    return got
+
+
 @pytest.mark.anyio
 @pytest.mark.parametrize("kind", ["recv_serialized", "recv_json"])
 async def test_anyio_scope_cancelled_while_its_message_is_decoded_loses_nothing(
@@ -402,7 +407,6 @@ async def test_anyio_scope_cancelled_while_its_message_is_decoded_loses_nothing(
     ctx = zmq_async.anyio.Context()
     pull, sync_ctx, push = tcp_pull(ctx)
     scope = anyio.CancelScope()
-    received: list[Any] = []
 
     def decode(frames: list[Any]) -> Any:
         scope.cancel()
@@ -413,19 +417,14 @@ async def test_anyio_scope_cancelled_while_its_message_is_decoded_loses_nothing(
         return obj
 
     try:
-        async with anyio.create_task_group() as tg:
-
-            async def later_send() -> None:
-                await anyio.sleep(0.02)  # the receive waits
-                push.send(b'{"n": 1}')
-
-            tg.start_soon(later_send)
-            with scope:
-                if kind == "recv_serialized":
-                    received.append(await pull.recv_serialized(decode))
-                else:
-                    received.append(await pull.recv_json(object_hook=hook))
-                await anyio.sleep(WAIT)  # the checkpoint that raises
+        if kind == "recv_serialized":
+            received = await receive_in_scope(
+                scope, push, b'{"n": 1}', lambda: pull.recv_serialized(decode)
+            )
+        else:
+            received = await receive_in_scope(
+                scope, push, b'{"n": 1}', lambda: pull.recv_json(object_hook=hook)
+            )
         assert scope.cancelled_caught
         with anyio.fail_after(WAIT):
             while await pull.poll(100):
@@ -453,15 +452,10 @@ async def test_anyio_noblock_receive_takes_a_message_given_back_first(anyio_back
         return frames
 
     try:
-        async with anyio.create_task_group() as tg:
-
-            async def later_send() -> None:
-                await anyio.sleep(0.02)  # the receive waits
-                push.send(b"first")
-
-            tg.start_soon(later_send)
-            with scope:
-                await pull.recv_serialized(decode)
+        assert (
+            await receive_in_scope(scope, push, b"first", lambda: pull.recv_serialized(decode))
+            == []
+        )
         push.send(b"second")
         with anyio.fail_after(WAIT):
             assert await pull.poll(WAIT * 1000) == zmq.POLLIN
