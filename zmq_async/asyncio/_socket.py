@@ -311,12 +311,6 @@ class Socket(ReactorSocket["Future[Any]"]):
                 kept.reactor, kept.post, kept.raw = reactor, post, None
                 kept.frame = op is not _recv_multipart
                 if op is _ops.recv_into:
-                    try:
-                        # A bad buffer fails now, as the peer's (it would wait for a message).
-                        _ops.into_view(*args[:2])
-                    except Exception as exc:
-                        future.set_exception(exc)
-                        return future
                     kept.into = args[:2]  # what it received is in the buffer: (buffer, nbytes)
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
