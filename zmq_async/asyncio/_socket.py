@@ -250,7 +250,6 @@ class Socket(ReactorSocket["Future[Any]"]):
                 return self._hand_off_recv(op, args, flags, post)
             loop = _get_running_loop()
             return self._hand_off(loop, self._submit, True, op, args, flags, post)
-        future: Future[Any] = Future(loop=loop)
         queue = reactor.sendq if sending else reactor.recvq
         # (A NOBLOCK receive too waits its turn behind frames given back: they came first.)
         if (
@@ -258,16 +257,17 @@ class Socket(ReactorSocket["Future[Any]"]):
             and (sending or not flags & _NOBLOCK or reactor.given is not None)
             and reactor.busy(queue)
         ):
-            return self._queue(sending, future, op, args, post)
+            return self._queue(sending, loop, op, args, post)
         if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
-            return self._queue(False, future, op, args, post, tried=True)
+            return self._queue(False, loop, op, args, post, tried=True)
+        future: Future[Any] = Future(loop=loop)
         try:
             result = op(self, *args)
         except _Again as exc:
             if not flags & _NOBLOCK:
                 if not sending:
                     reactor.recv_dry = True
-                return self._queue(sending, future, op, args, post, tried=not sending)
+                return self._queue(sending, loop, op, args, post, not sending, future)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL and not sending:
@@ -290,24 +290,28 @@ class Socket(ReactorSocket["Future[Any]"]):
     def _queue(
         self,
         sending: bool,
-        future: Future[Any],
+        loop: asyncio.AbstractEventLoop,
         op: Callable[..., Any],
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
         tried: bool = False,
+        future: Future[Any] | None = None,
     ) -> Future[Any]:
-        """The slow path: queue a waiter for the reactor to serve when EVENTS allows.
+        """The slow path: queue a waiter for the reactor to serve when EVENTS allows, with
+        ``future`` (if the caller made it) or a Future of ``loop`` made here.
 
         ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
         """
         reactor = self._reactor
         if sending:
+            if future is None:
+                future = Future(loop=loop)
             waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
             if op is _recv or op is _recv_multipart or op is _ops.recv_into:
                 # A task cancelled as this completes must not throw its message away.
-                kept = _KeptFuture(loop=future.get_loop())
+                kept = _KeptFuture(loop=loop)
                 kept.reactor, kept.post, kept.raw = reactor, post, None
                 kept.frame = op is not _recv_multipart
                 if op is _ops.recv_into:
@@ -315,6 +319,8 @@ class Socket(ReactorSocket["Future[Any]"]):
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
                 future = kept
+            elif future is None:
+                future = Future(loop=loop)
             waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
@@ -337,16 +343,16 @@ class Socket(ReactorSocket["Future[Any]"]):
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.recvq and (not flags & _NOBLOCK or reactor.given is not None):
             return self._submit(False, _recv, (noblock, copy, track), flags)
-        future: Future[Any] = Future(loop=loop)
         if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
             # The last attempt found nothing: EVENTS says so for a third of the cost.
-            return self._queue(False, future, _recv, (noblock, copy, track), None, True)
+            return self._queue(False, loop, _recv, (noblock, copy, track), None, True)
+        future: Future[Any] = Future(loop=loop)
         try:
             future.set_result(_recv(self, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
                 reactor.recv_dry = True
-                return self._queue(False, future, _recv, (noblock, copy, track), None, True)
+                return self._queue(False, loop, _recv, (noblock, copy, track), None, True)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL:
@@ -434,7 +440,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             future.set_result(_send(self, data, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(True, future, _send, (data, noblock, copy, track))
+                return self._queue(True, loop, _send, (data, noblock, copy, track), future=future)
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
