@@ -480,8 +480,9 @@ async def test_cancelled_as_it_receives_into_a_buffer_leaves_no_empty_give_back(
     buf = bytearray(8)
 
     def cancelling_recv_into(socket: Any, *args: Any) -> int:
-        fut.cancel()  # (as a signal handler may, between the receive and its result)
-        return recv_into(socket, *args)
+        size = recv_into(socket, *args)  # (zmq.Again, if tried before the message is in)
+        fut.cancel()  # as a signal handler may, between the receive and its result
+        return size
 
     assert await pull.poll(0) == 0
     pull._reactor.wait_recv(Waiter(fut, cancelling_recv_into, (buf, 0, zmq.NOBLOCK)))
