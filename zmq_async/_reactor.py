@@ -103,6 +103,7 @@ _POLLOUT = int(zmq.POLLOUT)
 _EVENTS = int(zmq.EVENTS)
 _RCVTIMEO = int(zmq.RCVTIMEO)
 _SNDTIMEO = int(zmq.SNDTIMEO)
+_RCVMORE = int(zmq.RCVMORE)
 _POLLBOTH = _POLLIN | _POLLOUT
 _TYPE = int(zmq.TYPE)
 #: Socket types whose receive out of turn fails (EFSM) where EVENTS shows POLLOUT, not POLLIN.
@@ -646,18 +647,38 @@ class Reactor:
             if waiter.timer is not None:  # (most waiters have none: spare the call)
                 _cancel_timer(waiter)
             post = waiter.post
-            if post is None:
-                completion.set_result(result)
-            else:
+            value = result
+            if post is not None:
                 try:
-                    completion.set_result(post(result))
+                    value = post(result)
                 except Exception as exc:
-                    completion.set_exception(exc)
+                    if not completion.done():
+                        completion.set_exception(exc)
+                    return True
                 except BaseException as exc:
                     self._escaping(waiter, exc)
                     raise
+            try:
+                completion.set_result(value)
+            except Exception:
+                # Cancelled while its message was taken: by the decoding (a deserializer, a
+                # JSON hook cancelling a task or scope) or a signal handler (asyncio.run's
+                # SIGINT cancels its task). An asyncio Future cannot complete then: the
+                # message goes back, to the next receive (rule 2).
+                self._taken_back(waiter.op, result)
             return True
         return False
+
+    def _taken_back(self, op: Any, result: Any) -> None:
+        """Give back what the receive ``op`` has just taken from the socket (``result``)."""
+        frames: list[tuple[Any, bool]] | None
+        if op is _ops.recv:
+            # (Nothing was received since: RCVMORE is still this frame's.)
+            frames = [(result, bool(_get(self.socket, _RCVMORE)))]
+        else:
+            frames = _ops.given_frames(op, result)  # (None: recv_into's, in a buffer)
+        if frames:
+            self.give_back(frames)
 
     def _escaping(self, waiter: Waiter, exc: BaseException) -> None:
         """Before ``exc`` (SystemExit, KeyboardInterrupt...: not an ``Exception``) propagates

@@ -54,6 +54,7 @@ _get_running_loop = asyncio._get_running_loop
 _sleep0 = asyncio.sleep
 _CancelledError = asyncio.CancelledError
 _get: Callable[[Any, int], Any] = _BackendSocket.get
+_POLLIN = int(zmq.POLLIN)
 _set = _BackendSocket.set
 _recv = _ops.recv
 _send = _ops.send
@@ -390,7 +391,8 @@ class Socket(ReactorSocket[Any]):
                 hot.later = _YIELD
                 return _LATER
         queue = reactor.sendq if sending else reactor.recvq
-        if queue and not flags & _NOBLOCK and reactor.busy(queue):
+        # (A NOBLOCK receive too waits its turn behind frames given back: they came first.)
+        if queue and (not flags & _NOBLOCK or reactor.given is not None) and reactor.busy(queue):
             hot.later = _WAIT  # FIFO: wait behind the others
             return _LATER
         if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
@@ -590,6 +592,8 @@ class Socket(ReactorSocket[Any]):
             await (lowlevel.checkpoint() if yields else lowlevel.checkpoint_if_cancelled())
         reactor = self._reactor
         ready: int = _get(self, _EVENTS) & flags
+        if reactor.given is not None:
+            ready |= _POLLIN & flags  # a message given back waits (Reactor.give_back)
         if ready or timeout == 0:
             reactor.after_op()
             return ready

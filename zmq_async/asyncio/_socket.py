@@ -250,7 +250,6 @@ class Socket(ReactorSocket["Future[Any]"]):
                 return self._hand_off_recv(op, args, flags, post)
             loop = _get_running_loop()
             return self._hand_off(loop, self._submit, True, op, args, flags, post)
-        future: Future[Any] = Future(loop=loop)
         queue = reactor.sendq if sending else reactor.recvq
         # (A NOBLOCK receive too waits its turn behind frames given back: they came first.)
         if (
@@ -258,16 +257,17 @@ class Socket(ReactorSocket["Future[Any]"]):
             and (sending or not flags & _NOBLOCK or reactor.given is not None)
             and reactor.busy(queue)
         ):
-            return self._queue(sending, future, op, args, post)
+            return self._queue(sending, loop, op, args, post)
         if not sending and reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
-            return self._queue(False, future, op, args, post, tried=True)
+            return self._queue(False, loop, op, args, post, tried=True)
+        future: Future[Any] = Future(loop=loop)
         try:
             result = op(self, *args)
         except _Again as exc:
             if not flags & _NOBLOCK:
                 if not sending:
                     reactor.recv_dry = True
-                return self._queue(sending, future, op, args, post, tried=not sending)
+                return self._queue(sending, loop, op, args, post, not sending, future)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL and not sending:
@@ -290,28 +290,37 @@ class Socket(ReactorSocket["Future[Any]"]):
     def _queue(
         self,
         sending: bool,
-        future: Future[Any],
+        loop: asyncio.AbstractEventLoop,
         op: Callable[..., Any],
         args: tuple[Any, ...],
         post: Callable[[Any], Any] | None = None,
         tried: bool = False,
+        future: Future[Any] | None = None,
     ) -> Future[Any]:
-        """The slow path: queue a waiter for the reactor to serve when EVENTS allows.
+        """The slow path: queue a waiter for the reactor to serve when EVENTS allows, with
+        ``future`` (if the caller made it) or a Future of ``loop`` made here.
 
         ``tried``: a receive that has just found no message (see ``Reactor.wait_recv``).
         """
         reactor = self._reactor
         if sending:
+            if future is None:
+                future = Future(loop=loop)
             waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
-            if op is _recv or op is _recv_multipart:
+            if op is _recv or op is _recv_multipart or op is _ops.recv_into:
                 # A task cancelled as this completes must not throw its message away.
-                kept = _KeptFuture(loop=future.get_loop())
-                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, op is _recv
+                kept = _KeptFuture(loop=loop)
+                kept.reactor, kept.post, kept.raw = reactor, post, None
+                kept.frame = op is not _recv_multipart
+                if op is _ops.recv_into:
+                    kept.into = args[:2]  # what it received is in the buffer: (buffer, nbytes)
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
                 future = kept
+            elif future is None:
+                future = Future(loop=loop)
             waiter = Waiter(future, op, args, post)
             reactor.wait_recv(waiter, tried)
         _disarm_on_cancel(waiter, future)
@@ -334,16 +343,16 @@ class Socket(ReactorSocket["Future[Any]"]):
         noblock = flags | _NOBLOCK  # bad flags raise here, at the call, as the peer's do
         if reactor.recvq and (not flags & _NOBLOCK or reactor.given is not None):
             return self._submit(False, _recv, (noblock, copy, track), flags)
-        future: Future[Any] = Future(loop=loop)
         if reactor.recv_dry and not flags & _NOBLOCK and not reactor.recv_ready():
             # The last attempt found nothing: EVENTS says so for a third of the cost.
-            return self._queue(False, future, _recv, (noblock, copy, track), None, True)
+            return self._queue(False, loop, _recv, (noblock, copy, track), None, True)
+        future: Future[Any] = Future(loop=loop)
         try:
             future.set_result(_recv(self, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
                 reactor.recv_dry = True
-                return self._queue(False, future, _recv, (noblock, copy, track), None, True)
+                return self._queue(False, loop, _recv, (noblock, copy, track), None, True)
             future.set_exception(exc)
         except zmq.ZMQError as exc:
             if exc.errno in _FATAL:
@@ -431,7 +440,7 @@ class Socket(ReactorSocket["Future[Any]"]):
             future.set_result(_send(self, data, noblock, copy, track))
         except _Again as exc:
             if not flags & _NOBLOCK:
-                return self._queue(True, future, _send, (data, noblock, copy, track))
+                return self._queue(True, loop, _send, (data, noblock, copy, track), future=future)
             future.set_exception(exc)
         except Exception as exc:
             future.set_exception(exc)
@@ -603,17 +612,19 @@ class _KeptFuture(Future[Any]):
     a receive served at once completes before its caller can be cancelled.
     """
 
-    __slots__ = ("frame", "post", "raw", "reactor")
+    __slots__ = ("frame", "into", "post", "raw", "reactor")
 
     # (Set by Socket._queue: an __init__ of our own would cost every queued receive.)
     reactor: Reactor
-    #: A ``recv`` (one frame), else a ``recv_multipart``.
+    #: One frame (``recv``, ``recv_into``), else a ``recv_multipart``.
     frame: bool
     #: The decoder (recv_string, recv_json...), or None.
     post: Callable[[Any], Any] | None
     #: What a decoded receive received, once decoded; None: not decoded (the result is
     #: what it received), or given back.
     raw: Any
+    #: A ``recv_into``'s ``(buffer, nbytes)`` (set for it alone): its frame is there.
+    into: tuple[Any, int]
 
     def __call__(self, raw: Any) -> Any:
         """The waiter's ``post`` for a decoded receive: decode ``raw``, which is kept."""
@@ -626,25 +637,50 @@ class _KeptFuture(Future[Any]):
         cancelled (it gets CancelledError, not the result): give the frames back, once."""
         if super().cancel(msg):
             return True
+        if self.cancelled() or self.exception() is not None:
+            return False
         raw = self.raw
         if raw is None and self.post is None:
-            raw = None if self.cancelled() or self.exception() else self.result()
+            raw = self.result()
         if raw is None or self.reactor.closed or not _cancelling_waiter(self):
             return False
         self.raw, self.post = None, _GIVEN  # never twice
         if self.frame:
+            into = getattr(self, "into", None)
+            if into is not None:
+                # recv_into: its frame as the buffer holds it (cut as it was cut; its size,
+                # the result, is lost with the task). A frame is cheaper to rebuild here, on
+                # this rare path, than to receive for every waiting recv_into (a zmq.Frame,
+                # then a copy into the buffer: +45% per round trip, callgrind).
+                buffer, nbytes = into
+                raw = bytes(_ops.into_view(buffer, nbytes)[: min(raw, nbytes or len(buffer))])
             # Whether more frames follow, read now rather than at each receive (an RCVMORE
-            # read per receive cost 10% of a REQ/REP round trip): right unless a receive has
-            # taken a frame since (giving this one back reorders then anyway), or this one
-            # came from frames given back. A Frame knows.
+            # read per receive cost 5% of a waited round trip for recv(), 12% for
+            # recv_string: callgrind): right unless a receive has taken a frame since (then a
+            # message's last frame may go back as if more followed), or this one came from
+            # frames given back. A Frame knows.
             more = raw.more if isinstance(raw, zmq.Frame) else _get(self.reactor.socket, _RCVMORE)
             self.reactor.give_back([(raw, bool(more))])
         else:
             self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
+        # Its task gets CancelledError, not the result, also when cancel() is not its own
+        # Task.cancel() (a task still cancelling from before, whose Future someone cancels):
+        # the task's wake-up reads result() (by name, on a subclass), which raises now.
+        self.__class__ = _GivenFuture
         return False
 
 
-_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future pending>"
+class _GivenFuture(_KeptFuture):
+    """A :class:`_KeptFuture` whose frames went back to the socket: its result is not there."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        """Raises CancelledError: the message went back to the socket, for the next receive."""
+        raise asyncio.CancelledError
+
+
+_KeptFuture.__name__ = _GivenFuture.__name__ = "Future"  # its repr reads as any Future's
 
 
 def _cancelling_waiter(future: Future[Any]) -> bool:
