@@ -588,7 +588,7 @@ OWNER_CHECK = 0.5
 OWNER_CHECK_MAX = 4.0
 
 
-#: ``_KeptFuture.post`` once its frames were given back.
+#: ``_KeptFuture.post`` once it was decided whether its frames go back.
 _GIVEN: Any = object()
 
 
@@ -598,9 +598,10 @@ class _KeptFuture(Future[Any]):
     A task awaiting it may be cancelled in the tick it completes: asyncio cannot cancel a
     done Future, so ``Task.cancel()`` (which calls ``cancel()`` on the Future the task
     awaits, by name) throws CancelledError into the task instead, and the message would be
-    lost (verifiers#921's general form; rule 2). :meth:`cancel` then gives its frames back
-    to the socket, first in line for the next receive. Only queued receives get this class:
-    a receive served at once completes before its caller can be cancelled.
+    lost (verifiers#921's general form; rule 2). :meth:`cancel` then makes it a
+    :class:`_ContestedFuture`, which gives the frames back to the socket (first in line for
+    the next receive) if no task gets them. Only queued receives get this class: a receive
+    served at once completes before its caller can be cancelled.
     """
 
     __slots__ = ("frame", "post", "raw", "reactor")
@@ -622,16 +623,31 @@ class _KeptFuture(Future[Any]):
         return result
 
     def cancel(self, msg: Any = None) -> bool:
-        """Cancel as a Future does. Done with a result that a task awaits as it is being
-        cancelled (it gets CancelledError, not the result): give the frames back, once."""
+        """Cancel as a Future does. Done with a result not yet settled: whether the frames go
+        back is decided when a task awaiting it wakes (see :class:`_ContestedFuture`)."""
         if super().cancel(msg):
             return True
-        raw = self.raw
-        if raw is None and self.post is None:
-            raw = None if self.cancelled() or self.exception() else self.result()
-        if raw is None or self.reactor.closed or not _cancelling_waiter(self):
-            return False
+        if self.post is not _GIVEN and not self.cancelled() and self.exception() is None:
+            self.__class__ = _ContestedFuture
+        return False
+
+    def _settle(self) -> None:
+        """Give the frames back if every task awaiting this is to get CancelledError instead
+        of the result; decided once.
+
+        Asked as the first of them wakes (it reads ``result()`` first): ``Task.cancel()``
+        sets ``_must_cancel`` only after ``cancel()`` here returned False, and a task that
+        swallowed a cancellation keeps ``cancelling()`` above 0, so neither is known at the
+        ``cancel()``. Another task awaiting it, or none (a user's ``fut.cancel()``), gets it.
+        """
+        raw = self.raw if self.post is not None else Future.result(self)
         self.raw, self.post = None, _GIVEN  # never twice
+        loop = self.get_loop()
+        tasks = [t for t in asyncio.all_tasks(loop) if getattr(t, "_fut_waiter", None) is self]
+        if not tasks or self.reactor.closed:
+            return
+        if not all(getattr(task, "_must_cancel", False) for task in tasks):
+            return  # one of them gets the result
         if self.frame:
             # Whether more frames follow, read now rather than at each receive (an RCVMORE
             # read per receive cost 10% of a REQ/REP round trip): right unless a receive has
@@ -641,20 +657,22 @@ class _KeptFuture(Future[Any]):
             self.reactor.give_back([(raw, bool(more))])
         else:
             self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
-        return False
 
 
-_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future pending>"
+class _ContestedFuture(_KeptFuture):
+    """A :class:`_KeptFuture` whose ``cancel()`` was called once done: its next ``result()``
+    (a task's wake-up reads it first) settles whether its frames go back. Made by changing
+    the class, so that the hot path pays nothing for this."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        self.__class__ = _KeptFuture  # type: ignore[assignment]
+        self._settle()
+        return Future.result(self)
 
 
-def _cancelling_waiter(future: Future[Any]) -> bool:
-    """Whether a task of ``future``'s loop awaits it and is being cancelled."""
-    for task in asyncio.all_tasks(future.get_loop()):
-        if getattr(task, "_fut_waiter", None) is future:
-            cancelling = getattr(task, "cancelling", None)
-            # (Python 3.10 has no cancelling(): its Task.cancel is the one caller then.)
-            return cancelling is None or cancelling() > 0
-    return False
+_KeptFuture.__name__ = _ContestedFuture.__name__ = "Future"  # its repr reads "<Future ...>"
 
 
 class _HandOff:

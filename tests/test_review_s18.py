@@ -1,0 +1,113 @@
+"""Round 18's review of round 17's library changes: each test replays a fault it found.
+
+A queued receive's Future gives its message back to the socket when the task awaiting it
+is cancelled in the tick it completes (tests/test_kept_s17.py). It must do so only when
+no one gets the message: not when another task awaiting the same Future gets it, nor when
+a user's ``fut.cancel()`` (not a task's cancel) meets a task that once swallowed a
+cancellation. Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import zmq
+
+WAIT = 10.0
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def link(ctx: Any) -> Iterator[tuple[Any, zmq.Socket[Any]]]:
+    """``ctx``'s PULL bound on loopback and a plain PUSH connected to it, closed after."""
+    pull = ctx.socket(zmq.PULL)
+    port = pull.bind_to_random_port("tcp://127.0.0.1")
+    sync_ctx: zmq.Context[Any] = zmq.Context()
+    push = sync_ctx.socket(zmq.PUSH)
+    push.connect(f"tcp://127.0.0.1:{port}")
+    yield pull, push
+    pull.close(linger=0)
+    sync_ctx.destroy(linger=0)
+
+
+async def no_more(pull: Any) -> None:
+    """Nothing is left in ``pull``: no message was given back to arrive twice."""
+    assert await pull.poll(100) == 0, await pull.recv_multipart()
+
+
+@pytest.mark.asyncio
+async def test_other_task_awaiting_the_receive_gets_it_and_nothing_goes_back(link: Any) -> None:
+    """Two tasks await one receive's Future; one is cancelled in the tick it completes: the
+    other gets the message, which must not also go back to the socket (a duplicate)."""
+    pull, push = link
+    fut = pull.recv()
+
+    async def settled() -> Any:
+        return await fut
+
+    cancelled, other = asyncio.ensure_future(settled()), asyncio.ensure_future(settled())
+    # Added before the tasks await: runs before their wake-ups, in the completing tick.
+    fut.add_done_callback(lambda _: cancelled.cancel())
+    await asyncio.sleep(0)
+    push.send(b"m")
+    assert await asyncio.wait_for(other, WAIT) == b"m"
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    await no_more(pull)
+
+
+@pytest.mark.asyncio
+async def test_both_tasks_awaiting_the_receive_cancelled_give_it_back_once(link: Any) -> None:
+    """Both tasks awaiting one receive's Future cancelled in the tick it completes: neither
+    gets the message, so it goes back, once."""
+    pull, push = link
+    fut = pull.recv_multipart()
+
+    async def settled() -> Any:
+        return await fut
+
+    tasks = [asyncio.ensure_future(settled()) for _ in range(2)]
+    fut.add_done_callback(lambda _: [task.cancel() for task in tasks])
+    await asyncio.sleep(0)
+    push.send_multipart([b"a", b"b"])
+    results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), WAIT)
+    assert all(isinstance(r, asyncio.CancelledError) for r in results), results
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"a", b"b"]
+    await no_more(pull)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["recv", "recv_string"])
+async def test_user_cancel_of_a_done_receive_awaited_by_a_task_that_swallowed_a_cancel(
+    link: Any, kind: str
+) -> None:
+    """A task swallowed a cancellation earlier (no ``uncancel()``: its ``cancelling()``
+    stays 1, as in much pre-3.11 code), then awaits a receive; a user's ``fut.cancel()``
+    (a shutdown's, say) on that Future in the tick it completes returns False and the task
+    gets the message: nothing may go back to the socket."""
+    pull, push = link
+    fut = getattr(pull, kind)()
+    cancels: list[bool] = []
+    fut.add_done_callback(lambda _: cancels.append(fut.cancel()))
+    swallowed = asyncio.Event()
+
+    async def receiver() -> Any:
+        with contextlib.suppress(asyncio.CancelledError):  # swallowed: cancelling() stays 1
+            await asyncio.sleep(WAIT)
+        swallowed.set()
+        return await fut
+
+    task = asyncio.ensure_future(receiver())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.wait_for(swallowed.wait(), WAIT)
+    await asyncio.sleep(0)  # the task awaits the receive
+    assert task.cancelling() == 1
+    push.send(b"m")
+    assert await asyncio.wait_for(task, WAIT) in (b"m", "m")
+    assert cancels == [False]
+    await no_more(pull)
