@@ -160,8 +160,8 @@ def _closable_here(driver: Any) -> bool:
     """Whether a reactor of ``driver`` may be closed (stop watching its FD) in this thread.
 
     Yes with no driver (it never waited), on an asyncio loop that is not running or runs in
-    this thread, and in a trio run of this thread or one that is over. Not with another
-    framework's driver: its hub is left to find the socket closed.
+    this thread, in a trio run of this thread or one that is over, and in a green hub's own
+    thread. Not elsewhere: that loop or hub is left to find the socket closed.
     """
     if driver is None:
         return True
@@ -171,7 +171,8 @@ def _closable_here(driver: Any) -> bool:
     thread = getattr(driver, "thread", None)
     if isinstance(thread, int):  # trio's driver
         return thread == _thread.get_ident() or not driver.alive()
-    return False
+    may_unwatch_here = getattr(driver, "may_unwatch_here", None)  # a green hub's driver
+    return may_unwatch_here is not None and bool(may_unwatch_here())
 
 
 def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:

@@ -47,11 +47,13 @@ class GeventDriver:
     ValueError: unwatching or cancelling then has nothing to do.
     """
 
-    __slots__ = ("__weakref__", "_watchers", "loop")
+    __slots__ = ("__weakref__", "_thread", "_watchers", "loop")
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
         self._watchers: dict[tuple[int, bool], list[tuple[Callback, Any]]] = {}
+        #: The hub's OS thread (the driver is made there), the only one that may unwatch.
+        self._thread = _thread.get_ident()
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         watcher = self.loop.io(fd, _WRITE if writable else _READ)
@@ -94,6 +96,10 @@ class GeventDriver:
         # after CPU work a timeout would end early), as gevent.Timeout does. Waits only.
         watcher.start(callback, *args, update=True)
         return _Timer(watcher)
+
+    def may_unwatch_here(self) -> bool:
+        """Whether the calling OS thread may stop this driver's watches: the hub's own."""
+        return _thread.get_ident() == self._thread
 
 
 def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
