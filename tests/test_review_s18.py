@@ -111,3 +111,55 @@ async def test_user_cancel_of_a_done_receive_awaited_by_a_task_that_swallowed_a_
     assert await asyncio.wait_for(task, WAIT) in (b"m", "m")
     assert cancels == [False]
     await no_more(pull)
+
+
+async def cancelled_in_its_tick(fut: Any) -> asyncio.Task[Any]:
+    """A task awaiting the queued receive ``fut`` is cancelled in the tick ``fut`` completes
+    (before the task's wake-up); returned, it raises CancelledError."""
+
+    async def settled() -> Any:
+        return await fut
+
+    task = asyncio.ensure_future(settled())
+    fut.add_done_callback(lambda _: task.cancel())
+    await asyncio.sleep(0)  # the task awaits the receive
+    return task
+
+
+@pytest.mark.asyncio
+async def test_recv_into_cancelled_as_it_completes_gives_the_message_back(link: Any) -> None:
+    """A queued ``recv_into()`` whose task is cancelled in the tick it completes: the message
+    (the first frame of two) goes back, whole, as a ``recv()``'s does; it was lost (the peer
+    loses it too)."""
+    pull, push = link
+    buffer = bytearray(8)
+    fut = pull.recv_into(buffer)
+    assert not fut.done()
+    task = await cancelled_in_its_tick(fut)
+    push.send_multipart([b"head", b"tail"])
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, WAIT)
+    assert bytes(buffer[:4]) == b"head"  # (received into it, as the peer does)
+    again = bytearray(8)
+    assert await asyncio.wait_for(pull.recv_into(again), WAIT) == 4
+    assert bytes(again[:4]) == b"head"
+    assert await asyncio.wait_for(pull.recv_multipart(), WAIT) == [b"tail"]
+    await no_more(pull)
+
+
+@pytest.mark.asyncio
+async def test_queued_recv_into_a_bad_buffer_fails_at_once_and_takes_nothing(link: Any) -> None:
+    """A ``recv_into()`` of a read-only buffer behind another receive fails with BufferError
+    at once, as one that does not queue does, not once a message comes (or never); no
+    message is taken for it."""
+    pull, push = link
+    first = pull.recv()
+    bad = pull.recv_into(b"read-only")
+    assert bad.done()  # it waited for a message, to fail then
+    with pytest.raises(BufferError):
+        bad.result()
+    push.send(b"one")
+    push.send(b"two")
+    assert await asyncio.wait_for(first, WAIT) == b"one"
+    assert await asyncio.wait_for(pull.recv(), WAIT) == b"two"
+    await no_more(pull)

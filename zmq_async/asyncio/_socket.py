@@ -40,6 +40,8 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _recv = _ops.recv
 _recv_multipart = _ops.recv_multipart
+_recv_more = _ops.recv_more
+_recv_into = _ops.recv_into
 _send = _ops.send
 _Again = zmq.Again
 _NOBLOCK = int(zmq.NOBLOCK)
@@ -155,14 +157,11 @@ class Socket(ReactorSocket["Future[Any]"]):
         if op is _recv:
             op = _ops.recv_more
             post = _first if post is None else partial(_first_then, post)
-        elif op is _ops.recv_into:
-            # Received as a frame, copied into the buffer here: a frame can go back.
-            buffer, nbytes, flags_ = args
+        elif op is _recv_into:
             try:
-                _ops.into_view(buffer, nbytes)  # a bad buffer fails before anything is received
+                op, args, post = _frame_into(args)  # (copied into the buffer here)
             except Exception as exc:
                 return self._done(exc)
-            op, args, post = _ops.recv_more, (flags_, False, False), partial(_into, buffer, nbytes)
         return self._hand_off(
             _get_running_loop(), self._submit, False, op, args, flags, None, post=post, receives=op
         )
@@ -305,10 +304,16 @@ class Socket(ReactorSocket["Future[Any]"]):
             waiter = Waiter(future, op, args, post)
             reactor.wait_send(waiter)
         else:
-            if op is _recv or op is _recv_multipart:
+            if op is _recv_into:
+                try:
+                    op, args, post = _frame_into(args)
+                except Exception as exc:  # now, not once a message is taken for it
+                    future.set_exception(exc)
+                    return future
+            if op is _recv or op is _recv_multipart or op is _recv_more:
                 # A task cancelled as this completes must not throw its message away.
                 kept = _KeptFuture(loop=future.get_loop())
-                kept.reactor, kept.post, kept.raw, kept.frame = reactor, post, None, op is _recv
+                kept.reactor, kept.post, kept.raw, kept.op = reactor, post, None, op
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
                 future = kept
@@ -604,12 +609,12 @@ class _KeptFuture(Future[Any]):
     served at once completes before its caller can be cancelled.
     """
 
-    __slots__ = ("frame", "post", "raw", "reactor")
+    __slots__ = ("op", "post", "raw", "reactor")
 
     # (Set by Socket._queue: an __init__ of our own would cost every queued receive.)
     reactor: Reactor
-    #: A ``recv`` (one frame), else a ``recv_multipart``.
-    frame: bool
+    #: The receive: ``recv``, ``recv_multipart``, or ``recv_more`` (a ``recv_into``'s).
+    op: Callable[..., Any]
     #: The decoder (recv_string, recv_json...), or None.
     post: Callable[[Any], Any] | None
     #: What a decoded receive received, once decoded; None: not decoded (the result is
@@ -648,7 +653,7 @@ class _KeptFuture(Future[Any]):
             return
         if not all(getattr(task, "_must_cancel", False) for task in tasks):
             return  # one of them gets the result
-        if self.frame:
+        if self.op is _recv:
             # Whether more frames follow, read now rather than at each receive (an RCVMORE
             # read per receive cost 10% of a REQ/REP round trip): right unless a receive has
             # taken a frame since (giving this one back reorders then anyway), or this one
@@ -656,7 +661,7 @@ class _KeptFuture(Future[Any]):
             more = raw.more if isinstance(raw, zmq.Frame) else _get(self.reactor.socket, _RCVMORE)
             self.reactor.give_back([(raw, bool(more))])
         else:
-            self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
+            self.reactor.give_back(_ops.given_frames(self.op, raw) or [])
 
 
 class _ContestedFuture(_KeptFuture):
@@ -844,6 +849,19 @@ def _copy_outcome(
 def _first(received: tuple[Any, bool]) -> Any:
     """The frame of what ``_ops.recv_more`` received."""
     return received[0]
+
+
+def _frame_into(
+    args: tuple[Any, ...],
+) -> tuple[Callable[..., Any], tuple[Any, ...], Callable[[Any], Any]]:
+    """A ``recv_into``'s operation, arguments and post (``args``: its own) as the receive of
+    a frame (``recv_more``) that the post copies into the buffer: a frame can go back.
+
+    Raises what a bad buffer raises (see ``_ops.into_view``), before anything is received.
+    """
+    buffer, nbytes, flags = args
+    _ops.into_view(buffer, nbytes)
+    return _recv_more, (flags, False, False), partial(_into, buffer, nbytes)
 
 
 def _into(buffer: Any, nbytes: int, received: tuple[Any, bool]) -> int:
