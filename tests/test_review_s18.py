@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -163,3 +164,62 @@ async def test_queued_recv_into_a_bad_buffer_fails_at_once_and_takes_nothing(lin
     assert await asyncio.wait_for(first, WAIT) == b"one"
     assert await asyncio.wait_for(pull.recv(), WAIT) == b"two"
     await no_more(pull)
+
+
+@pytest.mark.timeout(30)
+def test_shadow_waiting_in_another_threads_loop_never_reads_the_next_socket_made_there() -> None:
+    """A shadow's receive waits in a loop running in another thread; its socket is closed in
+    this thread, which may not touch that loop's watches, and a new socket gets the freed
+    address (libzmq reuses it) and a message. That loop's re-check must not read the new
+    socket for the stale waiter (it took the message): the waiter fails, the message stays."""
+    import threading
+
+    import zmq_async.asyncio
+
+    ctx = zmq_async.asyncio.Context()
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    held: list[Any] = []
+    try:
+        sock = ctx.socket(zmq.PULL)
+        sock.bind("inproc://review-s18-stale-old")
+        shadow = zmq_async.asyncio.Socket.shadow(sock.underlying)
+
+        async def receive() -> Any:
+            return await shadow.recv()
+
+        waiting = asyncio.run_coroutine_threadsafe(receive(), loop)
+        deadline = time.monotonic() + WAIT
+        while not shadow._reactor.recvq:  # queued in the loop's thread
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        address = sock.underlying
+        sock.close(linger=0)
+        deadline = time.monotonic() + 3
+        while True:  # until libzmq reuses the address (its reaper thread frees it soon)
+            new = ctx.socket(zmq.PULL)
+            held.append(new)
+            if new.underlying == address:
+                break
+            if time.monotonic() > deadline:
+                pytest.skip("libzmq did not reuse the freed socket's address")
+            time.sleep(0.005)
+        new.bind("inproc://review-s18-stale-new")
+        push = ctx.socket(zmq.PUSH)
+        held.append(push)
+        push.connect("inproc://review-s18-stale-new")
+        zmq.Socket.shadow(push.underlying).send(b"for the new socket")
+        with pytest.raises(zmq.ZMQError) as caught:
+            waiting.result(WAIT)  # within the re-check's 2 s bound
+        assert caught.value.errno == zmq.ENOTSOCK
+        plain: zmq.Socket[Any] = zmq.Socket.shadow(new.underlying)
+        assert plain.poll(3000) == zmq.POLLIN
+        assert plain.recv() == b"for the new socket"
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(WAIT)
+        for s in held:
+            s.close(linger=0)
+        ctx.destroy(linger=0)
+        loop.close()

@@ -519,11 +519,17 @@ class Reactor:
             except zmq.ZMQError as exc:
                 self.close(exc)  # closed under us, or its context terminated
                 return _GONE
-        if events and (
+        serve = events and (
             (events & _POLLIN and recvq)
             or (events & _POLLOUT and sendq)
             or (pollq and _any_ready(pollq, events))
-        ):
+        )
+        if (serve or sendq) and not _in_group(self):
+            # Its libzmq socket was closed by a sibling in another thread, which left this
+            # loop's watches alone: the address may be a new socket's now (see take_stale).
+            self.close(zmq.ZMQError(zmq.ENOTSOCK))
+            return _GONE
+        if serve:
             self.dispatch()
             return _FOUND
         if sendq:
@@ -936,6 +942,13 @@ def _join_group(reactor: Reactor) -> None:
         for handle in [handle for handle, group in _by_handle.items() if not group]:
             del _by_handle[handle]
     _by_handle.setdefault(reactor.socket.underlying, weakref.WeakSet()).add(reactor)
+
+
+def _in_group(reactor: Reactor) -> bool:
+    """Whether ``reactor`` is still in its address's group: not if its libzmq socket was
+    closed by one of ours (:func:`take_siblings`) or the address went to a new socket
+    (:func:`take_stale`)."""
+    return reactor in _by_handle.get(reactor.socket.underlying, ())
 
 
 def take_siblings(reactor: Reactor) -> list[Reactor]:
