@@ -170,8 +170,9 @@ async def test_queued_recv_into_a_bad_buffer_fails_at_once_and_takes_nothing(lin
 def test_shadow_waiting_in_another_threads_loop_never_reads_the_next_socket_made_there() -> None:
     """A shadow's receive waits in a loop running in another thread; its socket is closed in
     this thread, which may not touch that loop's watches, and a new socket gets the freed
-    address (libzmq reuses it) and a message. That loop's re-check must not read the new
-    socket for the stale waiter (it took the message): the waiter fails, the message stays."""
+    address (libzmq reuses it), then a message. That loop's re-check must not read the new
+    socket for the stale waiter (it waited on, and took the message): the waiter fails, by
+    the re-check's bound, and the message is the new socket's."""
     import threading
 
     import zmq_async.asyncio
@@ -205,14 +206,14 @@ def test_shadow_waiting_in_another_threads_loop_never_reads_the_next_socket_made
             if time.monotonic() > deadline:
                 pytest.skip("libzmq did not reuse the freed socket's address")
             time.sleep(0.005)
+        with pytest.raises(zmq.ZMQError) as caught:
+            waiting.result(WAIT)  # at the re-check (within its 2 s bound), message or not
+        assert caught.value.errno == zmq.ENOTSOCK
         new.bind("inproc://review-s18-stale-new")
         push = ctx.socket(zmq.PUSH)
         held.append(push)
         push.connect("inproc://review-s18-stale-new")
         zmq.Socket.shadow(push.underlying).send(b"for the new socket")
-        with pytest.raises(zmq.ZMQError) as caught:
-            waiting.result(WAIT)  # within the re-check's 2 s bound
-        assert caught.value.errno == zmq.ENOTSOCK
         plain: zmq.Socket[Any] = zmq.Socket.shadow(new.underlying)
         assert plain.poll(3000) == zmq.POLLIN
         assert plain.recv() == b"for the new socket"
