@@ -112,6 +112,10 @@ class AsyncioDriver:
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         return self.loop.call_later(delay, callback, *args)
 
+    def may_unwatch_here(self) -> bool:
+        """Yes in the loop's thread while it runs, and anywhere while it does not."""
+        return not self.loop.is_running() or self.running_here()
+
     def _register(self, key: tuple[int, bool], callback: Callable[..., object], *args: Any) -> None:
         fd, writable = key
         try:
