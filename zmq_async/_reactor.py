@@ -194,6 +194,7 @@ class Reactor:
         "__weakref__",
         "_dispatch_cb",
         "_dry_mask",
+        "_group",
         "_kick_pending",
         "_kicked_cb",
         "_poll_items",
@@ -257,7 +258,8 @@ class Reactor:
         self._dispatch_cb = self.dispatch
         self._kicked_cb = self._kicked
         _live.add(self)
-        _join_group(self)
+        #: Its address's group while its libzmq socket is open (see :meth:`_recheck`).
+        self._group = _join_group(self)
 
     # -- queueing ---------------------------------------------------------------------------
 
@@ -521,6 +523,12 @@ class Reactor:
             return _GONE
         if not (sendq or pollq) and len(recvq) == 1 and recvq[0].completion is self.given:
             return _GONE  # only frames given back wait (for a receive): nothing to re-check
+        if _by_handle.get(self.socket.underlying) is not self._group:
+            # Its libzmq socket was closed by a sibling in another thread, which left this
+            # loop's watches alone: the address may be a new socket's now (see take_stale),
+            # and reading it would serve our waiters from that socket.
+            self.close(zmq.ZMQError(zmq.ENOTSOCK))
+            return _GONE
         if events is None:
             try:
                 events = self.events()
@@ -956,14 +964,16 @@ def live_reactors() -> list[Reactor]:
 _by_handle: dict[int, weakref.WeakSet[Reactor]] = {}
 
 
-def _join_group(reactor: Reactor) -> None:
-    """Put ``reactor`` in the group of its libzmq socket's address."""
+def _join_group(reactor: Reactor) -> weakref.WeakSet[Reactor]:
+    """Put ``reactor`` in the group of its libzmq socket's address; return the group."""
     if len(_by_handle) > 2 * len(_live) + SWEEP_MIN:
         # Groups of sockets collected without a close (their reactors gone) empty out but
         # stay: drop them now and then, so the dict tracks the sockets alive.
         for handle in [handle for handle, group in _by_handle.items() if not group]:
             del _by_handle[handle]
-    _by_handle.setdefault(reactor.socket.underlying, weakref.WeakSet()).add(reactor)
+    group = _by_handle.setdefault(reactor.socket.underlying, weakref.WeakSet())
+    group.add(reactor)
+    return group
 
 
 def take_siblings(reactor: Reactor) -> list[Reactor]:
@@ -992,7 +1002,7 @@ def take_stale(reactor: Reactor) -> list[Reactor]:
     group = _by_handle.get(handle)
     if group is None or len(group) < 2:
         return []
-    _by_handle[handle] = weakref.WeakSet((reactor,))
+    _by_handle[handle] = reactor._group = weakref.WeakSet((reactor,))
     return [other for other in group if other is not reactor and not other.closed]
 
 

@@ -134,8 +134,7 @@ def _close_here(reactors: list[Reactor]) -> None:
     """Close those of ``reactors`` (whose libzmq socket is gone) served in this thread.
 
     Their waiters fail as each layer fails them on close. One of a loop running in another
-    thread is left to it (its re-check sees the socket closed, unless a new one has its
-    address).
+    thread is left to it: its re-check ends their waits (see ``Reactor._recheck``).
     """
     for reactor in reactors:
         driver = reactor.driver

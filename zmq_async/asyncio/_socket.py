@@ -315,6 +315,11 @@ class Socket(ReactorSocket["Future[Any]"]):
                 kept.reactor, kept.post, kept.raw = reactor, post, None
                 kept.frame = op is not _recv_multipart
                 if op is _ops.recv_into:
+                    try:  # a bad buffer fails now, not once a message is taken for it
+                        _ops.into_view(*args[:2])
+                    except Exception as exc:
+                        kept.set_exception(exc)
+                        return kept
                     kept.into = args[:2]  # what it received is in the buffer: (buffer, nbytes)
                 if post is not None:
                     post = kept  # keeps what the decoder decodes
@@ -633,18 +638,30 @@ class _KeptFuture(Future[Any]):
         return result
 
     def cancel(self, msg: Any = None) -> bool:
-        """Cancel as a Future does. Done with a result that a task awaits as it is being
-        cancelled (it gets CancelledError, not the result): give the frames back, once."""
+        """Cancel as a Future does. Done with a result not settled yet: whether its frames go
+        back is decided when a task awaiting it wakes (see :class:`_ContestedFuture`)."""
         if super().cancel(msg):
             return True
-        if self.cancelled() or self.exception() is not None:
-            return False
-        raw = self.raw
-        if raw is None and self.post is None:
-            raw = self.result()
-        if raw is None or self.reactor.closed or not _cancelling_waiter(self):
-            return False
+        if self.post is not _GIVEN and not self.cancelled() and self.exception() is None:
+            self.__class__ = _ContestedFuture
+        return False
+
+    def _settle(self) -> bool:
+        """Give the frames back if every task awaiting this is to get CancelledError instead
+        of the result; whether they went back. Decided once.
+
+        Asked as the first of them wakes (it reads ``result()`` first): ``Task.cancel()``
+        sets ``_must_cancel`` only after ``cancel()`` here returned False, and a task that
+        swallowed a cancellation keeps ``cancelling()`` above 0, so neither is known at the
+        ``cancel()``. Another task awaiting it, or none (a user's ``fut.cancel()``), gets it.
+        """
+        raw = self.raw if self.post is not None else Future.result(self)
         self.raw, self.post = None, _GIVEN  # never twice
+        tasks = [t for t in asyncio.all_tasks(self.get_loop()) if _awaits(t, self)]
+        if not tasks or raw is None or self.reactor.closed:
+            return False
+        if not all(getattr(task, "_must_cancel", False) for task in tasks):
+            return False  # one of them gets the result
         if self.frame:
             into = getattr(self, "into", None)
             if into is not None:
@@ -663,15 +680,28 @@ class _KeptFuture(Future[Any]):
             self.reactor.give_back([(raw, bool(more))])
         else:
             self.reactor.give_back(_ops.given_frames(_recv_multipart, raw) or [])
-        # Its task gets CancelledError, not the result, also when cancel() is not its own
-        # Task.cancel() (a task still cancelling from before, whose Future someone cancels):
-        # the task's wake-up reads result() (by name, on a subclass), which raises now.
-        self.__class__ = _GivenFuture
-        return False
+        return True
+
+
+class _ContestedFuture(_KeptFuture):
+    """A :class:`_KeptFuture` whose ``cancel()`` was called once done: its next ``result()``
+    (a task's wake-up reads it first) settles whether its frames go back. Made by changing
+    the class, so that the hot path pays nothing for this."""
+
+    __slots__ = ()
+
+    def result(self) -> Any:
+        """The result; raises CancelledError if the frames went back to the socket."""
+        self.__class__ = _KeptFuture  # type: ignore[assignment]
+        if self._settle():
+            self.__class__ = _GivenFuture  # type: ignore[assignment]
+            raise asyncio.CancelledError
+        return Future.result(self)
 
 
 class _GivenFuture(_KeptFuture):
-    """A :class:`_KeptFuture` whose frames went back to the socket: its result is not there."""
+    """A :class:`_KeptFuture` whose frames went back to the socket: its result is not here
+    (a task catching the CancelledError and reading it would get the message twice)."""
 
     __slots__ = ()
 
@@ -680,17 +710,13 @@ class _GivenFuture(_KeptFuture):
         raise asyncio.CancelledError
 
 
-_KeptFuture.__name__ = _GivenFuture.__name__ = "Future"  # its repr reads as any Future's
+_KeptFuture.__name__ = "Future"  # its repr reads as any Future's: "<Future finished ...>"
+_ContestedFuture.__name__ = _GivenFuture.__name__ = "Future"
 
 
-def _cancelling_waiter(future: Future[Any]) -> bool:
-    """Whether a task of ``future``'s loop awaits it and is being cancelled."""
-    for task in asyncio.all_tasks(future.get_loop()):
-        if getattr(task, "_fut_waiter", None) is future:
-            cancelling = getattr(task, "cancelling", None)
-            # (Python 3.10 has no cancelling(): its Task.cancel is the one caller then.)
-            return cancelling is None or cancelling() > 0
-    return False
+def _awaits(task: asyncio.Task[Any], future: Future[Any]) -> bool:
+    """Whether ``task`` is parked on ``future``."""
+    return getattr(task, "_fut_waiter", None) is future
 
 
 class _HandOff:

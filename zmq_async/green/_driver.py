@@ -47,11 +47,13 @@ class GeventDriver:
     ValueError: unwatching or cancelling then has nothing to do.
     """
 
-    __slots__ = ("__weakref__", "_watchers", "loop")
+    __slots__ = ("__weakref__", "_thread", "_watchers", "loop")
 
     def __init__(self, loop: Any) -> None:
         self.loop = loop
         self._watchers: dict[tuple[int, bool], list[tuple[Callback, Any]]] = {}
+        #: The hub's OS thread (the driver is made there), the only one that may unwatch.
+        self._thread = _thread.get_ident()
 
     def watch(self, fd: int, callback: Callback, writable: bool = False) -> None:
         watcher = self.loop.io(fd, _WRITE if writable else _READ)
@@ -96,8 +98,8 @@ class GeventDriver:
         return _Timer(watcher)
 
     def may_unwatch_here(self) -> bool:
-        """No: the hub's watchers are its own thread's; it finds the socket closed."""
-        return False
+        """Whether the calling OS thread may stop this driver's watches: the hub's own."""
+        return _thread.get_ident() == self._thread
 
 
 def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:

@@ -220,8 +220,8 @@ class EventletDriver:
         return timer
 
     def may_unwatch_here(self) -> bool:
-        """No: the hub's listeners are its own thread's; it finds the socket closed."""
-        return False
+        """Whether the calling OS thread may stop this driver's watches: the hub's own."""
+        return _thread.get_ident() == self._thread
 
 
 def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
