@@ -12,12 +12,14 @@ allows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import pickle
 import sys
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -424,6 +426,7 @@ class ZMQStream:
             self._reactor = Reactor(socket, driver_for(loop))
             self._owns_reactor = True
             self._closer = socket
+            _closes_on_its_loop(socket, self)
         self.socket = socket
         self.max_send_queue = max_send_queue
         self._sendbuf: deque[_Item] = deque()
@@ -1147,6 +1150,54 @@ def _send_with_options(
     for index in range(last):
         _ops.send_with_options(socket, parts[index], flags | zmq.SNDMORE, copy, track, options)
     return _ops.send_with_options(socket, parts[last], flags, copy, track, options)
+
+
+#: How long a plain socket's close from another thread waits for the stream's loop to carry it
+#: out (see _closes_on_its_loop). A loop that runs its callbacks does it in a few ms; one that
+#: has not after this long is blocked (perhaps on the closing thread), so touches no socket.
+HANDED_CLOSE_WAIT = 1.0
+
+
+def _closes_on_its_loop(plain: zmq.Socket[Any], stream: ZMQStream) -> None:
+    """Make ``plain.close()`` (and so its context's ``destroy()``), called from another thread
+    while the stream's loop runs, close the stream on that loop, and wait for it there.
+
+    Closed from the other thread itself, the socket could go while the loop's thread was
+    inside a libzmq call on it (the stream receiving): libzmq sockets are not thread-safe,
+    and that crashed the process (use after free) or failed libzmq's assertions, about one
+    ``destroy()`` in 100. The stream's own close (on its loop) then closes ``plain`` through
+    this hook, in the loop's thread. Costs nothing per operation: only ``plain``'s ``close``
+    changes (an instance attribute); both are referred to weakly (no cycle keeps ``plain``).
+    """
+    plain_ref = weakref.ref(plain)
+    stream_ref = weakref.ref(stream)
+    close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of a wrapper of ours
+
+    def close(linger: int | None = None) -> None:
+        owner = stream_ref()
+        if owner is not None and owner.socket is not None:
+            loop = owner._loop
+            if loop.is_running() and loop is not _get_running_loop():
+                owner.close(linger)  # handed to the loop, which closes ``plain`` from there
+                handed = owner._handed_close or (linger,)
+                if finish_when_stopped(
+                    loop,
+                    lambda: owner.socket is None,
+                    partial(owner._close, *handed, False),
+                    HANDED_CLOSE_WAIT,
+                ):
+                    return
+                # Not carried out in time: its loop is blocked, out of libzmq: close here.
+        if previous is not None:
+            previous(linger)
+            return
+        sock = plain_ref()
+        if sock is not None:
+            close_plain(sock, linger)
+
+    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: closes as before
+        object.__setattr__(plain, "close", close)
 
 
 def _stream_socket(socket: Any) -> zmq.Socket[Any]:
