@@ -690,6 +690,28 @@ class Reactor:
         if self.closed:
             return
         self.closed = True
+        self._finish_close(error)
+
+    def close_from_thread(
+        self,
+        error: BaseException | None,
+        call_soon_threadsafe: Callable[[Callable[[], object]], object],
+    ) -> None:
+        """:meth:`close`, called from a thread other than the loop's, which alone may complete
+        the waiters and stop watching the FD: the loop does that soon (``call_soon_threadsafe``);
+        from now on, nothing here touches the socket (a new socket may get its address).
+
+        Closes here if the loop cannot take the call (RuntimeError: it is closed, or over).
+        """
+        if self.closed:
+            return
+        self.closed = True  # dispatch, the re-check and queueing refuse from now on
+        try:
+            call_soon_threadsafe(lambda: self._finish_close(error))
+        except RuntimeError:
+            self._finish_close(error)
+
+    def _finish_close(self, error: BaseException | None) -> None:
         self._release(error)
         self._stop_watching()
 

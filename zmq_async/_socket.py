@@ -132,15 +132,22 @@ def closed_error() -> zmq.ZMQError:
 
 
 def _close_here(reactors: list[Reactor]) -> None:
-    """Close those of ``reactors`` (whose libzmq socket is gone) served in this thread.
+    """Close ``reactors`` (whose libzmq socket is gone), served in this thread or not.
 
-    Their waiters fail as each layer fails them on close. One of a loop running in another
-    thread is left to it (its re-check sees the socket closed, unless a new one has its
-    address).
+    Their waiters fail as each layer fails them on close. Those of a loop running in another
+    thread are closed from that thread (only it may complete them and unwatch the FD), soon:
+    from now on they touch the socket no more (a new socket may get its address). A
+    framework's driver with no thread-safe call (gevent, eventlet) leaves them to its hub,
+    whose re-check sees the socket closed (unless a new one has its address).
     """
     for reactor in reactors:
-        if _closable_here(reactor.driver):
+        driver = reactor.driver
+        if _closable_here(driver):
             reactor.close(_close_error_of(reactor))
+        else:
+            call = getattr(driver, "call_soon_threadsafe", None)
+            if call is not None:
+                reactor.close_from_thread(_close_error_of(reactor), call)
 
 
 def _close_error_of(reactor: Reactor) -> BaseException | None:

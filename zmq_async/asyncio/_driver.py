@@ -112,6 +112,10 @@ class AsyncioDriver:
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         return self.loop.call_later(delay, callback, *args)
 
+    def call_soon_threadsafe(self, callback: Callback) -> None:
+        """Call ``callback()`` from the loop soon; from any thread. RuntimeError if it closed."""
+        self.loop.call_soon_threadsafe(callback)
+
     def _register(self, key: tuple[int, bool], callback: Callable[..., object], *args: Any) -> None:
         fd, writable = key
         try:
