@@ -28,7 +28,7 @@ from zmq.backend import Socket as _BackendSocket
 from zmq_async import _thread
 from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
-__all__ = ["ReactorSocket", "closed_error", "closes_first", "inherited_error"]
+__all__ = ["HANDED_CLOSE_WAIT", "ReactorSocket", "closed_error", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -36,6 +36,11 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _EVENTS = int(zmq.EVENTS)
 _TIMEOUTS = (int(zmq.RCVTIMEO), int(zmq.SNDTIMEO))
+#: How long a plain socket's close from another thread waits for the loop of a wrapper of ours
+#: (a stream, a socket made ``from_socket``) to close it there first. A loop that runs its
+#: callbacks does it in a few ms; one that has not after this long is blocked (perhaps on
+#: the closing thread), so is in no libzmq call on it: the close goes on here.
+HANDED_CLOSE_WAIT = 1.0
 
 
 class ReactorSocket(zmq.Socket[_T]):
@@ -202,6 +207,11 @@ def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None
         owner = wrapper_ref()
         if owner is not None:
             owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
+            # Handed to its loop, running in another thread: closed here at once, the socket
+            # would go while that thread may be in a libzmq call on it (a crash).
+            finish = getattr(owner, "finish_handed_close", None)
+            if finish is not None:
+                finish(HANDED_CLOSE_WAIT)
         if previous is not None:
             previous(linger)
             return

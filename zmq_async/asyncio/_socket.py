@@ -538,16 +538,20 @@ class Socket(ReactorSocket["Future[Any]"]):
             self._reactor.close(self._close_error())
         super().close(linger)
 
-    def finish_handed_close(self) -> None:
+    def finish_handed_close(self, timeout: float | None = None) -> bool:
         """Wait until a close handed to the socket's loop (see :meth:`close`) is carried out.
 
         A loop that stops runs no callback left at its stop: once it has stopped (or from
         its own thread, which cannot run it while waiting here), the close happens here.
         ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
+        False if ``timeout`` seconds passed first.
         """
         handed = self._handed_close
-        if handed is not None:
-            finish_when_stopped(self._loop, lambda: self.closed, partial(self.close, *handed))
+        if handed is None:
+            return True
+        return finish_when_stopped(
+            self._loop, lambda: self.closed, partial(self.close, *handed), timeout
+        )
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""

@@ -31,6 +31,7 @@ from zmq.utils import jsonapi
 
 from zmq_async import _ops
 from zmq_async._reactor import BATCH, Reactor, Waiter
+from zmq_async._socket import HANDED_CLOSE_WAIT
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
@@ -1000,14 +1001,16 @@ class ZMQStream:
             return
         self._close(linger, warn_late=True)
 
-    def finish_handed_close(self) -> None:
+    def finish_handed_close(self, timeout: float | None = None) -> bool:
         """Wait until a close handed to the stream's loop (see :meth:`close`) is carried out;
-        carry it out here once that loop has stopped (for the socket's ``Context.term()``)."""
+        carry it out here once that loop has stopped (for the socket's ``Context.term()``).
+        False if ``timeout`` seconds passed first."""
         handed = self._handed_close
-        if handed is not None:
-            finish_when_stopped(
-                self._loop, lambda: self.socket is None, partial(self._close, *handed, False)
-            )
+        if handed is None:
+            return True
+        return finish_when_stopped(
+            self._loop, lambda: self.socket is None, partial(self._close, *handed, False), timeout
+        )
 
     def _close_listed(self) -> None:
         """``IOLoop.close(all_fds=True)`` closes the stream; the peer does not warn there."""
@@ -1152,12 +1155,6 @@ def _send_with_options(
     return _ops.send_with_options(socket, parts[last], flags, copy, track, options)
 
 
-#: How long a plain socket's close from another thread waits for the stream's loop to carry it
-#: out (see _closes_on_its_loop). A loop that runs its callbacks does it in a few ms; one that
-#: has not after this long is blocked (perhaps on the closing thread), so touches no socket.
-HANDED_CLOSE_WAIT = 1.0
-
-
 def _closes_on_its_loop(plain: zmq.Socket[Any], stream: ZMQStream) -> None:
     """Make ``plain.close()`` (and so its context's ``destroy()``), called from another thread
     while the stream's loop runs, close the stream on that loop, and wait for it there.
@@ -1180,13 +1177,7 @@ def _closes_on_its_loop(plain: zmq.Socket[Any], stream: ZMQStream) -> None:
             loop = owner._loop
             if loop.is_running() and loop is not _get_running_loop():
                 owner.close(linger)  # handed to the loop, which closes ``plain`` from there
-                handed = owner._handed_close or (linger,)
-                if finish_when_stopped(
-                    loop,
-                    lambda: owner.socket is None,
-                    partial(owner._close, *handed, False),
-                    HANDED_CLOSE_WAIT,
-                ):
+                if owner.finish_handed_close(HANDED_CLOSE_WAIT):
                     return
                 # Not carried out in time: its loop is blocked, out of libzmq: close here.
         if previous is not None:
