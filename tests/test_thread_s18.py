@@ -287,3 +287,79 @@ def test_a_shadows_wait_on_a_loop_in_another_thread_ends_at_once(
     assert ended == ends_with
     assert at - closed_at < 1.0
     ctx.term()
+
+
+# -- a close from another thread while the loop's thread runs an operation --------------------
+
+
+class _Outcome:
+    """A completion that records how it ended."""
+
+    def __init__(self) -> None:
+        self.outcome: tuple[str, Any] | None = None
+
+    def done(self) -> bool:
+        return self.outcome is not None
+
+    def set_result(self, result: Any, /) -> None:
+        self.outcome = ("result", result)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self.outcome = ("error", exception)
+
+    def cancel(self) -> bool:
+        self.outcome = ("cancelled", None)
+        return True
+
+
+class _QuietDriver:
+    """A driver that watches nothing and never calls back (the test drives the reactor)."""
+
+    def watch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
+        pass
+
+    def unwatch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
+        pass
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        pass
+
+    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any:
+        return self  # a timer that never fires: its cancel() does nothing
+
+    def cancel(self) -> None:
+        pass
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("raises", ["ETERM", "Again"])
+def test_a_close_landing_during_an_operation_completes_its_waiter(raises: str) -> None:
+    """benchmarks/chaos.py (eventlet, patched): ``term()`` in another OS thread left about one
+    wait in 300 terms parked for ever. The thread's release emptied the queues while dispatch
+    ran a waiter's receive (libzmq releases the GIL), which then failed (ETERM, or Again)
+    and put the waiter back, into a closed reactor. It must end with the close's error."""
+    ctx: zmq.Context[Any] = zmq.Context()
+    sock = ctx.socket(zmq.PULL)
+    sock.bind("inproc://s18-close-during-op")
+    reactor = reactor_module.Reactor(sock, _QuietDriver())
+    terminated = zmq.ContextTerminated()
+    other = _Outcome()
+
+    def receive_while_closed(socket: Any) -> Any:
+        reactor.close(terminated)  # the other thread's term, landing during the operation
+        if raises == "Again":
+            raise zmq.Again()
+        raise zmq.ContextTerminated()
+
+    waiter = _Outcome()
+    reactor.wait_recv(reactor_module.Waiter(waiter, receive_while_closed))
+    reactor.wait_recv(reactor_module.Waiter(other, receive_while_closed))
+    reactor.recv_dry = False
+    reactor.dispatch()
+    try:
+        assert waiter.outcome == ("error", terminated)
+        assert other.outcome == ("error", terminated)
+        assert not reactor.recvq
+    finally:
+        sock.close(linger=0)
+        ctx.term()

@@ -197,6 +197,7 @@ class Reactor:
         "_sweep_at",
         "_timeouts_cached",
         "_watching",
+        "close_error",
         "closed",
         "driver",
         "fd",
@@ -227,6 +228,8 @@ class Reactor:
         self.sendq: deque[Waiter] = deque()
         self.pollq: list[Waiter] = []
         self.closed = False
+        #: What the waiters were completed with when the reactor closed (None: cancelled).
+        self.close_error: BaseException | None = None
         self._watching = False
         self._kick_pending = False
         #: The re-check this reactor is in (while it may have waiters), and its generation.
@@ -605,7 +608,12 @@ class Reactor:
         except zmq.ZMQError as exc:
             # EVENTS or a receive failed fatally: the socket was closed under us (ENOTSOCK) or
             # its context terminated (ETERM). Nothing can proceed again; tell every waiter why.
-            self.close(exc)
+            if self._closed_meanwhile():
+                # By another thread (a close, term or destroy there) during the operation: its
+                # release emptied the queues without the waiter popped then, now put back.
+                self._release(self.close_error)
+            else:
+                self.close(exc)
 
     def _serve(self, queue: deque[Waiter]) -> bool:
         """Run the operation of the first live waiter; False if none could run."""
@@ -621,6 +629,10 @@ class Reactor:
                 # EVENTS promised more than the socket holds (someone else took it), or no
                 # EVENTS was read: keep this waiter's place and wait for the next edge.
                 queue.appendleft(waiter)
+                if self._closed_meanwhile():
+                    # By another thread during the operation (libzmq released the GIL): its
+                    # release emptied the queues without this waiter, popped at the time.
+                    self._release(self.close_error)
                 return False
             except zmq.ZMQError as exc:
                 if exc.errno in _FATAL:
@@ -689,6 +701,7 @@ class Reactor:
         """
         if self.closed:
             return
+        self.close_error = error
         self.closed = True
         self._finish_close(error)
 
@@ -705,6 +718,7 @@ class Reactor:
         """
         if self.closed:
             return
+        self.close_error = error
         self.closed = True  # dispatch, the re-check and queueing refuse from now on
         try:
             call_soon_threadsafe(lambda: self._finish_close(error))
