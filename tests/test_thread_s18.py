@@ -9,6 +9,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ import zmq_async.anyio
 import zmq_async.asyncio
 import zmq_async.stream._stream as stream_module
 import zmq_async.tornado
+from zmq_async.asyncio._driver import driver_for
 from zmq_async.stream import ZMQStream
 
 WAIT = 10.0
@@ -292,45 +294,6 @@ def test_a_shadows_wait_on_a_loop_in_another_thread_ends_at_once(
 # -- a close from another thread while the loop's thread runs an operation --------------------
 
 
-class _Outcome:
-    """A completion that records how it ended."""
-
-    def __init__(self) -> None:
-        self.outcome: tuple[str, Any] | None = None
-
-    def done(self) -> bool:
-        return self.outcome is not None
-
-    def set_result(self, result: Any, /) -> None:
-        self.outcome = ("result", result)
-
-    def set_exception(self, exception: BaseException, /) -> None:
-        self.outcome = ("error", exception)
-
-    def cancel(self) -> bool:
-        self.outcome = ("cancelled", None)
-        return True
-
-
-class _QuietDriver:
-    """A driver that watches nothing and never calls back (the test drives the reactor)."""
-
-    def watch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
-        pass
-
-    def unwatch(self, fd: int, callback: Callable[[], object], writable: bool = False) -> None:
-        pass
-
-    def call_soon(self, callback: Callable[[], object]) -> None:
-        pass
-
-    def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any:
-        return self  # a timer that never fires: its cancel() does nothing
-
-    def cancel(self) -> None:
-        pass
-
-
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("raises", ["ETERM", "Again"])
 def test_a_close_landing_during_an_operation_completes_its_waiter(raises: str) -> None:
@@ -341,9 +304,9 @@ def test_a_close_landing_during_an_operation_completes_its_waiter(raises: str) -
     ctx: zmq.Context[Any] = zmq.Context()
     sock = ctx.socket(zmq.PULL)
     sock.bind("inproc://s18-close-during-op")
-    reactor = reactor_module.Reactor(sock, _QuietDriver())
+    loop = asyncio.new_event_loop()  # never run: the test drives the reactor
+    reactor = reactor_module.Reactor(sock, driver_for(loop))
     terminated = zmq.ContextTerminated()
-    other = _Outcome()
 
     def receive_while_closed(socket: Any) -> Any:
         reactor.close(terminated)  # the other thread's term, landing during the operation
@@ -351,15 +314,14 @@ def test_a_close_landing_during_an_operation_completes_its_waiter(raises: str) -
             raise zmq.Again()
         raise zmq.ContextTerminated()
 
-    waiter = _Outcome()
-    reactor.wait_recv(reactor_module.Waiter(waiter, receive_while_closed))
-    reactor.wait_recv(reactor_module.Waiter(other, receive_while_closed))
-    reactor.recv_dry = False
+    waiters: list[Future[Any]] = [Future(), Future()]  # the reactor's Completion protocol
+    for waiter in waiters:
+        reactor.wait_recv(reactor_module.Waiter(waiter, receive_while_closed))
     reactor.dispatch()
     try:
-        assert waiter.outcome == ("error", terminated)
-        assert other.outcome == ("error", terminated)
+        assert [waiter.done() and waiter.exception() for waiter in waiters] == [terminated] * 2
         assert not reactor.recvq
     finally:
         sock.close(linger=0)
         ctx.term()
+        loop.close()
