@@ -52,6 +52,9 @@ class _ClosedByAnotherThread:
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> Any:
         return self  # a timer that never fires: its cancel() does nothing
 
+    def may_unwatch_here(self) -> bool:
+        return True
+
     def cancel(self) -> None:
         pass
 

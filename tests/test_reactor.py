@@ -67,6 +67,9 @@ class FakeDriver:
         self.timers.append(timer)
         return timer
 
+    def may_unwatch_here(self) -> bool:
+        return True  # the test runs everything in its own thread
+
     def run_soon(self) -> int:
         """Run the callbacks scheduled so far (not those they schedule); how many ran."""
         ready, self.soon = self.soon, []

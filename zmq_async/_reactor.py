@@ -139,6 +139,15 @@ class Driver(Protocol):
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         """Call ``callback(*args)`` from the loop after ``delay`` seconds."""
 
+    def may_unwatch_here(self) -> bool:
+        """Whether the calling thread may stop this driver's watches (close a reactor of it).
+
+        False where only another thread's running loop or hub may: a driver that also has a
+        ``call_soon_threadsafe(callback)`` (asyncio's, trio's) is handed the close
+        (:meth:`Reactor.close_from_thread`); the others' hub finds the socket closed at its
+        re-check.
+        """
+
 
 class Completion(Protocol):
     """How a waiter is completed: the subset of ``asyncio.Future`` the reactor uses."""

@@ -25,7 +25,6 @@ from warnings import warn as _warn
 import zmq
 from zmq.backend import Socket as _BackendSocket
 
-from zmq_async import _thread
 from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
 __all__ = ["HANDED_CLOSE_WAIT", "ReactorSocket", "closed_error", "closes_first", "inherited_error"]
@@ -147,7 +146,7 @@ def _close_here(reactors: list[Reactor]) -> None:
     """
     for reactor in reactors:
         driver = reactor.driver
-        if _closable_here(driver):
+        if driver is None or driver.may_unwatch_here():  # None: it never waited
             reactor.close(_close_error_of(reactor))
         else:
             call = getattr(driver, "call_soon_threadsafe", None)
@@ -166,24 +165,6 @@ def _close_error_of(reactor: Reactor) -> BaseException | None:
         return None
     layer_error = getattr(owner, "_close_error", closed_error)
     return layer_error() if callable(layer_error) else closed_error()
-
-
-def _closable_here(driver: Any) -> bool:
-    """Whether a reactor of ``driver`` may be closed (stop watching its FD) in this thread.
-
-    Yes with no driver (it never waited), on an asyncio loop that is not running or runs in
-    this thread, and in a trio run of this thread or one that is over. Not with another
-    framework's driver: its hub is left to find the socket closed.
-    """
-    if driver is None:
-        return True
-    running_here = getattr(driver, "running_here", None)
-    if running_here is not None:  # asyncio's driver
-        return not driver.loop.is_running() or bool(running_here())
-    thread = getattr(driver, "thread", None)
-    if isinstance(thread, int):  # trio's driver
-        return thread == _thread.get_ident() or not driver.alive()
-    return False
 
 
 def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None:

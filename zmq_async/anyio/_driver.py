@@ -235,6 +235,10 @@ class TrioDriver:
             self._timer_scope.deadline = deadline
         return timer
 
+    def may_unwatch_here(self) -> bool:
+        """Yes in the run's own thread, and anywhere once the run is over."""
+        return self.thread == _thread.get_ident() or not self.alive()
+
     # -- liveness ---------------------------------------------------------------------------
 
     def alive(self) -> bool:

@@ -116,6 +116,10 @@ class AsyncioDriver:
         """Call ``callback()`` from the loop soon; from any thread. RuntimeError if it closed."""
         self.loop.call_soon_threadsafe(callback)
 
+    def may_unwatch_here(self) -> bool:
+        """Yes in the loop's thread while it runs, and anywhere while it does not."""
+        return not self.loop.is_running() or self.running_here()
+
     def _register(self, key: tuple[int, bool], callback: Callable[..., object], *args: Any) -> None:
         fd, writable = key
         try:

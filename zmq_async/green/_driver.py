@@ -95,6 +95,10 @@ class GeventDriver:
         watcher.start(callback, *args, update=True)
         return _Timer(watcher)
 
+    def may_unwatch_here(self) -> bool:
+        """No: the hub's watchers are its own thread's; it finds the socket closed."""
+        return False
+
 
 def _run_blocking(hub: Any, function: Callable[[], Any]) -> Any:
     """``function()`` in an OS thread of its own (see ``run_in_os_thread``), not in gevent's

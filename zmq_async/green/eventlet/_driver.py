@@ -219,6 +219,10 @@ class EventletDriver:
         timer: TimerHandle = self.hub.schedule_call_global(delay, callback, *args)
         return timer
 
+    def may_unwatch_here(self) -> bool:
+        """No: the hub's listeners are its own thread's; it finds the socket closed."""
+        return False
+
 
 def _run_blocking(driver: EventletDriver, function: Callable[[], Any]) -> Any:
     """``function()`` in an OS thread of its own (see ``run_in_os_thread``), the wake pipe
