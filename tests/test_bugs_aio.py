@@ -1036,16 +1036,20 @@ class TestThreadsContinued:
         loop, thread = _loop_thread(new_loop)
         try:
             streams: list[ZMQStream] = []
+            # Kept open for destroy(linger=0): one dropped would close with LINGER -1 while
+            # its message may still be queued (TCP not yet connected), and term() would
+            # wait for it for ever (libzmq's rule; about 1 run in 20 hung so).
+            pushes: list[Any] = []
 
             async def make() -> None:
                 for _ in range(3):
-                    # jupyter_client's shape: streams over the context's async sockets (a
-                    # plain socket closed by another thread while its loop uses it is
-                    # libzmq misuse: pyzmq documents destroy() as not thread-safe).
+                    # jupyter_client's shape: streams over the context's async sockets
+                    # (plain ones: tests/test_thread_s18.py).
                     pull, push = tcp_pair(ctx)
                     stream = ZMQStream(pull)
                     stream.on_recv(lambda msg: None)
                     streams.append(stream)
+                    pushes.append(push)
                     await push.send(b"x")
 
             with warnings.catch_warnings():

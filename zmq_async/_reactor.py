@@ -143,8 +143,10 @@ class Driver(Protocol):
     def may_unwatch_here(self) -> bool:
         """Whether the calling thread may stop this driver's watches (close a reactor of it).
 
-        False where only another thread's running loop or hub may: that one finds the socket
-        closed at its re-check.
+        False where only another thread's running loop or hub may: a driver that also has a
+        ``call_soon_threadsafe(callback)`` (asyncio's, trio's) is handed the close
+        (:meth:`Reactor.close_from_thread`); the others' hub finds the socket closed at its
+        re-check.
         """
 
 
@@ -206,6 +208,7 @@ class Reactor:
         "_sweep_at",
         "_timeouts_cached",
         "_watching",
+        "close_error",
         "closed",
         "driver",
         "fd",
@@ -236,6 +239,8 @@ class Reactor:
         self.sendq: deque[Waiter] = deque()
         self.pollq: list[Waiter] = []
         self.closed = False
+        #: What the waiters were completed with when the reactor closed (None: cancelled).
+        self.close_error: BaseException | None = None
         self._watching = False
         self._kick_pending = False
         #: The re-check this reactor is in (while it may have waiters), and its generation.
@@ -621,7 +626,12 @@ class Reactor:
         except zmq.ZMQError as exc:
             # EVENTS or a receive failed fatally: the socket was closed under us (ENOTSOCK) or
             # its context terminated (ETERM). Nothing can proceed again; tell every waiter why.
-            self.close(exc)
+            if self._closed_meanwhile():
+                # By another thread (a close, term or destroy there) during the operation: its
+                # release emptied the queues without the waiter popped then, now put back.
+                self._release(self.close_error)
+            else:
+                self.close(exc)
 
     def _serve(self, queue: deque[Waiter]) -> bool:
         """Run the operation of the first live waiter; False if none could run."""
@@ -637,6 +647,10 @@ class Reactor:
                 # EVENTS promised more than the socket holds (someone else took it), or no
                 # EVENTS was read: keep this waiter's place and wait for the next edge.
                 queue.appendleft(waiter)
+                if self._closed_meanwhile():
+                    # By another thread during the operation (libzmq released the GIL): its
+                    # release emptied the queues without this waiter, popped at the time.
+                    self._release(self.close_error)
                 return False
             except zmq.ZMQError as exc:
                 if exc.errno in _FATAL:
@@ -725,7 +739,31 @@ class Reactor:
         """
         if self.closed:
             return
+        self.close_error = error
         self.closed = True
+        self._finish_close(error)
+
+    def close_from_thread(
+        self,
+        error: BaseException | None,
+        call_soon_threadsafe: Callable[[Callable[[], object]], object],
+    ) -> None:
+        """:meth:`close`, called from a thread other than the loop's, which alone may complete
+        the waiters and stop watching the FD: the loop does that soon (``call_soon_threadsafe``);
+        from now on, nothing here touches the socket (a new socket may get its address).
+
+        Closes here if the loop cannot take the call (RuntimeError: it is closed, or over).
+        """
+        if self.closed:
+            return
+        self.close_error = error
+        self.closed = True  # dispatch, the re-check and queueing refuse from now on
+        try:
+            call_soon_threadsafe(lambda: self._finish_close(error))
+        except RuntimeError:
+            self._finish_close(error)
+
+    def _finish_close(self, error: BaseException | None) -> None:
         self._release(error)
         self._stop_watching()
 

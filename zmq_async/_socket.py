@@ -27,7 +27,7 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
-__all__ = ["ReactorSocket", "closed_error", "closes_first", "inherited_error"]
+__all__ = ["HANDED_CLOSE_WAIT", "ReactorSocket", "closed_error", "closes_first", "inherited_error"]
 
 _T = TypeVar("_T")
 
@@ -35,6 +35,11 @@ _get: Callable[[Any, int], Any] = _BackendSocket.get
 _set = _BackendSocket.set
 _EVENTS = int(zmq.EVENTS)
 _TIMEOUTS = (int(zmq.RCVTIMEO), int(zmq.SNDTIMEO))
+#: How long a plain socket's close from another thread waits for the loop of a wrapper of ours
+#: (a stream, a socket made ``from_socket``) to close it there first. A loop that runs its
+#: callbacks does it in a few ms; one that has not after this long is blocked (perhaps on
+#: the closing thread), so is in no libzmq call on it: the close goes on here.
+HANDED_CLOSE_WAIT = 1.0
 
 
 class ReactorSocket(zmq.Socket[_T]):
@@ -131,15 +136,23 @@ def closed_error() -> zmq.ZMQError:
 
 
 def _close_here(reactors: list[Reactor]) -> None:
-    """Close those of ``reactors`` (whose libzmq socket is gone) served in this thread.
+    """Close ``reactors`` (whose libzmq socket is gone), served in this thread or not.
 
-    Their waiters fail as each layer fails them on close. One of a loop running in another
-    thread is left to it: its re-check ends their waits (see ``Reactor._recheck``).
+    Their waiters fail as each layer fails them on close. Those of a loop running in another
+    thread are closed from that thread (only it may complete them and unwatch the FD), soon:
+    from now on they touch the socket no more (a new socket may get its address). A
+    framework's driver with no thread-safe call (gevent, eventlet) leaves them to its hub,
+    whose re-check ends them (see ``Reactor._recheck``), also once a new socket has the
+    address.
     """
     for reactor in reactors:
         driver = reactor.driver
         if driver is None or driver.may_unwatch_here():  # None: it never waited
             reactor.close(_close_error_of(reactor))
+        else:
+            call = getattr(driver, "call_soon_threadsafe", None)
+            if call is not None:
+                reactor.close_from_thread(_close_error_of(reactor), call)
 
 
 def _close_error_of(reactor: Reactor) -> BaseException | None:
@@ -176,6 +189,11 @@ def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None
         owner = wrapper_ref()
         if owner is not None:
             owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
+            # Handed to its loop, running in another thread: closed here at once, the socket
+            # would go while that thread may be in a libzmq call on it (a crash).
+            finish = getattr(owner, "finish_handed_close", None)
+            if finish is not None:
+                finish(HANDED_CLOSE_WAIT)
         if previous is not None:
             previous(linger)
             return

@@ -216,6 +216,11 @@ class TrioDriver:
     def call_soon(self, callback: Callback) -> None:
         self.token.run_sync_soon(callback)
 
+    def call_soon_threadsafe(self, callback: Callback) -> None:
+        """Call ``callback()`` from the run soon; from any thread. RunFinishedError (a
+        RuntimeError) if the run is over."""
+        self.token.run_sync_soon(callback)
+
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> _Timer:
         deadline = self._trio.current_time() + delay
         timer = _Timer(self, callback, args)

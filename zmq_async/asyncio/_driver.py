@@ -112,6 +112,10 @@ class AsyncioDriver:
     def call_later(self, delay: float, callback: Callable[..., object], *args: Any) -> TimerHandle:
         return self.loop.call_later(delay, callback, *args)
 
+    def call_soon_threadsafe(self, callback: Callback) -> None:
+        """Call ``callback()`` from the loop soon; from any thread. RuntimeError if it closed."""
+        self.loop.call_soon_threadsafe(callback)
+
     def may_unwatch_here(self) -> bool:
         """Yes in the loop's thread while it runs, and anywhere while it does not."""
         return not self.loop.is_running() or self.running_here()

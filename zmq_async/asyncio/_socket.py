@@ -552,16 +552,20 @@ class Socket(ReactorSocket["Future[Any]"]):
             self._reactor.close(self._close_error())
         super().close(linger)
 
-    def finish_handed_close(self) -> None:
+    def finish_handed_close(self, timeout: float | None = None) -> bool:
         """Wait until a close handed to the socket's loop (see :meth:`close`) is carried out.
 
         A loop that stops runs no callback left at its stop: once it has stopped (or from
         its own thread, which cannot run it while waiting here), the close happens here.
         ``Context.term()`` calls this, which would otherwise wait for ever on the socket.
+        False if ``timeout`` seconds passed first.
         """
         handed = self._handed_close
-        if handed is not None:
-            finish_when_stopped(self._loop, lambda: self.closed, partial(self.close, *handed))
+        if handed is None:
+            return True
+        return finish_when_stopped(
+            self._loop, lambda: self.closed, partial(self.close, *handed), timeout
+        )
 
     def _close_error(self) -> BaseException | None:
         """What pending operations fail with when the socket closes; None: they are cancelled."""
@@ -987,15 +991,23 @@ def closes_at_term(context: zmq.Context[Any] | None, closing: Any) -> None:
 
 
 def finish_when_stopped(
-    loop: asyncio.AbstractEventLoop, done: Callable[[], bool], close: Callable[[], Any]
-) -> None:
+    loop: asyncio.AbstractEventLoop,
+    done: Callable[[], bool],
+    close: Callable[[], Any],
+    timeout: float | None = None,
+) -> bool:
     """Wait until a close handed to ``loop`` is ``done``; carry it out here (``close()``) once
     the loop has stopped, or from its own thread (which cannot run it while waiting here).
 
     A loop that stops runs no callback left at its stop: the close would never happen.
+    Returns False if ``timeout`` seconds passed first (the close is still to happen), else True.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
     while not done():
         if not loop.is_running() or loop is _get_running_loop():
             close()
-            return
+            return True
+        if deadline is not None and time.monotonic() > deadline:
+            return False
         time.sleep(0.001)
+    return True

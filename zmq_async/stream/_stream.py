@@ -12,12 +12,14 @@ allows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import pickle
 import sys
 import threading
 import warnings
+import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -29,6 +31,7 @@ from zmq.utils import jsonapi
 
 from zmq_async import _ops
 from zmq_async._reactor import BATCH, Reactor, Waiter
+from zmq_async._socket import HANDED_CLOSE_WAIT
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
@@ -424,6 +427,7 @@ class ZMQStream:
             self._reactor = Reactor(socket, driver_for(loop))
             self._owns_reactor = True
             self._closer = socket
+            _closes_on_its_loop(socket, self)
         self.socket = socket
         self.max_send_queue = max_send_queue
         self._sendbuf: deque[_Item] = deque()
@@ -997,14 +1001,16 @@ class ZMQStream:
             return
         self._close(linger, warn_late=True)
 
-    def finish_handed_close(self) -> None:
+    def finish_handed_close(self, timeout: float | None = None) -> bool:
         """Wait until a close handed to the stream's loop (see :meth:`close`) is carried out;
-        carry it out here once that loop has stopped (for the socket's ``Context.term()``)."""
+        carry it out here once that loop has stopped (for the socket's ``Context.term()``).
+        False if ``timeout`` seconds passed first."""
         handed = self._handed_close
-        if handed is not None:
-            finish_when_stopped(
-                self._loop, lambda: self.socket is None, partial(self._close, *handed, False)
-            )
+        if handed is None:
+            return True
+        return finish_when_stopped(
+            self._loop, lambda: self.socket is None, partial(self._close, *handed, False), timeout
+        )
 
     def _close_listed(self) -> None:
         """``IOLoop.close(all_fds=True)`` closes the stream; the peer does not warn there."""
@@ -1147,6 +1153,42 @@ def _send_with_options(
     for index in range(last):
         _ops.send_with_options(socket, parts[index], flags | zmq.SNDMORE, copy, track, options)
     return _ops.send_with_options(socket, parts[last], flags, copy, track, options)
+
+
+def _closes_on_its_loop(plain: zmq.Socket[Any], stream: ZMQStream) -> None:
+    """Make ``plain.close()`` (and so its context's ``destroy()``), called from another thread
+    while the stream's loop runs, close the stream on that loop, and wait for it there.
+
+    Closed from the other thread itself, the socket could go while the loop's thread was
+    inside a libzmq call on it (the stream receiving): libzmq sockets are not thread-safe,
+    and that crashed the process (use after free) or failed libzmq's assertions, about one
+    ``destroy()`` in 100. The stream's own close (on its loop) then closes ``plain`` through
+    this hook, in the loop's thread. Costs nothing per operation: only ``plain``'s ``close``
+    changes (an instance attribute); both are referred to weakly (no cycle keeps ``plain``).
+    """
+    plain_ref = weakref.ref(plain)
+    stream_ref = weakref.ref(stream)
+    close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of a wrapper of ours
+
+    def close(linger: int | None = None) -> None:
+        owner = stream_ref()
+        if owner is not None and owner.socket is not None:
+            loop = owner._loop
+            if loop.is_running() and loop is not _get_running_loop():
+                owner.close(linger)  # handed to the loop, which closes ``plain`` from there
+                if owner.finish_handed_close(HANDED_CLOSE_WAIT):
+                    return
+                # Not carried out in time: its loop is blocked, out of libzmq: close here.
+        if previous is not None:
+            previous(linger)
+            return
+        sock = plain_ref()
+        if sock is not None:
+            close_plain(sock, linger)
+
+    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: closes as before
+        object.__setattr__(plain, "close", close)
 
 
 def _stream_socket(socket: Any) -> zmq.Socket[Any]:
