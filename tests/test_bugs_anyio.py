@@ -735,14 +735,17 @@ async def test_many_idle_waiting_sockets_one_is_served_promptly(actx: za.Context
     cancelling all of them leaves nothing queued."""
     n = 300
     socks = [actx.socket(zmq.PULL) for _ in range(n)]
-    ports = [s.bind_to_random_port("tcp://127.0.0.1") for s in socks]
+    # inproc, not random tcp ports: a PUSH another test left reconnecting to a port one of
+    # these 300 binds reused slipped its message in (b"x" for b"one", under load)
+    for i, s in enumerate(socks):
+        s.bind(f"inproc://many-idle-{i}")
     got: list[bytes] = []
 
     async def receive(sock: Any) -> None:
         got.append(await sock.recv())
 
     push = actx.socket(zmq.PUSH)
-    push.connect(f"tcp://127.0.0.1:{ports[n // 2]}")
+    push.connect(f"inproc://many-idle-{n // 2}")
     with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             for s in socks:
