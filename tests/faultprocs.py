@@ -504,6 +504,10 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
             loop = asyncio.new_event_loop()
         epolls = epoll_fds()  # the loop's, before libzmq makes its own
         ctx = context_class()
+        from zmq_async import _reactor
+
+        # Out of reach, the re-check (rule 1) cannot serve the receive: only the FD can.
+        _reactor.RECHECK_FIRST = _reactor.RECHECK_MAX = 60.0
 
         async def start() -> tuple[Any, Any, Any]:
             pull = ctx.socket(zmq.PULL)
@@ -522,7 +526,7 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
         print(f"parent: FD still watched: {fd in kernel_watched_fds(epolls)}", flush=True)
 
         async def finish() -> float:
-            await asyncio.sleep(0.3)  # past the first re-checks: only the FD can wake it now
+            await asyncio.sleep(0.3)  # the loop waits on the FD a while before the message
             started = time.perf_counter()
             await push.send(b"parent")
             assert await asyncio.wait_for(pending, WAIT) == b"parent"
@@ -532,8 +536,7 @@ def program_fork_async(layer: str, how: str, when: str) -> None:
         print(f"parent: woken in {latency:.3f}s", flush=True)
         ctx.destroy(linger=0)
         loop.close()
-        if latency < 0.1:
-            print("parent ok", flush=True)
+        print("parent ok", flush=True)
     else:
         anyio.run(parent_main, backend=backend, backend_options=options)
 

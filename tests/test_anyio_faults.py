@@ -276,7 +276,8 @@ async def test_many_idle_sockets_do_not_starve_an_active_one(apair: Any, actx: z
             for sock in idle:
                 tg.start_soon(sock.recv)
             await anyio.wait_all_tasks_blocked()
-            assert threading.active_count() == threads_before  # no thread per socket
+            # no thread per socket (one of an earlier test's may have ended meanwhile)
+            assert threading.active_count() <= threads_before
             start = anyio.current_time()
             for i in range(500):
                 await push.send(b"%d" % i)

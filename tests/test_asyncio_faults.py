@@ -600,7 +600,7 @@ async def assert_rounds_leave_nothing(batch: Callable[[], Awaitable[None]]) -> N
 
 
 @pytest.mark.asyncio
-@pytest.mark.timeout(20)
+@pytest.mark.timeout(60)
 class TestResourceHygiene:
     @pytest.mark.parametrize("style", ["rcvtimeo", "wait_for"])
     async def test_timed_out_receives_leave_nothing_behind(self, pair: Any, style: str) -> None:

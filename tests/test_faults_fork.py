@@ -5,7 +5,7 @@ sockets are live, a receive pending: inside a running loop, and between two runs
 loop. The child gets a clear RuntimeError from an inherited socket, closes it without
 disturbing the parent (the epoll instance is shared: the parent's FD must stay registered
 in the kernel), and runs its own context and sockets on its own loop; the parent's pending
-receive is then served at once.
+receive is then served (between two runs, with the re-check out of reach: by its FD alone).
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ async def test_dealer_router_pub_sub_restart(ctx: Any, peer: Any, procs: Any) ->
 
 
 @pytest.mark.parametrize("at_hwm", [False, True], ids=["at-once", "waiting-at-hwm"])
-@pytest.mark.timeout(10)
+@pytest.mark.timeout(30)
 @pytest.mark.asyncio
 async def test_router_mandatory_error_reaches_on_send(ctx: Any, at_hwm: bool) -> None:
     router = ctx.socket(zmq.ROUTER)
@@ -104,16 +104,22 @@ async def test_router_mandatory_error_reaches_on_send(ctx: Any, at_hwm: bool) ->
                 stream.send_multipart([b"d", b"x" * 10_000])
             await asyncio.sleep(0.05)
         assert all(status is None for status in statuses)
-        waiting = len(statuses)
     dealer.close(linger=0)
     started = time.monotonic()
     if not at_hwm:
         while not any(isinstance(status, zmq.ZMQError) for status in statuses):
             stream.send_multipart([b"d", b"x"])
             await asyncio.sleep(0.01)
-            assert time.monotonic() - started < 2.0, "no error after the peer left"
+            assert time.monotonic() - started < WAIT, "no error after the peer left"
     else:
-        await until(lambda: len(statuses) > waiting, 2.0)
+        # A ROUTER_MANDATORY socket shows POLLOUT while some pipe has room: libzmq may drop
+        # the gone peer's pipe before a last POLLOUT (seen on a loaded machine), and the
+        # waiting sends would wait on, here as with the peer's stream. Another peer gives
+        # POLLOUT back; until libzmq sees the first gone, a waiting send may still go out.
+        other = ctx.socket(zmq.DEALER)
+        other.connect(f"tcp://127.0.0.1:{port}")
+        await until(lambda: any(isinstance(status, zmq.ZMQError) for status in statuses))
+        other.close(linger=0)
     errors = [status for status in statuses if isinstance(status, zmq.ZMQError)]
     assert errors and errors[0].errno == zmq.EHOSTUNREACH, statuses[-3:]
     stream.close(linger=0)
