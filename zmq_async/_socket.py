@@ -27,7 +27,14 @@ from zmq.backend import Socket as _BackendSocket
 
 from zmq_async._reactor import Reactor, live_reactors, take_siblings, take_stale
 
-__all__ = ["HANDED_CLOSE_WAIT", "ReactorSocket", "closed_error", "closes_first", "inherited_error"]
+__all__ = [
+    "HANDED_CLOSE_WAIT",
+    "ReactorSocket",
+    "closed_error",
+    "closes_first",
+    "hook_close",
+    "inherited_error",
+]
 
 _T = TypeVar("_T")
 
@@ -180,12 +187,9 @@ def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None
     """
     if not isinstance(plain, zmq.Socket) or isinstance(plain, ReactorSocket):
         return  # (an address: nothing to hook)
-    plain_ref = weakref.ref(plain)
     wrapper_ref = weakref.ref(wrapper)
-    close_plain = type(plain).close
-    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
 
-    def close(linger: int | None = None) -> None:
+    def first(linger: int | None) -> bool:
         owner = wrapper_ref()
         if owner is not None:
             owner.close(linger)  # (even if another wrapper closed the libzmq socket already)
@@ -194,6 +198,27 @@ def closes_first(plain: zmq.Socket[Any] | int, wrapper: zmq.Socket[Any]) -> None
             finish = getattr(owner, "finish_handed_close", None)
             if finish is not None:
                 finish(HANDED_CLOSE_WAIT)
+        return False
+
+    hook_close(plain, first)
+
+
+def hook_close(plain: zmq.Socket[Any], first: Callable[[int | None], bool]) -> None:
+    """Make ``plain.close(linger)`` call ``first(linger)`` before it closes; True from it: the
+    socket is closed already (nothing more to do).
+
+    Hooks chain (each calls the one installed before it). Costs nothing per operation: only
+    ``plain``'s ``close`` changes (an instance attribute), and ``plain`` is referred to weakly
+    (``first`` should refer to its objects weakly too: no cycle keeps ``plain``). A socket
+    without ``__dict__`` is left as it is.
+    """
+    plain_ref = weakref.ref(plain)
+    close_plain = type(plain).close
+    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of another wrapper
+
+    def close(linger: int | None = None) -> None:
+        if first(linger):
+            return
         if previous is not None:
             previous(linger)
             return

@@ -12,7 +12,6 @@ allows.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import pickle
@@ -31,7 +30,7 @@ from zmq.utils import jsonapi
 
 from zmq_async import _ops
 from zmq_async._reactor import BATCH, Reactor, Waiter
-from zmq_async._socket import HANDED_CLOSE_WAIT
+from zmq_async._socket import HANDED_CLOSE_WAIT, hook_close
 from zmq_async._thread import get_ident as _get_ident
 from zmq_async.asyncio._driver import driver_for, thread_marker
 from zmq_async.asyncio._socket import Socket as _AsyncioSocket
@@ -1166,29 +1165,19 @@ def _closes_on_its_loop(plain: zmq.Socket[Any], stream: ZMQStream) -> None:
     this hook, in the loop's thread. Costs nothing per operation: only ``plain``'s ``close``
     changes (an instance attribute); both are referred to weakly (no cycle keeps ``plain``).
     """
-    plain_ref = weakref.ref(plain)
     stream_ref = weakref.ref(stream)
-    close_plain = type(plain).close
-    previous = getattr(plain, "__dict__", {}).get("close")  # the hook of a wrapper of ours
 
-    def close(linger: int | None = None) -> None:
+    def first(linger: int | None) -> bool:
         owner = stream_ref()
         if owner is not None and owner.socket is not None:
             loop = owner._loop
             if loop.is_running() and loop is not _get_running_loop():
                 owner.close(linger)  # handed to the loop, which closes ``plain`` from there
-                if owner.finish_handed_close(HANDED_CLOSE_WAIT):
-                    return
                 # Not carried out in time: its loop is blocked, out of libzmq: close here.
-        if previous is not None:
-            previous(linger)
-            return
-        sock = plain_ref()
-        if sock is not None:
-            close_plain(sock, linger)
+                return owner.finish_handed_close(HANDED_CLOSE_WAIT)
+        return False
 
-    with contextlib.suppress(AttributeError, TypeError):  # no __dict__: closes as before
-        object.__setattr__(plain, "close", close)
+    hook_close(plain, first)
 
 
 def _stream_socket(socket: Any) -> zmq.Socket[Any]:
